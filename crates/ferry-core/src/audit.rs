@@ -1,0 +1,237 @@
+//! The audit chain: each event carries a sequence number, the hash of the previous event and
+//! its own hash (sha256 of its canonical JSON without `hash`). `verify_chain` proves a log and
+//! names the first event that was edited, removed, inserted or reordered.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clock::Timestamp;
+use crate::digest::canonical_json;
+use crate::error::{Error, Result};
+use crate::ids::{Actor, PipelineName, ReleaseId, Sha256Digest, StageName};
+
+pub const AUDIT_VERSION: u32 = 1;
+/// The `prev_hash` of the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened. Names are stable: they are what auditors grep for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Build,
+    Sign,
+    Store,
+    VerifyOk,
+    VerifyFailed,
+    GatePassed,
+    GateFailed,
+    ApprovalPending,
+    Approved,
+    ApprovalRefused,
+    Rejected,
+    LockTaken,
+    LockTakenOver,
+    LockReleased,
+    LockBusy,
+    DeployStart,
+    DeployEnd,
+    DeployFailed,
+    DeployInterrupted,
+    PromotionSucceeded,
+    PromotionFailed,
+}
+
+/// An event before the log gives it a place in the chain.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub kind: EventKind,
+    pub actor: Actor,
+    pub pipeline: Option<PipelineName>,
+    pub release: Option<ReleaseId>,
+    pub stage: Option<StageName>,
+    pub details: Value,
+}
+
+impl Draft {
+    pub fn new(kind: EventKind, actor: &Actor, pipeline: &PipelineName) -> Self {
+        Self { kind, actor: actor.clone(), pipeline: Some(pipeline.clone()), release: None, stage: None, details: Value::Null }
+    }
+    #[must_use]
+    pub fn release(mut self, r: &ReleaseId) -> Self {
+        self.release = Some(r.clone());
+        self
+    }
+    #[must_use]
+    pub fn stage(mut self, s: &StageName) -> Self {
+        self.stage = Some(s.clone());
+        self
+    }
+    #[must_use]
+    pub fn details(mut self, d: Value) -> Self {
+        self.details = d;
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub version: u32,
+    pub seq: u64,
+    pub prev_hash: Sha256Digest,
+    pub at: Timestamp,
+    pub kind: EventKind,
+    pub actor: Actor,
+    pub pipeline: Option<PipelineName>,
+    pub release: Option<ReleaseId>,
+    pub stage: Option<StageName>,
+    pub details: Value,
+    pub hash: Sha256Digest,
+}
+
+/// Gives a draft its place after `prev` (None for the first event) and computes its hash.
+pub fn seal(draft: Draft, prev: Option<&Event>) -> Result<Event> {
+    let (seq, prev_hash) = match prev {
+        Some(p) => (p.seq + 1, p.hash.clone()),
+        None => (1, GENESIS.parse().map_err(|_| Error::failed("bad genesis hash"))?),
+    };
+    let mut event = Event {
+        version: AUDIT_VERSION,
+        seq,
+        prev_hash,
+        at: Timestamp::now(),
+        kind: draft.kind,
+        actor: draft.actor,
+        pipeline: draft.pipeline,
+        release: draft.release,
+        stage: draft.stage,
+        details: draft.details,
+        hash: Sha256Digest::of(b""),
+    };
+    let value = serde_json::to_value(&event).map_err(|e| Error::failed(format!("cannot encode audit event: {e}")))?;
+    event.hash = content_hash(&value);
+    Ok(event)
+}
+
+fn content_hash(value: &Value) -> Sha256Digest {
+    let mut v = value.clone();
+    if let Value::Object(m) = &mut v {
+        m.remove("hash");
+    }
+    Sha256Digest::of(canonical_json(&v).as_bytes())
+}
+
+impl Event {
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut b = serde_json::to_vec(self).map_err(|e| Error::failed(format!("cannot encode audit event: {e}")))?;
+        b.push(b'\n');
+        Ok(b)
+    }
+}
+
+/// The first problem found in a log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainProblem {
+    /// The sequence number (position) of the first bad event.
+    pub seq: u64,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainReport {
+    pub events: u64,
+    pub head: Option<Sha256Digest>,
+    pub first_bad: Option<ChainProblem>,
+}
+
+/// Verifies a log given as `(position, stored bytes)` pairs in position order.
+pub fn verify_chain(entries: &[(u64, Vec<u8>)]) -> ChainReport {
+    let mut prev_hash = GENESIS.to_owned();
+    let mut head = None;
+    let bad = |seq: u64, problem: String, n: u64| ChainReport { events: n, head: None, first_bad: Some(ChainProblem { seq, problem }) };
+    for (i, (pos, bytes)) in entries.iter().enumerate() {
+        let expected = i as u64 + 1;
+        let n = entries.len() as u64;
+        if *pos != expected {
+            return bad(expected, format!("event {expected} is missing (the next stored event is {pos}): an event was deleted"), n);
+        }
+        let value: Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) => return bad(expected, format!("event {expected} is not valid JSON ({e}): it was edited"), n),
+        };
+        let event: Event = match serde_json::from_value(value.clone()) {
+            Ok(e) => e,
+            Err(e) => return bad(expected, format!("event {expected} is malformed ({e}): it was edited"), n),
+        };
+        if event.version != AUDIT_VERSION {
+            return bad(expected, format!("event {expected} has unsupported version {}", event.version), n);
+        }
+        if content_hash(&value) != event.hash {
+            return bad(expected, format!("event {expected} does not match its own hash: its content was edited"), n);
+        }
+        if event.seq != expected {
+            return bad(expected, format!("position {expected} holds event {}: events were reordered or inserted", event.seq), n);
+        }
+        if event.prev_hash.as_str() != prev_hash {
+            return bad(expected, format!("event {expected} does not follow event {}: an event was inserted, removed or reordered before it", expected - 1), n);
+        }
+        prev_hash = event.hash.to_string();
+        head = Some(event.hash);
+    }
+    ChainReport { events: entries.len() as u64, head, first_bad: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(n: usize) -> Vec<(u64, Vec<u8>)> {
+        let actor: Actor = "alice".parse().unwrap();
+        let p: PipelineName = "p".parse().unwrap();
+        let mut out = Vec::new();
+        let mut prev: Option<Event> = None;
+        for i in 0..n {
+            let e = seal(Draft::new(EventKind::Build, &actor, &p).details(serde_json::json!({"i": i})), prev.as_ref()).unwrap();
+            out.push((e.seq, e.to_bytes().unwrap()));
+            prev = Some(e);
+        }
+        out
+    }
+
+    #[test]
+    fn an_untouched_log_verifies() {
+        let r = verify_chain(&log(5));
+        assert_eq!(r.first_bad, None);
+        assert_eq!(r.events, 5);
+    }
+
+    #[test]
+    fn an_edit_is_pinpointed() {
+        let mut l = log(5);
+        l[2].1 = String::from_utf8(l[2].1.clone()).unwrap().replace("\"i\":2", "\"i\":9").into_bytes();
+        assert_eq!(verify_chain(&l).first_bad.unwrap().seq, 3);
+    }
+
+    #[test]
+    fn a_deletion_is_pinpointed() {
+        let mut l = log(5);
+        l.remove(1);
+        assert_eq!(verify_chain(&l).first_bad.unwrap().seq, 2);
+        // Renumbered after the deletion: the chain breaks at the same place.
+        let mut l = log(5);
+        l.remove(1);
+        for (i, e) in l.iter_mut().enumerate() {
+            e.0 = i as u64 + 1;
+        }
+        assert_eq!(verify_chain(&l).first_bad.unwrap().seq, 2);
+    }
+
+    #[test]
+    fn a_reordering_is_pinpointed() {
+        let mut l = log(5);
+        let (a, b) = (l[1].1.clone(), l[3].1.clone());
+        l[1].1 = b;
+        l[3].1 = a;
+        assert_eq!(verify_chain(&l).first_bad.unwrap().seq, 2);
+    }
+}

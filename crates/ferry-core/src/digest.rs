@@ -1,0 +1,110 @@
+//! Streaming sha256 of files and readers: artifacts are hashed in fixed-size chunks and are
+//! never loaded into memory whole.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+use crate::ids::Sha256Digest;
+
+const CHUNK: usize = 64 * 1024;
+
+/// Hashes everything `reader` yields, copying it to `sink` on the way; returns digest and size.
+pub fn hash_copy(mut reader: impl Read, mut sink: impl Write) -> std::io::Result<(Sha256Digest, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        sink.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+    sink.flush()?;
+    Ok((Sha256Digest::from_bytes(hasher.finalize().into()), size))
+}
+
+/// Hashes a file by streaming it.
+pub fn hash_file(path: &Path) -> Result<(Sha256Digest, u64)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, &e))?;
+    hash_copy(std::io::BufReader::new(file), std::io::sink()).map_err(|e| Error::io("read", path, &e))
+}
+
+/// Canonical JSON as securesystemslib defines it: sorted keys, no whitespace, and only `\`
+/// and `"` escaped in strings. Used for key ids and audit event hashes.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    fn string(out: &mut String, s: &str) {
+        out.push('"');
+        for c in s.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    fn walk(out: &mut String, v: &Value) {
+        match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::String(s) => string(out, s),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    walk(out, item);
+                }
+                out.push(']');
+            }
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    string(out, k);
+                    out.push(':');
+                    walk(out, &map[k]);
+                }
+                out.push('}');
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(&mut out, value);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_in_chunks_like_a_whole() {
+        let data = vec![7u8; CHUNK * 3 + 5];
+        let mut copy = Vec::new();
+        let (d, n) = hash_copy(&data[..], &mut copy).unwrap();
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(d, Sha256Digest::of(&data));
+        assert_eq!(copy, data);
+    }
+
+    #[test]
+    fn canonical_json_sorts_and_escapes_only_quote_and_backslash() {
+        let v = serde_json::json!({"b": "x\ny", "a": ["\"q\\"], "c": {"z": 1, "y": null}});
+        assert_eq!(canonical_json(&v), "{\"a\":[\"\\\"q\\\\\"],\"b\":\"x\ny\",\"c\":{\"y\":null,\"z\":1}}");
+    }
+}

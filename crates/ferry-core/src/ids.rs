@@ -1,0 +1,185 @@
+//! Identifier newtypes parsed once at the boundary: account ids, stage names, regions,
+//! sha256 digests, release ids and actors. Holding one of these means it is well-formed.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a string is not a valid identifier; the message names the value and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} `{value}` is invalid: {rule}")]
+pub struct IdError {
+    pub kind: &'static str,
+    pub value: String,
+    pub rule: &'static str,
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $check:expr, $rule:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                let check: fn(&str) -> bool = $check;
+                if check(s) {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(IdError { kind: $kind, value: s.to_owned(), rule: $rule })
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+string_id!(
+    /// A 12-digit AWS account id (also the namespace of an account on the local backend).
+    AccountId,
+    "account id",
+    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
+    "an account id is exactly 12 digits (quote it in YAML so leading zeros survive)"
+);
+
+string_id!(
+    /// A stage name such as `staging` or `prod`.
+    StageName,
+    "stage name",
+    is_name,
+    "use 1-63 characters: lowercase letters, digits, `-` or `_`, starting with a letter"
+);
+
+string_id!(
+    /// A pipeline name; also namespaces its state, approvals and locks.
+    PipelineName,
+    "pipeline name",
+    is_name,
+    "use 1-63 characters: lowercase letters, digits, `-` or `_`, starting with a letter"
+);
+
+string_id!(
+    /// An AWS region name such as `eu-west-1`.
+    Region,
+    "region",
+    |s| {
+        let parts: Vec<&str> = s.split('-').collect();
+        parts.len() >= 3
+            && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+            && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+    },
+    "expected a region such as `eu-west-1`"
+);
+
+string_id!(
+    /// A hex sha256 digest (64 lowercase hex characters).
+    Sha256Digest,
+    "sha256 digest",
+    |s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+    "expected 64 lowercase hex characters"
+);
+
+string_id!(
+    /// A release id: `r` followed by the first 16 hex characters of the manifest's sha256.
+    ReleaseId,
+    "release id",
+    |s| s.len() == 17 && s.starts_with('r') && s[1..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+    "a release id is `r` followed by 16 lowercase hex characters, as printed by `ferry build`"
+);
+
+string_id!(
+    /// Who did something: a person, a CI identity, or (on AWS) an STS caller ARN.
+    Actor,
+    "actor",
+    |s| !s.trim().is_empty() && s.len() <= 256 && !s.chars().any(char::is_control),
+    "an actor is a non-empty printable name"
+);
+
+impl Sha256Digest {
+    /// Builds a digest from the 32 raw bytes a hasher produced.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(hex::encode(bytes))
+    }
+
+    /// Hashes a small in-memory value (manifests, events); artifacts go through [`crate::digest`].
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Self::from_bytes(sha2::Sha256::digest(bytes).into())
+    }
+}
+
+impl ReleaseId {
+    /// A release id is derived from the manifest digest, so it names exactly one manifest.
+    pub fn for_manifest(digest: &Sha256Digest) -> Self {
+        Self(format!("r{}", &digest.as_str()[..16]))
+    }
+
+    /// Whether `digest` is the manifest digest this id was derived from.
+    pub fn matches(&self, digest: &Sha256Digest) -> bool {
+        digest.as_str().starts_with(&self.0[1..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_are_twelve_digits() {
+        assert!("012345678901".parse::<AccountId>().is_ok());
+        let err = "12345".parse::<AccountId>().unwrap_err();
+        assert_eq!(err.value, "12345");
+        assert!("12345678901a".parse::<AccountId>().is_err());
+    }
+
+    #[test]
+    fn release_id_is_derived_from_the_manifest_digest() {
+        let d = Sha256Digest::of(b"manifest");
+        let id = ReleaseId::for_manifest(&d);
+        assert!(id.matches(&d));
+        assert!(!id.matches(&Sha256Digest::of(b"other")));
+        assert_eq!(id.as_str().parse::<ReleaseId>().unwrap(), id);
+    }
+
+    #[test]
+    fn names_and_regions() {
+        assert!("prod".parse::<StageName>().is_ok());
+        assert!("Prod".parse::<StageName>().is_err());
+        assert!("eu-west-1".parse::<Region>().is_ok());
+        assert!("us-gov-west-1".parse::<Region>().is_ok());
+        assert!("mars".parse::<Region>().is_err());
+    }
+}

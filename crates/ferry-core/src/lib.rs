@@ -1,0 +1,23 @@
+//! ferry's domain core: the pipeline model and its validation, release manifests and
+//! digests, DSSE/in-toto/SLSA attestations, approval policy, the promotion state machine and
+//! the audit chain, plus the ports (traits) that the local and AWS backends implement.
+//! No AWS SDK, no async runtime, no CLI parsing, no HTTP client: `.ci/run` checks it.
+
+pub mod approval;
+pub mod attestation;
+pub mod audit;
+pub mod clock;
+pub mod digest;
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod manifest;
+pub mod pipeline;
+pub mod plan;
+pub mod ports;
+pub mod promote;
+pub mod release;
+pub mod state;
+pub mod yaml;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,72 @@
+//! The keys each mapping of a pipeline file accepts, with their descriptions. The parser
+//! rejects any other key and the JSON Schema is built from the same tables, so the two agree.
+
+pub type Keys = &'static [(&'static str, &'static str)];
+
+pub const TOP: Keys = &[
+    ("version", "Format version of this file; must be 1."),
+    ("name", "Pipeline name: lowercase letters, digits, - or _."),
+    ("description", "Free text shown in plans."),
+    ("backend", "Where releases, state, locks and audit live: local or aws."),
+    ("accounts", "Account aliases mapped to 12-digit account ids (quote them)."),
+    ("signing", "How releases are signed and which public key is pinned."),
+    ("build", "How the release is built and which artifacts it contains."),
+    ("stages", "Stages in promotion order."),
+    ("audit", "Where the audit log is kept."),
+];
+
+pub const SIGNING: Keys = &[
+    ("key", "Name of the signing key in $FERRY_HOME/keys (created by `ferry keygen`)."),
+    ("public_key", "Path of the pinned public key (PEM), relative to this file."),
+];
+
+pub const BUILD: Keys = &[
+    ("account", "Account alias the build runs in."),
+    ("command", "Shell command that produces the artifacts."),
+    ("working_dir", "Directory the command runs in and artifact paths are relative to (relative to this file)."),
+    ("env", "Extra environment variables for the build command."),
+    ("artifacts", "Files that make up the release."),
+];
+
+pub const ARTIFACT: Keys = &[
+    ("name", "Artifact name, unique in the build."),
+    ("path", "One file, relative to working_dir."),
+    ("glob", "A glob pattern relative to working_dir; each match becomes NAME/PATH."),
+];
+
+pub const STAGE: Keys = &[
+    ("name", "Stage name, unique in the pipeline."),
+    ("description", "Free text shown in plans."),
+    ("account", "Account alias this stage deploys into."),
+    ("region", "AWS region of the stage, e.g. eu-west-1."),
+    ("requires", "Stages that must have succeeded for the same release first (default: the previous stage)."),
+    ("approval", "Approvals needed before deploying."),
+    ("gates", "Checks that must pass before deploying."),
+    ("deploy", "Deploy actions, run in order."),
+];
+
+pub const APPROVAL: Keys = &[
+    ("required", "Number of distinct approvers needed."),
+    ("approvers", "Identities allowed to approve; empty means anyone not excluded."),
+    ("expires", "How long an approval stays valid, e.g. 24h."),
+    ("allow_self_approval", "Let the release's builder or requester approve (default false)."),
+];
+
+pub const COMMAND_GATE: Keys = &[
+    ("type", "Gate type: command."),
+    ("run", "Shell command; exit status 0 passes."),
+    ("timeout", "Maximum run time, e.g. 5m."),
+];
+
+pub const COMMAND_ACTION: Keys = &[
+    ("type", "Action type: command."),
+    ("run", "Shell command run with the stage's environment."),
+    ("env", "Extra environment variables."),
+    ("timeout", "Maximum run time, e.g. 10m."),
+];
+
+pub const AUDIT: Keys = &[("account", "Account alias that keeps the audit log (the security account).")];
+
+/// Action types issue #4 adds; named here so validation can say they are not available yet.
+pub const PLANNED_ACTIONS: &[&str] = &["cloudformation", "ecr", "s3", "codepipeline"];
+pub const PLANNED_GATES: &[&str] = &["http", "window", "alarm"];

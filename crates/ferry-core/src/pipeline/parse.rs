@@ -1,0 +1,568 @@
+//! Turns a pipeline file into a `Pipeline`, collecting every problem (with line, column,
+//! field and value) instead of stopping at the first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use super::keys::{self, Keys};
+use super::*;
+use crate::yaml::{self, Diagnostic, Kind, Node};
+
+/// Reads and validates a pipeline file; `Err` holds every diagnostic found.
+pub fn load(path: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            field: "(file)".into(),
+            message: format!("cannot read `{file}`: {e}"),
+            hint: None,
+        }]
+    })?;
+    parse_str(path, &source)
+}
+
+/// Validates pipeline source text read from `path`.
+pub fn parse_str(path: &Path, source: &str) -> Result<Pipeline, Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let root = yaml::parse(&file, source).map_err(|d| vec![d])?;
+    let mut cx = Cx { file, diags: Vec::new() };
+    let pipeline = cx.pipeline(path, &root);
+    match pipeline {
+        Some(p) if cx.diags.is_empty() => Ok(p),
+        _ => {
+            cx.diags.sort_by_key(|d| (d.line, d.column));
+            Err(cx.diags)
+        }
+    }
+}
+
+struct Cx {
+    file: String,
+    diags: Vec<Diagnostic>,
+}
+
+/// The fields of one mapping, looked up by key.
+struct Fields<'a> {
+    path: String,
+    node: &'a Node,
+    map: HashMap<&'a str, &'a Node>,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        self.map.get(key).copied().filter(|n| n.kind != Kind::Null)
+    }
+    fn path(&self, key: &str) -> String {
+        if self.path.is_empty() { key.to_owned() } else { format!("{}.{key}", self.path) }
+    }
+}
+
+impl Cx {
+    fn error(&mut self, node: &Node, field: &str, message: String, hint: Option<String>) {
+        self.diags.push(Diagnostic {
+            file: self.file.clone(),
+            line: node.pos.line,
+            column: node.pos.column,
+            field: field.to_owned(),
+            message,
+            hint,
+        });
+    }
+
+    /// Checks `node` is a mapping with only `allowed` keys.
+    fn fields<'a>(&mut self, node: &'a Node, path: &str, allowed: Keys) -> Option<Fields<'a>> {
+        let Kind::Map(entries) = &node.kind else {
+            self.error(node, path, format!("expected a mapping, found {}", node.describe()), None);
+            return None;
+        };
+        let mut map = HashMap::new();
+        for (k, v) in entries {
+            let Some(key) = k.as_scalar() else {
+                self.error(k, path, format!("expected a string key, found {}", k.describe()), None);
+                continue;
+            };
+            if allowed.iter().any(|(a, _)| *a == key) {
+                map.insert(key, v);
+            } else {
+                let known: Vec<&str> = allowed.iter().map(|(a, _)| *a).collect();
+                let hint = match closest(key, &known) {
+                    Some(s) => format!("did you mean `{s}`? known keys: {}", known.join(", ")),
+                    None => format!("known keys: {}", known.join(", ")),
+                };
+                let field = if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+                self.error(k, &field, format!("unknown key `{key}`"), Some(hint));
+            }
+        }
+        Some(Fields { path: path.to_owned(), node, map })
+    }
+
+    fn required<'a>(&mut self, f: &Fields<'a>, key: &str) -> Option<&'a Node> {
+        let n = f.get(key);
+        if n.is_none() {
+            self.error(f.node, &f.path(key), format!("missing required key `{key}`"), None);
+        }
+        n
+    }
+
+    fn string(&mut self, node: &Node, field: &str) -> Option<String> {
+        match node.as_scalar() {
+            Some(s) => Some(s.to_owned()),
+            None => {
+                self.error(node, field, format!("expected a string, found {}", node.describe()), None);
+                None
+            }
+        }
+    }
+
+    fn opt_string(&mut self, f: &Fields<'_>, key: &str) -> Option<String> {
+        f.get(key).and_then(|n| self.string(n, &f.path(key)))
+    }
+
+    fn parsed<T: std::str::FromStr<Err = crate::ids::IdError>>(&mut self, node: &Node, field: &str) -> Option<T> {
+        let s = self.string(node, field)?;
+        match s.parse() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.error(node, field, format!("{} `{}` is invalid", e.kind, e.value), Some(e.rule.to_owned()));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, field: &str) -> Option<Duration> {
+        let s = self.string(node, field)?;
+        match humantime::parse_duration(&s) {
+            Ok(d) if !d.is_zero() => Some(d),
+            _ => {
+                self.error(node, field, format!("invalid duration `{s}`"), Some("write a duration such as `30s`, `15m` or `24h`".into()));
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, node: &Node, field: &str) -> Option<bool> {
+        match node.as_scalar() {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => {
+                self.error(node, field, format!("expected true or false, found {}", node.describe()), None);
+                None
+            }
+        }
+    }
+
+    fn seq<'a>(&mut self, node: &'a Node, field: &str) -> &'a [Node] {
+        match &node.kind {
+            Kind::Seq(items) => items,
+            _ => {
+                self.error(node, field, format!("expected a list, found {}", node.describe()), None);
+                &[]
+            }
+        }
+    }
+
+    fn env(&mut self, node: Option<&Node>, field: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(node) = node else { return out };
+        let Kind::Map(entries) = &node.kind else {
+            self.error(node, field, format!("expected a mapping of names to values, found {}", node.describe()), None);
+            return out;
+        };
+        for (k, v) in entries {
+            let Some(name) = self.string(k, field) else { continue };
+            let path = format!("{field}.{name}");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
+                self.error(k, &path, format!("invalid environment variable name `{name}`"), Some("use letters, digits and `_`".into()));
+            }
+            if let Some(value) = self.string(v, &path) {
+                out.insert(name, value);
+            }
+        }
+        out
+    }
+
+    fn account_ref(&mut self, node: &Node, field: &str, accounts: &BTreeMap<String, AccountId>, declared: &[String]) -> Option<(String, AccountId)> {
+        let alias = self.string(node, field)?;
+        match accounts.get(&alias) {
+            Some(id) => Some((alias, id.clone())),
+            None if declared.contains(&alias) => None,
+            None => {
+                let hint = format!("declare it under `accounts:` (known aliases: {})", declared.join(", "));
+                self.error(node, field, format!("unknown account alias `{alias}`"), Some(hint));
+                None
+            }
+        }
+    }
+
+    fn pipeline(&mut self, path: &Path, root: &Node) -> Option<Pipeline> {
+        let f = self.fields(root, "", keys::TOP)?;
+        if let Some(v) = self.required(&f, "version") {
+            if v.as_scalar() != Some("1") {
+                self.error(v, "version", format!("unsupported version {}", v.describe()), Some("this ferry reads `version: 1`".into()));
+            }
+        }
+        let name = self.required(&f, "name").and_then(|n| self.parsed::<PipelineName>(n, "name"));
+        let backend = match f.get("backend") {
+            None => Some(Backend::Local),
+            Some(n) => match n.as_scalar() {
+                Some("local") => Some(Backend::Local),
+                Some("aws") => Some(Backend::Aws),
+                _ => {
+                    self.error(n, "backend", format!("unknown backend {}", n.describe()), Some("use `local` or `aws`".into()));
+                    None
+                }
+            },
+        };
+        let (accounts, declared) = self.accounts(f.get("accounts"));
+        let signing = self.required(&f, "signing").and_then(|n| self.signing(n));
+        let build = self.required(&f, "build").and_then(|n| self.build(n, &accounts, &declared));
+        let stages = self.required(&f, "stages").map(|n| self.stages(n, &accounts, &declared)).unwrap_or_default();
+        let audit = match f.get("audit") {
+            None => Some(Audit { account_alias: None }),
+            Some(n) => self.fields(n, "audit", keys::AUDIT).map(|a| {
+                let alias = a.get("account").and_then(|n| self.account_ref(n, "audit.account", &accounts, &declared)).map(|(alias, _)| alias);
+                Audit { account_alias: alias }
+            }),
+        };
+        Some(Pipeline {
+            file: path.to_owned(),
+            name: name?,
+            backend: backend?,
+            accounts,
+            signing: signing?,
+            build: build?,
+            stages,
+            audit: audit?,
+        })
+    }
+
+    fn accounts(&mut self, node: Option<&Node>) -> (BTreeMap<String, AccountId>, Vec<String>) {
+        let mut out = BTreeMap::new();
+        let mut declared = Vec::new();
+        let Some(node) = node else {
+            return (out, declared);
+        };
+        let Kind::Map(entries) = &node.kind else {
+            self.error(node, "accounts", format!("expected a mapping of aliases to account ids, found {}", node.describe()), None);
+            return (out, declared);
+        };
+        for (k, v) in entries {
+            let Some(alias) = self.string(k, "accounts") else { continue };
+            declared.push(alias.clone());
+            let field = format!("accounts.{alias}");
+            if let Some(id) = self.parsed::<AccountId>(v, &field) {
+                out.insert(alias, id);
+            }
+        }
+        (out, declared)
+    }
+
+    fn signing(&mut self, node: &Node) -> Option<Signing> {
+        let f = self.fields(node, "signing", keys::SIGNING)?;
+        let key = self.required(&f, "key").and_then(|n| self.string(n, "signing.key"));
+        let public_key = self.required(&f, "public_key").and_then(|n| self.string(n, "signing.public_key"));
+        Some(Signing { key: key?, public_key: PathBuf::from(public_key?) })
+    }
+
+    fn relative_path(&mut self, node: &Node, field: &str) -> Option<String> {
+        let s = self.string(node, field)?;
+        let p = Path::new(&s);
+        if s.is_empty() || p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+            self.error(node, field, format!("path `{s}` must be relative and stay inside the working directory"), None);
+            return None;
+        }
+        Some(s)
+    }
+
+    fn build(&mut self, node: &Node, accounts: &BTreeMap<String, AccountId>, declared: &[String]) -> Option<Build> {
+        let f = self.fields(node, "build", keys::BUILD)?;
+        let account = self.required(&f, "account").and_then(|n| self.account_ref(n, "build.account", accounts, declared));
+        let command = self.opt_string(&f, "command");
+        let working_dir = self.opt_string(&f, "working_dir").unwrap_or_else(|| ".".into());
+        let env = self.env(f.get("env"), "build.env");
+        let mut artifacts = Vec::new();
+        match f.get("artifacts") {
+            None => self.error(node, "build.artifacts", "missing artifact declarations: a release needs at least one artifact".into(), Some("add `artifacts: [{name: app, path: dist/app.tar.gz}]`".into())),
+            Some(list) => {
+                let items = self.seq(list, "build.artifacts");
+                if items.is_empty() && matches!(list.kind, Kind::Seq(_)) {
+                    self.error(list, "build.artifacts", "missing artifact declarations: the list is empty".into(), None);
+                }
+                let mut seen: HashMap<String, usize> = HashMap::new();
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("build.artifacts[{i}]");
+                    let Some(a) = self.fields(item, &path, keys::ARTIFACT) else { continue };
+                    let name = self.required(&a, "name").and_then(|n| self.string(n, &a.path("name")));
+                    let source = match (a.get("path"), a.get("glob")) {
+                        (Some(p), None) => self.relative_path(p, &a.path("path")).map(ArtifactSource::Path),
+                        (None, Some(g)) => self.relative_path(g, &a.path("glob")).map(ArtifactSource::Glob),
+                        _ => {
+                            self.error(item, &path, "an artifact needs exactly one of `path` or `glob`".into(), None);
+                            None
+                        }
+                    };
+                    if let Some(name) = &name {
+                        if name.is_empty() || name.contains(['/', '\\']) || name.chars().any(char::is_whitespace) {
+                            self.error(item, &a.path("name"), format!("invalid artifact name `{name}`"), Some("no slashes or spaces".into()));
+                        }
+                        if let Some(first) = seen.insert(name.clone(), i) {
+                            self.error(item, &a.path("name"), format!("duplicate artifact name `{name}` (also build.artifacts[{first}])"), None);
+                        }
+                    }
+                    if let (Some(name), Some(source)) = (name, source) {
+                        artifacts.push(ArtifactDecl { name, source });
+                    }
+                }
+            }
+        }
+        let (account_alias, account) = account?;
+        Some(Build { account_alias, account, command, working_dir: PathBuf::from(working_dir), env, artifacts })
+    }
+
+    fn stages(&mut self, node: &Node, accounts: &BTreeMap<String, AccountId>, declared: &[String]) -> Vec<Stage> {
+        let items = self.seq(node, "stages");
+        if items.is_empty() && matches!(node.kind, Kind::Seq(_)) {
+            self.error(node, "stages", "a pipeline needs at least one stage".into(), None);
+        }
+        // Names first, so `requires` can tell an unknown stage from a later one.
+        let names: Vec<Option<(StageName, &Node)>> = items
+            .iter()
+            .map(|item| match &item.kind {
+                Kind::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| k.as_scalar() == Some("name"))
+                    .and_then(|(_, v)| v.as_scalar().and_then(|s| s.parse().ok()).map(|n| (n, v))),
+                _ => None,
+            })
+            .collect();
+        let mut stages = Vec::new();
+        let mut edges: Vec<(usize, usize, &Node)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("stages[{i}]");
+            let Some(f) = self.fields(item, &path, keys::STAGE) else { continue };
+            let name = self.required(&f, "name").and_then(|n| self.parsed::<StageName>(n, &f.path("name")));
+            if let Some(name) = &name {
+                if let Some(j) = names[..i].iter().position(|n| n.as_ref().is_some_and(|(m, _)| m == name)) {
+                    let n = f.get("name").unwrap_or(item);
+                    self.error(n, &f.path("name"), format!("duplicate stage name `{name}` (also stages[{j}])"), None);
+                }
+            }
+            let account = self.required(&f, "account").and_then(|n| self.account_ref(n, &f.path("account"), accounts, declared));
+            let region = f.get("region").and_then(|n| self.parsed::<Region>(n, &f.path("region")));
+            let requires = match f.get("requires") {
+                None if f.map.contains_key("requires") => Vec::new(),
+                None => match (0..i).rev().find_map(|j| names[j].as_ref().map(|(n, _)| (j, n.clone()))) {
+                    Some((j, prev)) => {
+                        edges.push((i, j, item));
+                        vec![prev]
+                    }
+                    None => Vec::new(),
+                },
+                Some(list) => {
+                    let mut out = Vec::new();
+                    for (j, r) in self.seq(list, &f.path("requires")).iter().enumerate() {
+                        let field = format!("{}[{j}]", f.path("requires"));
+                        let Some(req) = self.parsed::<StageName>(r, &field) else { continue };
+                        match names.iter().position(|n| n.as_ref().is_some_and(|(m, _)| m == &req)) {
+                            None => {
+                                let known: Vec<String> = names.iter().flatten().map(|(n, _)| n.to_string()).collect();
+                                self.error(r, &field, format!("stage requires unknown stage `{req}`"), Some(format!("known stages: {}", known.join(", "))));
+                            }
+                            Some(k) => {
+                                edges.push((i, k, r));
+                                out.push(req);
+                            }
+                        }
+                    }
+                    out
+                }
+            };
+            let approval = f.get("approval").and_then(|n| self.approval(n, &f.path("approval")));
+            let gates = f.get("gates").map(|n| self.gates(n, &f.path("gates"))).unwrap_or_default();
+            let deploy = match f.get("deploy") {
+                Some(n) => self.actions(n, &f.path("deploy")),
+                None => Vec::new(),
+            };
+            if let (Some(name), Some((account_alias, account))) = (name, account) {
+                stages.push(Stage { name, account_alias, account, region, requires, approval, gates, deploy });
+            }
+        }
+        self.order(&names, &edges);
+        stages
+    }
+
+    /// Reports stages that require themselves or a later stage, and any dependency cycle.
+    fn order(&mut self, names: &[Option<(StageName, &Node)>], edges: &[(usize, usize, &Node)]) {
+        let name = |i: usize| names[i].as_ref().map(|(n, _)| n.to_string()).unwrap_or_default();
+        for &(from, to, node) in edges {
+            if to >= from {
+                let what = if to == from { "itself".to_owned() } else { format!("later stage `{}`", name(to)) };
+                self.error(node, &format!("stages[{from}].requires"), format!("stage `{}` requires {what}", name(from)), Some("a stage may only require stages listed before it; promotion runs in file order".into()));
+            }
+        }
+        // Cycles among the forward edges, reported once each, starting at the lowest index.
+        let n = names.len();
+        let mut adj = vec![Vec::new(); n];
+        for &(from, to, _) in edges {
+            if from != to {
+                adj[from].push(to);
+            }
+        }
+        let mut reported = Vec::new();
+        for start in 0..n {
+            if let Some(cycle) = find_cycle(&adj, start) {
+                let mut key = cycle.clone();
+                key.sort_unstable();
+                if reported.contains(&key) {
+                    continue;
+                }
+                reported.push(key);
+                let path: Vec<String> = cycle.iter().chain(std::iter::once(&cycle[0])).map(|&i| name(i)).collect();
+                if let Some((_, node)) = &names[start] {
+                    let node = *node;
+                    self.error(node, &format!("stages[{start}].requires"), format!("dependency cycle: {}", path.join(" → ")), None);
+                }
+            }
+        }
+    }
+
+    fn approval(&mut self, node: &Node, path: &str) -> Option<ApprovalPolicy> {
+        let f = self.fields(node, path, keys::APPROVAL)?;
+        let required = match f.get("required") {
+            None => Some(1),
+            Some(n) => match n.as_scalar().and_then(|s| s.parse::<u32>().ok()) {
+                Some(v) if v >= 1 => Some(v),
+                _ => {
+                    self.error(n, &f.path("required"), format!("`required` must be a whole number of at least 1, found {}", n.describe()), None);
+                    None
+                }
+            },
+        };
+        let mut approvers = Vec::new();
+        if let Some(list) = f.get("approvers") {
+            for (i, a) in self.seq(list, &f.path("approvers")).iter().enumerate() {
+                if let Some(actor) = self.parsed::<Actor>(a, &format!("{}[{i}]", f.path("approvers"))) {
+                    approvers.push(actor);
+                }
+            }
+            if let Some(r) = required {
+                if !approvers.is_empty() && r as usize > approvers.len() {
+                    let n = f.get("required").unwrap_or(node);
+                    self.error(n, &f.path("required"), format!("approval count {r} is larger than the approver list ({} names)", approvers.len()), Some("lower `required` or add approvers".into()));
+                }
+            }
+        }
+        let expires = match f.get("expires") {
+            None => Some(Duration::from_secs(24 * 3600)),
+            Some(n) => self.duration(n, &f.path("expires")),
+        };
+        let allow_self_approval = match f.get("allow_self_approval") {
+            None => Some(false),
+            Some(n) => self.bool(n, &f.path("allow_self_approval")),
+        };
+        Some(ApprovalPolicy { required: required?, approvers, expires: expires?, allow_self_approval: allow_self_approval? })
+    }
+
+    fn typed<'a>(&mut self, item: &'a Node, path: &str, planned: &[&str], supported: &str) -> Option<&'a str> {
+        let Kind::Map(entries) = &item.kind else {
+            self.error(item, path, format!("expected a mapping with a `type`, found {}", item.describe()), None);
+            return None;
+        };
+        let Some((_, t)) = entries.iter().find(|(k, _)| k.as_scalar() == Some("type")) else {
+            self.error(item, &format!("{path}.type"), "missing required key `type`".into(), Some(format!("supported types: {supported}")));
+            return None;
+        };
+        match t.as_scalar() {
+            Some(s) if s == supported => Some(s),
+            Some(s) if planned.contains(&s) => {
+                self.error(t, &format!("{path}.type"), format!("type `{s}` is not available in this version of ferry"), Some(format!("supported types: {supported}")));
+                None
+            }
+            _ => {
+                self.error(t, &format!("{path}.type"), format!("unknown type {}", t.describe()), Some(format!("supported types: {supported}")));
+                None
+            }
+        }
+    }
+
+    fn gates(&mut self, node: &Node, path: &str) -> Vec<Gate> {
+        let mut out = Vec::new();
+        for (i, item) in self.seq(node, path).iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            if self.typed(item, &p, keys::PLANNED_GATES, "command").is_none() {
+                continue;
+            }
+            let Some(f) = self.fields(item, &p, keys::COMMAND_GATE) else { continue };
+            let run = self.required(&f, "run").and_then(|n| self.string(n, &f.path("run")));
+            let timeout = f.get("timeout").and_then(|n| self.duration(n, &f.path("timeout")));
+            if let Some(run) = run {
+                out.push(Gate::Command { run, timeout });
+            }
+        }
+        out
+    }
+
+    fn actions(&mut self, node: &Node, path: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        for (i, item) in self.seq(node, path).iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            if self.typed(item, &p, keys::PLANNED_ACTIONS, "command").is_none() {
+                continue;
+            }
+            let Some(f) = self.fields(item, &p, keys::COMMAND_ACTION) else { continue };
+            let run = self.required(&f, "run").and_then(|n| self.string(n, &f.path("run")));
+            let env = self.env(f.get("env"), &f.path("env"));
+            let timeout = f.get("timeout").and_then(|n| self.duration(n, &f.path("timeout")));
+            if let Some(run) = run {
+                out.push(Action::Command { run, env, timeout });
+            }
+        }
+        out
+    }
+}
+
+fn find_cycle(adj: &[Vec<usize>], start: usize) -> Option<Vec<usize>> {
+    fn dfs(adj: &[Vec<usize>], start: usize, at: usize, path: &mut Vec<usize>, seen: &mut [bool]) -> bool {
+        for &next in &adj[at] {
+            if next == start {
+                return true;
+            }
+            if !seen[next] {
+                seen[next] = true;
+                path.push(next);
+                if dfs(adj, start, next, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start];
+    let mut seen = vec![false; adj.len()];
+    seen[start] = true;
+    dfs(adj, start, start, &mut path, &mut seen).then_some(path)
+}
+
+/// The known key closest to a misspelt one, if it is close enough to suggest.
+fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    known.iter().map(|k| (distance(key, k), *k)).filter(|(d, k)| *d <= 2.max(k.len() / 3)).min().map(|(_, k)| k)
+}

@@ -1,0 +1,117 @@
+//! The JSON Schema (draft-07) of the pipeline format, for editors (yaml-language-server).
+//! It is built from the same key tables the parser enforces.
+
+use serde_json::{Map, Value, json};
+
+use super::keys::{self, Keys};
+
+fn object(keys: Keys, props: &[(&str, Value)], required: &[&str]) -> Value {
+    let mut properties = Map::new();
+    for (key, description) in keys {
+        let mut schema = props.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| json!({"type": "string"}));
+        if let Value::Object(m) = &mut schema {
+            m.insert("description".into(), Value::String((*description).into()));
+        }
+        properties.insert((*key).into(), schema);
+    }
+    json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
+}
+
+fn duration() -> Value {
+    json!({"type": "string", "pattern": "^[0-9]+\\s*[a-z]+(\\s*[0-9]+\\s*[a-z]+)*$"})
+}
+
+fn env() -> Value {
+    json!({"type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}, "additionalProperties": {"type": "string"}})
+}
+
+const NAME: &str = "^[a-z][a-z0-9_-]{0,62}$";
+
+/// The schema as a JSON value.
+pub fn pipeline_schema() -> Value {
+    let artifact = {
+        let mut a = object(keys::ARTIFACT, &[], &["name"]);
+        a["oneOf"] = json!([{"required": ["path"]}, {"required": ["glob"]}]);
+        a
+    };
+    let approval = object(
+        keys::APPROVAL,
+        &[
+            ("required", json!({"type": "integer", "minimum": 1})),
+            ("approvers", json!({"type": "array", "items": {"type": "string"}})),
+            ("expires", duration()),
+            ("allow_self_approval", json!({"type": "boolean"})),
+        ],
+        &[],
+    );
+    let typed = |keys: Keys, props: &[(&str, Value)]| {
+        let mut props = props.to_vec();
+        props.push(("type", json!({"const": "command"})));
+        object(keys, &props, &["type", "run"])
+    };
+    let gate = typed(keys::COMMAND_GATE, &[("timeout", duration())]);
+    let action = typed(keys::COMMAND_ACTION, &[("env", env()), ("timeout", duration())]);
+    let stage = object(
+        keys::STAGE,
+        &[
+            ("name", json!({"type": "string", "pattern": NAME})),
+            ("region", json!({"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)+-[0-9]+$"})),
+            ("requires", json!({"type": "array", "items": {"type": "string", "pattern": NAME}})),
+            ("approval", approval),
+            ("gates", json!({"type": "array", "items": gate})),
+            ("deploy", json!({"type": "array", "items": action})),
+        ],
+        &["name", "account"],
+    );
+    let mut root = object(
+        keys::TOP,
+        &[
+            ("version", json!({"const": 1})),
+            ("name", json!({"type": "string", "pattern": NAME})),
+            ("backend", json!({"enum": ["local", "aws"], "default": "local"})),
+            ("accounts", json!({"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9]{12}$"}})),
+            ("signing", object(keys::SIGNING, &[], &["key", "public_key"])),
+            (
+                "build",
+                object(
+                    keys::BUILD,
+                    &[("env", env()), ("artifacts", json!({"type": "array", "minItems": 1, "items": artifact}))],
+                    &["account", "artifacts"],
+                ),
+            ),
+            ("stages", json!({"type": "array", "minItems": 1, "items": stage})),
+            ("audit", object(keys::AUDIT, &[], &[])),
+        ],
+        &["version", "name", "signing", "build", "stages"],
+    );
+    root["$schema"] = json!("http://json-schema.org/draft-07/schema#");
+    root["$id"] = json!("https://ferry.invalid/schema/pipeline-v1.json");
+    root["title"] = json!("ferry pipeline (version 1)");
+    root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mapping_lists_exactly_the_keys_the_parser_accepts() {
+        let s = pipeline_schema();
+        let keys_of = |v: &Value| -> Vec<String> {
+            let mut k: Vec<String> = v["properties"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            k.sort();
+            k
+        };
+        let table = |t: Keys| -> Vec<String> {
+            let mut k: Vec<String> = t.iter().map(|(k, _)| (*k).to_owned()).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys_of(&s), table(keys::TOP));
+        assert_eq!(keys_of(&s["properties"]["build"]), table(keys::BUILD));
+        assert_eq!(keys_of(&s["properties"]["stages"]["items"]), table(keys::STAGE));
+        assert_eq!(keys_of(&s["properties"]["stages"]["items"]["properties"]["approval"]), table(keys::APPROVAL));
+        assert_eq!(keys_of(&s["properties"]["stages"]["items"]["properties"]["deploy"]["items"]), table(keys::COMMAND_ACTION));
+        assert_eq!(s["additionalProperties"], json!(false));
+    }
+}

@@ -1,0 +1,141 @@
+//! The ports every backend implements: the central release store, promotion state and
+//! approvals, stage locks, the audit log, and the command executor. The local backend keeps
+//! them under `$FERRY_HOME`; the AWS backend (issue #3) in S3 across accounts. All methods
+//! are synchronous: ferry performs one step at a time and an async backend blocks inside.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::approval::ApprovalRecord;
+use crate::audit::{Draft, Event};
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::ids::{Actor, PipelineName, ReleaseId, Sha256Digest, StageName};
+use crate::state::{StageRecord, Versioned};
+
+/// A release as stored: the exact manifest bytes and DSSE envelope bytes.
+#[derive(Debug, Clone)]
+pub struct StoredRelease {
+    pub id: ReleaseId,
+    pub manifest: Vec<u8>,
+    pub envelope: Vec<u8>,
+}
+
+/// The central, content-addressed store of artifacts and releases. Writes never overwrite.
+pub trait ReleaseStore {
+    /// Stores the file at `path` under `digest`, streaming it and checking it hashes to
+    /// `digest`. Storing identical bytes again is a no-op.
+    fn put_artifact(&self, path: &Path, digest: &Sha256Digest) -> Result<()>;
+    /// Re-hashes the stored artifact by streaming it; returns what the bytes hash to.
+    fn hash_artifact(&self, digest: &Sha256Digest) -> Result<(Sha256Digest, u64)>;
+    /// Copies the stored artifact to `dest`, failing if the bytes do not hash to `digest`.
+    fn fetch_artifact(&self, digest: &Sha256Digest, dest: &Path) -> Result<()>;
+    fn put_release(&self, release: &StoredRelease) -> Result<()>;
+    fn get_release(&self, id: &ReleaseId) -> Result<StoredRelease>;
+    fn list_releases(&self) -> Result<Vec<ReleaseId>>;
+    /// Where the store is, for messages (a directory or an `s3://` URL).
+    fn location(&self) -> String;
+}
+
+/// Outcome of a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    At(u64),
+    /// Someone else wrote first; re-read and decide again.
+    Conflict,
+}
+
+/// Promotion state and approval records. Stage records are written with a precondition on
+/// the revision read (create-if-absent, replace-if-unchanged), so no update is ever lost.
+pub trait StateStore {
+    fn read_stage(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Option<Versioned<StageRecord>>>;
+    /// Writes `record` if the current revision is `expected` (`None`: no record yet).
+    fn write_stage(&self, record: &StageRecord, expected: Option<u64>) -> Result<Written>;
+    /// Every stage record of the pipeline (latest revision of each).
+    fn list_stages(&self, pipeline: &PipelineName) -> Result<Vec<StageRecord>>;
+    /// Adds an approval or rejection; records are never changed once written.
+    fn add_approval(&self, record: &ApprovalRecord) -> Result<()>;
+    fn approvals(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Vec<ApprovalRecord>>;
+}
+
+/// A stage lock as stored: who holds it, for which release, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockInfo {
+    pub version: u32,
+    pub pipeline: PipelineName,
+    pub stage: StageName,
+    pub release: ReleaseId,
+    pub holder: Actor,
+    /// Process and host of the holder, so a dead holder on the same host is recognised.
+    pub pid: u32,
+    pub host: String,
+    pub acquired_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// Random token proving ownership when releasing.
+    pub token: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Acquired {
+    Taken(LockInfo),
+    /// Held by someone else; `stale` when the holder is gone (dead process or expired lease).
+    Held { lock: LockInfo, stale: bool },
+}
+
+pub trait Locks {
+    fn try_acquire(&self, pipeline: &PipelineName, stage: &StageName, release: &ReleaseId, holder: &Actor, lease: Duration) -> Result<Acquired>;
+    /// Replaces a stale lock with ours; `None` if another process got there first.
+    fn take_over(&self, stale: &LockInfo, holder: &Actor, lease: Duration) -> Result<Option<LockInfo>>;
+    /// Releases a lock we hold (checked by token).
+    fn release(&self, lock: &LockInfo) -> Result<()>;
+    /// Removes whatever lock is on the stage (an operator's decision; audited by the caller).
+    fn force_release(&self, pipeline: &PipelineName, stage: &StageName) -> Result<Option<LockInfo>>;
+    fn inspect(&self, pipeline: &PipelineName, stage: &StageName) -> Result<Option<(LockInfo, bool)>>;
+}
+
+/// The append-only, hash-chained audit log.
+pub trait AuditLog {
+    /// Seals `draft` after the current last event and stores it without overwriting anything.
+    fn append(&self, draft: Draft) -> Result<Event>;
+    /// Every stored event as `(position, bytes)`, in position order, for verification.
+    fn entries(&self) -> Result<Vec<(u64, Vec<u8>)>>;
+    fn location(&self) -> String;
+}
+
+/// A shell command to run (build command, command gate, command deploy action).
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    pub run: String,
+    pub dir: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+    /// What is running, for logs: `build`, `gate prod[0]`, `deploy prod[1]`.
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandOutcome {
+    pub success: bool,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+}
+
+pub trait Executor {
+    fn run(&self, spec: &CommandSpec) -> Result<CommandOutcome>;
+}
+
+/// One backend's implementations of every port.
+pub struct Services {
+    pub store: Box<dyn ReleaseStore>,
+    pub state: Box<dyn StateStore>,
+    pub locks: Box<dyn Locks>,
+    pub audit: Box<dyn AuditLog>,
+    pub exec: Box<dyn Executor>,
+    /// Where deploy actions get their copies of the artifacts.
+    pub work_dir: PathBuf,
+}

@@ -1,0 +1,351 @@
+//! Promotion of one release to one stage: verify (before anything touches the target),
+//! order, approvals, gates, the stage lock, deploy actions with per-action progress, outcome.
+//! Every decision is audited before it is returned.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::approval::{self, ApprovalState, Parties};
+use crate::audit::{Draft, EventKind};
+use crate::clock::{Timestamp, human};
+use crate::error::{Error, Result};
+use crate::ids::{Actor, ReleaseId, StageName};
+use crate::keys::PublicKey;
+use crate::pipeline::{Action, Gate, Pipeline, Stage};
+use crate::ports::{Acquired, CommandSpec, LockInfo, Services, Written};
+use crate::release::{self, Verified};
+use crate::state::{ActionProgress, ActionStatus, StageRecord, StageStatus, Versioned};
+
+/// What to promote and how.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub release: ReleaseId,
+    pub stage: StageName,
+    pub actor: Actor,
+    /// Run the deploy actions again even if they ran (or may have run) before.
+    pub redeploy: bool,
+    /// Wait this long for a busy stage lock instead of failing at once.
+    pub wait: Option<Duration>,
+    /// How long a lock is valid before others may consider it abandoned.
+    pub lease: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Deployed { release: ReleaseId, stage: StageName, actions: usize, skipped: usize },
+    AlreadyDeployed { release: ReleaseId, stage: StageName },
+    AwaitingApproval { release: ReleaseId, stage: StageName, have: Vec<Actor>, need: u32, eligible: Vec<Actor>, excluded: Vec<Actor>, approve_command: String },
+}
+
+/// The exact command that approves `release` for `stage`.
+pub fn approve_command(pipeline: &Pipeline, release: &ReleaseId, stage: &StageName) -> String {
+    format!("ferry approve {} --release {release} --stage {stage}", pipeline.file.display())
+}
+
+fn promote_command(pipeline: &Pipeline, release: &ReleaseId, stage: &StageName) -> String {
+    format!("ferry promote {} --release {release} --to {stage}", pipeline.file.display())
+}
+
+/// Promotes `req.release` to `req.stage`.
+pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Request) -> Result<Outcome> {
+    let stage = pipeline.stage(&req.stage).ok_or_else(|| {
+        let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+        Error::invalid(format!("pipeline `{}` has no stage `{}`", pipeline.name, req.stage)).hint(format!("stages: {}", names.join(", ")))
+    })?;
+    let verified = release::verify_audited(svc, pipeline, &req.release, pinned, &req.actor, &format!("promote to {}", stage.name))?;
+    let p = Promotion { svc, pipeline, stage, req, verified: &verified };
+    p.run()
+}
+
+struct Promotion<'a> {
+    svc: &'a Services,
+    pipeline: &'a Pipeline,
+    stage: &'a Stage,
+    req: &'a Request,
+    verified: &'a Verified,
+}
+
+impl Promotion<'_> {
+    fn audit(&self, kind: EventKind, details: serde_json::Value) -> Result<()> {
+        let d = Draft::new(kind, &self.req.actor, &self.pipeline.name).release(&self.req.release).stage(&self.stage.name).details(details);
+        self.svc.audit.append(d).map(|_| ())
+    }
+
+    fn read(&self) -> Result<Option<Versioned<StageRecord>>> {
+        self.svc.state.read_stage(&self.pipeline.name, &self.req.release, &self.stage.name)
+    }
+
+    /// Applies `change` to the current record with optimistic concurrency, retrying on conflict.
+    fn update(&self, change: impl Fn(&mut StageRecord)) -> Result<StageRecord> {
+        for _ in 0..20 {
+            let current = self.read()?;
+            let (mut record, expected) = match current {
+                Some(v) => (v.value, Some(v.revision)),
+                None => (StageRecord::new(&self.pipeline.name, &self.req.release, &self.stage.name, &self.req.actor), None),
+            };
+            change(&mut record);
+            record.updated_at = Timestamp::now();
+            if let Written::At(_) = self.svc.state.write_stage(&record, expected)? {
+                return Ok(record);
+            }
+        }
+        Err(Error::failed(format!("could not update the state of stage `{}`: too many concurrent writers", self.stage.name)))
+    }
+
+    fn run(&self) -> Result<Outcome> {
+        let (release, stage) = (&self.req.release, &self.stage.name);
+        self.check_order()?;
+        let record = self.read()?;
+        if let Some(r) = &record {
+            if r.value.status == StageStatus::Succeeded && !self.req.redeploy {
+                return Ok(Outcome::AlreadyDeployed { release: release.clone(), stage: stage.clone() });
+            }
+        }
+        let record = match record {
+            Some(r) => r.value,
+            None => self.update(|_| {})?,
+        };
+        if let Some(waiting) = self.check_approvals(&record)? {
+            return Ok(waiting);
+        }
+        self.run_gates()?;
+        let lock = self.lock()?;
+        let result = self.deploy_locked();
+        let released = self.svc.locks.release(&lock);
+        let audit = self.audit(EventKind::LockReleased, json!({"holder": lock.holder}));
+        let outcome = result?;
+        released?;
+        audit?;
+        Ok(outcome)
+    }
+
+    fn check_order(&self) -> Result<()> {
+        for req in &self.stage.requires {
+            let done = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, req)?;
+            let status = done.as_ref().map(|d| d.value.status);
+            if status != Some(StageStatus::Succeeded) {
+                let now = status.map_or("never promoted".to_owned(), |s| format!("{s:?}").to_lowercase());
+                self.audit(EventKind::GateFailed, json!({"gate": "order", "requires": req, "status": now}))?;
+                return Err(Error::failed(format!("release `{}` has not succeeded in stage `{req}` ({now}), which stage `{}` requires", self.req.release, self.stage.name))
+                    .hint(format!("promote it there first: `{}`", promote_command(self.pipeline, &self.req.release, req))));
+            }
+        }
+        if !self.stage.requires.is_empty() {
+            self.audit(EventKind::GatePassed, json!({"gate": "order", "requires": self.stage.requires}))?;
+        }
+        Ok(())
+    }
+
+    fn check_approvals(&self, record: &StageRecord) -> Result<Option<Outcome>> {
+        let Some(policy) = &self.stage.approval else { return Ok(None) };
+        let parties = Parties { builder: Some(self.verified.manifest.builder.actor.clone()), requester: Some(record.requested_by.clone()) };
+        let records = self.svc.state.approvals(&self.pipeline.name, &self.req.release, &self.stage.name)?;
+        match approval::evaluate(Some(policy), &records, &self.req.release, &self.stage.name, &parties, Timestamp::now()) {
+            ApprovalState::NotRequired => Ok(None),
+            ApprovalState::Approved { by } => {
+                self.audit(EventKind::GatePassed, json!({"gate": "approval", "approved_by": by, "required": policy.required}))?;
+                Ok(None)
+            }
+            ApprovalState::Rejected { by, comment, at } => {
+                self.update(|r| {
+                    r.status = StageStatus::Rejected;
+                    r.message = Some(format!("rejected by {by}"));
+                })?;
+                self.audit(EventKind::GateFailed, json!({"gate": "approval", "rejected_by": by, "comment": comment}))?;
+                let why = comment.map(|c| format!(": {c}")).unwrap_or_default();
+                Err(Error::failed(format!("release `{}` was rejected for stage `{}` by `{by}` at {at}{why}", self.req.release, self.stage.name))
+                    .hint("a rejection is final for this release and stage; fix the problem and build a new release"))
+            }
+            ApprovalState::Pending { have, need, eligible, excluded, .. } => {
+                self.update(|r| r.status = StageStatus::AwaitingApproval)?;
+                let cmd = approve_command(self.pipeline, &self.req.release, &self.stage.name);
+                self.audit(EventKind::ApprovalPending, json!({"have": have, "need": need, "eligible": eligible, "excluded": excluded, "approve_command": cmd}))?;
+                Ok(Some(Outcome::AwaitingApproval { release: self.req.release.clone(), stage: self.stage.name.clone(), have, need, eligible, excluded, approve_command: cmd }))
+            }
+        }
+    }
+
+    fn base_env(&self) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        env.insert("FERRY_PIPELINE".into(), self.pipeline.name.to_string());
+        env.insert("FERRY_RELEASE".into(), self.req.release.to_string());
+        env.insert("FERRY_STAGE".into(), self.stage.name.to_string());
+        env.insert("FERRY_ACCOUNT_ID".into(), self.stage.account.to_string());
+        env.insert("FERRY_ACCOUNT_ALIAS".into(), self.stage.account_alias.clone());
+        if let Some(region) = &self.stage.region {
+            env.insert("FERRY_REGION".into(), region.to_string());
+        }
+        env
+    }
+
+    fn run_gates(&self) -> Result<()> {
+        for (i, gate) in self.stage.gates.iter().enumerate() {
+            let Gate::Command { run, timeout } = gate;
+            let spec = CommandSpec { run: run.clone(), dir: self.pipeline.dir().to_owned(), env: self.base_env(), timeout: *timeout, label: format!("gate {}[{i}]", self.stage.name) };
+            let out = self.svc.exec.run(&spec)?;
+            let details = json!({"gate": gate.summary(), "index": i, "exit_code": out.exit_code, "timed_out": out.timed_out});
+            if out.success {
+                self.audit(EventKind::GatePassed, details)?;
+            } else {
+                self.audit(EventKind::GateFailed, details)?;
+                self.update(|r| {
+                    r.status = StageStatus::Failed;
+                    r.message = Some(format!("gate {i} failed"));
+                })?;
+                return Err(Error::failed(format!("gate `{}` of stage `{}` failed (exit code {})", gate.summary(), self.stage.name, out.exit_code.map_or("none".into(), |c| c.to_string()))));
+            }
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<LockInfo> {
+        let deadline = self.req.wait.map(|w| Instant::now() + w);
+        loop {
+            let attempt = self.svc.locks.try_acquire(&self.pipeline.name, &self.stage.name, &self.req.release, &self.req.actor, self.req.lease)?;
+            match attempt {
+                Acquired::Taken(lock) => {
+                    self.audit(EventKind::LockTaken, json!({"holder": lock.holder, "pid": lock.pid, "host": lock.host, "expires_at": lock.expires_at}))?;
+                    return Ok(lock);
+                }
+                Acquired::Held { lock, stale: true } => {
+                    if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
+                        let age = human(lock.acquired_at.age(Timestamp::now()));
+                        self.audit(EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
+                        tracing::warn!(holder = %lock.holder, pid = lock.pid, host = %lock.host, %age, "took over the stale lock of stage `{}`", self.stage.name);
+                        return Ok(ours);
+                    }
+                }
+                Acquired::Held { lock, stale: false } => {
+                    if deadline.is_some_and(|d| Instant::now() < d) {
+                        std::thread::sleep(Duration::from_millis(250));
+                        continue;
+                    }
+                    let age = human(lock.acquired_at.age(Timestamp::now()));
+                    self.audit(EventKind::LockBusy, json!({"holder": lock.holder, "release": lock.release, "pid": lock.pid, "host": lock.host, "age": age}))?;
+                    return Err(Error::busy(format!(
+                        "stage `{}` is busy: release `{}` is being promoted by `{}` (pid {} on `{}`) since {} ({age} ago)",
+                        self.stage.name, lock.release, lock.holder, lock.pid, lock.host, lock.acquired_at
+                    ))
+                    .hint("retry later, or wait for it with `--wait 10m`")
+                    .hint(format!("if that promotion is gone for good: `ferry unlock {} --stage {}`", self.pipeline.file.display(), self.stage.name)));
+                }
+            }
+        }
+    }
+
+    /// Runs the deploy actions while holding the lock.
+    fn deploy_locked(&self) -> Result<Outcome> {
+        let (release, stage) = (&self.req.release, &self.stage.name);
+        // Re-read under the lock: another promotion may have finished while we waited.
+        let current = self.read()?.map(|v| v.value);
+        if let Some(r) = &current {
+            if r.status == StageStatus::Succeeded && !self.req.redeploy {
+                return Ok(Outcome::AlreadyDeployed { release: release.clone(), stage: stage.clone() });
+            }
+            if let (Some(a), false) = (r.interrupted_action(), self.req.redeploy) {
+                self.audit(EventKind::DeployInterrupted, json!({"action": a.index, "summary": a.summary, "started_at": a.started_at}))?;
+                return Err(Error::failed(format!(
+                    "deploy action {} (`{}`) of release `{release}` to stage `{stage}` started at {} and never finished: it may have partly run",
+                    a.index, a.summary, a.started_at
+                ))
+                .hint("ferry will not run it again on its own; check the stage, then re-run every action with:")
+                .hint(promote_command(self.pipeline, release, stage) + " --redeploy"));
+            }
+            if r.status == StageStatus::Failed && !r.actions.is_empty() && !self.req.redeploy {
+                let failed = r.actions.iter().find(|a| a.status == ActionStatus::Failed).map_or(0, |a| a.index);
+                self.audit(EventKind::PromotionFailed, json!({"reason": "previous deploy failed; --redeploy required", "action": failed}))?;
+                return Err(Error::failed(format!("the last deploy of release `{release}` to stage `{stage}` failed at action {failed}; ferry does not run deploy actions twice on its own"))
+                    .hint(format!("after fixing the cause: `{} --redeploy`", promote_command(self.pipeline, release, stage))));
+            }
+        }
+        let fresh = self.req.redeploy || current.as_ref().is_none_or(|r| r.status != StageStatus::InProgress);
+        self.update(|r| {
+            r.status = StageStatus::InProgress;
+            r.message = None;
+            if fresh {
+                r.attempt += 1;
+                r.actions.clear();
+            }
+        })?;
+        let record = self.read()?.map(|v| v.value);
+        let artifacts = self.materialize()?;
+        let mut skipped = 0;
+        for (i, action) in self.stage.deploy.iter().enumerate() {
+            if record.as_ref().is_some_and(|r| r.action_succeeded(i)) {
+                skipped += 1;
+                tracing::info!("deploy action {i} of stage `{stage}` already succeeded; skipping");
+                continue;
+            }
+            self.run_action(i, action, &artifacts)?;
+        }
+        self.update(|r| {
+            r.status = StageStatus::Succeeded;
+            r.message = None;
+        })?;
+        self.audit(EventKind::PromotionSucceeded, json!({"actions": self.stage.deploy.len(), "skipped": skipped, "manifest_sha256": self.verified.manifest_sha256}))?;
+        Ok(Outcome::Deployed { release: release.clone(), stage: stage.clone(), actions: self.stage.deploy.len(), skipped })
+    }
+
+    /// Copies the release's artifacts (re-verifying each digest) where actions can read them.
+    fn materialize(&self) -> Result<BTreeMap<String, String>> {
+        let dir: PathBuf = self.svc.work_dir.join(self.req.release.as_str()).join(self.stage.name.as_str());
+        let mut env = BTreeMap::new();
+        env.insert("FERRY_ARTIFACTS_DIR".into(), dir.display().to_string());
+        for a in &self.verified.manifest.artifacts {
+            let dest = dir.join(&a.path);
+            self.svc.store.fetch_artifact(&a.sha256, &dest).map_err(|e| Error::verification(format!("artifact `{}` changed after verification: {}", a.name, e.message)))?;
+            let var: String = a.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+            env.insert(format!("FERRY_ARTIFACT_{var}"), dest.display().to_string());
+        }
+        Ok(env)
+    }
+
+    fn run_action(&self, i: usize, action: &Action, artifacts: &BTreeMap<String, String>) -> Result<()> {
+        let stage = &self.stage.name;
+        let summary = action.summary();
+        let started = Timestamp::now();
+        self.update(|r| {
+            r.actions.retain(|a| a.index != i);
+            r.actions.push(ActionProgress { index: i, summary: summary.clone(), status: ActionStatus::Started, started_at: started, finished_at: None, detail: None });
+        })?;
+        self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
+        let Action::Command { run, env, timeout } = action;
+        let mut all = self.base_env();
+        all.extend(artifacts.clone());
+        all.extend(env.clone());
+        let spec = CommandSpec { run: run.clone(), dir: self.pipeline.dir().to_owned(), env: all, timeout: *timeout, label: format!("deploy {stage}[{i}]") };
+        let out = self.svc.exec.run(&spec);
+        let (ok, detail) = match &out {
+            Ok(o) if o.success => (true, format!("exit code 0 in {} ms", o.duration_ms)),
+            Ok(o) if o.timed_out => (false, format!("timed out after {} ms", o.duration_ms)),
+            Ok(o) => (false, format!("exit code {}", o.exit_code.map_or("none (killed by a signal)".into(), |c| c.to_string()))),
+            Err(e) => (false, e.message.clone()),
+        };
+        let status = if ok { ActionStatus::Succeeded } else { ActionStatus::Failed };
+        self.update(|r| {
+            if let Some(a) = r.actions.iter_mut().find(|a| a.index == i) {
+                a.status = status;
+                a.finished_at = Some(Timestamp::now());
+                a.detail = Some(detail.clone());
+            }
+            if !ok {
+                r.status = StageStatus::Failed;
+                r.message = Some(format!("deploy action {i} failed: {detail}"));
+            }
+        })?;
+        if ok {
+            self.audit(EventKind::DeployEnd, json!({"action": i, "summary": summary, "detail": detail}))?;
+            Ok(())
+        } else {
+            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": detail}))?;
+            self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} failed")}))?;
+            Err(Error::failed(format!("deploy action {i} (`{summary}`) of stage `{stage}` failed: {detail}"))
+                .hint(format!("fix the cause, then retry with `{} --redeploy`", promote_command(self.pipeline, &self.req.release, stage))))
+        }
+    }
+}

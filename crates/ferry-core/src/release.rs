@@ -1,0 +1,103 @@
+//! Creating a release (store artifacts, sign, store manifest and envelope, audit each step)
+//! and verifying one (manifest digest, signature with the pinned key, statement binding,
+//! every artifact re-hashed from the store).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::attestation::{self, Envelope, Signer};
+use crate::audit::{Draft, EventKind};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{Actor, ReleaseId, Sha256Digest};
+use crate::keys::PublicKey;
+use crate::manifest::ReleaseManifest;
+use crate::pipeline::Pipeline;
+use crate::ports::{Services, StoredRelease};
+
+/// A collected build output: its manifest entry and where the file is now.
+#[derive(Debug, Clone)]
+pub struct Collected {
+    pub entry: crate::manifest::ManifestArtifact,
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedRelease {
+    pub release: ReleaseId,
+    pub manifest_sha256: Sha256Digest,
+    pub keyid: String,
+    pub manifest: ReleaseManifest,
+}
+
+/// Stores the artifacts, signs the statement and stores the release; audits build, sign, store.
+pub fn create(svc: &Services, pipeline: &Pipeline, manifest: ReleaseManifest, files: &[Collected], signer: &dyn Signer) -> Result<CreatedRelease> {
+    let actor = manifest.builder.actor.clone();
+    let bytes = manifest.to_bytes()?;
+    let digest = ReleaseManifest::digest_of(&bytes);
+    let id = ReleaseId::for_manifest(&digest);
+    for c in files {
+        svc.store.put_artifact(&c.file, &c.entry.sha256)?;
+    }
+    let artifacts: Vec<_> = manifest.artifacts.iter().map(|a| json!({"name": a.name, "sha256": a.sha256, "size": a.size})).collect();
+    svc.audit.append(Draft::new(EventKind::Build, &actor, &pipeline.name).release(&id).details(json!({
+        "manifest_sha256": digest, "artifacts": artifacts, "source": manifest.source, "ci": manifest.ci,
+    })))?;
+    let statement = attestation::statement(&manifest, &digest);
+    let envelope = attestation::sign(&statement, signer)?;
+    svc.audit.append(Draft::new(EventKind::Sign, &actor, &pipeline.name).release(&id).details(json!({"keyid": signer.keyid(), "predicate_type": attestation::PROVENANCE_TYPE})))?;
+    svc.store.put_release(&StoredRelease { id: id.clone(), manifest: bytes, envelope: envelope.to_bytes()? })?;
+    svc.audit.append(Draft::new(EventKind::Store, &actor, &pipeline.name).release(&id).details(json!({"location": svc.store.location()})))?;
+    Ok(CreatedRelease { release: id, manifest_sha256: digest, keyid: signer.keyid(), manifest })
+}
+
+/// A release whose digests and signature checked out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    pub release: ReleaseId,
+    pub manifest_sha256: Sha256Digest,
+    pub keyid: String,
+    pub manifest: ReleaseManifest,
+}
+
+/// Verifies everything about a stored release against the pinned key. Any failure is a
+/// `Verification` error; nothing here touches a target account.
+pub fn verify(svc: &Services, id: &ReleaseId, pinned: &PublicKey) -> Result<Verified> {
+    let stored = svc.store.get_release(id)?;
+    let digest = ReleaseManifest::digest_of(&stored.manifest);
+    if !id.matches(&digest) {
+        return Err(Error::verification(format!("the stored manifest of release `{id}` hashes to `{digest}`: it was modified")));
+    }
+    let manifest = ReleaseManifest::from_bytes(&stored.manifest).map_err(|e| Error::verification(e.message))?;
+    let envelope = Envelope::from_bytes(&stored.envelope)?;
+    let statement = envelope.verify(pinned)?;
+    attestation::check_binding(&statement, &manifest, &digest)?;
+    for a in &manifest.artifacts {
+        let (actual, size) = match svc.store.hash_artifact(&a.sha256) {
+            Ok(v) => v,
+            Err(e) if e.kind == ErrorKind::Failed => return Err(Error::verification(format!("artifact `{}` cannot be read from the store: {}", a.name, e.message))),
+            Err(e) => return Err(e),
+        };
+        if actual != a.sha256 || size != a.size {
+            return Err(Error::verification(format!("artifact `{}` in the store hashes to `{actual}` ({size} bytes), but the release lists `{}` ({} bytes)", a.name, a.sha256, a.size)));
+        }
+    }
+    Ok(Verified { release: id.clone(), manifest_sha256: digest, keyid: pinned.keyid(), manifest })
+}
+
+/// `verify`, with the outcome written to the audit log before it is returned.
+pub fn verify_audited(svc: &Services, pipeline: &Pipeline, id: &ReleaseId, pinned: &PublicKey, actor: &Actor, purpose: &str) -> Result<Verified> {
+    match verify(svc, id, pinned) {
+        Ok(v) => {
+            let d = json!({"purpose": purpose, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid, "artifacts": v.manifest.artifacts.len()});
+            svc.audit.append(Draft::new(EventKind::VerifyOk, actor, &pipeline.name).release(id).details(d))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let d = json!({"purpose": purpose, "reason": e.message, "pinned_keyid": pinned.keyid()});
+            svc.audit.append(Draft::new(EventKind::VerifyFailed, actor, &pipeline.name).release(id).details(d))?;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! A small YAML tree with a line and column on every node, and the `Diagnostic` type that
+//! validation reports. Scalars keep their source text (no early typing), so an account id
+//! such as `012345678901` is never turned into a number.
+
+use std::fmt;
+
+use saphyr::{MarkedYamlOwned, ScalarStyle, YamlDataOwned, YamlLoader};
+
+/// A 1-based line and column in a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// One problem in an input file: where, which field, what value, what is wrong, what to do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The field's path, e.g. `stages[1].approval.required`.
+    pub field: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.column, self.field, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A YAML node with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Null,
+    /// A scalar's text as written; `quoted` tells `'1'` from `1`.
+    Scalar { text: String, quoted: bool },
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Kind::Null => "null".into(),
+            Kind::Scalar { text, .. } => format!("`{text}`"),
+            Kind::Seq(_) => "a list".into(),
+            Kind::Map(_) => "a mapping".into(),
+        }
+    }
+
+    pub fn as_scalar(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// Parses one YAML document. A syntax error (including a duplicate key) is one diagnostic.
+pub fn parse(file: &str, source: &str) -> Result<Node, Diagnostic> {
+    let mut parser = saphyr_parser::Parser::new_from_str(source);
+    let mut loader: YamlLoader<'_, MarkedYamlOwned> = YamlLoader::default();
+    loader.early_parse(false);
+    let syntax = |e: &saphyr::ScanError| Diagnostic {
+        file: file.to_owned(),
+        line: e.marker().line(),
+        column: e.marker().col() + 1,
+        field: "(yaml)".into(),
+        message: format!("invalid YAML: {}", e.info()),
+        hint: None,
+    };
+    parser.load(&mut loader, true).map_err(|e| syntax(&e))?;
+    if let Some(e) = loader.error() {
+        return Err(syntax(e));
+    }
+    let mut docs = loader.into_documents();
+    if docs.len() > 1 {
+        return Err(Diagnostic {
+            file: file.to_owned(),
+            line: 1,
+            column: 1,
+            field: "(yaml)".into(),
+            message: format!("expected one YAML document, found {}", docs.len()),
+            hint: Some("a pipeline file holds exactly one pipeline".into()),
+        });
+    }
+    match docs.pop() {
+        Some(doc) => Ok(convert(doc)),
+        None => Ok(Node { pos: Pos { line: 1, column: 1 }, kind: Kind::Null }),
+    }
+}
+
+fn convert(node: MarkedYamlOwned) -> Node {
+    let pos = Pos { line: node.span.start.line(), column: node.span.start.col() + 1 };
+    let kind = match node.data {
+        YamlDataOwned::Representation(text, style, _tag) => {
+            let quoted = matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted);
+            let plain = matches!(style, ScalarStyle::Plain);
+            if plain && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
+                Kind::Null
+            } else {
+                Kind::Scalar { text, quoted }
+            }
+        }
+        YamlDataOwned::Value(v) => Kind::Scalar { text: format!("{v:?}"), quoted: false },
+        YamlDataOwned::Sequence(items) => Kind::Seq(items.into_iter().map(convert).collect()),
+        YamlDataOwned::Mapping(map) => Kind::Map(map.into_iter().map(|(k, v)| (convert(k), convert(v))).collect()),
+        YamlDataOwned::Tagged(_, inner) => return convert(*inner),
+        YamlDataOwned::Alias(_) | YamlDataOwned::BadValue => Kind::Null,
+    };
+    Node { pos, kind }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_source_text_and_positions() {
+        let n = parse("p.yaml", "a: 012345678901\nb:\n  - 'x'\n").unwrap();
+        let Kind::Map(m) = n.kind else { panic!("not a map") };
+        assert_eq!(m[0].1.as_scalar(), Some("012345678901"));
+        assert_eq!(m[1].0.pos, Pos { line: 2, column: 1 });
+        let Kind::Seq(s) = &m[1].1.kind else { panic!("not a seq") };
+        assert_eq!(s[0].pos, Pos { line: 3, column: 5 });
+        assert_eq!(s[0].kind, Kind::Scalar { text: "x".into(), quoted: true });
+    }
+
+    #[test]
+    fn duplicate_keys_are_syntax_errors_with_a_position() {
+        let d = parse("p.yaml", "a: 1\na: 2\n").unwrap_err();
+        assert_eq!(d.line, 2);
+    }
+}
