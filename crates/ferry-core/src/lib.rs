@@ -7,6 +7,7 @@ pub mod approval;
 pub mod attestation;
 pub mod audit;
 pub mod clock;
+pub mod decide;
 pub mod digest;
 pub mod error;
 pub mod ids;
@@ -18,6 +19,7 @@ pub mod ports;
 pub mod promote;
 pub mod release;
 pub mod state;
+pub mod status;
 pub mod yaml;
 
 pub use error::{Error, ErrorKind, Result};

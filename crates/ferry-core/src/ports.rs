@@ -138,4 +138,7 @@ pub struct Services {
     pub exec: Box<dyn Executor>,
     /// Where deploy actions get their copies of the artifacts.
     pub work_dir: PathBuf,
+    /// On the local backend, accounts are namespaces: `ROOT/ACCOUNT_ID` is handed to actions
+    /// as `FERRY_ACCOUNT_DIR`.
+    pub account_root: Option<PathBuf>,
 }

@@ -177,6 +177,9 @@ impl Promotion<'_> {
         env.insert("FERRY_STAGE".into(), self.stage.name.to_string());
         env.insert("FERRY_ACCOUNT_ID".into(), self.stage.account.to_string());
         env.insert("FERRY_ACCOUNT_ALIAS".into(), self.stage.account_alias.clone());
+        if let Some(root) = &self.svc.account_root {
+            env.insert("FERRY_ACCOUNT_DIR".into(), root.join(self.stage.account.as_str()).display().to_string());
+        }
         if let Some(region) = &self.stage.region {
             env.insert("FERRY_REGION".into(), region.to_string());
         }

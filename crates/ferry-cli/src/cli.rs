@@ -1,0 +1,157 @@
+//! The command line: every subcommand, its arguments and their environment variables.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about = "Build once, sign, and promote exactly those bytes through your AWS accounts.", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Output format of results on stdout (logs always go to stderr).
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human, env = "FERRY_OUTPUT")]
+    pub output: OutputFormat,
+    /// Where the local backend keeps its store, state, locks, audit log and keys.
+    #[arg(long, global = true, env = "FERRY_HOME", default_value = ".ferry")]
+    pub home: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, env = "FERRY_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration `{s}`: {e} (write e.g. `30s`, `10m`)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check pipeline files and report every problem with file:line:column.
+    Validate {
+        /// Pipeline files (default: pipelines/*.yaml).
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema (draft-07) of the pipeline format.
+    Schema,
+    /// Print the stages, accounts, gates and actions a pipeline would run.
+    Plan { pipeline: PathBuf },
+    /// Run the build, collect and hash artifacts, sign and store the release.
+    Build { pipeline: PathBuf },
+    /// Promote a stored release to one stage.
+    Promote {
+        pipeline: PathBuf,
+        #[arg(long)]
+        release: String,
+        #[arg(long = "to")]
+        to: String,
+        #[command(flatten)]
+        opts: PromoteOpts,
+    },
+    /// Build, then promote through every stage until one blocks.
+    Run {
+        pipeline: PathBuf,
+        #[command(flatten)]
+        opts: PromoteOpts,
+    },
+    /// Approve a release for a stage.
+    Approve(Decide),
+    /// Reject a release for a stage (final for that release and stage).
+    Reject(Decide),
+    /// Show where releases stand in each stage, pending approvals and locks.
+    Status {
+        pipeline: PathBuf,
+        #[arg(long)]
+        release: Option<String>,
+    },
+    /// Verify a release's digests and signature against the pinned key.
+    Verify {
+        pipeline: PathBuf,
+        #[arg(long)]
+        release: String,
+    },
+    /// Release a stage lock left by a promotion that is gone (audited).
+    Unlock {
+        pipeline: PathBuf,
+        #[arg(long)]
+        stage: String,
+    },
+    /// Inspect and verify the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Create a signing key in $FERRY_HOME/keys.
+    Keygen {
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// ed25519 or ecdsa-p256.
+        #[arg(long, default_value = "ed25519")]
+        algorithm: String,
+    },
+    /// Work with signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteOpts {
+    /// Run the deploy actions again even if they ran (or may have run) before.
+    #[arg(long)]
+    pub redeploy: bool,
+    /// Wait up to this long for a busy stage instead of failing at once.
+    #[arg(long, value_parser = duration)]
+    pub wait: Option<Duration>,
+    /// How long the stage lock is valid before others may treat it as abandoned.
+    #[arg(long, value_parser = duration, default_value = "1h")]
+    pub lease: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct Decide {
+    pub pipeline: PathBuf,
+    #[arg(long)]
+    pub release: String,
+    #[arg(long)]
+    pub stage: String,
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Prove the hash chain; name the first bad event.
+    Verify,
+    /// Print the history.
+    Show {
+        #[arg(long)]
+        release: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write the public key as NAME.pem (SPKI) and NAME.json (securesystemslib) into DIR.
+    Export {
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}

@@ -1,0 +1,103 @@
+//! `ferry status`, `ferry audit verify` and `ferry audit show`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use ferry_core::approval::ApprovalState;
+use ferry_core::audit::{Event, verify_chain};
+use ferry_core::ids::{Actor, ReleaseId};
+use ferry_local::Home;
+use serde_json::json;
+
+use super::{load_pipeline, parse_id};
+use crate::exit::Exit;
+use crate::output::{Failure, Report};
+
+pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report, Failure> {
+    let p = load_pipeline(path)?;
+    let only: Option<ReleaseId> = release.map(parse_id).transpose()?;
+    let svc = home.services();
+    let st = ferry_core::status::status(&svc, &p, only.as_ref())?;
+    let mut h = String::new();
+    if st.releases.is_empty() {
+        let _ = writeln!(h, "no releases of `{}` yet; build one with `ferry build {}`", p.name, p.file.display());
+    }
+    let names = |v: &[Actor]| v.iter().map(Actor::as_str).collect::<Vec<_>>().join(", ");
+    for r in &st.releases {
+        let commit = r.commit.as_deref().map(|c| format!(" commit {}", &c[..c.len().min(12)])).unwrap_or_default();
+        let _ = writeln!(h, "{}  built {} by {}{commit}", r.release, r.built_at, r.builder);
+        for s in &r.stages {
+            let _ = write!(h, "  {:<12} {}", s.stage.as_str(), s.status);
+            if let Some(m) = &s.message {
+                let _ = write!(h, " ({m})");
+            }
+            h.push('\n');
+            if let (Some(ApprovalState::Pending { have, need, eligible, excluded, expires }), Some(cmd)) = (&s.approvals, &s.approve_command) {
+                let _ = writeln!(h, "      approvals {}/{need}{}", have.len(), if have.is_empty() { String::new() } else { format!(" ({})", names(have)) });
+                if !eligible.is_empty() {
+                    let _ = writeln!(h, "      may approve: {}", names(eligible));
+                }
+                if !excluded.is_empty() {
+                    let _ = writeln!(h, "      may not approve: {}", names(excluded));
+                }
+                if let Some(e) = expires {
+                    let _ = writeln!(h, "      earliest approval expires at {e}");
+                }
+                let _ = writeln!(h, "      approve with: {cmd}");
+            }
+        }
+    }
+    for l in &st.locks {
+        let state = if l.stale { "stale" } else { "held" };
+        let _ = writeln!(h, "lock on `{}` {state} by {} (pid {} on {}) for {} since {}", l.stage, l.lock.holder, l.lock.pid, l.lock.host, l.lock.release, l.lock.acquired_at);
+    }
+    Ok(Report::ok(h, serde_json::to_value(&st).unwrap_or_default()))
+}
+
+pub fn audit_verify(home: &Home) -> Result<Report, Failure> {
+    let svc = home.services();
+    let entries = svc.audit.entries()?;
+    let report = verify_chain(&entries);
+    let json = serde_json::to_value(&report).unwrap_or_default();
+    match &report.first_bad {
+        None => {
+            let head = report.head.as_ref().map(ToString::to_string).unwrap_or_else(|| "(empty)".into());
+            Ok(Report::ok(format!("audit log at {} verified: {} events, head {head}\n", svc.audit.location(), report.events), json))
+        }
+        Some(bad) => Ok(Report {
+            human: format!("audit log at {} is NOT intact: first bad event is {}: {}\n", svc.audit.location(), bad.seq, bad.problem),
+            json,
+            exit: Exit::VerificationFailed,
+        }),
+    }
+}
+
+pub fn audit_show(home: &Home, release: Option<&str>) -> Result<Report, Failure> {
+    let only: Option<ReleaseId> = release.map(parse_id).transpose()?;
+    let svc = home.services();
+    let mut events = Vec::new();
+    for (pos, bytes) in svc.audit.entries()? {
+        let e: Event = serde_json::from_slice(&bytes).map_err(|e| ferry_core::Error::failed(format!("audit event {pos} is unreadable: {e}")).hint("run `ferry audit verify`"))?;
+        if only.as_ref().is_none_or(|r| e.release.as_ref() == Some(r)) {
+            events.push(e);
+        }
+    }
+    let mut h = String::new();
+    for e in &events {
+        let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            h,
+            "{:>5}  {}  {:<20} {:<12} {} {} {}  {}",
+            e.seq,
+            e.at,
+            kind,
+            e.actor.as_str(),
+            opt(e.pipeline.as_ref().map(ToString::to_string)),
+            opt(e.release.as_ref().map(ToString::to_string)),
+            opt(e.stage.as_ref().map(ToString::to_string)),
+            if e.details.is_null() { String::new() } else { e.details.to_string() }
+        );
+    }
+    Ok(Report::ok(h, json!({"events": events})))
+}

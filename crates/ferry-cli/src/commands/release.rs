@@ -1,0 +1,174 @@
+//! `ferry build`, `ferry promote`, `ferry run`, `ferry verify` and `ferry unlock`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use ferry_core::audit::{Draft, EventKind};
+use ferry_core::clock::Timestamp;
+use ferry_core::ids::{Actor, ReleaseId, StageName};
+use ferry_core::keys::PublicKey;
+use ferry_core::manifest::{BuilderInfo, MANIFEST_VERSION, ReleaseManifest};
+use ferry_core::pipeline::Pipeline;
+use ferry_core::ports::Services;
+use ferry_core::promote::{self, Outcome, Request};
+use ferry_core::release::{self, CreatedRelease};
+use ferry_core::{Error, attestation::Signer};
+use ferry_local::Home;
+use serde_json::json;
+
+use super::{load_pipeline, parse_id, pinned_key};
+use crate::cli::PromoteOpts;
+use crate::env;
+use crate::exit::Exit;
+use crate::output::{Failure, Report};
+
+fn build_release(home: &Home, svc: &Services, p: &Pipeline, pinned: &PublicKey, actor: &Actor) -> Result<CreatedRelease, Failure> {
+    let key = home.keys().load(&p.signing.key)?;
+    if &key.public_key() != pinned {
+        return Err(Error::invalid(format!("signing key `{}` does not match the pinned public key `{}`", p.signing.key, p.public_key_path().display()))
+            .hint("releases signed with it would never verify; export the right key with `ferry key export` or fix `signing` in the pipeline")
+            .into());
+    }
+    let started_at = Timestamp::now();
+    ferry_local::build::run_command(p, svc.exec.as_ref())?;
+    let collected = ferry_local::build::collect(p)?;
+    let manifest = ReleaseManifest {
+        version: MANIFEST_VERSION,
+        pipeline: p.name.clone(),
+        build_account: p.build.account.clone(),
+        artifacts: collected.iter().map(|c| c.entry.clone()).collect(),
+        source: env::source(&p.working_dir()),
+        builder: BuilderInfo { actor: actor.clone(), id: env::builder_id() },
+        ci: env::ci_run(),
+        build_command: p.build.command.clone(),
+        started_at,
+        finished_at: Timestamp::now(),
+    };
+    tracing::info!(keyid = %key.keyid(), "signing the release");
+    Ok(release::create(svc, p, manifest, &collected, &key)?)
+}
+
+fn built_text(r: &CreatedRelease) -> String {
+    let mut h = format!("built release {} (manifest sha256 {})\n", r.release, r.manifest_sha256);
+    for a in &r.manifest.artifacts {
+        let _ = writeln!(h, "  {}  {}  {} bytes", a.sha256, a.name, a.size);
+    }
+    let _ = writeln!(h, "signed with key {}", r.keyid);
+    h
+}
+
+pub fn build(home: &Home, path: &Path) -> Result<Report, Failure> {
+    let p = load_pipeline(path)?;
+    let pinned = pinned_key(&p)?;
+    let actor = env::actor()?;
+    let svc = home.services();
+    let r = build_release(home, &svc, &p, &pinned, &actor)?;
+    Ok(Report::ok(built_text(&r), json!({"release": r.release, "manifest_sha256": r.manifest_sha256, "keyid": r.keyid, "manifest": r.manifest})))
+}
+
+fn request(release: &ReleaseId, stage: &StageName, actor: &Actor, opts: &PromoteOpts) -> Request {
+    Request { release: release.clone(), stage: stage.clone(), actor: actor.clone(), redeploy: opts.redeploy, wait: opts.wait, lease: opts.lease }
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Deployed { release, stage, actions, skipped } => {
+            let skip = if *skipped > 0 { format!(", {skipped} already done before") } else { String::new() };
+            format!("promoted {release} to `{stage}` ({actions} deploy action(s){skip})\n")
+        }
+        Outcome::AlreadyDeployed { release, stage } => format!("{release} is already deployed in `{stage}`; nothing to do (use --redeploy to run the actions again)\n"),
+        Outcome::AwaitingApproval { release, stage, have, need, eligible, excluded, approve_command } => {
+            let mut h = format!("waiting: {release} needs approval to enter `{stage}` ({} of {need} approvals", have.len());
+            if !have.is_empty() {
+                let _ = write!(h, ": {}", have.iter().map(Actor::as_str).collect::<Vec<_>>().join(", "));
+            }
+            h.push_str(")\n");
+            if !eligible.is_empty() {
+                let _ = writeln!(h, "  may approve: {}", eligible.iter().map(Actor::as_str).collect::<Vec<_>>().join(", "));
+            }
+            if !excluded.is_empty() {
+                let _ = writeln!(h, "  may not approve (built or requested it): {}", excluded.iter().map(Actor::as_str).collect::<Vec<_>>().join(", "));
+            }
+            let _ = writeln!(h, "  approve with: {approve_command}");
+            h
+        }
+    }
+}
+
+fn outcome_exit(o: &Outcome) -> Exit {
+    match o {
+        Outcome::AwaitingApproval { .. } => Exit::AwaitingApproval,
+        _ => Exit::Success,
+    }
+}
+
+pub fn promote(home: &Home, path: &Path, release: &str, to: &str, opts: &PromoteOpts) -> Result<Report, Failure> {
+    let p = load_pipeline(path)?;
+    let (release, stage): (ReleaseId, StageName) = (parse_id(release)?, parse_id(to)?);
+    let pinned = pinned_key(&p)?;
+    let actor = env::actor()?;
+    let svc = home.services();
+    let o = promote::promote(&svc, &p, &pinned, &request(&release, &stage, &actor, opts))?;
+    Ok(Report { human: outcome_text(&o), json: serde_json::to_value(&o).unwrap_or_default(), exit: outcome_exit(&o) })
+}
+
+pub fn run(home: &Home, path: &Path, opts: &PromoteOpts) -> Result<Report, Failure> {
+    let p = load_pipeline(path)?;
+    let pinned = pinned_key(&p)?;
+    let actor = env::actor()?;
+    let svc = home.services();
+    let built = build_release(home, &svc, &p, &pinned, &actor)?;
+    let mut human = built_text(&built);
+    let mut stages = Vec::new();
+    let mut exit = Exit::Success;
+    for stage in &p.stages {
+        let o = match promote::promote(&svc, &p, &pinned, &request(&built.release, &stage.name, &actor, opts)) {
+            Ok(o) => o,
+            Err(e) => {
+                // Report what happened so far, then the error (with its own exit code).
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), human.as_bytes());
+                return Err(e.into());
+            }
+        };
+        human.push_str(&outcome_text(&o));
+        exit = outcome_exit(&o);
+        stages.push(serde_json::to_value(&o).unwrap_or_default());
+        if exit != Exit::Success {
+            break;
+        }
+    }
+    Ok(Report { human, json: json!({"release": built.release, "manifest_sha256": built.manifest_sha256, "stages": stages}), exit })
+}
+
+pub fn verify(home: &Home, path: &Path, release: &str) -> Result<Report, Failure> {
+    let p = load_pipeline(path)?;
+    let id: ReleaseId = parse_id(release)?;
+    let pinned = pinned_key(&p)?;
+    let actor = env::actor()?;
+    let svc = home.services();
+    let v = release::verify_audited(&svc, &p, &id, &pinned, &actor, "ferry verify")?;
+    let mut h = format!("release {} verified: manifest sha256 {}, signature by pinned key {}\n", v.release, v.manifest_sha256, v.keyid);
+    for a in &v.manifest.artifacts {
+        let _ = writeln!(h, "  ok  {}  {}", a.sha256, a.name);
+    }
+    Ok(Report::ok(h, json!({"verified": true, "release": v.release, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid, "artifacts": v.manifest.artifacts})))
+}
+
+pub fn unlock(home: &Home, path: &Path, stage: &str) -> Result<Report, Failure> {
+    let p = load_pipeline(path)?;
+    let stage: StageName = parse_id(stage)?;
+    if p.stage(&stage).is_none() {
+        return Err(Error::invalid(format!("pipeline `{}` has no stage `{stage}`", p.name)).into());
+    }
+    let actor = env::actor()?;
+    let svc = home.services();
+    match svc.locks.force_release(&p.name, &stage)? {
+        None => Ok(Report::ok(format!("stage `{stage}` is not locked\n"), json!({"unlocked": false}))),
+        Some(lock) => {
+            let d = Draft::new(EventKind::LockReleased, &actor, &p.name).stage(&stage).release(&lock.release).details(json!({"forced": true, "previous": lock}));
+            svc.audit.append(d)?;
+            let h = format!("released the lock of stage `{stage}` held by `{}` (pid {} on `{}`) since {}\n", lock.holder, lock.pid, lock.host, lock.acquired_at);
+            Ok(Report::ok(h, json!({"unlocked": true, "previous": lock})))
+        }
+    }
+}

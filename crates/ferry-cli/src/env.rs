@@ -1,0 +1,55 @@
+//! Everything ferry learns from the process environment and the working tree: the acting
+//! identity, the CI run, the builder id, and the git commit. Nothing else reads the environment.
+
+use std::path::Path;
+use std::process::Command;
+
+use ferry_core::Error;
+use ferry_core::ids::Actor;
+use ferry_core::manifest::{CiRun, SourceInfo};
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Who is acting: `FERRY_ACTOR`, else the OS user. (The AWS backend uses the STS identity.)
+pub fn actor() -> Result<Actor, Error> {
+    let name = var("FERRY_ACTOR").or_else(|| var("USER")).or_else(|| var("LOGNAME")).or_else(|| {
+        Command::new("id").arg("-un").output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    });
+    let name = name.ok_or_else(|| Error::invalid("cannot tell who you are").hint("set `FERRY_ACTOR`"))?;
+    name.parse().map_err(|e: ferry_core::ids::IdError| Error::invalid(e.to_string()))
+}
+
+/// The CI run this process belongs to, if any.
+pub fn ci_run() -> Option<CiRun> {
+    if let (Some(run), Some(repo)) = (var("GITHUB_RUN_ID"), var("GITHUB_REPOSITORY")) {
+        let server = var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
+        return Some(CiRun { provider: "github-actions".into(), url: Some(format!("{server}/{repo}/actions/runs/{run}")), run_id: run });
+    }
+    var("CODEBUILD_BUILD_ID").map(|id| CiRun { provider: "codebuild".into(), run_id: id, url: var("CODEBUILD_BUILD_URL") })
+}
+
+/// The SLSA builder id: the CI workflow or project when there is one, else this host.
+pub fn builder_id() -> String {
+    if let Some(wf) = var("GITHUB_WORKFLOW_REF") {
+        return format!("https://github.com/{wf}");
+    }
+    if let Some(arn) = var("CODEBUILD_BUILD_ARN") {
+        return arn;
+    }
+    format!("ferry-local://{}", ferry_local::locks::host_name())
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The commit and ref the build ran from, when `dir` is in a git work tree.
+pub fn source(dir: &Path) -> Option<SourceInfo> {
+    let commit = var("CODEBUILD_RESOLVED_SOURCE_VERSION").or_else(|| var("GITHUB_SHA")).or_else(|| git(dir, &["rev-parse", "HEAD"]))?;
+    let git_ref = var("GITHUB_REF").or_else(|| git(dir, &["symbolic-ref", "-q", "HEAD"]));
+    let dirty = git(dir, &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(SourceInfo { commit, git_ref, dirty })
+}

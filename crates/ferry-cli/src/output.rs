@@ -1,0 +1,70 @@
+//! Rendering: results to stdout (human text or JSON), errors and diagnostics to stderr (and
+//! as JSON on stdout with `--output json`), each mapped to its exit code.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use ferry_core::yaml::Diagnostic;
+use serde_json::{Value, json};
+
+use crate::cli::OutputFormat;
+use crate::exit::Exit;
+
+/// A command's result: what to print for people, what to print for machines, and the code.
+pub struct Report {
+    pub human: String,
+    pub json: Value,
+    pub exit: Exit,
+}
+
+impl Report {
+    pub fn ok(human: impl Into<String>, json: Value) -> Self {
+        Self { human: human.into(), json, exit: Exit::Success }
+    }
+}
+
+pub enum Failure {
+    Core(ferry_core::Error),
+    Diagnostics(Vec<Diagnostic>),
+}
+
+impl From<ferry_core::Error> for Failure {
+    fn from(e: ferry_core::Error) -> Self {
+        Self::Core(e)
+    }
+}
+
+pub fn report(format: OutputFormat, r: &Report) -> Exit {
+    match format {
+        OutputFormat::Human => {
+            if !r.human.is_empty() {
+                println!("{}", r.human.trim_end());
+            }
+        }
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&r.json).unwrap_or_default()),
+    }
+    r.exit
+}
+
+pub fn diagnostics_text(diags: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&format!("error: {d}\n"));
+    }
+    let files: std::collections::BTreeSet<&str> = diags.iter().map(|d| d.file.as_str()).collect();
+    out.push_str(&format!("{} problem(s) in {} file(s)\n", diags.len(), files.len()));
+    out
+}
+
+pub fn failure(format: OutputFormat, f: &Failure) -> Exit {
+    let (exit, text, value) = match f {
+        Failure::Core(e) => (Exit::from(e.kind), format!("error: {e}"), json!({"error": {"kind": e.kind, "message": e.message, "hints": e.hints}})),
+        Failure::Diagnostics(d) => (Exit::Invalid, diagnostics_text(d), json!({"valid": false, "diagnostics": d})),
+    };
+    eprintln!("{}", text.trim_end());
+    if format == OutputFormat::Json {
+        let mut value = value;
+        value["exit_code"] = json!(exit as u8);
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    }
+    exit
+}

@@ -1,0 +1,53 @@
+//! Recording an approval or a rejection: the release is verified first, the decider is
+//! checked against the stage's policy (allowed approvers, separation of duties), and the
+//! decision is bound to exactly one (release, stage) and audited before it is reported.
+
+use serde_json::json;
+
+use crate::approval::{self, APPROVAL_VERSION, ApprovalRecord, ApprovalState, Parties, Verdict};
+use crate::audit::{Draft, EventKind};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::{Actor, ReleaseId, StageName};
+use crate::keys::PublicKey;
+use crate::pipeline::Pipeline;
+use crate::ports::Services;
+use crate::release;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Decision {
+    pub record: ApprovalRecord,
+    /// Where the stage's approvals stand after this decision.
+    pub state: ApprovalState,
+}
+
+pub fn decide(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, release_id: &ReleaseId, stage_name: &StageName, actor: &Actor, verdict: Verdict, comment: Option<String>) -> Result<Decision> {
+    let stage = pipeline.stage(stage_name).ok_or_else(|| Error::invalid(format!("pipeline `{}` has no stage `{stage_name}`", pipeline.name)))?;
+    let policy = stage.approval.as_ref().ok_or_else(|| Error::invalid(format!("stage `{stage_name}` has no approval policy; there is nothing to approve")))?;
+    let verified = release::verify_audited(svc, pipeline, release_id, pinned, actor, &format!("approval for {stage_name}"))?;
+    let record = svc.state.read_stage(&pipeline.name, release_id, stage_name)?;
+    let parties = Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.map(|r| r.value.requested_by) };
+    let audit = |kind: EventKind, details: serde_json::Value| svc.audit.append(Draft::new(kind, actor, &pipeline.name).release(release_id).stage(stage_name).details(details));
+    if let Err(e) = approval::check_approver(policy, actor, &parties, stage_name) {
+        audit(EventKind::ApprovalRefused, json!({"verdict": verdict, "reason": e.message}))?;
+        return Err(e);
+    }
+    let now = Timestamp::now();
+    let record = ApprovalRecord {
+        version: APPROVAL_VERSION,
+        pipeline: pipeline.name.clone(),
+        release: release_id.clone(),
+        stage: stage_name.clone(),
+        actor: actor.clone(),
+        verdict,
+        comment: comment.clone(),
+        at: now,
+        expires_at: now.plus(policy.expires),
+    };
+    svc.state.add_approval(&record)?;
+    let kind = if verdict == Verdict::Approve { EventKind::Approved } else { EventKind::Rejected };
+    audit(kind, json!({"comment": comment, "expires_at": record.expires_at}))?;
+    let all = svc.state.approvals(&pipeline.name, release_id, stage_name)?;
+    let state = approval::evaluate(Some(policy), &all, release_id, stage_name, &parties, Timestamp::now());
+    Ok(Decision { record, state })
+}

@@ -1,0 +1,87 @@
+//! Where each release of a pipeline stands in each stage: state, approvals so far and who may
+//! still approve until when, and the stage locks.
+
+use serde::Serialize;
+
+use crate::approval::{self, ApprovalState, Parties};
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::ids::{Actor, ReleaseId, StageName};
+use crate::manifest::ReleaseManifest;
+use crate::pipeline::Pipeline;
+use crate::ports::{LockInfo, Services};
+use crate::state::StageStatus;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub pipeline: String,
+    pub releases: Vec<ReleaseStatus>,
+    pub locks: Vec<LockStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseStatus {
+    pub release: ReleaseId,
+    pub built_at: Timestamp,
+    pub builder: Actor,
+    pub commit: Option<String>,
+    pub stages: Vec<StageStatusLine>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageStatusLine {
+    pub stage: StageName,
+    /// `not_started` when the release was never requested in this stage.
+    pub status: String,
+    pub message: Option<String>,
+    pub approvals: Option<ApprovalState>,
+    pub approve_command: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LockStatus {
+    pub stage: StageName,
+    pub lock: LockInfo,
+    pub stale: bool,
+}
+
+pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> Result<Status> {
+    let records = svc.state.list_stages(&pipeline.name)?;
+    let mut releases = Vec::new();
+    let ids = match only {
+        Some(id) => vec![id.clone()],
+        None => svc.store.list_releases()?,
+    };
+    for id in ids {
+        let stored = svc.store.get_release(&id)?;
+        let Ok(manifest) = ReleaseManifest::from_bytes(&stored.manifest) else { continue };
+        if manifest.pipeline != pipeline.name {
+            continue;
+        }
+        let mut stages = Vec::new();
+        for stage in &pipeline.stages {
+            let record = records.iter().find(|r| r.release == id && r.stage == stage.name);
+            let status = record.map_or("not_started".to_owned(), |r| serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+            let pending = record.is_some_and(|r| r.status == StageStatus::AwaitingApproval);
+            let approvals = match (&stage.approval, record) {
+                (Some(policy), Some(r)) => {
+                    let parties = Parties { builder: Some(manifest.builder.actor.clone()), requester: Some(r.requested_by.clone()) };
+                    let recs = svc.state.approvals(&pipeline.name, &id, &stage.name)?;
+                    Some(approval::evaluate(Some(policy), &recs, &id, &stage.name, &parties, Timestamp::now()))
+                }
+                _ => None,
+            };
+            let approve_command = pending.then(|| crate::promote::approve_command(pipeline, &id, &stage.name));
+            stages.push(StageStatusLine { stage: stage.name.clone(), status, message: record.and_then(|r| r.message.clone()), approvals, approve_command });
+        }
+        releases.push(ReleaseStatus { release: id, built_at: manifest.finished_at, builder: manifest.builder.actor.clone(), commit: manifest.source.map(|s| s.commit), stages });
+    }
+    releases.sort_by(|a, b| b.built_at.cmp(&a.built_at));
+    let mut locks = Vec::new();
+    for stage in &pipeline.stages {
+        if let Some((lock, stale)) = svc.locks.inspect(&pipeline.name, &stage.name)? {
+            locks.push(LockStatus { stage: stage.name.clone(), lock, stale });
+        }
+    }
+    Ok(Status { pipeline: pipeline.name.to_string(), releases, locks })
+}

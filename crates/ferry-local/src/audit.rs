@@ -1,0 +1,66 @@
+//! The local audit log: `audit/SEQ.json`, one immutable file per event, each created only if
+//! absent, so two writers racing for the same position cannot both win.
+
+use std::path::PathBuf;
+
+use ferry_core::audit::{self, Draft, Event};
+use ferry_core::ports::AuditLog;
+use ferry_core::{Error, Result};
+
+use crate::fsutil::{self, Created};
+
+pub struct LocalAudit {
+    dir: PathBuf,
+}
+
+impl LocalAudit {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    fn positions(&self) -> Result<Vec<(u64, String)>> {
+        let mut out: Vec<(u64, String)> = fsutil::list(&self.dir)?.into_iter().filter_map(|n| n.strip_suffix(".json").and_then(|s| s.parse().ok()).map(|p| (p, n))).collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl AuditLog for LocalAudit {
+    fn append(&self, draft: Draft) -> Result<Event> {
+        for _ in 0..100 {
+            let last = match self.positions()?.last() {
+                None => None,
+                Some((pos, name)) => {
+                    let path = self.dir.join(name);
+                    let bytes = fsutil::read_opt(&path)?.unwrap_or_default();
+                    let event: Event = serde_json::from_slice(&bytes).map_err(|e| {
+                        Error::failed(format!("the last audit event (`{}`) is damaged: {e}", path.display())).hint("run `ferry audit verify`; ferry will not extend a damaged log")
+                    })?;
+                    if event.seq != *pos {
+                        return Err(Error::failed(format!("audit event at position {pos} claims sequence {}", event.seq)).hint("run `ferry audit verify`"));
+                    }
+                    Some(event)
+                }
+            };
+            let event = audit::seal(draft.clone(), last.as_ref())?;
+            let path = self.dir.join(format!("{:012}.json", event.seq));
+            if fsutil::write_new(&path, &event.to_bytes()?)? == Created::Yes {
+                return Ok(event);
+            }
+        }
+        Err(Error::failed(format!("could not append to the audit log at `{}`: too much contention", self.dir.display())))
+    }
+
+    fn entries(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for (pos, name) in self.positions()? {
+            let path = self.dir.join(name);
+            out.push((pos, fsutil::read_opt(&path)?.unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+}

@@ -1,0 +1,72 @@
+//! Runs a pipeline's build command and collects the declared artifacts: each file is hashed
+//! by streaming, and every declaration must match at least one file.
+
+use std::path::Path;
+
+use ferry_core::digest::hash_file;
+use ferry_core::manifest::ManifestArtifact;
+use ferry_core::pipeline::{ArtifactSource, Pipeline};
+use ferry_core::ports::{CommandSpec, Executor};
+use ferry_core::release::Collected;
+use ferry_core::{Error, Result};
+
+/// Runs the build command (if any) in the working directory.
+pub fn run_command(pipeline: &Pipeline, exec: &dyn Executor) -> Result<()> {
+    let Some(command) = &pipeline.build.command else { return Ok(()) };
+    let mut env = pipeline.build.env.clone();
+    env.insert("FERRY_PIPELINE".into(), pipeline.name.to_string());
+    env.insert("FERRY_ACCOUNT_ID".into(), pipeline.build.account.to_string());
+    let spec = CommandSpec { run: command.clone(), dir: pipeline.working_dir(), env, timeout: None, label: "build".into() };
+    let out = exec.run(&spec)?;
+    if !out.success {
+        return Err(Error::failed(format!("build command `{command}` failed with exit code {}", out.exit_code.map_or("none".into(), |c| c.to_string())))
+            .hint(format!("it ran in `{}`; see its output above", pipeline.working_dir().display())));
+    }
+    Ok(())
+}
+
+fn relative(base: &Path, file: &Path) -> String {
+    file.strip_prefix(base).unwrap_or(file).to_string_lossy().replace('\\', "/")
+}
+
+/// Finds, checks and hashes every declared artifact.
+pub fn collect(pipeline: &Pipeline) -> Result<Vec<Collected>> {
+    let base = pipeline.working_dir();
+    let mut out = Vec::new();
+    for decl in &pipeline.build.artifacts {
+        let files: Vec<(String, std::path::PathBuf)> = match &decl.source {
+            ArtifactSource::Path(p) => {
+                let file = base.join(p);
+                if !file.is_file() {
+                    return Err(Error::failed(format!("artifact `{}`: `{}` was not found after the build", decl.name, file.display()))
+                        .hint(format!("the build must write `{p}` under `{}`", base.display())));
+                }
+                vec![(decl.name.clone(), file)]
+            }
+            ArtifactSource::Glob(g) => {
+                let pattern = base.join(g).to_string_lossy().into_owned();
+                let paths = glob::glob(&pattern).map_err(|e| Error::invalid(format!("artifact `{}`: bad glob `{g}`: {e}", decl.name)))?;
+                // Names are relative to the pattern's literal directory: `dist/config/*.json`
+                // yields `config/app.json` for an artifact named `config`.
+                let literal: std::path::PathBuf = Path::new(g).components().take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '['])).collect();
+                let literal = base.join(literal);
+                let mut files = Vec::new();
+                for p in paths {
+                    let p = p.map_err(|e| Error::failed(format!("artifact `{}`: {e}", decl.name)))?;
+                    if p.is_file() {
+                        files.push((format!("{}/{}", decl.name, relative(&literal, &p)), p));
+                    }
+                }
+                if files.is_empty() {
+                    return Err(Error::failed(format!("artifact `{}`: glob `{g}` matched no files in `{}`", decl.name, base.display())));
+                }
+                files
+            }
+        };
+        for (name, file) in files {
+            let (sha256, size) = hash_file(&file)?;
+            out.push(Collected { entry: ManifestArtifact { name, path: relative(&base, &file), sha256, size }, file });
+        }
+    }
+    Ok(out)
+}

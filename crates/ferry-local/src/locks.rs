@@ -1,0 +1,145 @@
+//! Local stage locks: `pipelines/NAME/locks/STAGE.lock`, created only if absent. A lock is
+//! stale when its lease expired or its holder process on this host is gone; a take-over is
+//! won by exactly one process (it must create a marker named after the stale lock's token).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferry_core::clock::Timestamp;
+use ferry_core::ids::{Actor, PipelineName, ReleaseId, StageName};
+use ferry_core::ports::{Acquired, LockInfo, Locks};
+use ferry_core::{Error, Result};
+
+use crate::fsutil::{self, Created};
+
+pub struct LocalLocks {
+    root: PathBuf,
+}
+
+/// This machine's host name, as recorded in locks.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether process `pid` is running (not gone, not a zombie). Without `/proc`, assume it is.
+fn process_alive(pid: u32) -> bool {
+    let proc_dir = Path::new("/proc");
+    if !proc_dir.join("self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(proc_dir.join(pid.to_string()).join("stat")) {
+        // The state follows the parenthesised command name: `123 (ferry) S ...`.
+        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|s| s != "Z" && s != "X"),
+        Err(_) => false,
+    }
+}
+
+impl LocalLocks {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    fn path(&self, pipeline: &PipelineName, stage: &StageName) -> PathBuf {
+        self.root.join(pipeline.as_str()).join("locks").join(format!("{stage}.lock"))
+    }
+
+    fn read(&self, path: &Path) -> Result<Option<LockInfo>> {
+        match fsutil::read_opt(path)? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                Error::failed(format!("lock file `{}` is malformed: {e}", path.display())).hint("remove it with `ferry unlock PIPELINE --stage STAGE` once no promotion is running")
+            }),
+        }
+    }
+
+    fn is_stale(lock: &LockInfo) -> bool {
+        lock.expires_at < Timestamp::now() || (lock.host == host_name() && !process_alive(lock.pid))
+    }
+
+    fn new_lock(pipeline: &PipelineName, stage: &StageName, release: &ReleaseId, holder: &Actor, lease: Duration) -> LockInfo {
+        let now = Timestamp::now();
+        LockInfo {
+            version: 1,
+            pipeline: pipeline.clone(),
+            stage: stage.clone(),
+            release: release.clone(),
+            holder: holder.clone(),
+            pid: std::process::id(),
+            host: host_name(),
+            acquired_at: now,
+            expires_at: now.plus(lease),
+            token: fsutil::random_token(),
+        }
+    }
+
+    fn create(&self, lock: &LockInfo) -> Result<Created> {
+        let bytes = serde_json::to_vec_pretty(lock).map_err(|e| Error::failed(format!("cannot encode lock: {e}")))?;
+        fsutil::write_new(&self.path(&lock.pipeline, &lock.stage), &bytes)
+    }
+}
+
+impl Locks for LocalLocks {
+    fn try_acquire(&self, pipeline: &PipelineName, stage: &StageName, release: &ReleaseId, holder: &Actor, lease: Duration) -> Result<Acquired> {
+        let lock = Self::new_lock(pipeline, stage, release, holder, lease);
+        for _ in 0..5 {
+            if self.create(&lock)? == Created::Yes {
+                return Ok(Acquired::Taken(lock));
+            }
+            // Held: report who holds it (it may vanish between the two calls; then retry).
+            if let Some(held) = self.read(&self.path(pipeline, stage))? {
+                let stale = Self::is_stale(&held);
+                return Ok(Acquired::Held { lock: held, stale });
+            }
+        }
+        Err(Error::failed(format!("could not acquire the lock of stage `{stage}`: it keeps changing hands")))
+    }
+
+    fn take_over(&self, stale: &LockInfo, holder: &Actor, lease: Duration) -> Result<Option<LockInfo>> {
+        let path = self.path(&stale.pipeline, &stale.stage);
+        let marker = path.with_file_name(format!(".{}.takeover-{}", stale.stage, stale.token));
+        if fsutil::write_new(&marker, b"")? == Created::AlreadyExists {
+            return Ok(None);
+        }
+        let result = (|| {
+            match self.read(&path)? {
+                Some(current) if current.token == stale.token && Self::is_stale(&current) => {}
+                _ => return Ok(None),
+            }
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove stale lock", &path, &e))?;
+            let ours = Self::new_lock(&stale.pipeline, &stale.stage, &stale.release, holder, lease);
+            Ok((self.create(&ours)? == Created::Yes).then_some(ours))
+        })();
+        let _ = std::fs::remove_file(&marker);
+        result
+    }
+
+    fn release(&self, lock: &LockInfo) -> Result<()> {
+        let path = self.path(&lock.pipeline, &lock.stage);
+        match self.read(&path)? {
+            Some(current) if current.token == lock.token => std::fs::remove_file(&path).map_err(|e| Error::io("remove lock", &path, &e)),
+            Some(current) => Err(Error::failed(format!("the lock of stage `{}` is now held by `{}`; ours was taken over", lock.stage, current.holder))),
+            None => Err(Error::failed(format!("the lock of stage `{}` was removed while we held it", lock.stage))),
+        }
+    }
+
+    fn force_release(&self, pipeline: &PipelineName, stage: &StageName) -> Result<Option<LockInfo>> {
+        let path = self.path(pipeline, stage);
+        let current = self.read(&path)?;
+        if current.is_some() {
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove lock", &path, &e))?;
+        }
+        Ok(current)
+    }
+
+    fn inspect(&self, pipeline: &PipelineName, stage: &StageName) -> Result<Option<(LockInfo, bool)>> {
+        Ok(self.read(&self.path(pipeline, stage))?.map(|l| {
+            let stale = Self::is_stale(&l);
+            (l, stale)
+        }))
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Try ferry with no AWS account: builds ferry, creates the demo signing key, and runs
+# pipelines/hello.yaml on the embedded local backend. It stops at prod's approval gate and
+# prints the command that approves it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v cargo >/dev/null || { echo "error: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
+cargo build --quiet -p ferry-cli
+ferry="$PWD/target/debug/ferry"
+export FERRY_HOME="${FERRY_HOME:-$PWD/.ferry}"
+if [ ! -f "$FERRY_HOME/keys/hello.key" ]; then
+  "$ferry" keygen --name hello
+  rm -f pipelines/keys/hello.pem pipelines/keys/hello.json
+fi
+[ -f pipelines/keys/hello.pem ] || "$ferry" key export --name hello --out pipelines/keys
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+code=0
+"$ferry" run pipelines/hello.yaml | tee "$out" || code=$?
+if [ "$code" -eq 3 ]; then
+  id="$(grep -o 'r[0-9a-f]\{16\}' "$out" | head -n 1)"
+  echo
+  echo "ferry exited 3: release $id is waiting for approval (that is the point of the demo)."
+  echo "Approve it as two people, then promote it to prod:"
+  echo "  FERRY_ACTOR=alice target/debug/ferry approve pipelines/hello.yaml --release $id --stage prod"
+  echo "  FERRY_ACTOR=bob   target/debug/ferry approve pipelines/hello.yaml --release $id --stage prod"
+  echo "  target/debug/ferry promote pipelines/hello.yaml --release $id --to prod"
+  exit 0
+fi
+exit "$code"
