@@ -5,8 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
-cargo build --quiet -p ferry-cli
-ferry="$PWD/target/debug/ferry"
+if [ -n "${FERRY_BIN:-}" ]; then
+  ferry="$FERRY_BIN"   # a prebuilt binary (the test suite uses this)
+else
+  cargo build --quiet -p ferry-cli
+  ferry="$PWD/target/debug/ferry"
+fi
 export FERRY_HOME="${FERRY_HOME:-$PWD/.ferry}"
 if [ ! -f "$FERRY_HOME/keys/hello.key" ]; then
   "$ferry" keygen --name hello

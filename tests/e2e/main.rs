@@ -1,1 +1,13 @@
+//! End-to-end tests: they run the real `ferry` binary against a fresh `$FERRY_HOME` and
+//! project directory per test, and read like the product's specification.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
+mod approvals;
+mod audit;
+mod build_verify;
+mod conformance;
+mod locks;
+mod quickstart;
+mod support;
+mod validate;

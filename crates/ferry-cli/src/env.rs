@@ -15,7 +15,12 @@ fn var(name: &str) -> Option<String> {
 /// Who is acting: `FERRY_ACTOR`, else the OS user. (The AWS backend uses the STS identity.)
 pub fn actor() -> Result<Actor, Error> {
     let name = var("FERRY_ACTOR").or_else(|| var("USER")).or_else(|| var("LOGNAME")).or_else(|| {
-        Command::new("id").arg("-un").output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        Command::new("id")
+            .arg("-un")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     });
     let name = name.ok_or_else(|| Error::invalid("cannot tell who you are").hint("set `FERRY_ACTOR`"))?;
     name.parse().map_err(|e: ferry_core::ids::IdError| Error::invalid(e.to_string()))

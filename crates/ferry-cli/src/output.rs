@@ -57,7 +57,9 @@ pub fn diagnostics_text(diags: &[Diagnostic]) -> String {
 
 pub fn failure(format: OutputFormat, f: &Failure) -> Exit {
     let (exit, text, value) = match f {
-        Failure::Core(e) => (Exit::from(e.kind), format!("error: {e}"), json!({"error": {"kind": e.kind, "message": e.message, "hints": e.hints}})),
+        Failure::Core(e) => {
+            (Exit::from(e.kind), format!("error: {e}"), json!({"error": {"kind": e.kind, "message": e.message, "hints": e.hints}}))
+        }
         Failure::Diagnostics(d) => (Exit::Invalid, diagnostics_text(d), json!({"valid": false, "diagnostics": d})),
     };
     eprintln!("{}", text.trim_end());

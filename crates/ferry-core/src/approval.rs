@@ -61,18 +61,28 @@ fn excluded(policy: &ApprovalPolicy, parties: &Parties) -> Vec<Actor> {
 pub fn check_approver(policy: &ApprovalPolicy, actor: &Actor, parties: &Parties, stage: &StageName) -> Result<()> {
     if excluded(policy, parties).contains(actor) {
         let role = if parties.builder.as_ref() == Some(actor) { "built" } else { "requested the promotion of" };
-        return Err(Error::failed(format!("`{actor}` {role} this release and cannot approve it for stage `{stage}` (separation of duties)"))
-            .hint("ask another approver, or set `allow_self_approval: true` in the stage's approval policy"));
+        return Err(Error::failed(format!(
+            "`{actor}` {role} this release and cannot approve it for stage `{stage}` (separation of duties)"
+        ))
+        .hint("ask another approver, or set `allow_self_approval: true` in the stage's approval policy"));
     }
     if !policy.approvers.is_empty() && !policy.approvers.contains(actor) {
         let names: Vec<&str> = policy.approvers.iter().map(Actor::as_str).collect();
-        return Err(Error::failed(format!("`{actor}` is not an approver for stage `{stage}`")).hint(format!("allowed approvers: {}", names.join(", "))));
+        return Err(Error::failed(format!("`{actor}` is not an approver for stage `{stage}`"))
+            .hint(format!("allowed approvers: {}", names.join(", "))));
     }
     Ok(())
 }
 
 /// Where the approvals of (release, stage) stand at `now`.
-pub fn evaluate(policy: Option<&ApprovalPolicy>, records: &[ApprovalRecord], release: &ReleaseId, stage: &StageName, parties: &Parties, now: Timestamp) -> ApprovalState {
+pub fn evaluate(
+    policy: Option<&ApprovalPolicy>,
+    records: &[ApprovalRecord],
+    release: &ReleaseId,
+    stage: &StageName,
+    parties: &Parties,
+    now: Timestamp,
+) -> ApprovalState {
     let Some(policy) = policy else { return ApprovalState::NotRequired };
     let bound = records.iter().filter(|r| &r.release == release && &r.stage == stage);
     let excluded = excluded(policy, parties);
@@ -102,7 +112,12 @@ mod tests {
     use super::*;
 
     fn policy(required: u32, approvers: &[&str]) -> ApprovalPolicy {
-        ApprovalPolicy { required, approvers: approvers.iter().map(|a| a.parse().unwrap()).collect(), expires: Duration::from_secs(3600), allow_self_approval: false }
+        ApprovalPolicy {
+            required,
+            approvers: approvers.iter().map(|a| a.parse().unwrap()).collect(),
+            expires: Duration::from_secs(3600),
+            allow_self_approval: false,
+        }
     }
     fn rec(actor: &str, release: &ReleaseId, verdict: Verdict, at: Timestamp) -> ApprovalRecord {
         ApprovalRecord {

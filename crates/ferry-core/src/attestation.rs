@@ -97,7 +97,11 @@ pub fn statement(manifest: &ReleaseManifest, manifest_digest: &Sha256Digest) -> 
 pub fn sign(statement: &Value, signer: &dyn Signer) -> Result<Envelope> {
     let body = serde_json::to_vec(statement).map_err(|e| Error::failed(format!("cannot encode statement: {e}")))?;
     let sig = signer.sign(&pae(PAYLOAD_TYPE, &body))?;
-    Ok(Envelope { payload: B64.encode(&body), payload_type: PAYLOAD_TYPE.into(), signatures: vec![EnvelopeSignature { keyid: signer.keyid(), sig: B64.encode(sig) }] })
+    Ok(Envelope {
+        payload: B64.encode(&body),
+        payload_type: PAYLOAD_TYPE.into(),
+        signatures: vec![EnvelopeSignature { keyid: signer.keyid(), sig: B64.encode(sig) }],
+    })
 }
 
 impl Envelope {
@@ -139,11 +143,17 @@ pub fn check_binding(statement: &Value, manifest: &ReleaseManifest, manifest_dig
     }
     let bound = statement["predicate"]["buildDefinition"]["internalParameters"]["manifestSha256"].as_str().unwrap_or("");
     if bound != manifest_digest.as_str() {
-        return Err(Error::verification(format!("the signed statement is for manifest `{bound}`, but the stored manifest hashes to `{manifest_digest}`")));
+        return Err(Error::verification(format!(
+            "the signed statement is for manifest `{bound}`, but the stored manifest hashes to `{manifest_digest}`"
+        )));
     }
     let mut signed: Vec<(String, String)> = statement["subject"]
         .as_array()
-        .map(|s| s.iter().map(|x| (x["name"].as_str().unwrap_or("").to_owned(), x["digest"]["sha256"].as_str().unwrap_or("").to_owned())).collect())
+        .map(|s| {
+            s.iter()
+                .map(|x| (x["name"].as_str().unwrap_or("").to_owned(), x["digest"]["sha256"].as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
         .unwrap_or_default();
     let mut listed: Vec<(String, String)> = manifest.artifacts.iter().map(|a| (a.name.clone(), a.sha256.to_string())).collect();
     signed.sort();

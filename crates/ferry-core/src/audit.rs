@@ -173,7 +173,11 @@ pub fn verify_chain(entries: &[(u64, Vec<u8>)]) -> ChainReport {
             return bad(expected, format!("position {expected} holds event {}: events were reordered or inserted", event.seq), n);
         }
         if event.prev_hash.as_str() != prev_hash {
-            return bad(expected, format!("event {expected} does not follow event {}: an event was inserted, removed or reordered before it", expected - 1), n);
+            return bad(
+                expected,
+                format!("event {expected} does not follow event {}: an event was inserted, removed or reordered before it", expected - 1),
+                n,
+            );
         }
         prev_hash = event.hash.to_string();
         head = Some(event.hash);

@@ -21,13 +21,31 @@ pub struct Decision {
     pub state: ApprovalState,
 }
 
-pub fn decide(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, release_id: &ReleaseId, stage_name: &StageName, actor: &Actor, verdict: Verdict, comment: Option<String>) -> Result<Decision> {
-    let stage = pipeline.stage(stage_name).ok_or_else(|| Error::invalid(format!("pipeline `{}` has no stage `{stage_name}`", pipeline.name)))?;
-    let policy = stage.approval.as_ref().ok_or_else(|| Error::invalid(format!("stage `{stage_name}` has no approval policy; there is nothing to approve")))?;
+/// One person's decision on one (release, stage).
+#[derive(Debug, Clone)]
+pub struct DecisionRequest {
+    pub release: ReleaseId,
+    pub stage: StageName,
+    pub actor: Actor,
+    pub verdict: Verdict,
+    pub comment: Option<String>,
+}
+
+pub fn decide(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &DecisionRequest) -> Result<Decision> {
+    let DecisionRequest { release: release_id, stage: stage_name, actor, verdict, comment } = req;
+    let (verdict, comment) = (*verdict, comment.clone());
+    let stage =
+        pipeline.stage(stage_name).ok_or_else(|| Error::invalid(format!("pipeline `{}` has no stage `{stage_name}`", pipeline.name)))?;
+    let policy = stage
+        .approval
+        .as_ref()
+        .ok_or_else(|| Error::invalid(format!("stage `{stage_name}` has no approval policy; there is nothing to approve")))?;
     let verified = release::verify_audited(svc, pipeline, release_id, pinned, actor, &format!("approval for {stage_name}"))?;
     let record = svc.state.read_stage(&pipeline.name, release_id, stage_name)?;
     let parties = Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.map(|r| r.value.requested_by) };
-    let audit = |kind: EventKind, details: serde_json::Value| svc.audit.append(Draft::new(kind, actor, &pipeline.name).release(release_id).stage(stage_name).details(details));
+    let audit = |kind: EventKind, details: serde_json::Value| {
+        svc.audit.append(Draft::new(kind, actor, &pipeline.name).release(release_id).stage(stage_name).details(details))
+    };
     if let Err(e) = approval::check_approver(policy, actor, &parties, stage_name) {
         audit(EventKind::ApprovalRefused, json!({"verdict": verdict, "reason": e.message}))?;
         return Err(e);

@@ -208,7 +208,8 @@ mod tests {
         // ed25519: hex public key, canonical dict with sorted keys.
         let key = PrivateKey::generate(Algorithm::Ed25519).public_key();
         let PublicKey::Ed25519(k) = &key else { unreachable!() };
-        let canon = format!("{{\"keytype\":\"ed25519\",\"keyval\":{{\"public\":\"{}\"}},\"scheme\":\"ed25519\"}}", hex::encode(k.as_bytes()));
+        let canon =
+            format!("{{\"keytype\":\"ed25519\",\"keyval\":{{\"public\":\"{}\"}},\"scheme\":\"ed25519\"}}", hex::encode(k.as_bytes()));
         assert_eq!(key.keyid(), Sha256Digest::of(canon.as_bytes()).to_string());
     }
 }

@@ -71,11 +71,16 @@ impl ReleaseManifest {
 
     /// Parses stored manifest bytes, rejecting unknown versions.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("release manifest is not valid JSON: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("release manifest is not valid JSON: {e}")))?;
         match v.get("version").and_then(serde_json::Value::as_u64) {
             Some(1) => {}
             other => {
-                return Err(Error::invalid(format!("release manifest has unsupported version `{}`", other.map_or("none".into(), |v| v.to_string()))).hint("this ferry reads manifest version 1; upgrade ferry"));
+                return Err(Error::invalid(format!(
+                    "release manifest has unsupported version `{}`",
+                    other.map_or("none".into(), |v| v.to_string())
+                ))
+                .hint("this ferry reads manifest version 1; upgrade ferry"));
             }
         }
         serde_json::from_value(v).map_err(|e| Error::invalid(format!("release manifest is malformed: {e}")))

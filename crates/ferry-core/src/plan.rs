@@ -63,7 +63,11 @@ pub fn plan(p: &Pipeline) -> Plan {
                 steps.push(format!("require: release succeeded in `{r}`"));
             }
             if let Some(a) = &s.approval {
-                let who = if a.approvers.is_empty() { "anyone".to_owned() } else { a.approvers.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", ") };
+                let who = if a.approvers.is_empty() {
+                    "anyone".to_owned()
+                } else {
+                    a.approvers.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
+                };
                 let sod = if a.allow_self_approval { "" } else { "; not the builder or requester" };
                 steps.push(format!("approval: {} of {who}, valid {}{sod}", a.required, humantime::format_duration(a.expires)));
             }

@@ -83,11 +83,21 @@ pub struct LockInfo {
 pub enum Acquired {
     Taken(LockInfo),
     /// Held by someone else; `stale` when the holder is gone (dead process or expired lease).
-    Held { lock: LockInfo, stale: bool },
+    Held {
+        lock: LockInfo,
+        stale: bool,
+    },
 }
 
 pub trait Locks {
-    fn try_acquire(&self, pipeline: &PipelineName, stage: &StageName, release: &ReleaseId, holder: &Actor, lease: Duration) -> Result<Acquired>;
+    fn try_acquire(
+        &self,
+        pipeline: &PipelineName,
+        stage: &StageName,
+        release: &ReleaseId,
+        holder: &Actor,
+        lease: Duration,
+    ) -> Result<Acquired>;
     /// Replaces a stale lock with ours; `None` if another process got there first.
     fn take_over(&self, stale: &LockInfo, holder: &Actor, lease: Duration) -> Result<Option<LockInfo>>;
     /// Releases a lock we hold (checked by token).

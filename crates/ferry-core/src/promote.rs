@@ -37,9 +37,25 @@ pub struct Request {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Deployed { release: ReleaseId, stage: StageName, actions: usize, skipped: usize },
-    AlreadyDeployed { release: ReleaseId, stage: StageName },
-    AwaitingApproval { release: ReleaseId, stage: StageName, have: Vec<Actor>, need: u32, eligible: Vec<Actor>, excluded: Vec<Actor>, approve_command: String },
+    Deployed {
+        release: ReleaseId,
+        stage: StageName,
+        actions: usize,
+        skipped: usize,
+    },
+    AlreadyDeployed {
+        release: ReleaseId,
+        stage: StageName,
+    },
+    AwaitingApproval {
+        release: ReleaseId,
+        stage: StageName,
+        have: Vec<Actor>,
+        need: u32,
+        eligible: Vec<Actor>,
+        excluded: Vec<Actor>,
+        approve_command: String,
+    },
 }
 
 /// The exact command that approves `release` for `stage`.
@@ -101,10 +117,11 @@ impl Promotion<'_> {
         let (release, stage) = (&self.req.release, &self.stage.name);
         self.check_order()?;
         let record = self.read()?;
-        if let Some(r) = &record {
-            if r.value.status == StageStatus::Succeeded && !self.req.redeploy {
-                return Ok(Outcome::AlreadyDeployed { release: release.clone(), stage: stage.clone() });
-            }
+        if let Some(r) = &record
+            && r.value.status == StageStatus::Succeeded
+            && !self.req.redeploy
+        {
+            return Ok(Outcome::AlreadyDeployed { release: release.clone(), stage: stage.clone() });
         }
         let record = match record {
             Some(r) => r.value,
@@ -131,8 +148,11 @@ impl Promotion<'_> {
             if status != Some(StageStatus::Succeeded) {
                 let now = status.map_or("never promoted".to_owned(), |s| format!("{s:?}").to_lowercase());
                 self.audit(EventKind::GateFailed, json!({"gate": "order", "requires": req, "status": now}))?;
-                return Err(Error::failed(format!("release `{}` has not succeeded in stage `{req}` ({now}), which stage `{}` requires", self.req.release, self.stage.name))
-                    .hint(format!("promote it there first: `{}`", promote_command(self.pipeline, &self.req.release, req))));
+                return Err(Error::failed(format!(
+                    "release `{}` has not succeeded in stage `{req}` ({now}), which stage `{}` requires",
+                    self.req.release, self.stage.name
+                ))
+                .hint(format!("promote it there first: `{}`", promote_command(self.pipeline, &self.req.release, req))));
             }
         }
         if !self.stage.requires.is_empty() {
@@ -158,14 +178,28 @@ impl Promotion<'_> {
                 })?;
                 self.audit(EventKind::GateFailed, json!({"gate": "approval", "rejected_by": by, "comment": comment}))?;
                 let why = comment.map(|c| format!(": {c}")).unwrap_or_default();
-                Err(Error::failed(format!("release `{}` was rejected for stage `{}` by `{by}` at {at}{why}", self.req.release, self.stage.name))
-                    .hint("a rejection is final for this release and stage; fix the problem and build a new release"))
+                Err(Error::failed(format!(
+                    "release `{}` was rejected for stage `{}` by `{by}` at {at}{why}",
+                    self.req.release, self.stage.name
+                ))
+                .hint("a rejection is final for this release and stage; fix the problem and build a new release"))
             }
             ApprovalState::Pending { have, need, eligible, excluded, .. } => {
                 self.update(|r| r.status = StageStatus::AwaitingApproval)?;
                 let cmd = approve_command(self.pipeline, &self.req.release, &self.stage.name);
-                self.audit(EventKind::ApprovalPending, json!({"have": have, "need": need, "eligible": eligible, "excluded": excluded, "approve_command": cmd}))?;
-                Ok(Some(Outcome::AwaitingApproval { release: self.req.release.clone(), stage: self.stage.name.clone(), have, need, eligible, excluded, approve_command: cmd }))
+                self.audit(
+                    EventKind::ApprovalPending,
+                    json!({"have": have, "need": need, "eligible": eligible, "excluded": excluded, "approve_command": cmd}),
+                )?;
+                Ok(Some(Outcome::AwaitingApproval {
+                    release: self.req.release.clone(),
+                    stage: self.stage.name.clone(),
+                    have,
+                    need,
+                    eligible,
+                    excluded,
+                    approve_command: cmd,
+                }))
             }
         }
     }
@@ -189,7 +223,13 @@ impl Promotion<'_> {
     fn run_gates(&self) -> Result<()> {
         for (i, gate) in self.stage.gates.iter().enumerate() {
             let Gate::Command { run, timeout } = gate;
-            let spec = CommandSpec { run: run.clone(), dir: self.pipeline.dir().to_owned(), env: self.base_env(), timeout: *timeout, label: format!("gate {}[{i}]", self.stage.name) };
+            let spec = CommandSpec {
+                run: run.clone(),
+                dir: self.pipeline.dir().to_owned(),
+                env: self.base_env(),
+                timeout: *timeout,
+                label: format!("gate {}[{i}]", self.stage.name),
+            };
             let out = self.svc.exec.run(&spec)?;
             let details = json!({"gate": gate.summary(), "index": i, "exit_code": out.exit_code, "timed_out": out.timed_out});
             if out.success {
@@ -200,7 +240,12 @@ impl Promotion<'_> {
                     r.status = StageStatus::Failed;
                     r.message = Some(format!("gate {i} failed"));
                 })?;
-                return Err(Error::failed(format!("gate `{}` of stage `{}` failed (exit code {})", gate.summary(), self.stage.name, out.exit_code.map_or("none".into(), |c| c.to_string()))));
+                return Err(Error::failed(format!(
+                    "gate `{}` of stage `{}` failed (exit code {})",
+                    gate.summary(),
+                    self.stage.name,
+                    out.exit_code.map_or("none".into(), |c| c.to_string())
+                )));
             }
         }
         Ok(())
@@ -209,10 +254,14 @@ impl Promotion<'_> {
     fn lock(&self) -> Result<LockInfo> {
         let deadline = self.req.wait.map(|w| Instant::now() + w);
         loop {
-            let attempt = self.svc.locks.try_acquire(&self.pipeline.name, &self.stage.name, &self.req.release, &self.req.actor, self.req.lease)?;
+            let attempt =
+                self.svc.locks.try_acquire(&self.pipeline.name, &self.stage.name, &self.req.release, &self.req.actor, self.req.lease)?;
             match attempt {
                 Acquired::Taken(lock) => {
-                    self.audit(EventKind::LockTaken, json!({"holder": lock.holder, "pid": lock.pid, "host": lock.host, "expires_at": lock.expires_at}))?;
+                    self.audit(
+                        EventKind::LockTaken,
+                        json!({"holder": lock.holder, "pid": lock.pid, "host": lock.host, "expires_at": lock.expires_at}),
+                    )?;
                     return Ok(lock);
                 }
                 Acquired::Held { lock, stale: true } => {
@@ -229,13 +278,20 @@ impl Promotion<'_> {
                         continue;
                     }
                     let age = human(lock.acquired_at.age(Timestamp::now()));
-                    self.audit(EventKind::LockBusy, json!({"holder": lock.holder, "release": lock.release, "pid": lock.pid, "host": lock.host, "age": age}))?;
+                    self.audit(
+                        EventKind::LockBusy,
+                        json!({"holder": lock.holder, "release": lock.release, "pid": lock.pid, "host": lock.host, "age": age}),
+                    )?;
                     return Err(Error::busy(format!(
                         "stage `{}` is busy: release `{}` is being promoted by `{}` (pid {} on `{}`) since {} ({age} ago)",
                         self.stage.name, lock.release, lock.holder, lock.pid, lock.host, lock.acquired_at
                     ))
                     .hint("retry later, or wait for it with `--wait 10m`")
-                    .hint(format!("if that promotion is gone for good: `ferry unlock {} --stage {}`", self.pipeline.file.display(), self.stage.name)));
+                    .hint(format!(
+                        "if that promotion is gone for good: `ferry unlock {} --stage {}`",
+                        self.pipeline.file.display(),
+                        self.stage.name
+                    )));
                 }
             }
         }
@@ -290,7 +346,10 @@ impl Promotion<'_> {
             r.status = StageStatus::Succeeded;
             r.message = None;
         })?;
-        self.audit(EventKind::PromotionSucceeded, json!({"actions": self.stage.deploy.len(), "skipped": skipped, "manifest_sha256": self.verified.manifest_sha256}))?;
+        self.audit(
+            EventKind::PromotionSucceeded,
+            json!({"actions": self.stage.deploy.len(), "skipped": skipped, "manifest_sha256": self.verified.manifest_sha256}),
+        )?;
         Ok(Outcome::Deployed { release: release.clone(), stage: stage.clone(), actions: self.stage.deploy.len(), skipped })
     }
 
@@ -301,7 +360,10 @@ impl Promotion<'_> {
         env.insert("FERRY_ARTIFACTS_DIR".into(), dir.display().to_string());
         for a in &self.verified.manifest.artifacts {
             let dest = dir.join(&a.path);
-            self.svc.store.fetch_artifact(&a.sha256, &dest).map_err(|e| Error::verification(format!("artifact `{}` changed after verification: {}", a.name, e.message)))?;
+            self.svc
+                .store
+                .fetch_artifact(&a.sha256, &dest)
+                .map_err(|e| Error::verification(format!("artifact `{}` changed after verification: {}", a.name, e.message)))?;
             let var: String = a.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
             env.insert(format!("FERRY_ARTIFACT_{var}"), dest.display().to_string());
         }
@@ -314,14 +376,27 @@ impl Promotion<'_> {
         let started = Timestamp::now();
         self.update(|r| {
             r.actions.retain(|a| a.index != i);
-            r.actions.push(ActionProgress { index: i, summary: summary.clone(), status: ActionStatus::Started, started_at: started, finished_at: None, detail: None });
+            r.actions.push(ActionProgress {
+                index: i,
+                summary: summary.clone(),
+                status: ActionStatus::Started,
+                started_at: started,
+                finished_at: None,
+                detail: None,
+            });
         })?;
         self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
         let Action::Command { run, env, timeout } = action;
         let mut all = self.base_env();
         all.extend(artifacts.clone());
         all.extend(env.clone());
-        let spec = CommandSpec { run: run.clone(), dir: self.pipeline.dir().to_owned(), env: all, timeout: *timeout, label: format!("deploy {stage}[{i}]") };
+        let spec = CommandSpec {
+            run: run.clone(),
+            dir: self.pipeline.dir().to_owned(),
+            env: all,
+            timeout: *timeout,
+            label: format!("deploy {stage}[{i}]"),
+        };
         let out = self.svc.exec.run(&spec);
         let (ok, detail) = match &out {
             Ok(o) if o.success => (true, format!("exit code 0 in {} ms", o.duration_ms)),

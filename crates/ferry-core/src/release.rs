@@ -32,7 +32,13 @@ pub struct CreatedRelease {
 }
 
 /// Stores the artifacts, signs the statement and stores the release; audits build, sign, store.
-pub fn create(svc: &Services, pipeline: &Pipeline, manifest: ReleaseManifest, files: &[Collected], signer: &dyn Signer) -> Result<CreatedRelease> {
+pub fn create(
+    svc: &Services,
+    pipeline: &Pipeline,
+    manifest: ReleaseManifest,
+    files: &[Collected],
+    signer: &dyn Signer,
+) -> Result<CreatedRelease> {
     let actor = manifest.builder.actor.clone();
     let bytes = manifest.to_bytes()?;
     let digest = ReleaseManifest::digest_of(&bytes);
@@ -46,9 +52,14 @@ pub fn create(svc: &Services, pipeline: &Pipeline, manifest: ReleaseManifest, fi
     })))?;
     let statement = attestation::statement(&manifest, &digest);
     let envelope = attestation::sign(&statement, signer)?;
-    svc.audit.append(Draft::new(EventKind::Sign, &actor, &pipeline.name).release(&id).details(json!({"keyid": signer.keyid(), "predicate_type": attestation::PROVENANCE_TYPE})))?;
+    svc.audit.append(
+        Draft::new(EventKind::Sign, &actor, &pipeline.name)
+            .release(&id)
+            .details(json!({"keyid": signer.keyid(), "predicate_type": attestation::PROVENANCE_TYPE})),
+    )?;
     svc.store.put_release(&StoredRelease { id: id.clone(), manifest: bytes, envelope: envelope.to_bytes()? })?;
-    svc.audit.append(Draft::new(EventKind::Store, &actor, &pipeline.name).release(&id).details(json!({"location": svc.store.location()})))?;
+    svc.audit
+        .append(Draft::new(EventKind::Store, &actor, &pipeline.name).release(&id).details(json!({"location": svc.store.location()})))?;
     Ok(CreatedRelease { release: id, manifest_sha256: digest, keyid: signer.keyid(), manifest })
 }
 
@@ -76,18 +87,30 @@ pub fn verify(svc: &Services, id: &ReleaseId, pinned: &PublicKey) -> Result<Veri
     for a in &manifest.artifacts {
         let (actual, size) = match svc.store.hash_artifact(&a.sha256) {
             Ok(v) => v,
-            Err(e) if e.kind == ErrorKind::Failed => return Err(Error::verification(format!("artifact `{}` cannot be read from the store: {}", a.name, e.message))),
+            Err(e) if e.kind == ErrorKind::Failed => {
+                return Err(Error::verification(format!("artifact `{}` cannot be read from the store: {}", a.name, e.message)));
+            }
             Err(e) => return Err(e),
         };
         if actual != a.sha256 || size != a.size {
-            return Err(Error::verification(format!("artifact `{}` in the store hashes to `{actual}` ({size} bytes), but the release lists `{}` ({} bytes)", a.name, a.sha256, a.size)));
+            return Err(Error::verification(format!(
+                "artifact `{}` in the store hashes to `{actual}` ({size} bytes), but the release lists `{}` ({} bytes)",
+                a.name, a.sha256, a.size
+            )));
         }
     }
     Ok(Verified { release: id.clone(), manifest_sha256: digest, keyid: pinned.keyid(), manifest })
 }
 
 /// `verify`, with the outcome written to the audit log before it is returned.
-pub fn verify_audited(svc: &Services, pipeline: &Pipeline, id: &ReleaseId, pinned: &PublicKey, actor: &Actor, purpose: &str) -> Result<Verified> {
+pub fn verify_audited(
+    svc: &Services,
+    pipeline: &Pipeline,
+    id: &ReleaseId,
+    pinned: &PublicKey,
+    actor: &Actor,
+    purpose: &str,
+) -> Result<Verified> {
     match verify(svc, id, pinned) {
         Ok(v) => {
             let d = json!({"purpose": purpose, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid, "artifacts": v.manifest.artifacts.len()});

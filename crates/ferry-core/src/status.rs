@@ -61,7 +61,9 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
         let mut stages = Vec::new();
         for stage in &pipeline.stages {
             let record = records.iter().find(|r| r.release == id && r.stage == stage.name);
-            let status = record.map_or("not_started".to_owned(), |r| serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+            let status = record.map_or("not_started".to_owned(), |r| {
+                serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+            });
             let pending = record.is_some_and(|r| r.status == StageStatus::AwaitingApproval);
             let approvals = match (&stage.approval, record) {
                 (Some(policy), Some(r)) => {
@@ -72,11 +74,23 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
                 _ => None,
             };
             let approve_command = pending.then(|| crate::promote::approve_command(pipeline, &id, &stage.name));
-            stages.push(StageStatusLine { stage: stage.name.clone(), status, message: record.and_then(|r| r.message.clone()), approvals, approve_command });
+            stages.push(StageStatusLine {
+                stage: stage.name.clone(),
+                status,
+                message: record.and_then(|r| r.message.clone()),
+                approvals,
+                approve_command,
+            });
         }
-        releases.push(ReleaseStatus { release: id, built_at: manifest.finished_at, builder: manifest.builder.actor.clone(), commit: manifest.source.map(|s| s.commit), stages });
+        releases.push(ReleaseStatus {
+            release: id,
+            built_at: manifest.finished_at,
+            builder: manifest.builder.actor.clone(),
+            commit: manifest.source.map(|s| s.commit),
+            stages,
+        });
     }
-    releases.sort_by(|a, b| b.built_at.cmp(&a.built_at));
+    releases.sort_by_key(|r| std::cmp::Reverse(r.built_at));
     let mut locks = Vec::new();
     for stage in &pipeline.stages {
         if let Some((lock, stale)) = svc.locks.inspect(&pipeline.name, &stage.name)? {

@@ -47,7 +47,10 @@ pub struct Node {
 pub enum Kind {
     Null,
     /// A scalar's text as written; `quoted` tells `'1'` from `1`.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -110,11 +113,7 @@ fn convert(node: MarkedYamlOwned) -> Node {
         YamlDataOwned::Representation(text, style, _tag) => {
             let quoted = matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted);
             let plain = matches!(style, ScalarStyle::Plain);
-            if plain && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
-                Kind::Null
-            } else {
-                Kind::Scalar { text, quoted }
-            }
+            if plain && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") { Kind::Null } else { Kind::Scalar { text, quoted } }
         }
         YamlDataOwned::Value(v) => Kind::Scalar { text: format!("{v:?}"), quoted: false },
         YamlDataOwned::Sequence(items) => Kind::Seq(items.into_iter().map(convert).collect()),

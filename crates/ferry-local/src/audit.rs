@@ -19,7 +19,10 @@ impl LocalAudit {
     }
 
     fn positions(&self) -> Result<Vec<(u64, String)>> {
-        let mut out: Vec<(u64, String)> = fsutil::list(&self.dir)?.into_iter().filter_map(|n| n.strip_suffix(".json").and_then(|s| s.parse().ok()).map(|p| (p, n))).collect();
+        let mut out: Vec<(u64, String)> = fsutil::list(&self.dir)?
+            .into_iter()
+            .filter_map(|n| n.strip_suffix(".json").and_then(|s| s.parse().ok()).map(|p| (p, n)))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -34,10 +37,12 @@ impl AuditLog for LocalAudit {
                     let path = self.dir.join(name);
                     let bytes = fsutil::read_opt(&path)?.unwrap_or_default();
                     let event: Event = serde_json::from_slice(&bytes).map_err(|e| {
-                        Error::failed(format!("the last audit event (`{}`) is damaged: {e}", path.display())).hint("run `ferry audit verify`; ferry will not extend a damaged log")
+                        Error::failed(format!("the last audit event (`{}`) is damaged: {e}", path.display()))
+                            .hint("run `ferry audit verify`; ferry will not extend a damaged log")
                     })?;
                     if event.seq != *pos {
-                        return Err(Error::failed(format!("audit event at position {pos} claims sequence {}", event.seq)).hint("run `ferry audit verify`"));
+                        return Err(Error::failed(format!("audit event at position {pos} claims sequence {}", event.seq))
+                            .hint("run `ferry audit verify`"));
                     }
                     Some(event)
                 }

@@ -19,8 +19,11 @@ pub fn run_command(pipeline: &Pipeline, exec: &dyn Executor) -> Result<()> {
     let spec = CommandSpec { run: command.clone(), dir: pipeline.working_dir(), env, timeout: None, label: "build".into() };
     let out = exec.run(&spec)?;
     if !out.success {
-        return Err(Error::failed(format!("build command `{command}` failed with exit code {}", out.exit_code.map_or("none".into(), |c| c.to_string())))
-            .hint(format!("it ran in `{}`; see its output above", pipeline.working_dir().display())));
+        return Err(Error::failed(format!(
+            "build command `{command}` failed with exit code {}",
+            out.exit_code.map_or("none".into(), |c| c.to_string())
+        ))
+        .hint(format!("it ran in `{}`; see its output above", pipeline.working_dir().display())));
     }
     Ok(())
 }
@@ -48,7 +51,8 @@ pub fn collect(pipeline: &Pipeline) -> Result<Vec<Collected>> {
                 let paths = glob::glob(&pattern).map_err(|e| Error::invalid(format!("artifact `{}`: bad glob `{g}`: {e}", decl.name)))?;
                 // Names are relative to the pattern's literal directory: `dist/config/*.json`
                 // yields `config/app.json` for an artifact named `config`.
-                let literal: std::path::PathBuf = Path::new(g).components().take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '['])).collect();
+                let literal: std::path::PathBuf =
+                    Path::new(g).components().take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '['])).collect();
                 let literal = base.join(literal);
                 let mut files = Vec::new();
                 for p in paths {

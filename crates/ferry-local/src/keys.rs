@@ -43,7 +43,8 @@ impl KeyStore {
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::invalid(format!("key `{name}` already exists at `{}`", path.display())).hint("keys are never overwritten; choose another `--name` or use the existing key")
+                Error::invalid(format!("key `{name}` already exists at `{}`", path.display()))
+                    .hint("keys are never overwritten; choose another `--name` or use the existing key")
             } else {
                 Error::io("create", &path, &e)
             }
@@ -63,7 +64,8 @@ impl KeyStore {
         let path = self.private_path(name);
         let pem = std::fs::read_to_string(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::invalid(format!("signing key `{name}` not found at `{}`", path.display())).hint(format!("create it with `ferry keygen --name {name}`, or set `FERRY_HOME` to where it lives"))
+                Error::invalid(format!("signing key `{name}` not found at `{}`", path.display()))
+                    .hint(format!("create it with `ferry keygen --name {name}`, or set `FERRY_HOME` to where it lives"))
             } else {
                 Error::io("read", &path, &e)
             }
@@ -75,7 +77,8 @@ impl KeyStore {
 /// Reads a pinned public key (SPKI PEM) from `path`.
 pub fn read_public_key(path: &Path) -> Result<PublicKey> {
     let pem = std::fs::read_to_string(path).map_err(|e| {
-        Error::invalid(format!("cannot read the pinned public key `{}`: {e}", path.display())).hint("export it with `ferry key export --name NAME --out DIR`, then point `signing.public_key` at the `.pem`")
+        Error::invalid(format!("cannot read the pinned public key `{}`: {e}", path.display()))
+            .hint("export it with `ferry key export --name NAME --out DIR`, then point `signing.public_key` at the `.pem`")
     })?;
     PublicKey::from_pem(&pem).map_err(|e| Error::invalid(format!("`{}`: {}", path.display(), e.message)))
 }

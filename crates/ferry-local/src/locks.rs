@@ -52,7 +52,8 @@ impl LocalLocks {
         match fsutil::read_opt(path)? {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-                Error::failed(format!("lock file `{}` is malformed: {e}", path.display())).hint("remove it with `ferry unlock PIPELINE --stage STAGE` once no promotion is running")
+                Error::failed(format!("lock file `{}` is malformed: {e}", path.display()))
+                    .hint("remove it with `ferry unlock PIPELINE --stage STAGE` once no promotion is running")
             }),
         }
     }
@@ -84,7 +85,14 @@ impl LocalLocks {
 }
 
 impl Locks for LocalLocks {
-    fn try_acquire(&self, pipeline: &PipelineName, stage: &StageName, release: &ReleaseId, holder: &Actor, lease: Duration) -> Result<Acquired> {
+    fn try_acquire(
+        &self,
+        pipeline: &PipelineName,
+        stage: &StageName,
+        release: &ReleaseId,
+        holder: &Actor,
+        lease: Duration,
+    ) -> Result<Acquired> {
         let lock = Self::new_lock(pipeline, stage, release, holder, lease);
         for _ in 0..5 {
             if self.create(&lock)? == Created::Yes {
@@ -122,7 +130,9 @@ impl Locks for LocalLocks {
         let path = self.path(&lock.pipeline, &lock.stage);
         match self.read(&path)? {
             Some(current) if current.token == lock.token => std::fs::remove_file(&path).map_err(|e| Error::io("remove lock", &path, &e)),
-            Some(current) => Err(Error::failed(format!("the lock of stage `{}` is now held by `{}`; ours was taken over", lock.stage, current.holder))),
+            Some(current) => {
+                Err(Error::failed(format!("the lock of stage `{}` is now held by `{}`; ours was taken over", lock.stage, current.holder)))
+            }
             None => Err(Error::failed(format!("the lock of stage `{}` was removed while we held it", lock.stage))),
         }
     }

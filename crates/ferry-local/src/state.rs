@@ -17,10 +17,16 @@ pub struct LocalState {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &std::path::Path, expected_version: u32) -> Result<T> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("`{}` is not valid JSON: {e}", path.display())))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| Error::invalid(format!("`{}` is not valid JSON: {e}", path.display())))?;
     let version = v.get("version").and_then(serde_json::Value::as_u64);
     if version != Some(u64::from(expected_version)) {
-        return Err(Error::invalid(format!("`{}` has unsupported version `{}`", path.display(), version.map_or("none".into(), |v| v.to_string()))).hint(format!("this ferry reads version {expected_version}")));
+        return Err(Error::invalid(format!(
+            "`{}` has unsupported version `{}`",
+            path.display(),
+            version.map_or("none".into(), |v| v.to_string())
+        ))
+        .hint(format!("this ferry reads version {expected_version}")));
     }
     serde_json::from_value(v).map_err(|e| Error::invalid(format!("`{}` is malformed: {e}", path.display())))
 }
@@ -86,7 +92,8 @@ impl StateStore for LocalState {
 
     fn add_approval(&self, record: &ApprovalRecord) -> Result<()> {
         let dir = self.approvals_dir(&record.pipeline, &record.release, &record.stage);
-        let actor: String = record.actor.as_str().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(64).collect();
+        let actor: String =
+            record.actor.as_str().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(64).collect();
         let name = format!("{:013}-{actor}-{}.json", record.at.unix_seconds() * 1000, &fsutil::random_token()[..8]);
         let mut bytes = serde_json::to_vec_pretty(record).map_err(|e| Error::failed(format!("cannot encode approval: {e}")))?;
         bytes.push(b'\n');

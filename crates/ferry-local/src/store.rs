@@ -57,7 +57,10 @@ impl LocalStore {
 
     fn put_doc(&self, path: &Path, bytes: &[u8], what: &str, id: &ReleaseId) -> Result<()> {
         if fsutil::write_new(path, bytes)? == Created::AlreadyExists && fsutil::read_opt(path)?.as_deref() != Some(bytes) {
-            return Err(Error::failed(format!("release `{id}` already has a different {what} at `{}`; stored releases are never overwritten", path.display())));
+            return Err(Error::failed(format!(
+                "release `{id}` already has a different {what} at `{}`; stored releases are never overwritten",
+                path.display()
+            )));
         }
         Ok(())
     }
@@ -104,9 +107,11 @@ impl ReleaseStore for LocalStore {
 
     fn get_release(&self, id: &ReleaseId) -> Result<StoredRelease> {
         let manifest = fsutil::read_opt(&self.manifest_path(id))?.ok_or_else(|| {
-            Error::invalid(format!("no release `{id}` in the store at `{}`", self.root.display())).hint("`ferry status PIPELINE` lists the releases; check `FERRY_HOME`")
+            Error::invalid(format!("no release `{id}` in the store at `{}`", self.root.display()))
+                .hint("`ferry status PIPELINE` lists the releases; check `FERRY_HOME`")
         })?;
-        let envelope = fsutil::read_opt(&self.envelope_path(id))?.ok_or_else(|| Error::verification(format!("release `{id}` has no signed envelope in the store")))?;
+        let envelope = fsutil::read_opt(&self.envelope_path(id))?
+            .ok_or_else(|| Error::verification(format!("release `{id}` has no signed envelope in the store")))?;
         Ok(StoredRelease { id: id.clone(), manifest, envelope })
     }
 

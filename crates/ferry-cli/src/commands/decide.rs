@@ -18,13 +18,25 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
     let pinned = pinned_key(&p)?;
     let actor = env::actor()?;
     let svc = home.services();
-    let decision = ferry_core::decide::decide(&svc, &p, &pinned, &release, &stage, &actor, verdict, d.comment.clone())?;
+    let req = ferry_core::decide::DecisionRequest {
+        release: release.clone(),
+        stage: stage.clone(),
+        actor: actor.clone(),
+        verdict,
+        comment: d.comment.clone(),
+    };
+    let decision = ferry_core::decide::decide(&svc, &p, &pinned, &req)?;
     let verb = if verdict == Verdict::Approve { "approved" } else { "rejected" };
     let mut h = format!("{actor} {verb} {release} for `{stage}` (valid until {})\n", decision.record.expires_at);
     let names = |v: &[Actor]| v.iter().map(Actor::as_str).collect::<Vec<_>>().join(", ");
     match &decision.state {
         ApprovalState::Approved { by } => {
-            let _ = writeln!(h, "approvals complete ({}); continue with: ferry promote {} --release {release} --to {stage}", names(by), p.file.display());
+            let _ = writeln!(
+                h,
+                "approvals complete ({}); continue with: ferry promote {} --release {release} --to {stage}",
+                names(by),
+                p.file.display()
+            );
         }
         ApprovalState::Pending { have, need, .. } => {
             let _ = writeln!(h, "{} of {need} approvals so far ({})", have.len(), names(have));

@@ -32,8 +32,15 @@ pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report,
                 let _ = write!(h, " ({m})");
             }
             h.push('\n');
-            if let (Some(ApprovalState::Pending { have, need, eligible, excluded, expires }), Some(cmd)) = (&s.approvals, &s.approve_command) {
-                let _ = writeln!(h, "      approvals {}/{need}{}", have.len(), if have.is_empty() { String::new() } else { format!(" ({})", names(have)) });
+            if let (Some(ApprovalState::Pending { have, need, eligible, excluded, expires }), Some(cmd)) =
+                (&s.approvals, &s.approve_command)
+            {
+                let _ = writeln!(
+                    h,
+                    "      approvals {}/{need}{}",
+                    have.len(),
+                    if have.is_empty() { String::new() } else { format!(" ({})", names(have)) }
+                );
                 if !eligible.is_empty() {
                     let _ = writeln!(h, "      may approve: {}", names(eligible));
                 }
@@ -49,7 +56,11 @@ pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report,
     }
     for l in &st.locks {
         let state = if l.stale { "stale" } else { "held" };
-        let _ = writeln!(h, "lock on `{}` {state} by {} (pid {} on {}) for {} since {}", l.stage, l.lock.holder, l.lock.pid, l.lock.host, l.lock.release, l.lock.acquired_at);
+        let _ = writeln!(
+            h,
+            "lock on `{}` {state} by {} (pid {} on {}) for {} since {}",
+            l.stage, l.lock.holder, l.lock.pid, l.lock.host, l.lock.release, l.lock.acquired_at
+        );
     }
     Ok(Report::ok(h, serde_json::to_value(&st).unwrap_or_default()))
 }
@@ -77,7 +88,8 @@ pub fn audit_show(home: &Home, release: Option<&str>) -> Result<Report, Failure>
     let svc = home.services();
     let mut events = Vec::new();
     for (pos, bytes) in svc.audit.entries()? {
-        let e: Event = serde_json::from_slice(&bytes).map_err(|e| ferry_core::Error::failed(format!("audit event {pos} is unreadable: {e}")).hint("run `ferry audit verify`"))?;
+        let e: Event = serde_json::from_slice(&bytes)
+            .map_err(|e| ferry_core::Error::failed(format!("audit event {pos} is unreadable: {e}")).hint("run `ferry audit verify`"))?;
         if only.as_ref().is_none_or(|r| e.release.as_ref() == Some(r)) {
             events.push(e);
         }

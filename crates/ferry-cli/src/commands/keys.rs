@@ -26,7 +26,8 @@ pub fn keygen(home: &Home, name: &str, algorithm: &str) -> Result<Report, Failur
 
 fn write_export(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     if fsutil::write_new(path, bytes)? == Created::AlreadyExists && fsutil::read_opt(path)?.as_deref() != Some(bytes) {
-        return Err(Error::invalid(format!("`{}` already exists with different content", path.display())).hint("remove it first if you really mean to replace a pinned key"));
+        return Err(Error::invalid(format!("`{}` already exists with different content", path.display()))
+            .hint("remove it first if you really mean to replace a pinned key"));
     }
     Ok(())
 }
@@ -39,6 +40,12 @@ pub fn export(home: &Home, name: &str, out: &Path) -> Result<Report, Failure> {
     sslib.push(b'\n');
     write_export(&pem_path, key.to_pem()?.as_bytes())?;
     write_export(&json_path, &sslib)?;
-    let h = format!("wrote {} and {} (keyid {})\npin it: point `signing.public_key` of the pipeline at {} (relative to the pipeline file)\n", pem_path.display(), json_path.display(), key.keyid(), pem_path.display());
+    let h = format!(
+        "wrote {} and {} (keyid {})\npin it: point `signing.public_key` of the pipeline at {} (relative to the pipeline file)\n",
+        pem_path.display(),
+        json_path.display(),
+        key.keyid(),
+        pem_path.display()
+    );
     Ok(Report::ok(h, json!({"keyid": key.keyid(), "pem": pem_path, "json": json_path})))
 }

@@ -12,7 +12,9 @@ use crate::output::{Failure, Report};
 pub fn validate(files: &[PathBuf]) -> Result<Report, Failure> {
     let files = if files.is_empty() {
         let mut found: Vec<PathBuf> = std::fs::read_dir("pipelines")
-            .map_err(|e| Error::invalid(format!("no files given and cannot read `pipelines/`: {e}")).hint("pass the pipeline files to check"))?
+            .map_err(|e| {
+                Error::invalid(format!("no files given and cannot read `pipelines/`: {e}")).hint("pass the pipeline files to check")
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
             .collect();
@@ -45,9 +47,11 @@ pub fn plan(path: &Path) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let plan = ferry_core::plan::plan(&p);
     let mut h = String::new();
-    let _ = writeln!(h, "pipeline `{}` (backend {:?})", plan.pipeline, plan.backend);
+    let backend = serde_json::to_value(plan.backend).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let _ = writeln!(h, "pipeline `{}` (backend {backend})", plan.pipeline);
     let b = &plan.build;
-    let _ = writeln!(h, "build in `{}` ({}), signed with key `{}`, verified with `{}`", b.account, b.account_id, b.signing_key, b.public_key);
+    let _ =
+        writeln!(h, "build in `{}` ({}), signed with key `{}`, verified with `{}`", b.account, b.account_id, b.signing_key, b.public_key);
     if let Some(c) = &b.command {
         let _ = writeln!(h, "  run: {c}   (in {})", b.working_dir);
     }

@@ -25,9 +25,13 @@ use crate::output::{Failure, Report};
 fn build_release(home: &Home, svc: &Services, p: &Pipeline, pinned: &PublicKey, actor: &Actor) -> Result<CreatedRelease, Failure> {
     let key = home.keys().load(&p.signing.key)?;
     if &key.public_key() != pinned {
-        return Err(Error::invalid(format!("signing key `{}` does not match the pinned public key `{}`", p.signing.key, p.public_key_path().display()))
-            .hint("releases signed with it would never verify; export the right key with `ferry key export` or fix `signing` in the pipeline")
-            .into());
+        return Err(Error::invalid(format!(
+            "signing key `{}` does not match the pinned public key `{}`",
+            p.signing.key,
+            p.public_key_path().display()
+        ))
+        .hint("releases signed with it would never verify; export the right key with `ferry key export` or fix `signing` in the pipeline")
+        .into());
     }
     let started_at = Timestamp::now();
     ferry_local::build::run_command(p, svc.exec.as_ref())?;
@@ -63,11 +67,21 @@ pub fn build(home: &Home, path: &Path) -> Result<Report, Failure> {
     let actor = env::actor()?;
     let svc = home.services();
     let r = build_release(home, &svc, &p, &pinned, &actor)?;
-    Ok(Report::ok(built_text(&r), json!({"release": r.release, "manifest_sha256": r.manifest_sha256, "keyid": r.keyid, "manifest": r.manifest})))
+    Ok(Report::ok(
+        built_text(&r),
+        json!({"release": r.release, "manifest_sha256": r.manifest_sha256, "keyid": r.keyid, "manifest": r.manifest}),
+    ))
 }
 
 fn request(release: &ReleaseId, stage: &StageName, actor: &Actor, opts: &PromoteOpts) -> Request {
-    Request { release: release.clone(), stage: stage.clone(), actor: actor.clone(), redeploy: opts.redeploy, wait: opts.wait, lease: opts.lease }
+    Request {
+        release: release.clone(),
+        stage: stage.clone(),
+        actor: actor.clone(),
+        redeploy: opts.redeploy,
+        wait: opts.wait,
+        lease: opts.lease,
+    }
 }
 
 fn outcome_text(o: &Outcome) -> String {
@@ -76,7 +90,9 @@ fn outcome_text(o: &Outcome) -> String {
             let skip = if *skipped > 0 { format!(", {skipped} already done before") } else { String::new() };
             format!("promoted {release} to `{stage}` ({actions} deploy action(s){skip})\n")
         }
-        Outcome::AlreadyDeployed { release, stage } => format!("{release} is already deployed in `{stage}`; nothing to do (use --redeploy to run the actions again)\n"),
+        Outcome::AlreadyDeployed { release, stage } => {
+            format!("{release} is already deployed in `{stage}`; nothing to do (use --redeploy to run the actions again)\n")
+        }
         Outcome::AwaitingApproval { release, stage, have, need, eligible, excluded, approve_command } => {
             let mut h = format!("waiting: {release} needs approval to enter `{stage}` ({} of {need} approvals", have.len());
             if !have.is_empty() {
@@ -87,7 +103,11 @@ fn outcome_text(o: &Outcome) -> String {
                 let _ = writeln!(h, "  may approve: {}", eligible.iter().map(Actor::as_str).collect::<Vec<_>>().join(", "));
             }
             if !excluded.is_empty() {
-                let _ = writeln!(h, "  may not approve (built or requested it): {}", excluded.iter().map(Actor::as_str).collect::<Vec<_>>().join(", "));
+                let _ = writeln!(
+                    h,
+                    "  may not approve (built or requested it): {}",
+                    excluded.iter().map(Actor::as_str).collect::<Vec<_>>().join(", ")
+                );
             }
             let _ = writeln!(h, "  approve with: {approve_command}");
             h
@@ -151,7 +171,10 @@ pub fn verify(home: &Home, path: &Path, release: &str) -> Result<Report, Failure
     for a in &v.manifest.artifacts {
         let _ = writeln!(h, "  ok  {}  {}", a.sha256, a.name);
     }
-    Ok(Report::ok(h, json!({"verified": true, "release": v.release, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid, "artifacts": v.manifest.artifacts})))
+    Ok(Report::ok(
+        h,
+        json!({"verified": true, "release": v.release, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid, "artifacts": v.manifest.artifacts}),
+    ))
 }
 
 pub fn unlock(home: &Home, path: &Path, stage: &str) -> Result<Report, Failure> {
@@ -165,9 +188,15 @@ pub fn unlock(home: &Home, path: &Path, stage: &str) -> Result<Report, Failure> 
     match svc.locks.force_release(&p.name, &stage)? {
         None => Ok(Report::ok(format!("stage `{stage}` is not locked\n"), json!({"unlocked": false}))),
         Some(lock) => {
-            let d = Draft::new(EventKind::LockReleased, &actor, &p.name).stage(&stage).release(&lock.release).details(json!({"forced": true, "previous": lock}));
+            let d = Draft::new(EventKind::LockReleased, &actor, &p.name)
+                .stage(&stage)
+                .release(&lock.release)
+                .details(json!({"forced": true, "previous": lock}));
             svc.audit.append(d)?;
-            let h = format!("released the lock of stage `{stage}` held by `{}` (pid {} on `{}`) since {}\n", lock.holder, lock.pid, lock.host, lock.acquired_at);
+            let h = format!(
+                "released the lock of stage `{stage}` held by `{}` (pid {} on `{}`) since {}\n",
+                lock.holder, lock.pid, lock.host, lock.acquired_at
+            );
             Ok(Report::ok(h, json!({"unlocked": true, "previous": lock})))
         }
     }

@@ -52,11 +52,8 @@ pub const APPROVAL: Keys = &[
     ("allow_self_approval", "Let the release's builder or requester approve (default false)."),
 ];
 
-pub const COMMAND_GATE: Keys = &[
-    ("type", "Gate type: command."),
-    ("run", "Shell command; exit status 0 passes."),
-    ("timeout", "Maximum run time, e.g. 5m."),
-];
+pub const COMMAND_GATE: Keys =
+    &[("type", "Gate type: command."), ("run", "Shell command; exit status 0 passes."), ("timeout", "Maximum run time, e.g. 5m.")];
 
 pub const COMMAND_ACTION: Keys = &[
     ("type", "Action type: command."),

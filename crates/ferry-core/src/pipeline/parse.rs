@@ -175,7 +175,10 @@ impl Cx {
         for (k, v) in entries {
             let Some(name) = self.string(k, field) else { continue };
             let path = format!("{field}.{name}");
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || name.starts_with(|c: char| c.is_ascii_digit())
+            {
                 self.error(k, &path, format!("invalid environment variable name `{name}`"), Some("use letters, digits and `_`".into()));
             }
             if let Some(value) = self.string(v, &path) {
@@ -185,7 +188,13 @@ impl Cx {
         out
     }
 
-    fn account_ref(&mut self, node: &Node, field: &str, accounts: &BTreeMap<String, AccountId>, declared: &[String]) -> Option<(String, AccountId)> {
+    fn account_ref(
+        &mut self,
+        node: &Node,
+        field: &str,
+        accounts: &BTreeMap<String, AccountId>,
+        declared: &[String],
+    ) -> Option<(String, AccountId)> {
         let alias = self.string(node, field)?;
         match accounts.get(&alias) {
             Some(id) => Some((alias, id.clone())),
@@ -200,10 +209,10 @@ impl Cx {
 
     fn pipeline(&mut self, path: &Path, root: &Node) -> Option<Pipeline> {
         let f = self.fields(root, "", keys::TOP)?;
-        if let Some(v) = self.required(&f, "version") {
-            if v.as_scalar() != Some("1") {
-                self.error(v, "version", format!("unsupported version {}", v.describe()), Some("this ferry reads `version: 1`".into()));
-            }
+        if let Some(v) = self.required(&f, "version")
+            && v.as_scalar() != Some("1")
+        {
+            self.error(v, "version", format!("unsupported version {}", v.describe()), Some("this ferry reads `version: 1`".into()));
         }
         let name = self.required(&f, "name").and_then(|n| self.parsed::<PipelineName>(n, "name"));
         let backend = match f.get("backend") {
@@ -224,7 +233,8 @@ impl Cx {
         let audit = match f.get("audit") {
             None => Some(Audit { account_alias: None }),
             Some(n) => self.fields(n, "audit", keys::AUDIT).map(|a| {
-                let alias = a.get("account").and_then(|n| self.account_ref(n, "audit.account", &accounts, &declared)).map(|(alias, _)| alias);
+                let alias =
+                    a.get("account").and_then(|n| self.account_ref(n, "audit.account", &accounts, &declared)).map(|(alias, _)| alias);
                 Audit { account_alias: alias }
             }),
         };
@@ -286,7 +296,12 @@ impl Cx {
         let env = self.env(f.get("env"), "build.env");
         let mut artifacts = Vec::new();
         match f.get("artifacts") {
-            None => self.error(node, "build.artifacts", "missing artifact declarations: a release needs at least one artifact".into(), Some("add `artifacts: [{name: app, path: dist/app.tar.gz}]`".into())),
+            None => self.error(
+                node,
+                "build.artifacts",
+                "missing artifact declarations: a release needs at least one artifact".into(),
+                Some("add `artifacts: [{name: app, path: dist/app.tar.gz}]`".into()),
+            ),
             Some(list) => {
                 let items = self.seq(list, "build.artifacts");
                 if items.is_empty() && matches!(list.kind, Kind::Seq(_)) {
@@ -307,10 +322,20 @@ impl Cx {
                     };
                     if let Some(name) = &name {
                         if name.is_empty() || name.contains(['/', '\\']) || name.chars().any(char::is_whitespace) {
-                            self.error(item, &a.path("name"), format!("invalid artifact name `{name}`"), Some("no slashes or spaces".into()));
+                            self.error(
+                                item,
+                                &a.path("name"),
+                                format!("invalid artifact name `{name}`"),
+                                Some("no slashes or spaces".into()),
+                            );
                         }
                         if let Some(first) = seen.insert(name.clone(), i) {
-                            self.error(item, &a.path("name"), format!("duplicate artifact name `{name}` (also build.artifacts[{first}])"), None);
+                            self.error(
+                                item,
+                                &a.path("name"),
+                                format!("duplicate artifact name `{name}` (also build.artifacts[{first}])"),
+                                None,
+                            );
                         }
                     }
                     if let (Some(name), Some(source)) = (name, source) {
@@ -345,11 +370,11 @@ impl Cx {
             let path = format!("stages[{i}]");
             let Some(f) = self.fields(item, &path, keys::STAGE) else { continue };
             let name = self.required(&f, "name").and_then(|n| self.parsed::<StageName>(n, &f.path("name")));
-            if let Some(name) = &name {
-                if let Some(j) = names[..i].iter().position(|n| n.as_ref().is_some_and(|(m, _)| m == name)) {
-                    let n = f.get("name").unwrap_or(item);
-                    self.error(n, &f.path("name"), format!("duplicate stage name `{name}` (also stages[{j}])"), None);
-                }
+            if let Some(name) = &name
+                && let Some(j) = names[..i].iter().position(|n| n.as_ref().is_some_and(|(m, _)| m == name))
+            {
+                let n = f.get("name").unwrap_or(item);
+                self.error(n, &f.path("name"), format!("duplicate stage name `{name}` (also stages[{j}])"), None);
             }
             let account = self.required(&f, "account").and_then(|n| self.account_ref(n, &f.path("account"), accounts, declared));
             let region = f.get("region").and_then(|n| self.parsed::<Region>(n, &f.path("region")));
@@ -369,8 +394,18 @@ impl Cx {
                         let Some(req) = self.parsed::<StageName>(r, &field) else { continue };
                         match names.iter().position(|n| n.as_ref().is_some_and(|(m, _)| m == &req)) {
                             None => {
-                                let known: Vec<String> = names.iter().flatten().map(|(n, _)| n.to_string()).collect();
-                                self.error(r, &field, format!("stage requires unknown stage `{req}`"), Some(format!("known stages: {}", known.join(", "))));
+                                let mut known: Vec<String> = Vec::new();
+                                for (n, _) in names.iter().flatten() {
+                                    if !known.contains(&n.to_string()) {
+                                        known.push(n.to_string());
+                                    }
+                                }
+                                self.error(
+                                    r,
+                                    &field,
+                                    format!("stage requires unknown stage `{req}`"),
+                                    Some(format!("known stages: {}", known.join(", "))),
+                                );
                             }
                             Some(k) => {
                                 edges.push((i, k, r));
@@ -401,7 +436,12 @@ impl Cx {
         for &(from, to, node) in edges {
             if to >= from {
                 let what = if to == from { "itself".to_owned() } else { format!("later stage `{}`", name(to)) };
-                self.error(node, &format!("stages[{from}].requires"), format!("stage `{}` requires {what}", name(from)), Some("a stage may only require stages listed before it; promotion runs in file order".into()));
+                self.error(
+                    node,
+                    &format!("stages[{from}].requires"),
+                    format!("stage `{}` requires {what}", name(from)),
+                    Some("a stage may only require stages listed before it; promotion runs in file order".into()),
+                );
             }
         }
         // Cycles among the forward edges, reported once each, starting at the lowest index.
@@ -413,6 +453,7 @@ impl Cx {
             }
         }
         let mut reported = Vec::new();
+        #[allow(clippy::needless_range_loop)] // `start` indexes both `adj` (via find_cycle) and `names`
         for start in 0..n {
             if let Some(cycle) = find_cycle(&adj, start) {
                 let mut key = cycle.clone();
@@ -437,7 +478,12 @@ impl Cx {
             Some(n) => match n.as_scalar().and_then(|s| s.parse::<u32>().ok()) {
                 Some(v) if v >= 1 => Some(v),
                 _ => {
-                    self.error(n, &f.path("required"), format!("`required` must be a whole number of at least 1, found {}", n.describe()), None);
+                    self.error(
+                        n,
+                        &f.path("required"),
+                        format!("`required` must be a whole number of at least 1, found {}", n.describe()),
+                        None,
+                    );
                     None
                 }
             },
@@ -449,11 +495,17 @@ impl Cx {
                     approvers.push(actor);
                 }
             }
-            if let Some(r) = required {
-                if !approvers.is_empty() && r as usize > approvers.len() {
-                    let n = f.get("required").unwrap_or(node);
-                    self.error(n, &f.path("required"), format!("approval count {r} is larger than the approver list ({} names)", approvers.len()), Some("lower `required` or add approvers".into()));
-                }
+            if let Some(r) = required
+                && !approvers.is_empty()
+                && r as usize > approvers.len()
+            {
+                let n = f.get("required").unwrap_or(node);
+                self.error(
+                    n,
+                    &f.path("required"),
+                    format!("approval count {r} is larger than the approver list ({} names)", approvers.len()),
+                    Some("lower `required` or add approvers".into()),
+                );
             }
         }
         let expires = match f.get("expires") {
@@ -479,11 +531,21 @@ impl Cx {
         match t.as_scalar() {
             Some(s) if s == supported => Some(s),
             Some(s) if planned.contains(&s) => {
-                self.error(t, &format!("{path}.type"), format!("type `{s}` is not available in this version of ferry"), Some(format!("supported types: {supported}")));
+                self.error(
+                    t,
+                    &format!("{path}.type"),
+                    format!("type `{s}` is not available in this version of ferry"),
+                    Some(format!("supported types: {supported}")),
+                );
                 None
             }
             _ => {
-                self.error(t, &format!("{path}.type"), format!("unknown type {}", t.describe()), Some(format!("supported types: {supported}")));
+                self.error(
+                    t,
+                    &format!("{path}.type"),
+                    format!("unknown type {}", t.describe()),
+                    Some(format!("supported types: {supported}")),
+                );
                 None
             }
         }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need (the Python venv
+# with securesystemslib, in-toto and jsonschema), then formatting, lints, the dependency rule
+# of ferry-core, and every unit and end-to-end test. `.ci/run` runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "rust toolchain components"
+if command -v rustup >/dev/null; then
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+step "test venv (.venv)"
+bash scripts/setup-test-env.sh
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "ferry-core depends on no AWS SDK, async runtime, CLI parser or HTTP client"
+tree="$(cargo tree -p ferry-core --locked -e normal,build --prefix none --format '{p}')"
+grep -q '^ferry-core ' <<<"$tree" || { echo "cargo tree printed nothing for ferry-core" >&2; exit 1; }
+if forbidden="$(grep -E '^(aws-|tokio|clap|reqwest)' <<<"$tree")"; then
+  echo "ferry-core must not depend on these:" >&2
+  echo "$forbidden" | sort -u >&2
+  exit 1
+fi
+
+step "cargo test"
+cargo test --workspace --locked

@@ -1,0 +1,118 @@
+//! Approvals are bound to (release, stage), need N distinct allowed approvers, expire, and
+//! exclude the builder and requester; a rejection blocks.
+
+use crate::support::{Project, TWO_APPROVERS, pipeline};
+
+/// A project with a release already in staging, waiting for prod.
+fn at_prod_gate(approval: &str) -> (Project, String) {
+    let p = Project::new(&pipeline(approval));
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    let waiting = p.promote("deployer", &id, "prod").expect(3);
+    assert!(
+        waiting.stdout.contains(&format!("approve with: ferry approve pipeline.yaml --release {id} --stage prod")),
+        "{}",
+        waiting.stdout
+    );
+    (p, id)
+}
+
+#[test]
+fn two_distinct_approvers_are_needed_when_the_policy_says_two() {
+    let (p, id) = at_prod_gate(TWO_APPROVERS);
+    p.approve("alice", &id, "prod").expect(0);
+    p.approve("alice", &id, "prod").expect(0);
+    let still = p.promote("deployer", &id, "prod").expect(3);
+    assert!(still.stdout.contains("(1 of 2 approvals: alice)"), "{}", still.stdout);
+    let done = p.approve("bob", &id, "prod").expect(0);
+    assert!(done.stdout.contains("approvals complete (alice, bob)"), "{}", done.stdout);
+    p.promote("deployer", &id, "prod").expect(0);
+    assert_eq!(p.deploys().len(), 2, "staging and prod each deployed once");
+    let kinds = p.audit_kinds();
+    for k in
+        ["approval_pending", "approved", "gate_passed", "lock_taken", "deploy_start", "deploy_end", "promotion_succeeded", "lock_released"]
+    {
+        assert!(kinds.iter().any(|x| x == k), "missing audit event {k}: {kinds:?}");
+    }
+}
+
+#[test]
+fn the_builder_cannot_approve_and_the_refusal_is_audited() {
+    let (p, id) = at_prod_gate("      required: 1");
+    let r = p.approve("builder", &id, "prod").expect(1);
+    assert!(r.stderr.contains("`builder` built this release and cannot approve it"), "{}", r.stderr);
+    assert_eq!(p.audit_kinds().last().map(String::as_str), Some("approval_refused"));
+    p.promote("deployer", &id, "prod").expect(3);
+}
+
+#[test]
+fn the_requester_cannot_approve_their_own_promotion() {
+    let (p, id) = at_prod_gate("      required: 1");
+    let r = p.approve("deployer", &id, "prod").expect(1);
+    assert!(r.stderr.contains("requested the promotion of this release"), "{}", r.stderr);
+}
+
+#[test]
+fn self_approval_is_allowed_when_the_pipeline_says_so() {
+    let (p, id) = at_prod_gate("      required: 1\n      allow_self_approval: true");
+    p.approve("builder", &id, "prod").expect(0);
+    p.promote("deployer", &id, "prod").expect(0);
+}
+
+#[test]
+fn only_listed_approvers_may_approve() {
+    let (p, id) = at_prod_gate(TWO_APPROVERS);
+    let r = p.approve("mallory", &id, "prod").expect(1);
+    assert!(r.stderr.contains("`mallory` is not an approver for stage `prod`"), "{}", r.stderr);
+    assert!(r.stderr.contains("allowed approvers: alice, bob, carol"), "{}", r.stderr);
+}
+
+#[test]
+fn an_approval_for_release_a_does_not_count_for_release_b() {
+    let (p, a) = at_prod_gate("      required: 1");
+    std::fs::write(p.path("app/src.txt"), "version two\n").unwrap();
+    let b = p.build();
+    p.promote("deployer", &b, "staging").expect(0);
+    p.approve("alice", &a, "prod").expect(0);
+    p.promote("deployer", &b, "prod").expect(3);
+    p.promote("deployer", &a, "prod").expect(0);
+}
+
+#[test]
+fn an_expired_approval_does_not_count() {
+    let (p, id) = at_prod_gate("      required: 1\n      expires: 1s");
+    p.approve("alice", &id, "prod").expect(0);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let r = p.promote("deployer", &id, "prod").expect(3);
+    assert!(r.stdout.contains("(0 of 1 approvals)"), "{}", r.stdout);
+    assert_eq!(p.deploys().len(), 1, "only staging deployed");
+}
+
+#[test]
+fn a_rejection_blocks_the_release_in_that_stage() {
+    let (p, id) = at_prod_gate(TWO_APPROVERS);
+    p.approve("alice", &id, "prod").expect(0);
+    p.ferry("bob", &["reject", "pipeline.yaml", "--release", &id, "--stage", "prod", "--comment", "breaks checkout"]).expect(0);
+    p.approve("carol", &id, "prod").expect(0);
+    let r = p.promote("deployer", &id, "prod").expect(1);
+    assert!(r.stderr.contains("was rejected for stage `prod` by `bob`"), "{}", r.stderr);
+    assert!(r.stderr.contains("breaks checkout"), "{}", r.stderr);
+    assert_eq!(p.deploys().len(), 1);
+    assert!(p.audit_kinds().iter().any(|k| k == "rejected"));
+}
+
+#[test]
+fn status_shows_pending_approvals_who_may_approve_and_the_command() {
+    let (p, id) = at_prod_gate(TWO_APPROVERS);
+    p.approve("carol", &id, "prod").expect(0);
+    let s = p.ferry("anyone", &["status", "pipeline.yaml"]).expect(0).stdout;
+    assert!(s.contains("staging      succeeded"), "{s}");
+    assert!(s.contains("prod         awaiting_approval"), "{s}");
+    assert!(s.contains("approvals 1/2 (carol)"), "{s}");
+    assert!(s.contains("may approve: alice, bob"), "{s}");
+    assert!(s.contains("may not approve: builder, deployer"), "{s}");
+    assert!(s.contains("earliest approval expires at"), "{s}");
+    let v = p.ferry("anyone", &["status", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
+    assert_eq!(v["releases"][0]["stages"][1]["approvals"]["state"], "pending");
+    assert_eq!(v["releases"][0]["stages"][1]["approvals"]["need"], 2);
+}

@@ -1,0 +1,83 @@
+//! `ferry audit verify` proves the hash chain and pinpoints edits, deletions, insertions
+//! and reorderings; `ferry audit show` prints the history.
+
+use std::path::PathBuf;
+
+use crate::support::{Project, TWO_APPROVERS, pipeline};
+
+fn project_with_history() -> (Project, String) {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    (p, id)
+}
+
+fn event_file(p: &Project, seq: u64) -> PathBuf {
+    p.home().join("audit").join(format!("{seq:012}.json"))
+}
+
+#[test]
+fn an_untouched_log_verifies() {
+    let (p, _) = project_with_history();
+    let r = p.ferry("auditor", &["audit", "verify"]).expect(0);
+    assert!(r.stdout.contains("verified:"), "{}", r.stdout);
+    let n = p.audit_events().len();
+    assert_eq!(n, 9, "build, sign, store, verify, lock, deploy start/end, success, unlock");
+    assert_eq!(p.ferry("auditor", &["audit", "verify", "--output", "json"]).expect(0).json()["events"], n);
+}
+
+#[test]
+fn an_edited_event_is_pinpointed() {
+    let (p, _) = project_with_history();
+    let f = event_file(&p, 2);
+    let text = std::fs::read_to_string(&f).unwrap().replace("\"actor\":\"builder\"", "\"actor\":\"someone\"");
+    std::fs::write(&f, text).unwrap();
+    let r = p.ferry("auditor", &["audit", "verify"]).expect(4);
+    assert!(r.stdout.contains("first bad event is 2: event 2 does not match its own hash"), "{}", r.stdout);
+}
+
+#[test]
+fn a_deleted_event_is_pinpointed() {
+    let (p, _) = project_with_history();
+    std::fs::remove_file(event_file(&p, 5)).unwrap();
+    let r = p.ferry("auditor", &["audit", "verify"]).expect(4);
+    assert!(r.stdout.contains("first bad event is 5: event 5 is missing"), "{}", r.stdout);
+}
+
+#[test]
+fn an_inserted_event_is_pinpointed() {
+    let (p, _) = project_with_history();
+    let n = p.audit_events().len() as u64;
+    // Shift events 3.. up by one and put a forged copy of event 2 at position 3.
+    for seq in (3..=n).rev() {
+        std::fs::rename(event_file(&p, seq), event_file(&p, seq + 1)).unwrap();
+    }
+    std::fs::copy(event_file(&p, 2), event_file(&p, 3)).unwrap();
+    let r = p.ferry("auditor", &["audit", "verify"]).expect(4);
+    assert!(r.stdout.contains("first bad event is 3:"), "{}", r.stdout);
+}
+
+#[test]
+fn reordered_events_are_pinpointed() {
+    let (p, _) = project_with_history();
+    let (a, b) = (event_file(&p, 6), event_file(&p, 7));
+    let tmp = a.with_extension("swap");
+    std::fs::rename(&a, &tmp).unwrap();
+    std::fs::rename(&b, &a).unwrap();
+    std::fs::rename(&tmp, &b).unwrap();
+    let r = p.ferry("auditor", &["audit", "verify"]).expect(4);
+    assert!(r.stdout.contains("first bad event is 6: position 6 holds event 7"), "{}", r.stdout);
+}
+
+#[test]
+fn audit_show_filters_by_release() {
+    let (p, id) = project_with_history();
+    std::fs::write(p.path("app/src.txt"), "version two\n").unwrap();
+    let other = p.build();
+    let shown = p.ferry("auditor", &["audit", "show", "--release", &id]).expect(0).stdout;
+    assert!(shown.contains(&id) && !shown.contains(&other), "{shown}");
+    for kind in ["build", "sign", "store", "verify_ok", "lock_taken", "deploy_start", "deploy_end", "promotion_succeeded", "lock_released"]
+    {
+        assert!(shown.contains(kind), "missing {kind} in:\n{shown}");
+    }
+}

@@ -1,0 +1,159 @@
+//! Build once, verify before deploying: manifests, release ids, tamper detection, order.
+
+use sha2::Digest as _;
+
+use crate::support::{Project, TWO_APPROVERS, pipeline};
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn build_writes_a_manifest_whose_digest_names_the_release() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let id = p.build();
+    let bytes = std::fs::read(p.release_dir(&id).join("manifest.json")).unwrap();
+    assert_eq!(format!("r{}", &sha256_hex(&bytes)[..16]), id);
+    let m = p.manifest(&id);
+    assert_eq!(m["version"], 1);
+    assert_eq!(m["artifacts"][0]["name"], "app");
+    assert_eq!(m["artifacts"][0]["sha256"], sha256_hex(b"version one\n"));
+    assert_eq!(m["artifacts"][0]["size"], 12);
+    assert_eq!(m["builder"]["actor"], "builder");
+    assert_eq!(m["build_account"], "111111111111");
+    // The blob is stored content-addressed.
+    assert_eq!(std::fs::read(p.blob(&sha256_hex(b"version one\n"))).unwrap(), b"version one\n");
+    let kinds = p.audit_kinds();
+    assert_eq!(&kinds[kinds.len() - 3..], ["build", "sign", "store"]);
+}
+
+#[test]
+fn rebuilding_identical_outputs_yields_the_same_artifact_digests() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let (a, b) = (p.build(), p.build());
+    assert_eq!(p.manifest(&a)["artifacts"], p.manifest(&b)["artifacts"]);
+}
+
+#[test]
+fn a_release_records_the_git_commit_it_was_built_from() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(p.tmp.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&ok.stderr));
+        String::from_utf8_lossy(&ok.stdout).trim().to_owned()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "init"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    let id = p.build();
+    let m = p.manifest(&id);
+    assert_eq!(m["source"]["commit"], head);
+    assert_eq!(m["source"]["ref"], "refs/heads/main");
+}
+
+#[test]
+fn a_failing_build_command_stores_nothing() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    std::fs::write(p.path("app/build.sh"), "echo compiling; exit 7\n").unwrap();
+    let r = p.ferry("builder", &["build", "pipeline.yaml"]).expect(1);
+    assert!(r.stderr.contains("build command `sh build.sh` failed with exit code 7"), "{}", r.stderr);
+    assert!(!p.home().join("store/releases").exists());
+}
+
+#[test]
+fn verify_reports_digests_and_signature() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let id = p.build();
+    let v = p.ferry("auditor", &["verify", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["artifacts"][0]["sha256"], sha256_hex(b"version one\n"));
+}
+
+fn flip_one_byte(path: &std::path::Path) {
+    let mut perms = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(path, perms).unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn flipping_one_byte_of_a_stored_artifact_refuses_promotion_audits_and_deploys_nothing() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let id = p.build();
+    flip_one_byte(&p.blob(&sha256_hex(b"version one\n")));
+    let r = p.promote("deployer", &id, "staging").expect(4);
+    assert!(r.stderr.contains("artifact `app` in the store hashes to"), "{}", r.stderr);
+    assert!(p.deploys().is_empty(), "no deploy action ran");
+    let kinds = p.audit_kinds();
+    assert_eq!(kinds.last().map(String::as_str), Some("verify_failed"));
+    assert!(!kinds.iter().any(|k| k == "lock_taken" || k == "deploy_start"));
+    p.ferry("auditor", &["verify", "pipeline.yaml", "--release", &id]).expect(4);
+}
+
+#[test]
+fn replacing_the_envelope_with_another_releases_refuses_promotion() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let a = p.build();
+    std::fs::write(p.path("app/src.txt"), "version two\n").unwrap();
+    let b = p.build();
+    let env = "provenance.dsse.json";
+    std::fs::copy(p.release_dir(&b).join(env), p.release_dir(&a).join(env)).unwrap();
+    let r = p.promote("deployer", &a, "staging").expect(4);
+    assert!(r.stderr.contains("the signed statement is for manifest"), "{}", r.stderr);
+    assert!(p.deploys().is_empty());
+    assert_eq!(p.audit_kinds().last().map(String::as_str), Some("verify_failed"));
+}
+
+#[test]
+fn an_envelope_signed_by_another_key_refuses_promotion() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let a = p.build();
+    // Another project with its own key signs a release of the same bytes.
+    let other = Project::new(&pipeline(TWO_APPROVERS));
+    let b = other.build();
+    let env = "provenance.dsse.json";
+    std::fs::copy(other.release_dir(&b).join(env), p.release_dir(&a).join(env)).unwrap();
+    let r = p.promote("deployer", &a, "staging").expect(4);
+    assert!(r.stderr.contains("but the pipeline pins key"), "{}", r.stderr);
+    assert!(p.deploys().is_empty());
+}
+
+#[test]
+fn a_release_reaches_a_stage_only_after_the_stages_it_requires() {
+    let p = Project::new(&pipeline("      required: 1\n      allow_self_approval: true"));
+    let id = p.build();
+    let r = p.promote("deployer", &id, "prod").expect(1);
+    assert!(r.stderr.contains("has not succeeded in stage `staging`"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("ferry promote pipeline.yaml --release {id} --to staging")), "{}", r.stderr);
+    assert!(p.deploys().is_empty());
+}
+
+#[test]
+fn staging_deploy_gets_the_stage_environment_and_verified_artifact_copies() {
+    let yaml = pipeline(TWO_APPROVERS).replacen(
+        r#"run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log"#,
+        r#"run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID $FERRY_REGION $(cat "$FERRY_ARTIFACT_APP")" >> deploys.log"#,
+        1,
+    );
+    let p = Project::new(&yaml);
+    let id = p.build();
+    let out = p.promote("deployer", &id, "staging").expect(0);
+    assert!(out.stdout.contains(&format!("promoted {id} to `staging`")));
+    assert_eq!(p.deploys(), vec![format!("staging {id} 222222222222 eu-west-1 version one")]);
+    // Promoting again is a no-op, not a second deploy.
+    let again = p.promote("deployer", &id, "staging").expect(0);
+    assert!(again.stdout.contains("already deployed"));
+    assert_eq!(p.deploys().len(), 1);
+}

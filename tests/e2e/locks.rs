@@ -1,0 +1,133 @@
+//! One promotion per stage at a time; a crashed promotion is detected, never silently
+//! re-run, and can be released or explicitly redeployed.
+
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Project, Run, TWO_APPROVERS, pipeline};
+
+/// A pipeline whose staging deploy logs its start, then sleeps unless `fast` exists.
+fn slow_pipeline(seconds: u32) -> String {
+    pipeline(TWO_APPROVERS).replacen(
+        r#"run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log"#,
+        &format!(r#"run: echo "$FERRY_STAGE $FERRY_RELEASE" >> deploys.log; [ -f fast ] || sleep {seconds}"#),
+        1,
+    )
+}
+
+/// Starts `ferry promote` in its own process group so the whole tree can be killed.
+fn spawn_promote(p: &Project, actor: &str, id: &str, extra: &[&str]) -> Child {
+    let mut args = vec!["promote", "pipeline.yaml", "--release", id, "--to", "staging"];
+    args.extend_from_slice(extra);
+    p.command(actor, &args).process_group(0).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn wait_for_deploy_start(p: &Project, n: usize) {
+    let start = Instant::now();
+    while p.deploys().len() < n {
+        assert!(start.elapsed() < Duration::from_secs(30), "deploy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill_group(child: &mut Child) {
+    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+    let _ = child.wait();
+}
+
+#[test]
+fn two_concurrent_promotions_to_one_stage_deploy_exactly_once() {
+    let p = Project::new(&slow_pipeline(3));
+    let id = p.build();
+    let first = spawn_promote(&p, "deployer-a", &id, &[]);
+    wait_for_deploy_start(&p, 1);
+    let second = p.promote("deployer-b", &id, "staging").expect(5);
+    assert!(second.stderr.contains("stage `staging` is busy"), "{}", second.stderr);
+    assert!(second.stderr.contains("being promoted by `deployer-a`"), "{}", second.stderr);
+    assert!(second.stderr.contains("--wait"), "{}", second.stderr);
+    let first: Run = first.wait_with_output().unwrap().into();
+    let first = first.expect(0);
+    assert!(first.stdout.contains("promoted"));
+    assert_eq!(p.deploys().len(), 1);
+    assert!(p.audit_kinds().iter().any(|k| k == "lock_busy"));
+}
+
+#[test]
+fn a_waiting_promotion_finds_the_work_done_and_does_not_deploy_again() {
+    let p = Project::new(&slow_pipeline(2));
+    let id = p.build();
+    let first = spawn_promote(&p, "deployer-a", &id, &[]);
+    wait_for_deploy_start(&p, 1);
+    let second = p.ferry("deployer-b", &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--wait", "60s"]).expect(0);
+    assert!(second.stdout.contains("already deployed"), "{}", second.stdout);
+    Run::from(first.wait_with_output().unwrap()).expect(0);
+    assert_eq!(p.deploys().len(), 1);
+}
+
+#[test]
+fn a_sigkilled_promotion_is_detected_and_never_silently_deployed_twice() {
+    let p = Project::new(&slow_pipeline(120));
+    let id = p.build();
+    let mut crashed = spawn_promote(&p, "deployer-a", &id, &[]);
+    wait_for_deploy_start(&p, 1);
+    kill_group(&mut crashed);
+    assert!(p.home().join("pipelines/shop/locks/staging.lock").exists(), "the lock outlives the killed process");
+
+    let status = p.ferry("anyone", &["status", "pipeline.yaml"]).expect(0).stdout;
+    assert!(status.contains("lock on `staging` stale by deployer-a"), "{status}");
+
+    let next = p.promote("deployer-b", &id, "staging").expect(1);
+    assert!(next.stderr.contains("started at") && next.stderr.contains("never finished: it may have partly run"), "{}", next.stderr);
+    assert!(next.stderr.contains(&format!("ferry promote pipeline.yaml --release {id} --to staging --redeploy")), "{}", next.stderr);
+    assert_eq!(p.deploys().len(), 1, "the interrupted action was not run again");
+    let kinds = p.audit_kinds();
+    assert!(kinds.iter().any(|k| k == "lock_taken_over"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "deploy_interrupted"), "{kinds:?}");
+    assert!(!p.home().join("pipelines/shop/locks/staging.lock").exists(), "the refusal released the lock");
+
+    // Asking again is refused again; only an explicit --redeploy runs the action once more.
+    p.promote("deployer-b", &id, "staging").expect(1);
+    std::fs::write(p.path("fast"), "").unwrap();
+    p.ferry("deployer-b", &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--redeploy"]).expect(0);
+    assert_eq!(p.deploys().len(), 2);
+    p.promote("deployer-b", &id, "staging").expect(0);
+    assert_eq!(p.deploys().len(), 2);
+}
+
+#[test]
+fn a_busy_stage_names_the_unlock_command_and_unlock_is_audited() {
+    let p = Project::new(&slow_pipeline(120));
+    let id = p.build();
+    let mut holder = spawn_promote(&p, "deployer-a", &id, &[]);
+    wait_for_deploy_start(&p, 1);
+    let busy = p.promote("deployer-b", &id, "staging").expect(5);
+    assert!(busy.stderr.contains("ferry unlock pipeline.yaml --stage staging"), "{}", busy.stderr);
+    let unlocked = p.ferry("operator", &["unlock", "pipeline.yaml", "--stage", "staging"]).expect(0);
+    assert!(unlocked.stdout.contains("held by `deployer-a`"), "{}", unlocked.stdout);
+    kill_group(&mut holder);
+    let last = p.audit_events().last().cloned().unwrap();
+    assert_eq!(last["kind"], "lock_released");
+    assert_eq!(last["details"]["forced"], true);
+    assert_eq!(last["actor"], "operator");
+}
+
+#[test]
+fn a_failed_deploy_is_not_retried_without_redeploy() {
+    let yaml = pipeline(TWO_APPROVERS).replacen(
+        r#"run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log"#,
+        r#"run: echo "$FERRY_STAGE" >> deploys.log; test -f fixed"#,
+        1,
+    );
+    let p = Project::new(&yaml);
+    let id = p.build();
+    let failed = p.promote("deployer", &id, "staging").expect(1);
+    assert!(failed.stderr.contains("deploy action 0"), "{}", failed.stderr);
+    assert_eq!(p.audit_kinds().iter().filter(|k| *k == "deploy_failed").count(), 1);
+    let again = p.promote("deployer", &id, "staging").expect(1);
+    assert!(again.stderr.contains("--redeploy"), "{}", again.stderr);
+    assert_eq!(p.deploys().len(), 1);
+    std::fs::write(p.path("fixed"), "").unwrap();
+    p.ferry("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--redeploy"]).expect(0);
+    assert_eq!(p.deploys().len(), 2);
+}

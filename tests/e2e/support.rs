@@ -1,0 +1,188 @@
+//! Test harness: a throwaway project (pipeline, build script, signing key) with its own
+//! `$FERRY_HOME`, and helpers to run `ferry` as a given actor and read what it stored.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+/// The workspace root (where `pipelines/`, `scripts/` and `.venv/` live).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// The default test pipeline: staging deploys at once; prod needs 2 of alice, bob, carol.
+/// Every deploy appends `STAGE RELEASE` to `deploys.log`, so tests can count deploys.
+pub fn pipeline(prod_approval: &str) -> String {
+    format!(
+        r#"version: 1
+name: shop
+accounts:
+  dev: "111111111111"
+  staging: "222222222222"
+  prod: "333333333333"
+signing:
+  key: test
+  public_key: keys/test.pem
+build:
+  account: dev
+  working_dir: app
+  command: sh build.sh
+  artifacts:
+    - name: app
+      path: out/app.bin
+stages:
+  - name: staging
+    account: staging
+    region: eu-west-1
+    deploy:
+      - type: command
+        run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log
+  - name: prod
+    account: prod
+    region: eu-west-1
+    approval:
+{prod_approval}
+    deploy:
+      - type: command
+        run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log
+"#
+    )
+}
+
+pub const TWO_APPROVERS: &str = "      required: 2\n      approvers: [alice, bob, carol]\n      expires: 1h";
+
+pub struct Project {
+    pub tmp: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "expected exit code {code}, got {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Project {
+    /// A project with `pipeline.yaml`, a build writing `app/out/app.bin` from `app/src.txt`,
+    /// and an `algorithm` signing key named `test`, exported to `keys/`.
+    pub fn new(pipeline_yaml: &str) -> Self {
+        Self::with_key(pipeline_yaml, "ed25519")
+    }
+
+    pub fn with_key(pipeline_yaml: &str, algorithm: &str) -> Self {
+        let p = Project { tmp: tempfile::tempdir().expect("tempdir") };
+        std::fs::create_dir_all(p.path("app")).unwrap();
+        std::fs::write(p.path("app/build.sh"), "mkdir -p out && cp src.txt out/app.bin\n").unwrap();
+        std::fs::write(p.path("app/src.txt"), "version one\n").unwrap();
+        std::fs::write(p.path("pipeline.yaml"), pipeline_yaml).unwrap();
+        p.ferry("builder", &["keygen", "--name", "test", "--algorithm", algorithm]).expect(0);
+        p.ferry("builder", &["key", "export", "--name", "test", "--out", "keys"]).expect(0);
+        p
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+
+    pub fn command(&self, actor: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(FERRY);
+        c.args(args)
+            .current_dir(self.tmp.path())
+            .env("FERRY_HOME", self.home())
+            .env("FERRY_ACTOR", actor)
+            .env("FERRY_LOG", "warn")
+            .env_remove("FERRY_OUTPUT")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("CODEBUILD_BUILD_ID");
+        c
+    }
+
+    /// Runs `ferry ARGS` as `actor` in the project directory.
+    pub fn ferry(&self, actor: &str, args: &[&str]) -> Run {
+        self.command(actor, args).output().expect("run ferry").into()
+    }
+
+    /// Builds a release as `builder` and returns its id.
+    pub fn build(&self) -> String {
+        let r = self.ferry("builder", &["build", "pipeline.yaml", "--output", "json"]).expect(0);
+        r.json()["release"].as_str().expect("release id").to_owned()
+    }
+
+    pub fn promote(&self, actor: &str, release: &str, stage: &str) -> Run {
+        self.ferry(actor, &["promote", "pipeline.yaml", "--release", release, "--to", stage])
+    }
+
+    pub fn approve(&self, actor: &str, release: &str, stage: &str) -> Run {
+        self.ferry(actor, &["approve", "pipeline.yaml", "--release", release, "--stage", stage])
+    }
+
+    /// Lines of `deploys.log`: one per deploy action that ran.
+    pub fn deploys(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("deploys.log")).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
+    /// The kinds of all audit events, in order.
+    pub fn audit_kinds(&self) -> Vec<String> {
+        self.audit_events().iter().map(|e| e["kind"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+
+    pub fn audit_events(&self) -> Vec<Value> {
+        let dir = self.home().join("audit");
+        let mut names: Vec<_> = std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+        names.sort();
+        names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+    }
+
+    pub fn release_dir(&self, release: &str) -> PathBuf {
+        self.home().join("store/releases").join(release)
+    }
+
+    pub fn manifest(&self, release: &str) -> Value {
+        serde_json::from_slice(&std::fs::read(self.release_dir(release).join("manifest.json")).unwrap()).unwrap()
+    }
+
+    pub fn blob(&self, sha256: &str) -> PathBuf {
+        self.home().join("store/blobs/sha256").join(&sha256[..2]).join(sha256)
+    }
+}
+
+/// The test venv's Python (created by `scripts/setup-test-env.sh`, which `.ci/run` runs).
+pub fn venv_python() -> PathBuf {
+    let python = std::env::var_os("FERRY_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "`{}` is missing: run `bash scripts/setup-test-env.sh` (or `bash .ci/run`) to create the test venv",
+        python.display()
+    );
+    python
+}

@@ -1,0 +1,152 @@
+//! `ferry validate`, `ferry schema`, `ferry plan`: every mistake at once, with positions.
+
+use std::process::Command;
+
+use crate::support::{FERRY, Project, TWO_APPROVERS, pipeline, repo_root, venv_python};
+
+const BROKEN: &str = r#"version: 2
+name: Shop
+acounts:
+  dev: "111111111111"
+accounts:
+  dev: "12345"
+  prod: "333333333333"
+signing:
+  key: test
+  public_key: keys/test.pem
+build:
+  account: devv
+  command: make
+stages:
+  - name: staging
+    account: prod
+    requires: [qa]
+    approval:
+      required: 3
+      approvers: [alice, bob]
+      expires: soon
+    deploy:
+      - type: command
+  - name: staging
+    account: prod
+    requires: [prod]
+  - name: prod
+    account: prod
+    region: moon
+    requires: [staging]
+    deploy:
+      - type: cloudformation
+      - type: teleport
+"#;
+
+#[test]
+fn a_pipeline_with_many_mistakes_reports_all_of_them_with_positions() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    std::fs::write(p.path("broken.yaml"), BROKEN).unwrap();
+    let r = p.ferry("dev", &["validate", "broken.yaml"]).expect(2);
+    insta::assert_snapshot!("validate_broken", r.stderr);
+}
+
+#[test]
+fn validate_json_lists_diagnostics_with_file_line_column_and_field() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    std::fs::write(p.path("broken.yaml"), BROKEN).unwrap();
+    let r = p.ferry("dev", &["validate", "broken.yaml", "--output", "json"]).expect(2);
+    let v = r.json();
+    let diags = v["diagnostics"].as_array().unwrap();
+    assert!(diags.len() >= 12, "{diags:#?}");
+    let bad_account = diags.iter().find(|d| d["field"] == "accounts.dev").expect("bad account id reported");
+    assert_eq!((bad_account["line"].as_u64(), bad_account["column"].as_u64()), (Some(6), Some(8)));
+    assert!(bad_account["message"].as_str().unwrap().contains("`12345`"));
+    assert_eq!(v["exit_code"], 2);
+}
+
+#[test]
+fn cycles_and_later_stages_are_named() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let yaml =
+        pipeline(TWO_APPROVERS).replace("    region: eu-west-1\n    deploy:", "    region: eu-west-1\n    requires: [prod]\n    deploy:");
+    std::fs::write(p.path("cycle.yaml"), yaml).unwrap();
+    let r = p.ferry("dev", &["validate", "cycle.yaml"]).expect(2);
+    assert!(r.stderr.contains("stage `staging` requires later stage `prod`"), "{}", r.stderr);
+    assert!(r.stderr.contains("dependency cycle: staging → prod → staging"), "{}", r.stderr);
+}
+
+#[test]
+fn every_pipeline_in_the_repository_is_valid() {
+    let out = Command::new(FERRY).arg("validate").current_dir(repo_root()).env("FERRY_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok: pipelines/hello.yaml"));
+}
+
+#[test]
+fn the_schema_is_draft_07_and_accepts_the_repository_pipelines_and_rejects_a_broken_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(FERRY).arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    insta::assert_json_snapshot!("pipeline_schema", schema);
+    let schema_file = tmp.path().join("schema.json");
+    std::fs::write(&schema_file, &out.stdout).unwrap();
+    let root = repo_root();
+    let mut files: Vec<_> = std::fs::read_dir(root.join("pipelines"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let check = |args: &[&std::path::Path], extra: &[&str]| {
+        Command::new(venv_python())
+            .arg(root.join("tests/conformance/check_schema.py"))
+            .args(extra)
+            .arg(&schema_file)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+    let ok = check(&refs, &[]);
+    assert!(ok.status.success(), "{}{}", String::from_utf8_lossy(&ok.stdout), String::from_utf8_lossy(&ok.stderr));
+    let broken = tmp.path().join("broken.yaml");
+    std::fs::write(&broken, BROKEN).unwrap();
+    let bad = check(&[broken.as_path()], &["--expect-invalid"]);
+    assert!(bad.status.success(), "the schema must reject the broken pipeline: {}", String::from_utf8_lossy(&bad.stdout));
+}
+
+#[test]
+fn the_repository_schema_file_is_what_ferry_schema_prints() {
+    let out = Command::new(FERRY).arg("schema").output().unwrap();
+    let committed = std::fs::read_to_string(repo_root().join("schema/pipeline-v1.json")).expect("schema/pipeline-v1.json");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        committed.trim_end(),
+        "regenerate with `ferry schema > schema/pipeline-v1.json`"
+    );
+}
+
+#[test]
+fn plan_lists_stages_accounts_gates_and_actions() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let human = p.ferry("dev", &["plan", "pipeline.yaml"]).expect(0);
+    insta::assert_snapshot!("plan_human", human.stdout);
+    let v = p.ferry("dev", &["plan", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    assert_eq!(v["stages"][1]["name"], "prod");
+    assert_eq!(v["stages"][1]["account_id"], "333333333333");
+    assert_eq!(v["stages"][1]["requires"][0], "staging");
+    let steps: Vec<&str> = v["stages"][1]["steps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(steps[0].starts_with("verify"), "verification comes first: {steps:?}");
+    assert!(steps.iter().any(|s| s.starts_with("approval: 2 of alice, bob, carol")), "{steps:?}");
+}
+
+#[test]
+fn the_readme_pipeline_reference_is_a_valid_pipeline() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme.find("```yaml\nversion: 1\n").expect("README has a pipeline reference") + "```yaml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("reference.yaml");
+    std::fs::write(&file, &readme[start..end]).unwrap();
+    let out = Command::new(FERRY).arg("validate").arg(&file).env("FERRY_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
