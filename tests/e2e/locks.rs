@@ -78,7 +78,8 @@ fn a_sigkilled_promotion_is_detected_and_never_silently_deployed_twice() {
     assert!(status.contains("lock on `staging` stale by deployer-a"), "{status}");
 
     let next = p.promote("deployer-b", &id, "staging").expect(1);
-    assert!(next.stderr.contains("started at") && next.stderr.contains("never finished: it may have partly run"), "{}", next.stderr);
+    assert!(next.stderr.contains("by `deployer-a` (pid "), "names the dead holder: {}", next.stderr);
+    assert!(next.stderr.contains("that process is gone) and never finished: it may have partly run"), "{}", next.stderr);
     assert!(next.stderr.contains(&format!("ferry promote pipeline.yaml --release {id} --to staging --redeploy")), "{}", next.stderr);
     assert_eq!(p.deploys().len(), 1, "the interrupted action was not run again");
     let kinds = p.audit_kinds();

@@ -131,8 +131,8 @@ impl Promotion<'_> {
             return Ok(waiting);
         }
         self.run_gates()?;
-        let lock = self.lock()?;
-        let result = self.deploy_locked();
+        let (lock, previous) = self.lock()?;
+        let result = self.deploy_locked(previous.as_ref());
         let released = self.svc.locks.release(&lock);
         let audit = self.audit(EventKind::LockReleased, json!({"holder": lock.holder}));
         let outcome = result?;
@@ -251,7 +251,8 @@ impl Promotion<'_> {
         Ok(())
     }
 
-    fn lock(&self) -> Result<LockInfo> {
+    /// Takes the stage lock; also returns the stale lock it replaced, if any.
+    fn lock(&self) -> Result<(LockInfo, Option<LockInfo>)> {
         let deadline = self.req.wait.map(|w| Instant::now() + w);
         loop {
             let attempt =
@@ -262,14 +263,14 @@ impl Promotion<'_> {
                         EventKind::LockTaken,
                         json!({"holder": lock.holder, "pid": lock.pid, "host": lock.host, "expires_at": lock.expires_at}),
                     )?;
-                    return Ok(lock);
+                    return Ok((lock, None));
                 }
                 Acquired::Held { lock, stale: true } => {
                     if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
                         let age = human(lock.acquired_at.age(Timestamp::now()));
                         self.audit(EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
                         tracing::warn!(holder = %lock.holder, pid = lock.pid, host = %lock.host, %age, "took over the stale lock of stage `{}`", self.stage.name);
-                        return Ok(ours);
+                        return Ok((ours, Some(lock)));
                     }
                 }
                 Acquired::Held { lock, stale: false } => {
@@ -298,7 +299,7 @@ impl Promotion<'_> {
     }
 
     /// Runs the deploy actions while holding the lock.
-    fn deploy_locked(&self) -> Result<Outcome> {
+    fn deploy_locked(&self, previous: Option<&LockInfo>) -> Result<Outcome> {
         let (release, stage) = (&self.req.release, &self.stage.name);
         // Re-read under the lock: another promotion may have finished while we waited.
         let current = self.read()?.map(|v| v.value);
@@ -307,9 +308,16 @@ impl Promotion<'_> {
                 return Ok(Outcome::AlreadyDeployed { release: release.clone(), stage: stage.clone() });
             }
             if let (Some(a), false) = (r.interrupted_action(), self.req.redeploy) {
-                self.audit(EventKind::DeployInterrupted, json!({"action": a.index, "summary": a.summary, "started_at": a.started_at}))?;
+                self.audit(
+                    EventKind::DeployInterrupted,
+                    json!({"action": a.index, "summary": a.summary, "started_at": a.started_at, "previous_lock": previous}),
+                )?;
+                let who = previous.map_or(String::new(), |l| {
+                    let age = human(l.acquired_at.age(Timestamp::now()));
+                    format!(" by `{}` (pid {} on `{}`, lock taken {age} ago; that process is gone)", l.holder, l.pid, l.host)
+                });
                 return Err(Error::failed(format!(
-                    "deploy action {} (`{}`) of release `{release}` to stage `{stage}` started at {} and never finished: it may have partly run",
+                    "deploy action {} (`{}`) of release `{release}` to stage `{stage}` started at {}{who} and never finished: it may have partly run",
                     a.index, a.summary, a.started_at
                 ))
                 .hint("ferry will not run it again on its own; check the stage, then re-run every action with:")

@@ -1,5 +1,5 @@
 //! Local stage locks: `pipelines/NAME/locks/STAGE.lock`, created only if absent. A lock is
-//! stale when its lease expired or its holder process on this host is gone; a take-over is
+//! stale when its holder process on this host is gone, or a holder elsewhere let its lease expire; a take-over is
 //! won by exactly one process (it must create a marker named after the stale lock's token).
 
 use std::path::{Path, PathBuf};
@@ -58,8 +58,10 @@ impl LocalLocks {
         }
     }
 
+    /// On this host the holder's process is the truth (a long deploy may outlive its lease);
+    /// a holder on another host is trusted until its lease expires.
     fn is_stale(lock: &LockInfo) -> bool {
-        lock.expires_at < Timestamp::now() || (lock.host == host_name() && !process_alive(lock.pid))
+        if lock.host == host_name() { !process_alive(lock.pid) } else { lock.expires_at < Timestamp::now() }
     }
 
     fn new_lock(pipeline: &PipelineName, stage: &StageName, release: &ReleaseId, holder: &Actor, lease: Duration) -> LockInfo {
@@ -151,5 +153,57 @@ impl Locks for LocalLocks {
             let stale = Self::is_stale(&l);
             (l, stale)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (PipelineName, StageName, ReleaseId, Actor) {
+        let r = ReleaseId::for_manifest(&ferry_core::ids::Sha256Digest::of(b"m"));
+        ("p".parse().unwrap(), "prod".parse().unwrap(), r, "a".parse().unwrap())
+    }
+
+    #[test]
+    fn a_held_lock_is_reported_with_its_holder_and_is_not_stale_while_we_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = LocalLocks::new(dir.path().to_owned());
+        let (p, s, r, a) = ids();
+        let Acquired::Taken(ours) = locks.try_acquire(&p, &s, &r, &a, Duration::from_secs(60)).unwrap() else { panic!("not taken") };
+        let b: Actor = "b".parse().unwrap();
+        match locks.try_acquire(&p, &s, &r, &b, Duration::from_secs(60)).unwrap() {
+            Acquired::Held { lock, stale } => {
+                assert_eq!(lock.holder, a);
+                assert!(!stale);
+            }
+            Acquired::Taken(_) => panic!("a second holder got the lock"),
+        }
+        assert!(locks.take_over(&ours, &b, Duration::from_secs(60)).unwrap().is_none(), "a live lock cannot be taken over");
+        locks.release(&ours).unwrap();
+        assert!(matches!(locks.try_acquire(&p, &s, &r, &b, Duration::from_secs(60)).unwrap(), Acquired::Taken(_)));
+    }
+
+    #[test]
+    fn a_lock_of_a_dead_process_is_stale_and_only_one_process_takes_it_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = LocalLocks::new(dir.path().to_owned());
+        let (p, s, r, a) = ids();
+        let mut dead = LocalLocks::new_lock(&p, &s, &r, &a, Duration::from_secs(3600));
+        dead.pid = u32::MAX - 1; // no such process
+        assert_eq!(locks.create(&dead).unwrap(), Created::Yes);
+        let Some((_, stale)) = locks.inspect(&p, &s).unwrap() else { panic!("no lock") };
+        assert!(stale);
+        let winners: Vec<bool> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (locks, dead) = (&locks, &dead);
+                    scope
+                        .spawn(move || locks.take_over(dead, &format!("t{i}").parse().unwrap(), Duration::from_secs(60)).unwrap().is_some())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(winners.iter().filter(|w| **w).count(), 1, "{winners:?}");
     }
 }

@@ -115,3 +115,26 @@ impl StateStore for LocalState {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::state::StageStatus;
+
+    use super::*;
+
+    #[test]
+    fn a_write_based_on_a_stale_revision_conflicts_instead_of_losing_an_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = LocalState::new(dir.path().to_owned());
+        let r = ReleaseId::for_manifest(&ferry_core::ids::Sha256Digest::of(b"m"));
+        let mut rec = StageRecord::new(&"p".parse().unwrap(), &r, &"prod".parse().unwrap(), &"a".parse().unwrap());
+        assert_eq!(state.write_stage(&rec, None).unwrap(), Written::At(1));
+        assert_eq!(state.write_stage(&rec, None).unwrap(), Written::Conflict, "create-if-absent");
+        rec.status = StageStatus::InProgress;
+        assert_eq!(state.write_stage(&rec, Some(1)).unwrap(), Written::At(2));
+        rec.status = StageStatus::Failed;
+        assert_eq!(state.write_stage(&rec, Some(1)).unwrap(), Written::Conflict, "replace-if-unchanged");
+        let read = state.read_stage(&rec.pipeline, &r, &rec.stage).unwrap().unwrap();
+        assert_eq!((read.revision, read.value.status), (2, StageStatus::InProgress));
+    }
+}

@@ -628,3 +628,72 @@ fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     }
     known.iter().map(|k| (distance(key, k), *k)).filter(|(d, k)| *d <= 2.max(k.len() / 3)).min().map(|(_, k)| k)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+version: 1
+name: web
+accounts: {dev: "011111111111", staging: "022222222222", prod: "033333333333"}
+signing: {key: k, public_key: k.pem}
+build:
+  account: dev
+  artifacts: [{name: app, path: app.bin}]
+stages:
+  - {name: staging, account: staging}
+  - name: qa
+    account: staging
+    requires: []
+  - name: prod
+    account: prod
+    requires: [staging, qa]
+    approval: {required: 2}
+"#;
+
+    fn parse(src: &str) -> Result<Pipeline, Vec<Diagnostic>> {
+        parse_str(Path::new("p.yaml"), src)
+    }
+
+    #[test]
+    fn a_valid_pipeline_parses_with_defaults() {
+        let p = parse(GOOD).unwrap();
+        assert_eq!(p.backend, Backend::Local);
+        assert_eq!(p.accounts["dev"].as_str(), "011111111111", "leading zeros survive");
+        assert_eq!(p.build.working_dir, PathBuf::from("."));
+        assert!(p.stages[0].requires.is_empty(), "the first stage requires nothing");
+        assert!(p.stages[1].requires.is_empty(), "`requires: []` opts out of the default");
+        assert_eq!(p.stages[2].requires.len(), 2);
+        let a = p.stages[2].approval.as_ref().unwrap();
+        assert_eq!((a.required, a.expires.as_secs(), a.allow_self_approval), (2, 24 * 3600, false));
+    }
+
+    #[test]
+    fn by_default_a_stage_requires_the_previous_one() {
+        let p = parse(&GOOD.replace("    requires: []\n", "")).unwrap();
+        assert_eq!(p.stages[1].requires[0].as_str(), "staging");
+    }
+
+    #[test]
+    fn an_unquoted_account_id_with_leading_zero_is_kept_as_written() {
+        let p = parse(&GOOD.replace("\"011111111111\"", "011111111111")).unwrap();
+        assert_eq!(p.accounts["dev"].as_str(), "011111111111");
+    }
+
+    #[test]
+    fn misspelt_keys_get_a_suggestion() {
+        let d = parse(&GOOD.replace("approval: {required: 2}", "aproval: {required: 2}")).unwrap_err();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].field, "stages[2].aproval");
+        assert!(d[0].hint.as_deref().unwrap().starts_with("did you mean `approval`?"));
+    }
+
+    #[test]
+    fn errors_are_sorted_by_position() {
+        let src = GOOD.replace("name: web", "name: Web").replace("{name: staging, account: staging}", "{name: staging, account: nowhere}");
+        let d = parse(&src).unwrap_err();
+        assert_eq!(d.len(), 2);
+        assert!(d[0].line < d[1].line);
+    }
+}
