@@ -23,3 +23,12 @@ pub mod status;
 pub mod yaml;
 
 pub use error::{Error, ErrorKind, Result};
+
+/// The name a unit enum variant has in JSON (`StageStatus::AwaitingApproval` → `awaiting_approval`),
+/// so human output uses the same words as `--output json`.
+pub fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}

@@ -146,7 +146,7 @@ impl Promotion<'_> {
             let done = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, req)?;
             let status = done.as_ref().map(|d| d.value.status);
             if status != Some(StageStatus::Succeeded) {
-                let now = status.map_or("never promoted".to_owned(), |s| format!("{s:?}").to_lowercase());
+                let now = status.map_or("never promoted".to_owned(), |s| crate::wire_name(&s));
                 self.audit(EventKind::GateFailed, json!({"gate": "order", "requires": req, "status": now}))?;
                 return Err(Error::failed(format!(
                     "release `{}` has not succeeded in stage `{req}` ({now}), which stage `{}` requires",

@@ -61,9 +61,7 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
         let mut stages = Vec::new();
         for stage in &pipeline.stages {
             let record = records.iter().find(|r| r.release == id && r.stage == stage.name);
-            let status = record.map_or("not_started".to_owned(), |r| {
-                serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-            });
+            let status = record.map_or("not_started".to_owned(), |r| crate::wire_name(&r.status));
             let pending = record.is_some_and(|r| r.status == StageStatus::AwaitingApproval);
             let approvals = match (&stage.approval, record) {
                 (Some(policy), Some(r)) => {

@@ -96,7 +96,7 @@ pub fn audit_show(home: &Home, release: Option<&str>) -> Result<Report, Failure>
     }
     let mut h = String::new();
     for e in &events {
-        let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let kind = ferry_core::wire_name(&e.kind);
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         let _ = writeln!(
             h,

@@ -47,7 +47,7 @@ pub fn plan(path: &Path) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let plan = ferry_core::plan::plan(&p);
     let mut h = String::new();
-    let backend = serde_json::to_value(plan.backend).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let backend = ferry_core::wire_name(&plan.backend);
     let _ = writeln!(h, "pipeline `{}` (backend {backend})", plan.pipeline);
     let b = &plan.build;
     let _ =

@@ -181,7 +181,4 @@ mod humantime_serde_compat {
             }
         }
     }
-
-    #[allow(dead_code)]
-    fn _unused(_: Duration) {}
 }
