@@ -14,7 +14,7 @@ use crate::audit::{Draft, Event};
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::ids::{Actor, PipelineName, ReleaseId, Sha256Digest, StageName};
-use crate::state::{StageRecord, Versioned};
+use crate::state::{Revision, StageRecord, Versioned};
 
 /// A release as stored: the exact manifest bytes and DSSE envelope bytes.
 #[derive(Debug, Clone)]
@@ -41,9 +41,9 @@ pub trait ReleaseStore {
 }
 
 /// Outcome of a conditional write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
-    At(u64),
+    At(Revision),
     /// Someone else wrote first; re-read and decide again.
     Conflict,
 }
@@ -53,7 +53,7 @@ pub enum Written {
 pub trait StateStore {
     fn read_stage(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Option<Versioned<StageRecord>>>;
     /// Writes `record` if the current revision is `expected` (`None`: no record yet).
-    fn write_stage(&self, record: &StageRecord, expected: Option<u64>) -> Result<Written>;
+    fn write_stage(&self, record: &StageRecord, expected: Option<&Revision>) -> Result<Written>;
     /// Every stage record of the pipeline (latest revision of each).
     fn list_stages(&self, pipeline: &PipelineName) -> Result<Vec<StageRecord>>;
     /// Adds an approval or rejection; records are never changed once written.
@@ -100,6 +100,8 @@ pub trait Locks {
     ) -> Result<Acquired>;
     /// Replaces a stale lock with ours; `None` if another process got there first.
     fn take_over(&self, stale: &LockInfo, holder: &Actor, lease: Duration) -> Result<Option<LockInfo>>;
+    /// Extends the lease of a lock we hold; fails if it was taken over meanwhile.
+    fn renew(&self, lock: &LockInfo, lease: Duration) -> Result<LockInfo>;
     /// Releases a lock we hold (checked by token).
     fn release(&self, lock: &LockInfo) -> Result<()>;
     /// Removes whatever lock is on the stage (an operator's decision; audited by the caller).

@@ -106,7 +106,7 @@ impl Promotion<'_> {
             };
             change(&mut record);
             record.updated_at = Timestamp::now();
-            if let Written::At(_) = self.svc.state.write_stage(&record, expected)? {
+            if let Written::At(_) = self.svc.state.write_stage(&record, expected.as_ref())? {
                 return Ok(record);
             }
         }
@@ -132,7 +132,7 @@ impl Promotion<'_> {
         }
         self.run_gates()?;
         let (lock, previous) = self.lock()?;
-        let result = self.deploy_locked(previous.as_ref());
+        let result = self.deploy_locked(&lock, previous.as_ref());
         let released = self.svc.locks.release(&lock);
         let audit = self.audit(EventKind::LockReleased, json!({"holder": lock.holder}));
         let outcome = result?;
@@ -299,7 +299,7 @@ impl Promotion<'_> {
     }
 
     /// Runs the deploy actions while holding the lock.
-    fn deploy_locked(&self, previous: Option<&LockInfo>) -> Result<Outcome> {
+    fn deploy_locked(&self, lock: &LockInfo, previous: Option<&LockInfo>) -> Result<Outcome> {
         let (release, stage) = (&self.req.release, &self.stage.name);
         // Re-read under the lock: another promotion may have finished while we waited.
         let current = self.read()?.map(|v| v.value);
@@ -348,6 +348,8 @@ impl Promotion<'_> {
                 tracing::info!("deploy action {i} of stage `{stage}` already succeeded; skipping");
                 continue;
             }
+            // Still ours, and good for another lease, before anything touches the stage.
+            self.svc.locks.renew(lock, self.req.lease)?;
             self.run_action(i, action, &artifacts)?;
         }
         self.update(|r| {

@@ -56,10 +56,15 @@ pub struct StageRecord {
     pub message: Option<String>,
 }
 
+/// Which stored version of a record was read: a revision number on the local backend, an
+/// ETag on S3. Opaque to the engine; it only hands it back as the precondition of a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision(pub String);
+
 /// A stored record and the revision it was read at (the precondition of the next write).
 #[derive(Debug, Clone)]
 pub struct Versioned<T> {
-    pub revision: u64,
+    pub revision: Revision,
     pub value: T,
 }
 

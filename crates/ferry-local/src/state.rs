@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use ferry_core::approval::{APPROVAL_VERSION, ApprovalRecord};
 use ferry_core::ids::{PipelineName, ReleaseId, StageName};
 use ferry_core::ports::{StateStore, Written};
-use ferry_core::state::{STATE_VERSION, StageRecord, Versioned};
+use ferry_core::state::{Revision, STATE_VERSION, StageRecord, Versioned};
 use ferry_core::{Error, Result};
 
 use crate::fsutil::{self, Created};
@@ -57,20 +57,20 @@ impl StateStore for LocalState {
     fn read_stage(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Option<Versioned<StageRecord>>> {
         let Some((revision, path)) = self.latest(&self.stage_dir(pipeline, release, stage))? else { return Ok(None) };
         let bytes = fsutil::read_opt(&path)?.ok_or_else(|| Error::failed(format!("`{}` disappeared while reading", path.display())))?;
-        Ok(Some(Versioned { revision, value: parse(&bytes, &path, STATE_VERSION)? }))
+        Ok(Some(Versioned { revision: Revision(revision.to_string()), value: parse(&bytes, &path, STATE_VERSION)? }))
     }
 
-    fn write_stage(&self, record: &StageRecord, expected: Option<u64>) -> Result<Written> {
+    fn write_stage(&self, record: &StageRecord, expected: Option<&Revision>) -> Result<Written> {
         let dir = self.stage_dir(&record.pipeline, &record.release, &record.stage);
-        let current = self.latest(&dir)?.map(|(r, _)| r);
-        if current != expected {
+        let current = self.latest(&dir)?.map(|(r, _)| r.to_string());
+        if current.as_deref() != expected.map(|r| r.0.as_str()) {
             return Ok(Written::Conflict);
         }
-        let next = expected.map_or(1, |r| r + 1);
+        let next = current.and_then(|r| r.parse::<u64>().ok()).map_or(1, |r| r + 1);
         let mut bytes = serde_json::to_vec_pretty(record).map_err(|e| Error::failed(format!("cannot encode state: {e}")))?;
         bytes.push(b'\n');
         match fsutil::write_new(&dir.join(format!("{next:08}.json")), &bytes)? {
-            Created::Yes => Ok(Written::At(next)),
+            Created::Yes => Ok(Written::At(Revision(next.to_string()))),
             Created::AlreadyExists => Ok(Written::Conflict),
         }
     }
@@ -128,13 +128,14 @@ mod tests {
         let state = LocalState::new(dir.path().to_owned());
         let r = ReleaseId::for_manifest(&ferry_core::ids::Sha256Digest::of(b"m"));
         let mut rec = StageRecord::new(&"p".parse().unwrap(), &r, &"prod".parse().unwrap(), &"a".parse().unwrap());
-        assert_eq!(state.write_stage(&rec, None).unwrap(), Written::At(1));
+        let rev = |n: u64| Revision(n.to_string());
+        assert_eq!(state.write_stage(&rec, None).unwrap(), Written::At(rev(1)));
         assert_eq!(state.write_stage(&rec, None).unwrap(), Written::Conflict, "create-if-absent");
         rec.status = StageStatus::InProgress;
-        assert_eq!(state.write_stage(&rec, Some(1)).unwrap(), Written::At(2));
+        assert_eq!(state.write_stage(&rec, Some(&rev(1))).unwrap(), Written::At(rev(2)));
         rec.status = StageStatus::Failed;
-        assert_eq!(state.write_stage(&rec, Some(1)).unwrap(), Written::Conflict, "replace-if-unchanged");
+        assert_eq!(state.write_stage(&rec, Some(&rev(1))).unwrap(), Written::Conflict, "replace-if-unchanged");
         let read = state.read_stage(&rec.pipeline, &r, &rec.stage).unwrap().unwrap();
-        assert_eq!((read.revision, read.value.status), (2, StageStatus::InProgress));
+        assert_eq!((read.revision, read.value.status), (rev(2), StageStatus::InProgress));
     }
 }
