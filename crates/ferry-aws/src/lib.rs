@@ -1,1 +1,7 @@
-//! placeholder
+//! ferry's AWS backend, on the real AWS SDK for Rust: credential chains and STS role
+//! assumption (`chain`), and the ports of ferry-core on S3 (`s3`). Every SDK call goes through
+//! `error::map`, so failures name the role, the action and the resource.
+
+pub mod chain;
+pub mod error;
+pub mod s3;

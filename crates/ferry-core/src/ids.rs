@@ -128,6 +128,31 @@ string_id!(
     "an actor is a non-empty printable name"
 );
 
+string_id!(
+    /// An IAM role ARN, `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
+    RoleArn,
+    "role ARN",
+    |s| {
+        let parts: Vec<&str> = s.splitn(6, ':').collect();
+        matches!(parts.as_slice(), ["arn", "aws" | "aws-cn" | "aws-us-gov", "iam", "", account, resource]
+            if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+                && resource.strip_prefix("role/").is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))))
+    },
+    "expected `arn:aws:iam::123456789012:role/NAME`"
+);
+
+impl RoleArn {
+    /// The role `name` (with optional path) in `account`.
+    pub fn new(account: &AccountId, name: &str) -> Result<Self, IdError> {
+        format!("arn:aws:iam::{account}:role/{name}").parse()
+    }
+
+    /// The account the role lives in.
+    pub fn account(&self) -> AccountId {
+        AccountId(self.0.split(':').nth(4).unwrap_or_default().to_owned())
+    }
+}
+
 impl Sha256Digest {
     /// Builds a digest from the 32 raw bytes a hasher produced.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
@@ -172,6 +197,18 @@ mod tests {
         assert!(id.matches(&d));
         assert!(!id.matches(&Sha256Digest::of(b"other")));
         assert_eq!(id.as_str().parse::<ReleaseId>().unwrap(), id);
+    }
+
+    #[test]
+    fn role_arns_name_their_account() {
+        let r: RoleArn = "arn:aws:iam::012345678901:role/ferry/deploy".parse().unwrap();
+        assert_eq!(r.account().as_str(), "012345678901");
+        assert!("arn:aws:iam::0123:role/x".parse::<RoleArn>().is_err());
+        assert!("arn:aws:iam::012345678901:user/x".parse::<RoleArn>().is_err());
+        assert_eq!(
+            RoleArn::new(&"111111111111".parse().unwrap(), "ferry-deploy").unwrap().as_str(),
+            "arn:aws:iam::111111111111:role/ferry-deploy"
+        );
     }
 
     #[test]

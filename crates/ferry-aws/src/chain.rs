@@ -1,0 +1,152 @@
+//! Credentials and role chains. ferry starts from the standard default chain (profiles, env,
+//! GitHub OIDC web identity, CodeBuild container credentials) and assumes roles hop by hop
+//! (caller → orchestrator → stage role). Each hop carries a session name that says pipeline,
+//! release and stage, the actor as `SourceIdentity` (so CloudTrail in every account shows who),
+//! session tags and an optional external id. The SDK's identity cache refreshes each hop's
+//! credentials before they expire.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future};
+use aws_sdk_sts::types::Tag;
+use ferry_core::ids::RoleArn;
+use ferry_core::{Error, Result};
+use tokio::runtime::Runtime;
+
+use crate::error::{self, Attempt};
+
+/// One role assumption.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    pub role: RoleArn,
+    pub session_name: String,
+    pub source_identity: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub external_id: Option<String>,
+    pub duration: Option<Duration>,
+}
+
+/// Characters STS accepts in session names and source identities: `[\w+=,.@-]`, 2 to 64 long.
+pub fn sts_name(raw: &str) -> String {
+    let mut s: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) { c } else { '-' }).take(64).collect();
+    while s.len() < 2 {
+        s.push('-');
+    }
+    s
+}
+
+/// The AWS side of a ferry process: a runtime to block on, and the base configuration.
+#[derive(Clone)]
+pub struct Aws {
+    pub rt: Arc<Runtime>,
+    pub base: SdkConfig,
+}
+
+impl std::fmt::Debug for Aws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aws").field("region", &self.base.region()).finish_non_exhaustive()
+    }
+}
+
+impl Aws {
+    /// Loads the default credential chain and region (`region` overrides the environment's).
+    pub fn load(region: Option<&str>) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r.to_owned()));
+        }
+        let base = rt.block_on(loader.load());
+        Ok(Self { rt: Arc::new(rt), base })
+    }
+
+    /// Whether an endpoint override (`AWS_ENDPOINT_URL`) is set; S3 then uses path-style URLs.
+    pub fn custom_endpoint(&self) -> bool {
+        self.base.endpoint_url().is_some()
+    }
+
+    /// Assumes `hops` in order, starting from `from` (the base config if `None`); the result
+    /// acts as the last role. Each hop is tried once at once so a failure names its role.
+    pub fn assume_chain(&self, from: Option<&SdkConfig>, hops: &[Hop]) -> Result<SdkConfig> {
+        let mut config = from.unwrap_or(&self.base).clone();
+        for hop in hops {
+            let provider = AssumeHop { sts: aws_sdk_sts::Client::new(&config), hop: hop.clone() };
+            self.rt.block_on(provider.assume()).map_err(|e| e.into_error())?;
+            config = config.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
+        }
+        Ok(config)
+    }
+
+    /// The ARN `config` acts as (`sts:GetCallerIdentity`).
+    pub fn caller_arn(&self, config: &SdkConfig) -> Result<String> {
+        let sts = aws_sdk_sts::Client::new(config);
+        let out = self
+            .rt
+            .block_on(sts.get_caller_identity().send())
+            .map_err(|e| error::map(Attempt { who: "the current credentials", action: "sts:GetCallerIdentity", resource: "*" }, &e))?;
+        out.arn.ok_or_else(|| Error::failed("sts:GetCallerIdentity returned no ARN"))
+    }
+}
+
+#[derive(Debug)]
+struct AssumeHop {
+    sts: aws_sdk_sts::Client,
+    hop: Hop,
+}
+
+/// A failed hop: kept as a ferry error for ferry, and as a credentials error for the SDK.
+#[derive(Debug)]
+struct HopError(Error);
+
+impl HopError {
+    fn into_error(self) -> Error {
+        self.0
+    }
+}
+
+impl AssumeHop {
+    async fn assume(&self) -> std::result::Result<Credentials, HopError> {
+        let h = &self.hop;
+        let mut req = self.sts.assume_role().role_arn(h.role.as_str()).role_session_name(sts_name(&h.session_name));
+        if let Some(si) = &h.source_identity {
+            req = req.source_identity(sts_name(si));
+        }
+        if let Some(x) = &h.external_id {
+            req = req.external_id(x);
+        }
+        if let Some(d) = h.duration {
+            req = req.duration_seconds(i32::try_from(d.as_secs()).unwrap_or(3600));
+        }
+        for (k, v) in &h.tags {
+            let tag =
+                Tag::builder().key(k).value(v).build().map_err(|e| HopError(Error::invalid(format!("bad session tag `{k}`: {e}"))))?;
+            req = req.tags(tag);
+        }
+        let out = req.send().await.map_err(|e| {
+            let mut err =
+                error::map(Attempt { who: "the previous identity in the chain", action: "sts:AssumeRole", resource: h.role.as_str() }, &e);
+            err = err.hint(format!("check the trust policy of `{}` (and its external id condition)", h.role));
+            HopError(err)
+        })?;
+        let c =
+            out.credentials.ok_or_else(|| HopError(Error::failed(format!("sts:AssumeRole of `{}` returned no credentials", h.role))))?;
+        let expiry = SystemTime::try_from(c.expiration).ok();
+        Ok(Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), expiry, "ferry-role-chain"))
+    }
+}
+
+impl ProvideCredentials for AssumeHop {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move { self.assume().await.map_err(|e| CredentialsError::provider_error(e.0)) })
+    }
+}

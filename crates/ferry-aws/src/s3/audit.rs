@@ -1,0 +1,70 @@
+//! The audit log in S3 (the security account's bucket): one object per event at
+//! `audit/SEQ.json`, created with `If-None-Match: *`, so nothing is ever overwritten and two
+//! writers racing for one position cannot both win. `ferry audit verify` works from the
+//! bucket alone and reports gaps.
+
+use ferry_core::audit::{self, Draft, Event};
+use ferry_core::ports::AuditLog;
+use ferry_core::{Error, Result};
+
+use super::{Bucket, Put};
+
+#[derive(Debug, Clone)]
+pub struct S3Audit {
+    pub bucket: Bucket,
+}
+
+impl S3Audit {
+    fn positions(&self) -> Result<Vec<(u64, String)>> {
+        let mut out: Vec<(u64, String)> = self
+            .bucket
+            .list("audit/")?
+            .into_iter()
+            .filter_map(|k| {
+                k.strip_prefix("audit/").and_then(|n| n.strip_suffix(".json")).and_then(|n| n.parse().ok()).map(|p| (p, k.clone()))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl AuditLog for S3Audit {
+    fn append(&self, draft: Draft) -> Result<Event> {
+        for _ in 0..100 {
+            let last = match self.positions()?.last() {
+                None => None,
+                Some((pos, key)) => {
+                    let (bytes, _) =
+                        self.bucket.get(key)?.ok_or_else(|| Error::failed(format!("audit event `{}` vanished", self.bucket.url(key))))?;
+                    let event: Event = serde_json::from_slice(&bytes).map_err(|e| {
+                        Error::failed(format!("the last audit event (`{}`) is damaged: {e}", self.bucket.url(key)))
+                            .hint("run `ferry audit verify`; ferry will not extend a damaged log")
+                    })?;
+                    if event.seq != *pos {
+                        return Err(Error::failed(format!("audit event at position {pos} claims sequence {}", event.seq))
+                            .hint("run `ferry audit verify`"));
+                    }
+                    Some(event)
+                }
+            };
+            let event = audit::seal(draft.clone(), last.as_ref())?;
+            if let Put::Done(_) = self.bucket.put(&format!("audit/{:012}.json", event.seq), event.to_bytes()?, None)? {
+                return Ok(event);
+            }
+        }
+        Err(Error::failed(format!("could not append to the audit log at `{}`: too much contention", self.location())))
+    }
+
+    fn entries(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for (pos, key) in self.positions()? {
+            out.push((pos, self.bucket.get(&key)?.map(|(b, _)| b).unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
+    fn location(&self) -> String {
+        self.bucket.url("audit/")
+    }
+}
