@@ -150,3 +150,11 @@ fn the_readme_pipeline_reference_is_a_valid_pipeline() {
     let out = Command::new(FERRY).arg("validate").arg(&file).env("FERRY_LOG", "warn").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn aws_backend_settings_are_validated_with_positions() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    std::fs::copy(repo_root().join("tests/e2e/broken-aws.yaml"), p.path("broken-aws.yaml")).unwrap();
+    let r = p.ferry("dev", &["validate", "broken-aws.yaml"]).expect(2);
+    insta::assert_snapshot!("validate_broken_aws", r.stderr);
+}

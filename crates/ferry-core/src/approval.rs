@@ -57,6 +57,24 @@ fn excluded(policy: &ApprovalPolicy, parties: &Parties) -> Vec<Actor> {
     out
 }
 
+/// Whether `actor` is who the approver entry names: the same identity, or, for an IAM role
+/// ARN, any session of that role (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`), which is
+/// how people reach AWS through SSO or `assume-role`.
+pub fn identity_matches(entry: &Actor, actor: &Actor) -> bool {
+    if entry == actor {
+        return true;
+    }
+    let Some((prefix, role)) = entry.as_str().split_once(":role/") else { return false };
+    let Some(partition_account) = prefix.strip_prefix("arn:").and_then(|p| p.split_once(":iam::")) else { return false };
+    let name = role.rsplit('/').next().unwrap_or(role);
+    let session_prefix = format!("arn:{}:sts::{}:assumed-role/{name}/", partition_account.0, partition_account.1);
+    actor.as_str().strip_prefix(&session_prefix).is_some_and(|session| !session.is_empty() && !session.contains('/'))
+}
+
+fn allowed(policy: &ApprovalPolicy, actor: &Actor) -> bool {
+    policy.approvers.is_empty() || policy.approvers.iter().any(|e| identity_matches(e, actor))
+}
+
 /// Whether `actor` may decide on this stage at all; the error says why not.
 pub fn check_approver(policy: &ApprovalPolicy, actor: &Actor, parties: &Parties, stage: &StageName) -> Result<()> {
     if excluded(policy, parties).contains(actor) {
@@ -66,7 +84,7 @@ pub fn check_approver(policy: &ApprovalPolicy, actor: &Actor, parties: &Parties,
         ))
         .hint("ask another approver, or set `allow_self_approval: true` in the stage's approval policy"));
     }
-    if !policy.approvers.is_empty() && !policy.approvers.contains(actor) {
+    if !allowed(policy, actor) {
         let names: Vec<&str> = policy.approvers.iter().map(Actor::as_str).collect();
         return Err(Error::failed(format!("`{actor}` is not an approver for stage `{stage}`"))
             .hint(format!("allowed approvers: {}", names.join(", "))));
@@ -86,7 +104,7 @@ pub fn evaluate(
     let Some(policy) = policy else { return ApprovalState::NotRequired };
     let bound = records.iter().filter(|r| &r.release == release && &r.stage == stage);
     let excluded = excluded(policy, parties);
-    let counts = |r: &&ApprovalRecord| !excluded.contains(&r.actor) && (policy.approvers.is_empty() || policy.approvers.contains(&r.actor));
+    let counts = |r: &&ApprovalRecord| !excluded.contains(&r.actor) && allowed(policy, &r.actor);
     if let Some(r) = bound.clone().filter(counts).find(|r| r.verdict == Verdict::Reject) {
         return ApprovalState::Rejected { by: r.actor.clone(), comment: r.comment.clone(), at: r.at };
     }
@@ -186,6 +204,29 @@ mod tests {
         let now = Timestamp::now();
         let recs = vec![rec("alice", &a, Verdict::Approve, now), rec("bob", &a, Verdict::Reject, now)];
         assert!(matches!(evaluate(Some(&policy(1, &[])), &recs, &a, &prod, &parties, now), ApprovalState::Rejected { .. }));
+    }
+
+    #[test]
+    fn a_role_arn_approver_matches_every_session_of_that_role_and_nothing_else() {
+        let entry: Actor = "arn:aws:iam::111111111111:role/team/release-managers".parse().unwrap();
+        let m = |a: &str| identity_matches(&entry, &a.parse().unwrap());
+        assert!(m("arn:aws:sts::111111111111:assumed-role/release-managers/alice"));
+        assert!(!m("arn:aws:sts::222222222222:assumed-role/release-managers/alice"), "other account");
+        assert!(!m("arn:aws:sts::111111111111:assumed-role/release-managers-2/alice"), "other role");
+        assert!(!m("arn:aws:sts::111111111111:assumed-role/release-managers/"), "no session");
+        assert!(!m("release-managers"));
+    }
+
+    #[test]
+    fn two_sessions_of_one_approver_role_are_two_approvers() {
+        let (a, _, prod, parties) = ids();
+        let now = Timestamp::now();
+        let p = policy(2, &["arn:aws:iam::111111111111:role/approvers"]);
+        let recs = vec![
+            rec("arn:aws:sts::111111111111:assumed-role/approvers/alice", &a, Verdict::Approve, now),
+            rec("arn:aws:sts::111111111111:assumed-role/approvers/bob", &a, Verdict::Approve, now),
+        ];
+        assert!(matches!(evaluate(Some(&p), &recs, &a, &prod, &parties, now), ApprovalState::Approved { .. }));
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub fn plan(p: &Pipeline) -> Plan {
                 crate::pipeline::ArtifactSource::Glob(s) => format!("{}: glob {s}", a.name),
             })
             .collect(),
-        signing_key: p.signing.key.clone(),
+        signing_key: p.signing.key.describe(),
         public_key: p.public_key_path().display().to_string(),
     };
     let stages = p

@@ -50,8 +50,7 @@ pub fn plan(path: &Path) -> Result<Report, Failure> {
     let backend = ferry_core::wire_name(&plan.backend);
     let _ = writeln!(h, "pipeline `{}` (backend {backend})", plan.pipeline);
     let b = &plan.build;
-    let _ =
-        writeln!(h, "build in `{}` ({}), signed with key `{}`, verified with `{}`", b.account, b.account_id, b.signing_key, b.public_key);
+    let _ = writeln!(h, "build in `{}` ({}), signed with {}, verified with `{}`", b.account, b.account_id, b.signing_key, b.public_key);
     if let Some(c) = &b.command {
         let _ = writeln!(h, "  run: {c}   (in {})", b.working_dir);
     }

@@ -8,7 +8,7 @@ use ferry_core::clock::Timestamp;
 use ferry_core::ids::{Actor, ReleaseId, StageName};
 use ferry_core::keys::PublicKey;
 use ferry_core::manifest::{BuilderInfo, MANIFEST_VERSION, ReleaseManifest};
-use ferry_core::pipeline::Pipeline;
+use ferry_core::pipeline::{Pipeline, SigningKey};
 use ferry_core::ports::Services;
 use ferry_core::promote::{self, Outcome, Request};
 use ferry_core::release::{self, CreatedRelease};
@@ -23,11 +23,18 @@ use crate::exit::Exit;
 use crate::output::{Failure, Report};
 
 fn build_release(home: &Home, svc: &Services, p: &Pipeline, pinned: &PublicKey, actor: &Actor) -> Result<CreatedRelease, Failure> {
-    let key = home.keys().load(&p.signing.key)?;
+    let SigningKey::Local(key_name) = &p.signing.key else {
+        return Err(Error::invalid(format!(
+            "{} needs the aws backend, which this build of ferry does not include yet",
+            p.signing.key.describe()
+        ))
+        .into());
+    };
+    let key = home.keys().load(key_name)?;
     if &key.public_key() != pinned {
         return Err(Error::invalid(format!(
             "signing key `{}` does not match the pinned public key `{}`",
-            p.signing.key,
+            key_name,
             p.public_key_path().display()
         ))
         .hint("releases signed with it would never verify; export the right key with `ferry key export` or fix `signing` in the pipeline")

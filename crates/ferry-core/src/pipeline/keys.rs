@@ -13,15 +13,19 @@ pub const TOP: Keys = &[
     ("build", "How the release is built and which artifacts it contains."),
     ("stages", "Stages in promotion order."),
     ("audit", "Where the audit log is kept."),
+    ("aws", "Settings of the aws backend: region, entry role, the central store."),
 ];
 
 pub const SIGNING: Keys = &[
-    ("key", "Name of the signing key in $FERRY_HOME/keys (created by `ferry keygen`)."),
+    ("key", "Name of a local signing key in $FERRY_HOME/keys (created by `ferry keygen`)."),
+    ("kms_key", "ARN of an asymmetric ECDSA P-256 KMS key (aws backend)."),
+    ("role", "Role assumed in the KMS key's account to sign (default ferry-signer)."),
     ("public_key", "Path of the pinned public key (PEM), relative to this file."),
 ];
 
 pub const BUILD: Keys = &[
     ("account", "Account alias the build runs in."),
+    ("role", "Role the build command runs as in that account (aws backend; default aws.deploy_role)."),
     ("command", "Shell command that produces the artifacts."),
     ("working_dir", "Directory the command runs in and artifact paths are relative to (relative to this file)."),
     ("env", "Extra environment variables for the build command."),
@@ -38,6 +42,7 @@ pub const STAGE: Keys = &[
     ("name", "Stage name, unique in the pipeline."),
     ("description", "Free text shown in plans."),
     ("account", "Account alias this stage deploys into."),
+    ("role", "Role assumed in that account to deploy (aws backend; default aws.deploy_role)."),
     ("region", "AWS region of the stage, e.g. eu-west-1."),
     ("requires", "Stages that must have succeeded for the same release first (default: the previous stage)."),
     ("approval", "Approvals needed before deploying."),
@@ -62,7 +67,30 @@ pub const COMMAND_ACTION: Keys = &[
     ("timeout", "Maximum run time, e.g. 10m."),
 ];
 
-pub const AUDIT: Keys = &[("account", "Account alias that keeps the audit log (the security account).")];
+pub const AUDIT: Keys = &[
+    ("account", "Account alias that keeps the audit log (the security account)."),
+    ("bucket", "S3 bucket of the audit log (aws backend)."),
+    ("prefix", "Key prefix in that bucket."),
+    ("role", "Role assumed in that account to write the log (default ferry-audit)."),
+];
+
+pub const AWS: Keys = &[
+    ("region", "Region of the central store, the audit log and STS."),
+    ("orchestrator", "The entry role every chain starts from: {account, role}."),
+    ("external_id", "External id passed when assuming roles in member accounts."),
+    ("session_duration", "Lifetime of assumed-role sessions, e.g. 1h (refreshed before expiry)."),
+    ("deploy_role", "Default role name in build and stage accounts (default ferry-deploy)."),
+    ("store", "The central artifact store: {account, bucket, prefix, role}."),
+];
+
+pub const ROLE_REF: Keys = &[("account", "Account alias."), ("role", "Role name (with optional path).")];
+
+pub const STORE: Keys = &[
+    ("account", "Account alias of the artifacts account."),
+    ("bucket", "S3 bucket of artifacts, releases, state, approvals and locks."),
+    ("prefix", "Key prefix in that bucket."),
+    ("role", "Role assumed in that account (default ferry-artifacts)."),
+];
 
 /// Action types issue #4 adds; named here so validation can say they are not available yet.
 pub const PLANNED_ACTIONS: &[&str] = &["cloudformation", "ecr", "s3", "codepipeline"];

@@ -2,8 +2,10 @@
 //! policies, gates and deploy actions. Values here are already validated; see `parse` for how
 //! a file becomes a `Pipeline` and `schema` for the JSON Schema of the format.
 
+mod aws;
 mod keys;
 mod parse;
+mod reader;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::ids::{AccountId, Actor, PipelineName, Region, StageName};
+use crate::ids::{AccountId, Actor, PipelineName, Region, RoleArn, StageName};
 pub use parse::{load, parse_str};
 
 /// A validated pipeline definition.
@@ -27,6 +29,32 @@ pub struct Pipeline {
     pub build: Build,
     pub stages: Vec<Stage>,
     pub audit: Audit,
+    /// Present when `backend: aws`.
+    pub aws: Option<AwsSettings>,
+}
+
+/// Where the aws backend keeps things and which roles it assumes.
+#[derive(Debug, Clone, Serialize)]
+pub struct AwsSettings {
+    pub region: Region,
+    /// The entry role (tooling account) every chain starts from.
+    pub orchestrator: RoleArn,
+    pub external_id: Option<String>,
+    #[serde(with = "humantime_serde_compat")]
+    pub session_duration: Duration,
+    /// Default role name in build and stage accounts.
+    pub deploy_role: String,
+    pub store: BucketRef,
+    pub audit: BucketRef,
+}
+
+/// A bucket in an account, reached by assuming `role` there.
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketRef {
+    pub account_alias: String,
+    pub role: RoleArn,
+    pub bucket: String,
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,16 +66,35 @@ pub enum Backend {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Signing {
-    /// The name of the private key in `$FERRY_HOME/keys` (local signing).
-    pub key: String,
+    pub key: SigningKey,
     /// The pinned public key, relative to the pipeline file; verification trusts only this.
     pub public_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SigningKey {
+    /// A private key in `$FERRY_HOME/keys`.
+    Local(String),
+    /// An asymmetric KMS key, used by assuming `role` in the key's account.
+    Kms { key_arn: String, role: RoleArn, region: Region },
+}
+
+impl SigningKey {
+    pub fn describe(&self) -> String {
+        match self {
+            SigningKey::Local(name) => format!("local key `{name}`"),
+            SigningKey::Kms { key_arn, .. } => format!("KMS key `{key_arn}`"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Build {
     pub account_alias: String,
     pub account: AccountId,
+    /// Role the build runs as (aws backend).
+    pub role: Option<String>,
     pub command: Option<String>,
     /// Relative to the pipeline file's directory.
     pub working_dir: PathBuf,
@@ -75,6 +122,8 @@ pub struct Stage {
     pub name: StageName,
     pub account_alias: String,
     pub account: AccountId,
+    /// Role assumed in the stage account (aws backend).
+    pub role: Option<String>,
     pub region: Option<Region>,
     /// Stages this one requires to have succeeded for the same release.
     pub requires: Vec<StageName>,

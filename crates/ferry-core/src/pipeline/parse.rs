@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use super::keys::{self, Keys};
+use super::keys;
+use super::reader::Cx;
 use super::*;
 use crate::yaml::{self, Diagnostic, Kind, Node};
 
@@ -40,173 +41,7 @@ pub fn parse_str(path: &Path, source: &str) -> Result<Pipeline, Vec<Diagnostic>>
     }
 }
 
-struct Cx {
-    file: String,
-    diags: Vec<Diagnostic>,
-}
-
-/// The fields of one mapping, looked up by key.
-struct Fields<'a> {
-    path: String,
-    node: &'a Node,
-    map: HashMap<&'a str, &'a Node>,
-}
-
-impl<'a> Fields<'a> {
-    fn get(&self, key: &str) -> Option<&'a Node> {
-        self.map.get(key).copied().filter(|n| n.kind != Kind::Null)
-    }
-    fn path(&self, key: &str) -> String {
-        if self.path.is_empty() { key.to_owned() } else { format!("{}.{key}", self.path) }
-    }
-}
-
 impl Cx {
-    fn error(&mut self, node: &Node, field: &str, message: String, hint: Option<String>) {
-        self.diags.push(Diagnostic {
-            file: self.file.clone(),
-            line: node.pos.line,
-            column: node.pos.column,
-            field: field.to_owned(),
-            message,
-            hint,
-        });
-    }
-
-    /// Checks `node` is a mapping with only `allowed` keys.
-    fn fields<'a>(&mut self, node: &'a Node, path: &str, allowed: Keys) -> Option<Fields<'a>> {
-        let Kind::Map(entries) = &node.kind else {
-            self.error(node, path, format!("expected a mapping, found {}", node.describe()), None);
-            return None;
-        };
-        let mut map = HashMap::new();
-        for (k, v) in entries {
-            let Some(key) = k.as_scalar() else {
-                self.error(k, path, format!("expected a string key, found {}", k.describe()), None);
-                continue;
-            };
-            if allowed.iter().any(|(a, _)| *a == key) {
-                map.insert(key, v);
-            } else {
-                let known: Vec<&str> = allowed.iter().map(|(a, _)| *a).collect();
-                let hint = match closest(key, &known) {
-                    Some(s) => format!("did you mean `{s}`? known keys: {}", known.join(", ")),
-                    None => format!("known keys: {}", known.join(", ")),
-                };
-                let field = if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
-                self.error(k, &field, format!("unknown key `{key}`"), Some(hint));
-            }
-        }
-        Some(Fields { path: path.to_owned(), node, map })
-    }
-
-    fn required<'a>(&mut self, f: &Fields<'a>, key: &str) -> Option<&'a Node> {
-        let n = f.get(key);
-        if n.is_none() {
-            self.error(f.node, &f.path(key), format!("missing required key `{key}`"), None);
-        }
-        n
-    }
-
-    fn string(&mut self, node: &Node, field: &str) -> Option<String> {
-        match node.as_scalar() {
-            Some(s) => Some(s.to_owned()),
-            None => {
-                self.error(node, field, format!("expected a string, found {}", node.describe()), None);
-                None
-            }
-        }
-    }
-
-    fn opt_string(&mut self, f: &Fields<'_>, key: &str) -> Option<String> {
-        f.get(key).and_then(|n| self.string(n, &f.path(key)))
-    }
-
-    fn parsed<T: std::str::FromStr<Err = crate::ids::IdError>>(&mut self, node: &Node, field: &str) -> Option<T> {
-        let s = self.string(node, field)?;
-        match s.parse() {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.error(node, field, format!("{} `{}` is invalid", e.kind, e.value), Some(e.rule.to_owned()));
-                None
-            }
-        }
-    }
-
-    fn duration(&mut self, node: &Node, field: &str) -> Option<Duration> {
-        let s = self.string(node, field)?;
-        match humantime::parse_duration(&s) {
-            Ok(d) if !d.is_zero() => Some(d),
-            _ => {
-                self.error(node, field, format!("invalid duration `{s}`"), Some("write a duration such as `30s`, `15m` or `24h`".into()));
-                None
-            }
-        }
-    }
-
-    fn bool(&mut self, node: &Node, field: &str) -> Option<bool> {
-        match node.as_scalar() {
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            _ => {
-                self.error(node, field, format!("expected true or false, found {}", node.describe()), None);
-                None
-            }
-        }
-    }
-
-    fn seq<'a>(&mut self, node: &'a Node, field: &str) -> &'a [Node] {
-        match &node.kind {
-            Kind::Seq(items) => items,
-            _ => {
-                self.error(node, field, format!("expected a list, found {}", node.describe()), None);
-                &[]
-            }
-        }
-    }
-
-    fn env(&mut self, node: Option<&Node>, field: &str) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        let Some(node) = node else { return out };
-        let Kind::Map(entries) = &node.kind else {
-            self.error(node, field, format!("expected a mapping of names to values, found {}", node.describe()), None);
-            return out;
-        };
-        for (k, v) in entries {
-            let Some(name) = self.string(k, field) else { continue };
-            let path = format!("{field}.{name}");
-            if name.is_empty()
-                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                || name.starts_with(|c: char| c.is_ascii_digit())
-            {
-                self.error(k, &path, format!("invalid environment variable name `{name}`"), Some("use letters, digits and `_`".into()));
-            }
-            if let Some(value) = self.string(v, &path) {
-                out.insert(name, value);
-            }
-        }
-        out
-    }
-
-    fn account_ref(
-        &mut self,
-        node: &Node,
-        field: &str,
-        accounts: &BTreeMap<String, AccountId>,
-        declared: &[String],
-    ) -> Option<(String, AccountId)> {
-        let alias = self.string(node, field)?;
-        match accounts.get(&alias) {
-            Some(id) => Some((alias, id.clone())),
-            None if declared.contains(&alias) => None,
-            None => {
-                let hint = format!("declare it under `accounts:` (known aliases: {})", declared.join(", "));
-                self.error(node, field, format!("unknown account alias `{alias}`"), Some(hint));
-                None
-            }
-        }
-    }
-
     fn pipeline(&mut self, path: &Path, root: &Node) -> Option<Pipeline> {
         let f = self.fields(root, "", keys::TOP)?;
         if let Some(v) = self.required(&f, "version")
@@ -230,14 +65,23 @@ impl Cx {
         let signing = self.required(&f, "signing").and_then(|n| self.signing(n));
         let build = self.required(&f, "build").and_then(|n| self.build(n, &accounts, &declared));
         let stages = self.required(&f, "stages").map(|n| self.stages(n, &accounts, &declared)).unwrap_or_default();
-        let audit = match f.get("audit") {
-            None => Some(Audit { account_alias: None }),
-            Some(n) => self.fields(n, "audit", keys::AUDIT).map(|a| {
-                let alias =
-                    a.get("account").and_then(|n| self.account_ref(n, "audit.account", &accounts, &declared)).map(|(alias, _)| alias);
-                Audit { account_alias: alias }
-            }),
+        let audit_fields = f.get("audit").and_then(|n| self.fields(n, "audit", keys::AUDIT));
+        let audit = Audit {
+            account_alias: audit_fields
+                .as_ref()
+                .and_then(|a| a.get("account"))
+                .and_then(|n| self.account_ref(n, "audit.account", &accounts, &declared))
+                .map(|(alias, _)| alias),
         };
+        let aws = self.aws(root, backend, f.get("aws"), audit_fields.as_ref(), &accounts, &declared);
+        if let (Some(Signing { key: SigningKey::Kms { .. }, .. }), Some(Backend::Local), Some(n)) = (&signing, backend, f.get("signing")) {
+            self.error(
+                n,
+                "signing.kms_key",
+                "KMS signing needs `backend: aws`".into(),
+                Some("use `key:` with a local key on the local backend".into()),
+            );
+        }
         Some(Pipeline {
             file: path.to_owned(),
             name: name?,
@@ -246,7 +90,8 @@ impl Cx {
             signing: signing?,
             build: build?,
             stages,
-            audit: audit?,
+            audit,
+            aws: aws?,
         })
     }
 
@@ -273,8 +118,21 @@ impl Cx {
 
     fn signing(&mut self, node: &Node) -> Option<Signing> {
         let f = self.fields(node, "signing", keys::SIGNING)?;
-        let key = self.required(&f, "key").and_then(|n| self.string(n, "signing.key"));
         let public_key = self.required(&f, "public_key").and_then(|n| self.string(n, "signing.public_key"));
+        let role = self.opt_string(&f, "role");
+        let key = match (f.get("key"), f.get("kms_key")) {
+            (Some(n), None) => {
+                if let (Some(_), Some(r)) = (&role, f.get("role")) {
+                    self.error(r, "signing.role", "`role` applies to `kms_key` only".into(), None);
+                }
+                self.string(n, "signing.key").map(SigningKey::Local)
+            }
+            (None, Some(n)) => self.kms_key(n, role.as_deref()),
+            _ => {
+                self.error(node, "signing", "set exactly one of `key` (a local key) or `kms_key` (a KMS key ARN)".into(), None);
+                None
+            }
+        };
         Some(Signing { key: key?, public_key: PathBuf::from(public_key?) })
     }
 
@@ -291,6 +149,7 @@ impl Cx {
     fn build(&mut self, node: &Node, accounts: &BTreeMap<String, AccountId>, declared: &[String]) -> Option<Build> {
         let f = self.fields(node, "build", keys::BUILD)?;
         let account = self.required(&f, "account").and_then(|n| self.account_ref(n, "build.account", accounts, declared));
+        let role = self.role_name(&f, "role");
         let command = self.opt_string(&f, "command");
         let working_dir = self.opt_string(&f, "working_dir").unwrap_or_else(|| ".".into());
         let env = self.env(f.get("env"), "build.env");
@@ -345,7 +204,7 @@ impl Cx {
             }
         }
         let (account_alias, account) = account?;
-        Some(Build { account_alias, account, command, working_dir: PathBuf::from(working_dir), env, artifacts })
+        Some(Build { account_alias, account, role, command, working_dir: PathBuf::from(working_dir), env, artifacts })
     }
 
     fn stages(&mut self, node: &Node, accounts: &BTreeMap<String, AccountId>, declared: &[String]) -> Vec<Stage> {
@@ -378,6 +237,7 @@ impl Cx {
             }
             let account = self.required(&f, "account").and_then(|n| self.account_ref(n, &f.path("account"), accounts, declared));
             let region = f.get("region").and_then(|n| self.parsed::<Region>(n, &f.path("region")));
+            let role = self.role_name(&f, "role");
             let requires = match f.get("requires") {
                 None if f.map.contains_key("requires") => Vec::new(),
                 None => match (0..i).rev().find_map(|j| names[j].as_ref().map(|(n, _)| (j, n.clone()))) {
@@ -423,7 +283,7 @@ impl Cx {
                 None => Vec::new(),
             };
             if let (Some(name), Some((account_alias, account))) = (name, account) {
-                stages.push(Stage { name, account_alias, account, region, requires, approval, gates, deploy });
+                stages.push(Stage { name, account_alias, account, role, region, requires, approval, gates, deploy });
             }
         }
         self.order(&names, &edges);
@@ -608,25 +468,6 @@ fn find_cycle(adj: &[Vec<usize>], start: usize) -> Option<Vec<usize>> {
     let mut seen = vec![false; adj.len()];
     seen[start] = true;
     dfs(adj, start, start, &mut path, &mut seen).then_some(path)
-}
-
-/// The known key closest to a misspelt one, if it is close enough to suggest.
-fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    fn distance(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut prev = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let cur = row[j + 1];
-                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-                prev = cur;
-            }
-        }
-        row[b.len()]
-    }
-    known.iter().map(|k| (distance(key, k), *k)).filter(|(d, k)| *d <= 2.max(k.len() / 3)).min().map(|(_, k)| k)
 }
 
 #[cfg(test)]

@@ -70,7 +70,15 @@ pub fn pipeline_schema() -> Value {
             ("name", json!({"type": "string", "pattern": NAME})),
             ("backend", json!({"enum": ["local", "aws"], "default": "local"})),
             ("accounts", json!({"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9]{12}$"}})),
-            ("signing", object(keys::SIGNING, &[], &["key", "public_key"])),
+            ("signing", {
+                let mut s = object(
+                    keys::SIGNING,
+                    &[("kms_key", json!({"type": "string", "pattern": "^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+$"}))],
+                    &["public_key"],
+                );
+                s["oneOf"] = json!([{"required": ["key"]}, {"required": ["kms_key"]}]);
+                s
+            }),
             (
                 "build",
                 object(
@@ -81,6 +89,18 @@ pub fn pipeline_schema() -> Value {
             ),
             ("stages", json!({"type": "array", "minItems": 1, "items": stage})),
             ("audit", object(keys::AUDIT, &[], &[])),
+            (
+                "aws",
+                object(
+                    keys::AWS,
+                    &[
+                        ("orchestrator", object(keys::ROLE_REF, &[], &["account"])),
+                        ("session_duration", duration()),
+                        ("store", object(keys::STORE, &[], &["account", "bucket"])),
+                    ],
+                    &["region", "orchestrator", "store"],
+                ),
+            ),
         ],
         &["version", "name", "signing", "build", "stages"],
     );
