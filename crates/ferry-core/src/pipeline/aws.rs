@@ -72,15 +72,15 @@ impl Cx {
     ) -> Option<BucketRef> {
         let account = self.required(f, "account").and_then(|n| self.account_ref(n, &f.path("account"), accounts, declared));
         let bucket = self.required(f, "bucket").and_then(|n| self.string(n, &f.path("bucket")));
-        if let (Some(b), Some(n)) = (&bucket, f.get("bucket")) {
-            if !is_bucket_name(b) {
-                self.error(
-                    n,
-                    &f.path("bucket"),
-                    format!("invalid S3 bucket name `{b}`"),
-                    Some("3-63 lowercase letters, digits, `-` and `.`".into()),
-                );
-            }
+        if let (Some(b), Some(n)) = (&bucket, f.get("bucket"))
+            && !is_bucket_name(b)
+        {
+            self.error(
+                n,
+                &f.path("bucket"),
+                format!("invalid S3 bucket name `{b}`"),
+                Some("3-63 lowercase letters, digits, `-` and `.`".into()),
+            );
         }
         let prefix = self.opt_string(f, "prefix").unwrap_or_default();
         let role = self.role_name(f, "role").unwrap_or_else(|| default_role.to_owned());
