@@ -137,11 +137,18 @@ pub struct Decide {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Prove the hash chain; name the first bad event.
-    Verify,
+    Verify {
+        /// Read the audit log of this pipeline's backend (default: the local one in $FERRY_HOME).
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+    },
     /// Print the history.
     Show {
         #[arg(long)]
         release: Option<String>,
+        /// Read the audit log of this pipeline's backend (default: the local one in $FERRY_HOME).
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
     },
 }
 
@@ -149,9 +156,13 @@ pub enum AuditCommand {
 pub enum KeyCommand {
     /// Write the public key as NAME.pem (SPKI) and NAME.json (securesystemslib) into DIR.
     Export {
+        /// The local key to export, and the base name of the files written.
         #[arg(long, default_value = "default")]
         name: String,
         #[arg(long)]
         out: PathBuf,
+        /// Export the public key of this KMS key ARN instead (with the current AWS credentials).
+        #[arg(long)]
+        kms: Option<String>,
     },
 }

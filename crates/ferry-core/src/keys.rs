@@ -126,6 +126,17 @@ impl PublicKey {
         Err(Error::invalid("not an SPKI PEM ed25519 or ECDSA P-256 public key"))
     }
 
+    /// Reads a DER SubjectPublicKeyInfo (what KMS `GetPublicKey` returns).
+    pub fn from_spki_der(der: &[u8]) -> Result<Self> {
+        if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_der(der) {
+            return Ok(Self::Ed25519(k));
+        }
+        if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(der) {
+            return Ok(Self::EcdsaP256(k));
+        }
+        Err(Error::invalid("not a DER ed25519 or ECDSA P-256 public key"))
+    }
+
     /// SPKI PEM with 64-character lines, LF line ends and a trailing LF.
     pub fn to_pem(&self) -> Result<String> {
         let pem = match self {

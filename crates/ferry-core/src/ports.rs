@@ -13,7 +13,7 @@ use crate::approval::ApprovalRecord;
 use crate::audit::{Draft, Event};
 use crate::clock::Timestamp;
 use crate::error::Result;
-use crate::ids::{Actor, PipelineName, ReleaseId, Sha256Digest, StageName};
+use crate::ids::{AccountId, Actor, PipelineName, Region, ReleaseId, Sha256Digest, StageName};
 use crate::state::{Revision, StageRecord, Versioned};
 
 /// A release as stored: the exact manifest bytes and DSSE envelope bytes.
@@ -127,6 +127,23 @@ pub struct CommandSpec {
     pub timeout: Option<Duration>,
     /// What is running, for logs: `build`, `gate prod[0]`, `deploy prod[1]`.
     pub label: String,
+    /// The account the command acts in; the aws backend hands it that account's role
+    /// credentials (as standard `AWS_*` variables), the local backend only its id.
+    pub target: Option<Target>,
+    /// Inherited variables to remove before running.
+    pub clear_env: Vec<String>,
+}
+
+/// Where a command acts, and the session it acts under (named after pipeline, release, stage).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub account: AccountId,
+    /// Role name in that account; the backend's default when `None`.
+    pub role: Option<String>,
+    pub region: Option<Region>,
+    pub session_name: String,
+    pub actor: Actor,
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]

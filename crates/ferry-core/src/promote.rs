@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ids::{Actor, ReleaseId, StageName};
 use crate::keys::PublicKey;
 use crate::pipeline::{Action, Gate, Pipeline, Stage};
-use crate::ports::{Acquired, CommandSpec, LockInfo, Services, Written};
+use crate::ports::{Acquired, CommandSpec, LockInfo, Services, Target, Written};
 use crate::release::{self, Verified};
 use crate::state::{ActionProgress, ActionStatus, StageRecord, StageStatus, Versioned};
 
@@ -220,6 +220,22 @@ impl Promotion<'_> {
         env
     }
 
+    /// The stage account and the session commands act under there.
+    fn target(&self) -> Target {
+        Target {
+            account: self.stage.account.clone(),
+            role: self.stage.role.clone(),
+            region: self.stage.region.clone(),
+            session_name: format!("ferry-{}-{}-{}", self.pipeline.name, self.req.release, self.stage.name),
+            actor: self.req.actor.clone(),
+            tags: vec![
+                ("ferry:pipeline".into(), self.pipeline.name.to_string()),
+                ("ferry:release".into(), self.req.release.to_string()),
+                ("ferry:stage".into(), self.stage.name.to_string()),
+            ],
+        }
+    }
+
     fn run_gates(&self) -> Result<()> {
         for (i, gate) in self.stage.gates.iter().enumerate() {
             let Gate::Command { run, timeout } = gate;
@@ -229,6 +245,8 @@ impl Promotion<'_> {
                 env: self.base_env(),
                 timeout: *timeout,
                 label: format!("gate {}[{i}]", self.stage.name),
+                target: Some(self.target()),
+                clear_env: Vec::new(),
             };
             let out = self.svc.exec.run(&spec)?;
             let details = json!({"gate": gate.summary(), "index": i, "exit_code": out.exit_code, "timed_out": out.timed_out});
@@ -406,6 +424,8 @@ impl Promotion<'_> {
             env: all,
             timeout: *timeout,
             label: format!("deploy {stage}[{i}]"),
+            target: Some(self.target()),
+            clear_env: Vec::new(),
         };
         let out = self.svc.exec.run(&spec);
         let (ok, detail) = match &out {

@@ -4,19 +4,36 @@
 use std::path::Path;
 
 use ferry_core::digest::hash_file;
+use ferry_core::ids::Actor;
 use ferry_core::manifest::ManifestArtifact;
 use ferry_core::pipeline::{ArtifactSource, Pipeline};
-use ferry_core::ports::{CommandSpec, Executor};
+use ferry_core::ports::{CommandSpec, Executor, Target};
 use ferry_core::release::Collected;
 use ferry_core::{Error, Result};
 
 /// Runs the build command (if any) in the working directory.
-pub fn run_command(pipeline: &Pipeline, exec: &dyn Executor) -> Result<()> {
+pub fn run_command(pipeline: &Pipeline, exec: &dyn Executor, actor: &Actor) -> Result<()> {
     let Some(command) = &pipeline.build.command else { return Ok(()) };
     let mut env = pipeline.build.env.clone();
     env.insert("FERRY_PIPELINE".into(), pipeline.name.to_string());
     env.insert("FERRY_ACCOUNT_ID".into(), pipeline.build.account.to_string());
-    let spec = CommandSpec { run: command.clone(), dir: pipeline.working_dir(), env, timeout: None, label: "build".into() };
+    let target = Target {
+        account: pipeline.build.account.clone(),
+        role: pipeline.build.role.clone(),
+        region: pipeline.aws.as_ref().map(|a| a.region.clone()),
+        session_name: format!("ferry-{}-build", pipeline.name),
+        actor: actor.clone(),
+        tags: vec![("ferry:pipeline".into(), pipeline.name.to_string())],
+    };
+    let spec = CommandSpec {
+        run: command.clone(),
+        dir: pipeline.working_dir(),
+        env,
+        timeout: None,
+        label: "build".into(),
+        target: Some(target),
+        clear_env: Vec::new(),
+    };
     let out = exec.run(&spec)?;
     if !out.success {
         return Err(Error::failed(format!(

@@ -26,7 +26,11 @@ impl Executor for ShellExecutor {
     fn run(&self, spec: &CommandSpec) -> Result<CommandOutcome> {
         tracing::info!(label = %spec.label, dir = %spec.dir.display(), "running `{}`", spec.run);
         let start = Instant::now();
-        let mut child = Command::new("sh")
+        let mut command = Command::new("sh");
+        for var in &spec.clear_env {
+            command.env_remove(var);
+        }
+        let mut child = command
             .arg("-c")
             .arg(&spec.run)
             .current_dir(&spec.dir)

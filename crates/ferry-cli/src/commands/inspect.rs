@@ -6,18 +6,19 @@ use std::path::Path;
 use ferry_core::approval::ApprovalState;
 use ferry_core::audit::{Event, verify_chain};
 use ferry_core::ids::{Actor, ReleaseId};
+use ferry_core::ports::AuditLog;
 use ferry_local::Home;
 use serde_json::json;
 
-use super::{load_pipeline, parse_id};
+use super::{Ctx, load_pipeline, parse_id};
 use crate::exit::Exit;
 use crate::output::{Failure, Report};
 
 pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let only: Option<ReleaseId> = release.map(parse_id).transpose()?;
-    let svc = home.services();
-    let st = ferry_core::status::status(&svc, &p, only.as_ref())?;
+    let ctx = Ctx::connect(home, &p, "status")?;
+    let st = ferry_core::status::status(ctx.svc(), &p, only.as_ref())?;
     let mut h = String::new();
     if st.releases.is_empty() {
         let _ = writeln!(h, "no releases of `{}` yet; build one with `ferry build {}`", p.name, p.file.display());
@@ -65,29 +66,40 @@ pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report,
     Ok(Report::ok(h, serde_json::to_value(&st).unwrap_or_default()))
 }
 
-pub fn audit_verify(home: &Home) -> Result<Report, Failure> {
-    let svc = home.services();
-    let entries = svc.audit.entries()?;
+/// The audit log to read: the pipeline's backend's, or the local one.
+fn audit_log(home: &Home, pipeline: Option<&Path>) -> Result<Box<dyn AuditLog>, Failure> {
+    match pipeline {
+        None => Ok(home.services().audit),
+        Some(path) => {
+            let p = load_pipeline(path)?;
+            Ok(Ctx::connect(home, &p, "audit")?.into_services().audit)
+        }
+    }
+}
+
+pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Failure> {
+    let log = audit_log(home, pipeline)?;
+    let entries = log.entries()?;
     let report = verify_chain(&entries);
     let json = serde_json::to_value(&report).unwrap_or_default();
     match &report.first_bad {
         None => {
             let head = report.head.as_ref().map(ToString::to_string).unwrap_or_else(|| "(empty)".into());
-            Ok(Report::ok(format!("audit log at {} verified: {} events, head {head}\n", svc.audit.location(), report.events), json))
+            Ok(Report::ok(format!("audit log at {} verified: {} events, head {head}\n", log.location(), report.events), json))
         }
         Some(bad) => Ok(Report {
-            human: format!("audit log at {} is NOT intact: first bad event is {}: {}\n", svc.audit.location(), bad.seq, bad.problem),
+            human: format!("audit log at {} is NOT intact: first bad event is {}: {}\n", log.location(), bad.seq, bad.problem),
             json,
             exit: Exit::VerificationFailed,
         }),
     }
 }
 
-pub fn audit_show(home: &Home, release: Option<&str>) -> Result<Report, Failure> {
+pub fn audit_show(home: &Home, release: Option<&str>, pipeline: Option<&Path>) -> Result<Report, Failure> {
     let only: Option<ReleaseId> = release.map(parse_id).transpose()?;
-    let svc = home.services();
+    let log = audit_log(home, pipeline)?;
     let mut events = Vec::new();
-    for (pos, bytes) in svc.audit.entries()? {
+    for (pos, bytes) in log.entries()? {
         let e: Event = serde_json::from_slice(&bytes)
             .map_err(|e| ferry_core::Error::failed(format!("audit event {pos} is unreadable: {e}")).hint("run `ferry audit verify`"))?;
         if only.as_ref().is_none_or(|r| e.release.as_ref() == Some(r)) {

@@ -11,12 +11,16 @@ use std::path::Path;
 use std::str::FromStr;
 
 use ferry_core::Error;
+use ferry_core::attestation::Signer;
+use ferry_core::ids::Actor;
 use ferry_core::ids::IdError;
 use ferry_core::keys::PublicKey;
-use ferry_core::pipeline::{Backend, Pipeline};
+use ferry_core::pipeline::{Backend, Pipeline, SigningKey};
+use ferry_core::ports::Services;
 use ferry_local::Home;
 
 use crate::cli::{AuditCommand, Cli, Command, KeyCommand};
+use crate::env;
 use crate::output::{Failure, Report};
 
 pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
@@ -34,22 +38,77 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Approve(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Approve),
         Command::Reject(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Reject),
         Command::Status { pipeline, release } => inspect::status(&home, pipeline, release.as_deref()),
-        Command::Audit(AuditCommand::Verify) => inspect::audit_verify(&home),
-        Command::Audit(AuditCommand::Show { release }) => inspect::audit_show(&home, release.as_deref()),
+        Command::Audit(AuditCommand::Verify { pipeline }) => inspect::audit_verify(&home, pipeline.as_deref()),
+        Command::Audit(AuditCommand::Show { release, pipeline }) => inspect::audit_show(&home, release.as_deref(), pipeline.as_deref()),
         Command::Keygen { name, algorithm } => keys::keygen(&home, name, algorithm),
-        Command::Key(KeyCommand::Export { name, out }) => keys::export(&home, name, out),
+        Command::Key(KeyCommand::Export { name, out, kms }) => keys::export(&home, name, out, kms.as_deref()),
     }
 }
 
 /// Loads and validates a pipeline; every problem is reported at once.
 pub fn load_pipeline(path: &Path) -> Result<Pipeline, Failure> {
-    let p = ferry_core::pipeline::load(path).map_err(Failure::Diagnostics)?;
-    if p.backend == Backend::Aws {
-        return Err(Error::invalid(format!("`{}` uses `backend: aws`, which this build of ferry does not include yet", path.display()))
-            .hint("use `backend: local` to run on the embedded backend")
-            .into());
+    ferry_core::pipeline::load(path).map_err(Failure::Diagnostics)
+}
+
+/// A pipeline's backend, connected, and who is acting: on the local backend `FERRY_ACTOR` or
+/// the OS user; on AWS the STS caller identity.
+pub struct Ctx {
+    backend: Connected,
+    pub actor: Actor,
+}
+
+enum Connected {
+    Local(Services),
+    Aws(Box<ferry_aws::backend::AwsBackend>),
+}
+
+impl Ctx {
+    pub fn connect(home: &Home, p: &Pipeline, purpose: &str) -> Result<Self, Failure> {
+        Ok(match p.backend {
+            Backend::Local => Ctx { backend: Connected::Local(home.services()), actor: env::actor()? },
+            Backend::Aws => {
+                let c = ferry_aws::backend::Connect {
+                    purpose: purpose.to_owned(),
+                    work_dir: home.root.join("work"),
+                    host: ferry_local::locks::host_name(),
+                    exec: Box::new(ferry_local::exec::ShellExecutor),
+                };
+                let b = ferry_aws::backend::connect(p, c)?;
+                Ctx { actor: b.actor.clone(), backend: Connected::Aws(Box::new(b)) }
+            }
+        })
     }
-    Ok(p)
+
+    pub fn into_services(self) -> Services {
+        match self.backend {
+            Connected::Local(s) => s,
+            Connected::Aws(b) => b.services,
+        }
+    }
+
+    pub fn svc(&self) -> &Services {
+        match &self.backend {
+            Connected::Local(s) => s,
+            Connected::Aws(b) => &b.services,
+        }
+    }
+
+    /// The pipeline's signer, checked against the pinned key so no unverifiable release is made.
+    pub fn signer(&self, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Result<Box<dyn Signer>, Failure> {
+        match (&p.signing.key, &self.backend) {
+            (SigningKey::Local(name), _) => {
+                let key = home.keys().load(name)?;
+                if &key.public_key() != pinned {
+                    return Err(Error::invalid(format!("signing key `{name}` does not match the pinned public key `{}`", p.public_key_path().display()))
+                        .hint("releases signed with it would never verify; export the right key with `ferry key export` or fix `signing` in the pipeline")
+                        .into());
+                }
+                Ok(Box::new(key))
+            }
+            (SigningKey::Kms { .. }, Connected::Aws(b)) => Ok(Box::new(b.signer(p, pinned)?)),
+            (SigningKey::Kms { .. }, Connected::Local(_)) => Err(Error::invalid("KMS signing needs `backend: aws`").into()),
+        }
+    }
 }
 
 pub fn pinned_key(p: &Pipeline) -> Result<PublicKey, Failure> {

@@ -3,45 +3,30 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use ferry_core::Error;
 use ferry_core::audit::{Draft, EventKind};
 use ferry_core::clock::Timestamp;
 use ferry_core::ids::{Actor, ReleaseId, StageName};
 use ferry_core::keys::PublicKey;
 use ferry_core::manifest::{BuilderInfo, MANIFEST_VERSION, ReleaseManifest};
-use ferry_core::pipeline::{Pipeline, SigningKey};
-use ferry_core::ports::Services;
+use ferry_core::pipeline::Pipeline;
 use ferry_core::promote::{self, Outcome, Request};
 use ferry_core::release::{self, CreatedRelease};
-use ferry_core::{Error, attestation::Signer};
 use ferry_local::Home;
 use serde_json::json;
 
-use super::{load_pipeline, parse_id, pinned_key};
+use super::{Ctx, load_pipeline, parse_id, pinned_key};
 use crate::cli::PromoteOpts;
 use crate::env;
 use crate::exit::Exit;
 use crate::output::{Failure, Report};
 
-fn build_release(home: &Home, svc: &Services, p: &Pipeline, pinned: &PublicKey, actor: &Actor) -> Result<CreatedRelease, Failure> {
-    let SigningKey::Local(key_name) = &p.signing.key else {
-        return Err(Error::invalid(format!(
-            "{} needs the aws backend, which this build of ferry does not include yet",
-            p.signing.key.describe()
-        ))
-        .into());
-    };
-    let key = home.keys().load(key_name)?;
-    if &key.public_key() != pinned {
-        return Err(Error::invalid(format!(
-            "signing key `{}` does not match the pinned public key `{}`",
-            key_name,
-            p.public_key_path().display()
-        ))
-        .hint("releases signed with it would never verify; export the right key with `ferry key export` or fix `signing` in the pipeline")
-        .into());
-    }
+fn build_release(ctx: &Ctx, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Result<CreatedRelease, Failure> {
+    let (svc, actor) = (ctx.svc(), &ctx.actor);
+    // Check the signer before building: a release nobody can verify is never made.
+    let signer = ctx.signer(home, p, pinned)?;
     let started_at = Timestamp::now();
-    ferry_local::build::run_command(p, svc.exec.as_ref())?;
+    ferry_local::build::run_command(p, svc.exec.as_ref(), actor)?;
     let collected = ferry_local::build::collect(p)?;
     let manifest = ReleaseManifest {
         version: MANIFEST_VERSION,
@@ -55,8 +40,8 @@ fn build_release(home: &Home, svc: &Services, p: &Pipeline, pinned: &PublicKey, 
         started_at,
         finished_at: Timestamp::now(),
     };
-    tracing::info!(keyid = %key.keyid(), "signing the release");
-    Ok(release::create(svc, p, manifest, &collected, &key)?)
+    tracing::info!(keyid = %signer.keyid(), "signing the release");
+    Ok(release::create(svc, p, manifest, &collected, signer.as_ref())?)
 }
 
 fn built_text(r: &CreatedRelease) -> String {
@@ -71,9 +56,8 @@ fn built_text(r: &CreatedRelease) -> String {
 pub fn build(home: &Home, path: &Path) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let pinned = pinned_key(&p)?;
-    let actor = env::actor()?;
-    let svc = home.services();
-    let r = build_release(home, &svc, &p, &pinned, &actor)?;
+    let ctx = Ctx::connect(home, &p, "build")?;
+    let r = build_release(&ctx, home, &p, &pinned)?;
     Ok(Report::ok(
         built_text(&r),
         json!({"release": r.release, "manifest_sha256": r.manifest_sha256, "keyid": r.keyid, "manifest": r.manifest}),
@@ -133,23 +117,22 @@ pub fn promote(home: &Home, path: &Path, release: &str, to: &str, opts: &Promote
     let p = load_pipeline(path)?;
     let (release, stage): (ReleaseId, StageName) = (parse_id(release)?, parse_id(to)?);
     let pinned = pinned_key(&p)?;
-    let actor = env::actor()?;
-    let svc = home.services();
-    let o = promote::promote(&svc, &p, &pinned, &request(&release, &stage, &actor, opts))?;
+    let ctx = Ctx::connect(home, &p, "promote")?;
+    let o = promote::promote(ctx.svc(), &p, &pinned, &request(&release, &stage, &ctx.actor, opts))?;
     Ok(Report { human: outcome_text(&o), json: serde_json::to_value(&o).unwrap_or_default(), exit: outcome_exit(&o) })
 }
 
 pub fn run(home: &Home, path: &Path, opts: &PromoteOpts) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let pinned = pinned_key(&p)?;
-    let actor = env::actor()?;
-    let svc = home.services();
-    let built = build_release(home, &svc, &p, &pinned, &actor)?;
+    let ctx = Ctx::connect(home, &p, "run")?;
+    let (svc, actor) = (ctx.svc(), &ctx.actor);
+    let built = build_release(&ctx, home, &p, &pinned)?;
     let mut human = built_text(&built);
     let mut stages = Vec::new();
     let mut exit = Exit::Success;
     for stage in &p.stages {
-        let o = match promote::promote(&svc, &p, &pinned, &request(&built.release, &stage.name, &actor, opts)) {
+        let o = match promote::promote(svc, &p, &pinned, &request(&built.release, &stage.name, actor, opts)) {
             Ok(o) => o,
             Err(e) => {
                 // Report what happened so far, then the error (with its own exit code).
@@ -171,9 +154,8 @@ pub fn verify(home: &Home, path: &Path, release: &str) -> Result<Report, Failure
     let p = load_pipeline(path)?;
     let id: ReleaseId = parse_id(release)?;
     let pinned = pinned_key(&p)?;
-    let actor = env::actor()?;
-    let svc = home.services();
-    let v = release::verify_audited(&svc, &p, &id, &pinned, &actor, "ferry verify")?;
+    let ctx = Ctx::connect(home, &p, "verify")?;
+    let v = release::verify_audited(ctx.svc(), &p, &id, &pinned, &ctx.actor, "ferry verify")?;
     let mut h = format!("release {} verified: manifest sha256 {}, signature by pinned key {}\n", v.release, v.manifest_sha256, v.keyid);
     for a in &v.manifest.artifacts {
         let _ = writeln!(h, "  ok  {}  {}", a.sha256, a.name);
@@ -190,12 +172,12 @@ pub fn unlock(home: &Home, path: &Path, stage: &str) -> Result<Report, Failure> 
     if p.stage(&stage).is_none() {
         return Err(Error::invalid(format!("pipeline `{}` has no stage `{stage}`", p.name)).into());
     }
-    let actor = env::actor()?;
-    let svc = home.services();
+    let ctx = Ctx::connect(home, &p, "unlock")?;
+    let (svc, actor) = (ctx.svc(), &ctx.actor);
     match svc.locks.force_release(&p.name, &stage)? {
         None => Ok(Report::ok(format!("stage `{stage}` is not locked\n"), json!({"unlocked": false}))),
         Some(lock) => {
-            let d = Draft::new(EventKind::LockReleased, &actor, &p.name)
+            let d = Draft::new(EventKind::LockReleased, actor, &p.name)
                 .stage(&stage)
                 .release(&lock.release)
                 .details(json!({"forced": true, "previous": lock}));

@@ -1,0 +1,106 @@
+//! Connecting a pipeline to AWS: find out who we are (`GetCallerIdentity`, never a name the
+//! user types), assume the orchestrator role in the tooling account, and from it the store
+//! role (artifacts account) and the audit role (security account); build every port on them.
+
+use std::path::PathBuf;
+
+use aws_config::SdkConfig;
+use ferry_core::ids::{Actor, RoleArn};
+use ferry_core::keys::PublicKey;
+use ferry_core::pipeline::{AwsSettings, BucketRef, Pipeline, SigningKey};
+use ferry_core::ports::{Executor, Services};
+use ferry_core::{Error, Result};
+
+use crate::chain::{Aws, Hop, sts_name};
+use crate::exec::AwsExecutor;
+use crate::kms::KmsSigner;
+use crate::s3::Bucket;
+use crate::s3::audit::S3Audit;
+use crate::s3::locks::S3Locks;
+use crate::s3::state::S3State;
+use crate::s3::store::S3Store;
+
+/// What the caller supplies besides the pipeline.
+pub struct Connect {
+    /// What this process is doing, for session names: `build`, `promote`, `approve`…
+    pub purpose: String,
+    /// Where deploy actions get their artifact copies.
+    pub work_dir: PathBuf,
+    /// This machine's name, recorded in locks.
+    pub host: String,
+    /// Runs command processes (the shell executor).
+    pub exec: Box<dyn Executor>,
+}
+
+pub struct AwsBackend {
+    pub aws: Aws,
+    /// The STS caller identity ferry runs as: the actor of every audit event and approval.
+    pub actor: Actor,
+    pub orchestrator: SdkConfig,
+    pub settings: AwsSettings,
+    pub services: Services,
+    pipeline: String,
+}
+
+impl std::fmt::Debug for AwsBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AwsBackend({} as {})", self.pipeline, self.actor)
+    }
+}
+
+impl AwsBackend {
+    fn hop(&self, role: &RoleArn, session: &str) -> Hop {
+        hop(&self.settings, &self.actor, &self.pipeline, role, session)
+    }
+
+    /// Credentials of `role`, assumed from the orchestrator.
+    pub fn assume(&self, role: &RoleArn, session: &str) -> Result<SdkConfig> {
+        self.aws.assume_chain(Some(&self.orchestrator), &[self.hop(role, session)])
+    }
+
+    /// A KMS signer for the pipeline's key, checked against the pinned public key.
+    pub fn signer(&self, pipeline: &Pipeline, pinned: &PublicKey) -> Result<KmsSigner> {
+        let SigningKey::Kms { key_arn, role, region } = &pipeline.signing.key else {
+            return Err(Error::invalid("the pipeline's signing key is not a KMS key"));
+        };
+        let config = self.assume(role, &format!("ferry-{}-sign", self.pipeline))?;
+        let config = config.to_builder().region(aws_config::Region::new(region.to_string())).build();
+        KmsSigner::new(&self.aws, &config, key_arn, role.as_str(), pinned)
+    }
+}
+
+fn hop(settings: &AwsSettings, actor: &Actor, pipeline: &str, role: &RoleArn, session: &str) -> Hop {
+    Hop {
+        role: role.clone(),
+        session_name: session.to_owned(),
+        source_identity: Some(sts_name(actor.as_str())),
+        tags: vec![("ferry-pipeline".into(), pipeline.to_owned())],
+        external_id: if role == &settings.orchestrator { None } else { settings.external_id.clone() },
+        duration: Some(settings.session_duration),
+    }
+}
+
+/// Connects `pipeline` (which must use `backend: aws`) and builds its ports.
+pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
+    let settings = pipeline.aws.clone().ok_or_else(|| Error::invalid(format!("pipeline `{}` has no `aws:` settings", pipeline.name)))?;
+    let aws = Aws::load(Some(settings.region.as_str()))?;
+    let actor: Actor = aws.caller_arn(&aws.base)?.parse().map_err(|e: ferry_core::ids::IdError| Error::failed(e.to_string()))?;
+    let name = pipeline.name.to_string();
+    let session = format!("ferry-{name}-{}", c.purpose);
+    let orchestrator = aws.assume_chain(None, &[hop(&settings, &actor, &name, &settings.orchestrator, &session)])?;
+    let bucket = |b: &BucketRef| -> Result<Bucket> {
+        let config = aws.assume_chain(Some(&orchestrator), &[hop(&settings, &actor, &name, &b.role, &session)])?;
+        Ok(Bucket::new(aws.rt.clone(), &config, &b.bucket, &b.prefix, b.role.as_str(), aws.custom_endpoint()))
+    };
+    let (store, audit) = (bucket(&settings.store)?, bucket(&settings.audit)?);
+    let services = Services {
+        store: Box::new(S3Store::new(store.clone())),
+        state: Box::new(S3State { bucket: store.clone() }),
+        locks: Box::new(S3Locks { bucket: store, host: c.host }),
+        audit: Box::new(S3Audit { bucket: audit }),
+        exec: Box::new(AwsExecutor { aws: aws.clone(), orchestrator: orchestrator.clone(), settings: settings.clone(), inner: c.exec }),
+        work_dir: c.work_dir,
+        account_root: None,
+    };
+    Ok(AwsBackend { aws, actor, orchestrator, settings, services, pipeline: name })
+}

@@ -1,0 +1,82 @@
+//! Runs commands with a target account's role credentials: the role is assumed through the
+//! orchestrator (session named after pipeline, release and stage, source identity = the
+//! actor), and the command gets standard `AWS_*` variables. Inherited identity settings
+//! (profiles, web identity) are cleared so the command acts only as that role. Credentials
+//! are handed to the child's environment and never logged.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::ProvideCredentials as _;
+use ferry_core::ids::RoleArn;
+use ferry_core::pipeline::AwsSettings;
+use ferry_core::ports::{CommandOutcome, CommandSpec, Executor};
+use ferry_core::{Error, Result};
+
+use crate::chain::{Aws, Hop, sts_name};
+
+/// Variables that would let a child pick another identity than the one we hand it.
+pub const CLEARED: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+
+pub struct AwsExecutor {
+    pub aws: Aws,
+    /// Acting as the orchestrator role.
+    pub orchestrator: SdkConfig,
+    pub settings: AwsSettings,
+    /// Runs the process once the environment is ready.
+    pub inner: Box<dyn Executor>,
+}
+
+impl AwsExecutor {
+    fn credentials_env(&self, spec: &CommandSpec) -> Result<BTreeMap<String, String>> {
+        let mut env = BTreeMap::new();
+        let Some(t) = &spec.target else { return Ok(env) };
+        let role =
+            RoleArn::new(&t.account, t.role.as_deref().unwrap_or(&self.settings.deploy_role)).map_err(|e| Error::invalid(e.to_string()))?;
+        let hop = Hop {
+            role: role.clone(),
+            session_name: t.session_name.clone(),
+            source_identity: Some(sts_name(t.actor.as_str())),
+            tags: t.tags.iter().map(|(k, v)| (k.replace(':', "-"), v.clone())).collect(),
+            external_id: self.settings.external_id.clone(),
+            duration: Some(self.settings.session_duration),
+        };
+        let config = self.aws.assume_chain(Some(&self.orchestrator), &[hop])?;
+        let provider = config.credentials_provider().ok_or_else(|| Error::failed(format!("no credentials for `{role}`")))?;
+        let creds =
+            self.aws.rt.block_on(provider.provide_credentials()).map_err(|e| Error::failed(format!("credentials of `{role}`: {e}")))?;
+        env.insert("AWS_ACCESS_KEY_ID".into(), creds.access_key_id().to_owned());
+        env.insert("AWS_SECRET_ACCESS_KEY".into(), creds.secret_access_key().to_owned());
+        if let Some(token) = creds.session_token() {
+            env.insert("AWS_SESSION_TOKEN".into(), token.to_owned());
+        }
+        let region = t.region.as_ref().map_or_else(|| self.settings.region.to_string(), ToString::to_string);
+        env.insert("AWS_REGION".into(), region.clone());
+        env.insert("AWS_DEFAULT_REGION".into(), region);
+        env.insert("FERRY_ROLE_ARN".into(), role.to_string());
+        tracing::info!(role = %role, session = %t.session_name, "assumed the target role for `{}`", spec.label);
+        Ok(env)
+    }
+}
+
+impl Executor for AwsExecutor {
+    fn run(&self, spec: &CommandSpec) -> Result<CommandOutcome> {
+        let creds = self.credentials_env(spec)?;
+        let mut spec = spec.clone();
+        for var in CLEARED {
+            spec.env.remove(*var);
+        }
+        spec.clear_env.extend(CLEARED.iter().map(|v| (*v).to_owned()));
+        spec.env.extend(creds);
+        self.inner.run(&spec)
+    }
+}
