@@ -5,6 +5,7 @@
 
 mod approvals;
 mod audit;
+mod aws;
 mod build_verify;
 mod conformance;
 mod locks;

@@ -1,0 +1,292 @@
+//! The whole flow on the aws backend, against a local AWS API (moto) with six accounts:
+//! build in dev, store in artifacts, audit in security, sign with KMS, promote through
+//! staging to prod by role chains, two approvers from assumed-role sessions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials as _;
+use ferry_testkit::Moto;
+
+use crate::support::{FERRY, Run, repo_root, venv_python};
+
+const TOOLING: &str = "111111111111";
+const ARTIFACTS: &str = "222222222222";
+const SECURITY: &str = "333333333333";
+const DEV: &str = "444444444444";
+const STAGING: &str = "555555555555";
+const PROD: &str = "666666666666";
+
+/// A moto server, SDK clients to set the accounts up, and a project directory.
+pub struct AwsWorld {
+    pub moto: Arc<Moto>,
+    pub rt: tokio::runtime::Runtime,
+    pub base: SdkConfig,
+    pub dir: tempfile::TempDir,
+    pub store_bucket: String,
+    pub audit_bucket: String,
+    pub kms_key: String,
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{:x}-{:?}", nanos, std::thread::current().id()).to_lowercase().replace(['(', ')'], "").replace("threadid", "t")
+}
+
+impl AwsWorld {
+    pub fn new() -> Self {
+        let moto = Moto::shared();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let base = rt.block_on(
+            aws_config::defaults(BehaviorVersion::latest())
+                .endpoint_url(moto.endpoint())
+                .region(Region::new("eu-west-1"))
+                .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+                .load(),
+        );
+        let mut w = AwsWorld {
+            moto,
+            rt,
+            base,
+            dir: tempfile::tempdir().unwrap(),
+            store_bucket: unique("store"),
+            audit_bucket: unique("audit"),
+            kms_key: String::new(),
+        };
+        w.create_bucket(ARTIFACTS, "ferry-artifacts", &w.store_bucket.clone());
+        w.create_bucket(SECURITY, "ferry-audit", &w.audit_bucket.clone());
+        let kms = aws_sdk_kms::Client::new(&w.role(SECURITY, "ferry-signer", "setup"));
+        let key =
+            w.rt.block_on(
+                kms.create_key()
+                    .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+                    .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+                    .send(),
+            )
+            .unwrap();
+        w.kms_key = key.key_metadata.unwrap().arn.unwrap();
+        w
+    }
+
+    /// Credentials of `role` in `account` with session name `session`, assumed from the base.
+    pub fn role(&self, account: &str, role: &str, session: &str) -> SdkConfig {
+        let sts = aws_sdk_sts::Client::new(&self.base);
+        let out = self
+            .rt
+            .block_on(sts.assume_role().role_arn(format!("arn:aws:iam::{account}:role/{role}")).role_session_name(session).send())
+            .unwrap();
+        let c = out.credentials.unwrap();
+        let creds = Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "test-role");
+        self.base.to_builder().credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds)).build()
+    }
+
+    pub fn s3(&self, config: &SdkConfig) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build())
+    }
+
+    fn create_bucket(&self, account: &str, role: &str, name: &str) {
+        let s3 = self.s3(&self.role(account, role, "setup"));
+        let cfg = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+            .build();
+        self.rt.block_on(s3.create_bucket().bucket(name).create_bucket_configuration(cfg).send()).unwrap();
+    }
+
+    /// Keys of every object in `bucket` of `account`.
+    pub fn keys(&self, account: &str, role: &str, bucket: &str) -> Vec<String> {
+        let s3 = self.s3(&self.role(account, role, "inspect"));
+        let out = self.rt.block_on(s3.list_objects_v2().bucket(bucket).send()).unwrap();
+        out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+    }
+
+    pub fn get(&self, account: &str, role: &str, bucket: &str, key: &str) -> Vec<u8> {
+        let s3 = self.s3(&self.role(account, role, "inspect"));
+        let out = self.rt.block_on(s3.get_object().bucket(bucket).key(key).send()).unwrap();
+        self.rt.block_on(out.body.collect()).unwrap().into_bytes().to_vec()
+    }
+
+    pub fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write_project(&self) {
+        std::fs::create_dir_all(self.path("app")).unwrap();
+        std::fs::write(self.path("app/build.sh"), "mkdir -p out && cp src.txt out/app.bin\n").unwrap();
+        std::fs::write(self.path("app/src.txt"), "version one\n").unwrap();
+        let py = venv_python();
+        let whoami =
+            format!("{} -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Arn\"])' >> deploys.log", py.display());
+        let pipeline = format!(
+            r#"version: 1
+name: shop
+backend: aws
+accounts:
+  tooling: "{TOOLING}"
+  artifacts: "{ARTIFACTS}"
+  security: "{SECURITY}"
+  dev: "{DEV}"
+  staging: "{STAGING}"
+  prod: "{PROD}"
+aws:
+  region: eu-west-1
+  orchestrator: {{account: tooling, role: ferry-orchestrator}}
+  external_id: ferry-shop
+  store: {{account: artifacts, bucket: {store}, prefix: shop}}
+signing:
+  kms_key: {key}
+  public_key: keys/shop.pem
+build:
+  account: dev
+  working_dir: app
+  command: sh build.sh
+  artifacts:
+    - name: app
+      path: out/app.bin
+stages:
+  - name: staging
+    account: staging
+    deploy:
+      - type: command
+        run: {whoami}
+  - name: prod
+    account: prod
+    approval:
+      required: 2
+      approvers: [arn:aws:iam::{TOOLING}:role/release-approvers]
+    deploy:
+      - type: command
+        run: {whoami}
+audit:
+  account: security
+  bucket: {audit}
+  prefix: shop
+"#,
+            store = self.store_bucket,
+            audit = self.audit_bucket,
+            key = self.kms_key,
+        );
+        std::fs::write(self.path("pipeline.yaml"), pipeline).unwrap();
+    }
+
+    /// Environment that makes `ferry` act as the given credentials against moto.
+    pub fn env_for(&self, config: &SdkConfig) -> BTreeMap<String, String> {
+        let creds = self.rt.block_on(config.credentials_provider().unwrap().provide_credentials()).unwrap();
+        let mut env = BTreeMap::new();
+        env.insert("AWS_ENDPOINT_URL".into(), self.moto.endpoint());
+        env.insert("AWS_REGION".into(), "eu-west-1".into());
+        env.insert("AWS_ACCESS_KEY_ID".into(), creds.access_key_id().to_owned());
+        env.insert("AWS_SECRET_ACCESS_KEY".into(), creds.secret_access_key().to_owned());
+        if let Some(t) = creds.session_token() {
+            env.insert("AWS_SESSION_TOKEN".into(), t.to_owned());
+        }
+        env
+    }
+
+    /// Runs `ferry ARGS` in the project directory with the identity `config`.
+    pub fn ferry(&self, config: &SdkConfig, args: &[&str]) -> Run {
+        let mut c = std::process::Command::new(FERRY);
+        c.args(args).current_dir(self.dir.path()).env("FERRY_HOME", self.path("home")).env("FERRY_LOG", "warn");
+        for v in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "FERRY_ACTOR", "FERRY_OUTPUT"] {
+            c.env_remove(v);
+        }
+        c.envs(self.env_for(config));
+        c.output().unwrap().into()
+    }
+}
+
+#[test]
+fn build_staging_prod_across_six_accounts_with_kms_signing_and_two_assumed_role_approvers() {
+    let w = AwsWorld::new();
+    w.write_project();
+    let ci = w.role(TOOLING, "ci", "github-run-1");
+    let security_reader = w.role(SECURITY, "ferry-signer", "key-export");
+    w.ferry(&security_reader, &["key", "export", "--kms", &w.kms_key, "--name", "shop", "--out", "keys"]).expect(0);
+
+    // Build as the CI identity: artifacts land in the artifacts account, audit in security.
+    let built = w.ferry(&ci, &["build", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    let id = built["release"].as_str().unwrap().to_owned();
+    let ci_arn = format!("arn:aws:sts::{TOOLING}:assumed-role/ci/github-run-1");
+    assert_eq!(built["manifest"]["builder"]["actor"], ci_arn.as_str(), "the actor is the STS caller identity");
+    let store_keys = w.keys(ARTIFACTS, "ferry-artifacts", &w.store_bucket);
+    let digest = built["manifest"]["artifacts"][0]["sha256"].as_str().unwrap();
+    assert!(store_keys.contains(&format!("shop/artifacts/sha256/{digest}")), "{store_keys:?}");
+    assert!(store_keys.contains(&format!("shop/releases/{id}/manifest.json")));
+    let audit_keys = w.keys(SECURITY, "ferry-audit", &w.audit_bucket);
+    assert_eq!(audit_keys.len(), 3, "build, sign, store: {audit_keys:?}");
+    assert!(audit_keys.iter().all(|k| k.starts_with("shop/audit/")));
+
+    // The KMS-signed envelope verifies with securesystemslib and in-toto from the exported key.
+    let envelope = w.get(ARTIFACTS, "ferry-artifacts", &w.store_bucket, &format!("shop/releases/{id}/provenance.dsse.json"));
+    std::fs::write(w.path("envelope.json"), envelope).unwrap();
+    let out = std::process::Command::new(venv_python())
+        .arg(repo_root().join("tests/conformance/verify_attestation.py"))
+        .arg(w.path("envelope.json"))
+        .arg(w.path("keys/shop.json"))
+        .arg(format!("app={digest}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    // Staging: the deploy action runs as the staging account's deploy role.
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
+    let deploys = std::fs::read_to_string(w.path("deploys.log")).unwrap();
+    assert_eq!(deploys.trim(), format!("arn:aws:sts::{STAGING}:assumed-role/ferry-deploy/ferry-shop-{id}-staging"));
+
+    // Prod waits for two approvers; the builder's identity is refused.
+    let waiting = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    assert!(waiting.stdout.contains("approve with: ferry approve pipeline.yaml"), "{}", waiting.stdout);
+    let refused = w.ferry(&ci, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"]).expect(1);
+    assert!(refused.stderr.contains("cannot approve"), "{}", refused.stderr);
+    let alice = w.role(TOOLING, "release-approvers", "alice");
+    let bob = w.role(TOOLING, "release-approvers", "bob");
+    w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"]).expect(0);
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    let second = w.ferry(&bob, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"]).expect(0);
+    assert!(second.stdout.contains("approvals complete"), "{}", second.stdout);
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(0);
+    let deploys = std::fs::read_to_string(w.path("deploys.log")).unwrap();
+    assert_eq!(deploys.lines().nth(1), Some(format!("arn:aws:sts::{PROD}:assumed-role/ferry-deploy/ferry-shop-{id}-prod").as_str()));
+
+    // The audit log verifies from the security account's bucket alone, and says who did what.
+    let verified = w.ferry(&ci, &["audit", "verify", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    assert!(verified["events"].as_u64().unwrap() > 20);
+    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    let approvers: Vec<&str> =
+        shown["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "approved").map(|e| e["actor"].as_str().unwrap()).collect();
+    assert_eq!(
+        approvers,
+        [
+            format!("arn:aws:sts::{TOOLING}:assumed-role/release-approvers/alice"),
+            format!("arn:aws:sts::{TOOLING}:assumed-role/release-approvers/bob")
+        ]
+    );
+}
+
+#[test]
+fn an_artifact_overwritten_in_s3_behind_ferrys_back_is_refused_and_audited() {
+    let w = AwsWorld::new();
+    w.write_project();
+    let ci = w.role(TOOLING, "ci", "github-run-2");
+    w.ferry(&w.role(SECURITY, "ferry-signer", "key-export"), &["key", "export", "--kms", &w.kms_key, "--name", "shop", "--out", "keys"])
+        .expect(0);
+    let built = w.ferry(&ci, &["build", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    let id = built["release"].as_str().unwrap().to_owned();
+    let digest = built["manifest"]["artifacts"][0]["sha256"].as_str().unwrap();
+    let intruder = w.s3(&w.role(ARTIFACTS, "someone-else", "oops"));
+    w.rt.block_on(
+        intruder
+            .put_object()
+            .bucket(&w.store_bucket)
+            .key(format!("shop/artifacts/sha256/{digest}"))
+            .body(b"version evil\n".to_vec().into())
+            .send(),
+    )
+    .unwrap();
+    let r = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(4);
+    assert!(r.stderr.contains("artifact `app` in the store hashes to"), "{}", r.stderr);
+    assert!(!w.path("deploys.log").exists(), "nothing deployed");
+    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    assert_eq!(shown["events"].as_array().unwrap().last().unwrap()["kind"], "verify_failed");
+}
