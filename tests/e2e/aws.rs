@@ -111,13 +111,15 @@ impl AwsWorld {
         self.dir.path().join(rel)
     }
 
-    pub fn write_project(&self) {
+    /// Writes the project; each deploy action records the identity it runs as in `deploys.log`,
+    /// then runs `then` (e.g. a sleep).
+    pub fn write_project(&self, then: &str) {
         std::fs::create_dir_all(self.path("app")).unwrap();
         std::fs::write(self.path("app/build.sh"), "mkdir -p out && cp src.txt out/app.bin\n").unwrap();
         std::fs::write(self.path("app/src.txt"), "version one\n").unwrap();
         let py = venv_python();
         let whoami =
-            format!("{} -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Arn\"])' >> deploys.log", py.display());
+            format!("{} -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Arn\"])' >> deploys.log{then}", py.display());
         let pipeline = format!(
             r#"version: 1
 name: shop
@@ -186,20 +188,46 @@ audit:
 
     /// Runs `ferry ARGS` in the project directory with the identity `config`.
     pub fn ferry(&self, config: &SdkConfig, args: &[&str]) -> Run {
+        self.command(config, args).output().unwrap().into()
+    }
+
+    pub fn command(&self, config: &SdkConfig, args: &[&str]) -> std::process::Command {
         let mut c = std::process::Command::new(FERRY);
         c.args(args).current_dir(self.dir.path()).env("FERRY_HOME", self.path("home")).env("FERRY_LOG", "warn");
         for v in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "FERRY_ACTOR", "FERRY_OUTPUT"] {
             c.env_remove(v);
         }
         c.envs(self.env_for(config));
-        c.output().unwrap().into()
+        c
+    }
+
+    pub fn deploys(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("deploys.log")).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
+    /// Exports the KMS public key and builds a release as `ci`; returns its id.
+    pub fn release(&self, ci: &SdkConfig) -> String {
+        self.ferry(
+            &self.role(SECURITY, "ferry-signer", "key-export"),
+            &["key", "export", "--kms", &self.kms_key, "--name", "shop", "--out", "keys"],
+        )
+        .expect(0);
+        self.ferry(ci, &["build", "pipeline.yaml", "--output", "json"]).expect(0).json()["release"].as_str().unwrap().to_owned()
+    }
+
+    fn wait_for_deploys(&self, n: usize) {
+        let start = std::time::Instant::now();
+        while self.deploys().len() < n {
+            assert!(start.elapsed() < std::time::Duration::from_secs(60), "deploy did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
 
 #[test]
 fn build_staging_prod_across_six_accounts_with_kms_signing_and_two_assumed_role_approvers() {
     let w = AwsWorld::new();
-    w.write_project();
+    w.write_project("");
     let ci = w.role(TOOLING, "ci", "github-run-1");
     let security_reader = w.role(SECURITY, "ferry-signer", "key-export");
     w.ferry(&security_reader, &["key", "export", "--kms", &w.kms_key, "--name", "shop", "--out", "keys"]).expect(0);
@@ -267,7 +295,7 @@ fn build_staging_prod_across_six_accounts_with_kms_signing_and_two_assumed_role_
 #[test]
 fn an_artifact_overwritten_in_s3_behind_ferrys_back_is_refused_and_audited() {
     let w = AwsWorld::new();
-    w.write_project();
+    w.write_project("");
     let ci = w.role(TOOLING, "ci", "github-run-2");
     w.ferry(&w.role(SECURITY, "ferry-signer", "key-export"), &["key", "export", "--kms", &w.kms_key, "--name", "shop", "--out", "keys"])
         .expect(0);
@@ -289,4 +317,61 @@ fn an_artifact_overwritten_in_s3_behind_ferrys_back_is_refused_and_audited() {
     assert!(!w.path("deploys.log").exists(), "nothing deployed");
     let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
     assert_eq!(shown["events"].as_array().unwrap().last().unwrap()["kind"], "verify_failed");
+}
+
+#[test]
+fn two_runners_promoting_at_once_deploy_exactly_once_and_the_other_names_the_holder() {
+    let w = AwsWorld::new();
+    w.write_project("; sleep 3");
+    let ci = w.role(TOOLING, "ci", "github-run-3");
+    let id = w.release(&ci);
+    let other = w.role(TOOLING, "ci", "codebuild-7");
+    let first = w
+        .command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    w.wait_for_deploys(1);
+    let busy = w.ferry(&other, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(5);
+    assert!(busy.stderr.contains(&format!("being promoted by `arn:aws:sts::{TOOLING}:assumed-role/ci/github-run-3`")), "{}", busy.stderr);
+    Run::from(first.wait_with_output().unwrap()).expect(0);
+    assert_eq!(w.deploys().len(), 1);
+    let again = w.ferry(&other, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
+    assert!(again.stdout.contains("already deployed"), "{}", again.stdout);
+    assert_eq!(w.deploys().len(), 1);
+}
+
+#[test]
+fn a_lease_left_by_a_killed_runner_is_taken_over_only_after_it_expires() {
+    use std::os::unix::process::CommandExt as _;
+    let w = AwsWorld::new();
+    w.write_project("; [ -f fast ] || sleep 120");
+    let ci = w.role(TOOLING, "ci", "github-run-4");
+    let id = w.release(&ci);
+    let mut crashed = w
+        .command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--lease", "4s"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    w.wait_for_deploys(1);
+    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", crashed.id())]).status();
+    let _ = crashed.wait();
+    // Another machine cannot see the process; until the lease runs out the stage is busy.
+    let busy = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(5);
+    assert!(busy.stderr.contains("is busy"), "{}", busy.stderr);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let refused = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(1);
+    assert!(refused.stderr.contains("never finished: it may have partly run"), "{}", refused.stderr);
+    assert_eq!(w.deploys().len(), 1, "the interrupted deploy was not run again");
+    let kinds: Vec<String> = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kinds.iter().any(|k| k == "lock_taken_over"), "{kinds:?}");
+    std::fs::write(w.path("fast"), "").unwrap();
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--redeploy"]).expect(0);
+    assert_eq!(w.deploys().len(), 2);
 }
