@@ -55,7 +55,7 @@ impl AwsBackend {
 
     /// Credentials of `role`, assumed from the orchestrator.
     pub fn assume(&self, role: &RoleArn, session: &str) -> Result<SdkConfig> {
-        self.aws.assume_chain(Some(&self.orchestrator), &[self.hop(role, session)])
+        self.aws.assume_chain(Some((&self.orchestrator, self.settings.orchestrator.as_str())), &[self.hop(role, session)])
     }
 
     /// A KMS signer for the pipeline's key, checked against the pinned public key.
@@ -87,9 +87,11 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     let actor: Actor = aws.caller_arn(&aws.base)?.parse().map_err(|e: ferry_core::ids::IdError| Error::failed(e.to_string()))?;
     let name = pipeline.name.to_string();
     let session = format!("ferry-{name}-{}", c.purpose);
-    let orchestrator = aws.assume_chain(None, &[hop(&settings, &actor, &name, &settings.orchestrator, &session)])?;
+    let orchestrator =
+        aws.assume_chain(Some((&aws.base, actor.as_str())), &[hop(&settings, &actor, &name, &settings.orchestrator, &session)])?;
     let bucket = |b: &BucketRef| -> Result<Bucket> {
-        let config = aws.assume_chain(Some(&orchestrator), &[hop(&settings, &actor, &name, &b.role, &session)])?;
+        let config =
+            aws.assume_chain(Some((&orchestrator, settings.orchestrator.as_str())), &[hop(&settings, &actor, &name, &b.role, &session)])?;
         Ok(Bucket::new(aws.rt.clone(), &config, &b.bucket, &b.prefix, b.role.as_str(), aws.custom_endpoint()))
     };
     let (store, audit) = (bucket(&settings.store)?, bucket(&settings.audit)?);

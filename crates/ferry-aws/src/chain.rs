@@ -72,12 +72,17 @@ impl Aws {
         self.base.endpoint_url().is_some()
     }
 
-    /// Assumes `hops` in order, starting from `from` (the base config if `None`); the result
-    /// acts as the last role. Each hop is tried once at once so a failure names its role.
-    pub fn assume_chain(&self, from: Option<&SdkConfig>, hops: &[Hop]) -> Result<SdkConfig> {
-        let mut config = from.unwrap_or(&self.base).clone();
+    /// Assumes `hops` in order, starting from `from` (a config and who it acts as; the base
+    /// credentials if `None`); the result acts as the last role. Each hop is tried at once, so
+    /// a failure names both the role and who tried to assume it.
+    pub fn assume_chain(&self, from: Option<(&SdkConfig, &str)>, hops: &[Hop]) -> Result<SdkConfig> {
+        let (mut config, mut who) = match from {
+            Some((c, w)) => (c.clone(), w.to_owned()),
+            None => (self.base.clone(), "the caller".to_owned()),
+        };
         for hop in hops {
-            let provider = AssumeHop { sts: aws_sdk_sts::Client::new(&config), hop: hop.clone() };
+            let provider = AssumeHop { sts: aws_sdk_sts::Client::new(&config), hop: hop.clone(), who: who.clone() };
+            who = hop.role.to_string();
             self.rt.block_on(provider.assume()).map_err(|e| e.into_error())?;
             config = config.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
         }
@@ -99,6 +104,8 @@ impl Aws {
 struct AssumeHop {
     sts: aws_sdk_sts::Client,
     hop: Hop,
+    /// Who assumes it, for error messages.
+    who: String,
 }
 
 /// A failed hop: kept as a ferry error for ferry, and as a credentials error for the SDK.
@@ -130,8 +137,7 @@ impl AssumeHop {
             req = req.tags(tag);
         }
         let out = req.send().await.map_err(|e| {
-            let mut err =
-                error::map(Attempt { who: "the previous identity in the chain", action: "sts:AssumeRole", resource: h.role.as_str() }, &e);
+            let mut err = error::map(Attempt { who: &self.who, action: "sts:AssumeRole", resource: h.role.as_str() }, &e);
             err = err.hint(format!("check the trust policy of `{}` (and its external id condition)", h.role));
             HopError(err)
         })?;

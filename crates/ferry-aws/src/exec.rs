@@ -50,7 +50,7 @@ impl AwsExecutor {
             external_id: self.settings.external_id.clone(),
             duration: Some(self.settings.session_duration),
         };
-        let config = self.aws.assume_chain(Some(&self.orchestrator), &[hop])?;
+        let config = self.aws.assume_chain(Some((&self.orchestrator, self.settings.orchestrator.as_str())), &[hop])?;
         let provider = config.credentials_provider().ok_or_else(|| Error::failed(format!("no credentials for `{role}`")))?;
         let creds =
             self.aws.rt.block_on(provider.provide_credentials()).map_err(|e| Error::failed(format!("credentials of `{role}`: {e}")))?;

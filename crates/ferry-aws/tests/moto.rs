@@ -66,7 +66,7 @@ impl Env {
     /// Credentials of `role` in `account`, reached through the tooling account's orchestrator.
     fn as_role(&self, account: &str, role: &str) -> SdkConfig {
         let orchestrator = self.aws.assume_chain(None, &[hop(TOOLING, "ferry-orchestrator", "ferry-test")]).unwrap();
-        self.aws.assume_chain(Some(&orchestrator), &[hop(account, role, "ferry-test")]).unwrap()
+        self.aws.assume_chain(Some((&orchestrator, "orchestrator")), &[hop(account, role, "ferry-test")]).unwrap()
     }
 
     /// A new bucket in `account`, used with that account's role.
@@ -93,7 +93,10 @@ fn a_role_chain_acts_in_each_account_hop_by_hop() {
         format!("arn:aws:sts::{TOOLING}:assumed-role/ferry-orchestrator/ferry-hello-r0123456789abcdef-staging"),
         "from {caller}"
     );
-    let stage = e.aws.assume_chain(Some(&orchestrator), &[hop(STAGING, "ferry-deploy", "ferry-hello-r0123456789abcdef-staging")]).unwrap();
+    let stage = e
+        .aws
+        .assume_chain(Some((&orchestrator, "orchestrator")), &[hop(STAGING, "ferry-deploy", "ferry-hello-r0123456789abcdef-staging")])
+        .unwrap();
     assert_eq!(
         e.aws.caller_arn(&stage).unwrap(),
         format!("arn:aws:sts::{STAGING}:assumed-role/ferry-deploy/ferry-hello-r0123456789abcdef-staging")

@@ -1,0 +1,74 @@
+"""Sets up a least-privilege world in a fresh moto server, then turns IAM enforcement on.
+
+Usage: moto_iam_setup.py ENDPOINT STORE_BUCKET AUDIT_BUCKET [--deny-releases]
+Prints JSON: the CI user's access keys, the KMS key ARN and its public key (base64 DER). Roles (trust: anyone; moto does
+not enforce cross-account trust) and their identity policies, which moto does enforce:
+- 111111111111 ferry-orchestrator: may assume the store, audit and signer roles, and the
+  dev and staging deploy roles; NOT the prod deploy role.
+- 222222222222 ferry-artifacts: S3 on the store bucket (with --deny-releases: only reads
+  under releases/).
+- 333333333333 ferry-audit: S3 on the audit bucket; ferry-signer: KMS.
+- 444444444444 / 555555555555 / 666666666666 ferry-deploy: sts:GetCallerIdentity.
+"""
+
+import base64
+import json
+import sys
+import urllib.request
+
+import boto3
+
+ENDPOINT, STORE, AUDIT = sys.argv[1:4]
+DENY_RELEASES = "--deny-releases" in sys.argv
+BASE = dict(endpoint_url=ENDPOINT, region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test")
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]}]})
+
+
+def session(account):
+    c = boto3.client("sts", **BASE).assume_role(RoleArn=f"arn:aws:iam::{account}:role/setup", RoleSessionName="setup")["Credentials"]
+    return dict(endpoint_url=ENDPOINT, region_name="eu-west-1", aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+
+
+def role(account, name, statements):
+    iam = boto3.client("iam", **session(account))
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
+    iam.put_role_policy(RoleName=name, PolicyName="ferry", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+
+
+def allow(actions, resources):
+    return {"Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+iam = boto3.client("iam", **BASE)
+iam.create_user(UserName="ci")
+iam.put_user_policy(UserName="ci", PolicyName="ferry", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity", "sts:GetCallerIdentity"], "*")]}))
+key = iam.create_access_key(UserName="ci")["AccessKey"]
+
+role("111111111111", "ferry-orchestrator", [
+    allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], [
+        "arn:aws:iam::222222222222:role/ferry-artifacts",
+        "arn:aws:iam::333333333333:role/ferry-audit",
+        "arn:aws:iam::333333333333:role/ferry-signer",
+        "arn:aws:iam::444444444444:role/ferry-deploy",
+        "arn:aws:iam::555555555555:role/ferry-deploy",
+    ]),
+    allow(["sts:GetCallerIdentity"], "*"),
+])
+role("222222222222", "ferry-artifacts", [
+    allow(["s3:*"], [f"arn:aws:s3:::{STORE}", f"arn:aws:s3:::{STORE}/shop/artifacts/*", f"arn:aws:s3:::{STORE}/shop/state/*", f"arn:aws:s3:::{STORE}/shop/locks/*", f"arn:aws:s3:::{STORE}/shop/approvals/*"]),
+    allow(["s3:GetObject"] if DENY_RELEASES else ["s3:*"], f"arn:aws:s3:::{STORE}/shop/releases/*"),
+])
+role("333333333333", "ferry-audit", [allow(["s3:*"], [f"arn:aws:s3:::{AUDIT}", f"arn:aws:s3:::{AUDIT}/*"])])
+role("333333333333", "ferry-signer", [allow(["kms:*"], "*")])
+role("444444444444", "ferry-deploy", [allow(["sts:GetCallerIdentity"], "*")])
+role("555555555555", "ferry-deploy", [allow(["sts:GetCallerIdentity"], "*")])
+role("666666666666", "ferry-deploy", [allow(["sts:GetCallerIdentity"], "*")])
+
+for account, bucket in (("222222222222", STORE), ("333333333333", AUDIT)):
+    boto3.client("s3", **session(account)).create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+kms_key = boto3.client("kms", **session("333333333333")).create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+pem = boto3.client("kms", **session("333333333333")).get_public_key(KeyId=kms_key)["PublicKey"]
+
+req = urllib.request.Request(ENDPOINT + "/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, method="POST")
+urllib.request.urlopen(req).read()
+print(json.dumps({"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"], "kms_key": kms_key, "public_key_der": base64.b64encode(pem).decode()}))
