@@ -511,3 +511,60 @@ fn a_stage_role_the_orchestrator_may_not_assume_fails_the_deploy_names_the_role_
     assert!(!keys.iter().any(|k| k.contains("/locks/")), "the lock was released: {keys:?}");
     assert!(keys.contains(&format!("shop/state/shop/{id}/prod.json")), "{keys:?}");
 }
+
+#[test]
+fn doctor_on_the_example_pipeline_prints_every_hop_with_its_resulting_arn() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo_root().join("pipelines/shop-aws.yaml"), dir.path().join("shop-aws.yaml")).unwrap();
+    let base = |c: &mut std::process::Command| {
+        c.current_dir(dir.path())
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_DEFAULT_REGION", "eu-west-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("FERRY_LOG", "warn");
+    };
+    // The example's buckets exist in their accounts; its KMS key and pinned key do not.
+    for (account, bucket) in [(ARTIFACTS, "acme-ferry-artifacts"), (SECURITY, "acme-ferry-audit")] {
+        let script = format!(
+            "import boto3\nc=boto3.client('sts').assume_role(RoleArn='arn:aws:iam::{account}:role/setup',RoleSessionName='setup')['Credentials']\nboto3.client('s3',aws_access_key_id=c['AccessKeyId'],aws_secret_access_key=c['SecretAccessKey'],aws_session_token=c['SessionToken']).create_bucket(Bucket='{bucket}',CreateBucketConfiguration={{'LocationConstraint':'eu-west-1'}})"
+        );
+        let mut c = std::process::Command::new(venv_python());
+        base(&mut c);
+        let out = c.args(["-c", &script]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut c = std::process::Command::new(FERRY);
+    base(&mut c);
+    let r: Run = c.args(["doctor", "shop-aws.yaml", "--output", "json"]).output().unwrap().into();
+    let v = r.expect(1).json();
+    let checks = v["checks"].as_array().unwrap();
+    let detail = |name: &str| checks.iter().find(|c| c["check"] == name).unwrap_or_else(|| panic!("no check {name}: {checks:#?}"));
+    for (name, arn) in [
+        ("orchestrator", format!("arn:aws:sts::{TOOLING}:assumed-role/ferry-orchestrator/ferry-shop-doctor")),
+        ("store role", format!("arn:aws:sts::{ARTIFACTS}:assumed-role/ferry-artifacts/ferry-shop-doctor")),
+        ("audit role", format!("arn:aws:sts::{SECURITY}:assumed-role/ferry-audit/ferry-shop-doctor")),
+        ("build role (dev)", format!("arn:aws:sts::{DEV}:assumed-role/ferry-build/ferry-shop-doctor")),
+        ("stage `staging` role", format!("arn:aws:sts::{STAGING}:assumed-role/ferry-deploy/ferry-shop-doctor")),
+        ("stage `prod` role", format!("arn:aws:sts::{PROD}:assumed-role/ferry-deploy/ferry-shop-doctor")),
+        ("signer role", format!("arn:aws:sts::{SECURITY}:assumed-role/ferry-signer/ferry-shop-doctor")),
+    ] {
+        assert_eq!(detail(name)["ok"], true, "{name}: {:#?}", detail(name));
+        assert_eq!(detail(name)["detail"], arn.as_str());
+    }
+    assert_eq!(detail("store bucket")["ok"], true);
+    assert_eq!(detail("audit bucket")["ok"], true);
+    let kms = detail("KMS signing key");
+    assert_eq!(kms["ok"], false);
+    assert!(!kms["hints"].as_array().unwrap().is_empty(), "{kms:#?}");
+    let human: Run = {
+        let mut c = std::process::Command::new(FERRY);
+        base(&mut c);
+        c.args(["doctor", "shop-aws.yaml"]).output().unwrap().into()
+    };
+    assert!(human.stdout.contains(&format!("→  arn:aws:sts::{PROD}:assumed-role/ferry-deploy/ferry-shop-doctor")), "{}", human.stdout);
+}

@@ -157,3 +157,13 @@ fn staging_deploy_gets_the_stage_environment_and_verified_artifact_copies() {
     assert!(again.stdout.contains("already deployed"));
     assert_eq!(p.deploys().len(), 1);
 }
+
+#[test]
+fn doctor_checks_the_local_home_and_keys() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let ok = p.ferry("anyone", &["doctor", "pipeline.yaml"]).expect(0);
+    assert!(ok.stdout.contains("3 checks, 0 failed"), "{}", ok.stdout);
+    std::fs::write(p.path("keys/test.pem"), crate::conformance::other_public_pem()).unwrap();
+    let bad = p.ferry("anyone", &["doctor", "pipeline.yaml"]).expect(1);
+    assert!(bad.stdout.contains("does not match the pinned public key"), "{}", bad.stdout);
+}

@@ -51,3 +51,9 @@ fn keygen_never_prints_the_private_key_and_keeps_it_owner_only() {
     let again = p.ferry("builder", &["keygen", "--name", "second"]).expect(2);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
 }
+
+/// The public key PEM of a key no test project uses.
+pub fn other_public_pem() -> String {
+    let other = Project::new(&pipeline(TWO_APPROVERS));
+    std::fs::read_to_string(other.path("keys/test.pem")).unwrap()
+}

@@ -54,6 +54,8 @@ pub enum Command {
     Schema,
     /// Print the stages, accounts, gates and actions a pipeline would run.
     Plan { pipeline: PathBuf },
+    /// Preflight: every role hop (with the resulting ARN), buckets, the signing key.
+    Doctor { pipeline: PathBuf },
     /// Run the build, collect and hash artifacts, sign and store the release.
     Build { pipeline: PathBuf },
     /// Promote a stored release to one stage.

@@ -2,6 +2,7 @@
 //! returns a `Report`. Shared helpers load pipelines, keys and identifiers.
 
 mod decide;
+mod doctor;
 mod inspect;
 mod keys;
 mod pipeline;
@@ -30,6 +31,7 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Validate { files } => pipeline::validate(files),
         Command::Schema => Ok(pipeline::schema()),
         Command::Plan { pipeline } => pipeline::plan(pipeline),
+        Command::Doctor { pipeline } => doctor::doctor(&home, pipeline),
         Command::Build { pipeline } => release::build(&home, pipeline),
         Command::Promote { pipeline, release, to, opts } => release::promote(&home, pipeline, release, to, opts),
         Command::Run { pipeline, opts } => release::run(&home, pipeline, opts),
