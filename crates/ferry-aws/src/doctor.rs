@@ -112,25 +112,25 @@ pub fn doctor(pipeline: &Pipeline, pinned: Option<&PublicKey>) -> Result<Vec<Che
             d.assume(&format!("stage `{}` role", stage.name), from, &role, true);
         }
     }
-    if let SigningKey::Kms { key_arn, role, region } = &pipeline.signing.key {
-        if let Some(config) = d.assume("signer role", from, role, true) {
-            let config = config.to_builder().region(aws_config::Region::new(region.to_string())).build();
-            let r = match pinned {
-                None => Err(Error::invalid(format!("the pinned public key `{}` cannot be read", pipeline.public_key_path().display()))
-                    .hint(format!("ferry key export --kms {key_arn} --out DIR"))),
-                Some(pinned) => crate::kms::KmsSigner::new(&aws, &config, key_arn, role.as_str(), pinned).and_then(|signer| {
-                    use ferry_core::attestation::Signer as _;
-                    let probe = b"ferry doctor probe";
-                    let sig = signer.sign(probe)?;
-                    if pinned.verify(probe, &sig) {
-                        Ok(format!("signs; matches the pinned key {}", pinned.keyid()))
-                    } else {
-                        Err(Error::failed("KMS signature does not verify with the pinned key"))
-                    }
-                }),
-            };
-            d.checks.push(Check::from("KMS signing key", key_arn, r));
-        }
+    if let SigningKey::Kms { key_arn, role, region } = &pipeline.signing.key
+        && let Some(config) = d.assume("signer role", from, role, true)
+    {
+        let config = config.to_builder().region(aws_config::Region::new(region.to_string())).build();
+        let r = match pinned {
+            None => Err(Error::invalid(format!("the pinned public key `{}` cannot be read", pipeline.public_key_path().display()))
+                .hint(format!("ferry key export --kms {key_arn} --out DIR"))),
+            Some(pinned) => crate::kms::KmsSigner::new(&aws, &config, key_arn, role.as_str(), pinned).and_then(|signer| {
+                use ferry_core::attestation::Signer as _;
+                let probe = b"ferry doctor probe";
+                let sig = signer.sign(probe)?;
+                if pinned.verify(probe, &sig) {
+                    Ok(format!("signs; matches the pinned key {}", pinned.keyid()))
+                } else {
+                    Err(Error::failed("KMS signature does not verify with the pinned key"))
+                }
+            }),
+        };
+        d.checks.push(Check::from("KMS signing key", key_arn, r));
     }
     Ok(d.checks)
 }
