@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (the Python venv
-# with securesystemslib, in-toto and jsonschema), then formatting, lints, the dependency rule
-# of ferry-core, and every unit and end-to-end test. `.ci/run` runs exactly this.
+# with securesystemslib, in-toto, jsonschema, moto and cfn-lint), then formatting, lints,
+# the dependency rule of ferry-core, and every unit and end-to-end test (the AWS ones
+# against moto servers the tests start on 127.0.0.1). `.ci/run` runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,9 @@ if forbidden="$(grep -E '^(aws-|tokio|clap|reqwest)' <<<"$tree")"; then
   echo "$forbidden" | sort -u >&2
   exit 1
 fi
+
+step "cfn-lint bootstrap/*.yaml"
+.venv/bin/cfn-lint bootstrap/*.yaml
 
 step "cargo test"
 cargo test --workspace --locked

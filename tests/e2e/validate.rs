@@ -158,3 +158,54 @@ fn aws_backend_settings_are_validated_with_positions() {
     let r = p.ferry("dev", &["validate", "broken-aws.yaml"]).expect(2);
     insta::assert_snapshot!("validate_broken_aws", r.stderr);
 }
+
+/// The `Parameters` a CloudFormation template declares: (name, has a default).
+fn template_parameters(path: &std::path::Path) -> Vec<(String, bool)> {
+    use ferry_core::yaml::{Kind, parse};
+    let root = parse("t", &std::fs::read_to_string(path).unwrap()).unwrap();
+    let Kind::Map(top) = root.kind else { panic!("not a mapping") };
+    let (_, params) = top.iter().find(|(k, _)| k.as_scalar() == Some("Parameters")).expect("Parameters");
+    let Kind::Map(params) = &params.kind else { panic!("Parameters is not a mapping") };
+    params
+        .iter()
+        .map(|(k, v)| {
+            let Kind::Map(fields) = &v.kind else { panic!("parameter is not a mapping") };
+            (k.as_scalar().unwrap().to_owned(), fields.iter().any(|(f, _)| f.as_scalar() == Some("Default")))
+        })
+        .collect()
+}
+
+#[test]
+fn bootstrap_fills_every_required_template_parameter_and_only_declared_ones() {
+    let out = Command::new(FERRY)
+        .args(["bootstrap", "pipelines/shop-aws.yaml", "--output", "json"])
+        .current_dir(repo_root())
+        .env("FERRY_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stacks = v["stacks"].as_array().unwrap();
+    let accounts: Vec<&str> = stacks.iter().map(|s| s["account_alias"].as_str().unwrap()).collect();
+    assert_eq!(accounts, ["tooling", "artifacts", "security", "dev", "staging", "prod"]);
+    for s in stacks {
+        let declared = template_parameters(&repo_root().join(s["template"].as_str().unwrap()));
+        let given: Vec<&String> = s["parameters"].as_object().unwrap().keys().collect();
+        for g in &given {
+            assert!(declared.iter().any(|(d, _)| d == *g), "{} does not declare {g}", s["template"]);
+        }
+        for (d, has_default) in &declared {
+            assert!(*has_default || given.contains(&d), "{} needs {d}", s["template"]);
+        }
+    }
+    let members = stacks[0]["parameters"]["MemberRoleArns"].as_str().unwrap();
+    for role in [
+        "222222222222:role/ferry-artifacts",
+        "333333333333:role/ferry-audit",
+        "333333333333:role/ferry-signer",
+        "444444444444:role/ferry-build",
+        "666666666666:role/ferry-deploy",
+    ] {
+        assert!(members.contains(role), "orchestrator may assume {role}: {members}");
+    }
+}

@@ -87,8 +87,12 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     let actor: Actor = aws.caller_arn(&aws.base)?.parse().map_err(|e: ferry_core::ids::IdError| Error::failed(e.to_string()))?;
     let name = pipeline.name.to_string();
     let session = format!("ferry-{name}-{}", c.purpose);
-    let orchestrator =
-        aws.assume_chain(Some((&aws.base, actor.as_str())), &[hop(&settings, &actor, &name, &settings.orchestrator, &session)])?;
+    // CI may already run as the orchestrator (GitHub OIDC with AWS_ROLE_ARN set to it).
+    let orchestrator = if settings.orchestrator.is_session(actor.as_str()) {
+        aws.base.clone()
+    } else {
+        aws.assume_chain(Some((&aws.base, actor.as_str())), &[hop(&settings, &actor, &name, &settings.orchestrator, &session)])?
+    };
     let bucket = |b: &BucketRef| -> Result<Bucket> {
         let config =
             aws.assume_chain(Some((&orchestrator, settings.orchestrator.as_str())), &[hop(&settings, &actor, &name, &b.role, &session)])?;

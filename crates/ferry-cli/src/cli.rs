@@ -56,6 +56,8 @@ pub enum Command {
     Plan { pipeline: PathBuf },
     /// Preflight: every role hop (with the resulting ARN), buckets, the signing key.
     Doctor { pipeline: PathBuf },
+    /// Print the CloudFormation stacks (bootstrap/) and parameters each account needs.
+    Bootstrap { pipeline: PathBuf },
     /// Run the build, collect and hash artifacts, sign and store the release.
     Build { pipeline: PathBuf },
     /// Promote a stored release to one stage.

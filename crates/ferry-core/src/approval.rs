@@ -61,14 +61,7 @@ fn excluded(policy: &ApprovalPolicy, parties: &Parties) -> Vec<Actor> {
 /// ARN, any session of that role (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`), which is
 /// how people reach AWS through SSO or `assume-role`.
 pub fn identity_matches(entry: &Actor, actor: &Actor) -> bool {
-    if entry == actor {
-        return true;
-    }
-    let Some((prefix, role)) = entry.as_str().split_once(":role/") else { return false };
-    let Some(partition_account) = prefix.strip_prefix("arn:").and_then(|p| p.split_once(":iam::")) else { return false };
-    let name = role.rsplit('/').next().unwrap_or(role);
-    let session_prefix = format!("arn:{}:sts::{}:assumed-role/{name}/", partition_account.0, partition_account.1);
-    actor.as_str().strip_prefix(&session_prefix).is_some_and(|session| !session.is_empty() && !session.contains('/'))
+    entry == actor || entry.as_str().parse::<crate::ids::RoleArn>().is_ok_and(|role| role.is_session(actor.as_str()))
 }
 
 fn allowed(policy: &ApprovalPolicy, actor: &Actor) -> bool {

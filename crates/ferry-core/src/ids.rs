@@ -147,6 +147,15 @@ impl RoleArn {
         format!("arn:aws:iam::{account}:role/{name}").parse()
     }
 
+    /// Whether `arn` is a session of this role (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`).
+    pub fn is_session(&self, arn: &str) -> bool {
+        let Some((prefix, role)) = self.0.split_once(":role/") else { return false };
+        let mut parts = prefix.split(':');
+        let (partition, account) = (parts.nth(1).unwrap_or_default(), parts.nth(2).unwrap_or_default());
+        let name = role.rsplit('/').next().unwrap_or(role);
+        arn.strip_prefix(&format!("arn:{partition}:sts::{account}:assumed-role/{name}/")).is_some_and(|s| !s.is_empty() && !s.contains('/'))
+    }
+
     /// The account the role lives in.
     pub fn account(&self) -> AccountId {
         AccountId(self.0.split(':').nth(4).unwrap_or_default().to_owned())

@@ -6,6 +6,7 @@
 pub mod approval;
 pub mod attestation;
 pub mod audit;
+pub mod bootstrap;
 pub mod clock;
 pub mod decide;
 pub mod digest;

@@ -32,6 +32,7 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Schema => Ok(pipeline::schema()),
         Command::Plan { pipeline } => pipeline::plan(pipeline),
         Command::Doctor { pipeline } => doctor::doctor(&home, pipeline),
+        Command::Bootstrap { pipeline } => pipeline::bootstrap(pipeline),
         Command::Build { pipeline } => release::build(&home, pipeline),
         Command::Promote { pipeline, release, to, opts } => release::promote(&home, pipeline, release, to, opts),
         Command::Run { pipeline, opts } => release::run(&home, pipeline, opts),

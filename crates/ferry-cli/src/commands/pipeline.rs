@@ -43,6 +43,30 @@ pub fn schema() -> Report {
     Report::ok(serde_json::to_string_pretty(&s).unwrap_or_default(), s)
 }
 
+pub fn bootstrap(path: &Path) -> Result<Report, Failure> {
+    let p = load_pipeline(path)?;
+    let stacks = ferry_core::bootstrap::plan(&p)?;
+    let region = p.aws.as_ref().map(|a| a.region.to_string()).unwrap_or_default();
+    let mut h = format!("bootstrap `{}`: {} stacks; deploy each with credentials of its account\n", p.name, stacks.len());
+    if p.aws.as_ref().is_some_and(|a| a.external_id.is_none()) {
+        let _ = writeln!(h, "note: the pipeline sets no `aws.external_id`; these use `ferry-{}`. Set it in the pipeline too.", p.name);
+    }
+    for (i, s) in stacks.iter().enumerate() {
+        let _ = writeln!(h, "\n{}. account `{}` ({}): stack `{}` from {}", i + 1, s.account_alias, s.account, s.stack, s.template);
+        for (k, v) in &s.parameters {
+            let _ = writeln!(h, "     {k} = {v}");
+        }
+        let _ = writeln!(h, "   {}", s.command(&region));
+    }
+    let _ = writeln!(
+        h,
+        "\nthen: ferry key export --kms KEY_ARN --out keys (from the security stack's SigningKeyArn), and `ferry doctor {}`",
+        p.file.display()
+    );
+    let json = json!({"pipeline": p.name, "region": region, "stacks": stacks});
+    Ok(Report::ok(h, json))
+}
+
 pub fn plan(path: &Path) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let plan = ferry_core::plan::plan(&p);
