@@ -81,3 +81,32 @@ fn audit_show_filters_by_release() {
         assert!(shown.contains(kind), "missing {kind} in:\n{shown}");
     }
 }
+
+#[test]
+fn truncating_the_log_is_caught_by_the_signed_checkpoint() {
+    let (p, _) = project_with_history();
+    let ok = p.ferry("auditor", &["audit", "verify", "--pipeline", "pipeline.yaml"]).expect(0);
+    assert!(ok.stdout.contains("1 signed checkpoints verified"), "{}", ok.stdout);
+    let n = p.audit_events().len() as u64;
+    for seq in 3..=n {
+        std::fs::remove_file(event_file(&p, seq)).unwrap();
+    }
+    // The chain alone cannot tell a shorter log from a complete one…
+    let chain_only = p.ferry("auditor", &["audit", "verify"]).expect(0);
+    assert!(chain_only.stdout.contains("not checked"), "{}", chain_only.stdout);
+    // …the checkpoint signed at release time can.
+    let r = p.ferry("auditor", &["audit", "verify", "--pipeline", "pipeline.yaml"]).expect(4);
+    assert!(r.stdout.contains("first bad event is 3: a signed checkpoint says the log had 3 events; event 3 is gone"), "{}", r.stdout);
+}
+
+#[test]
+fn a_forged_checkpoint_does_not_verify() {
+    let (p, _) = project_with_history();
+    let dir = p.home().join("audit-checkpoints");
+    let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let mut env: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    env["signatures"][0]["sig"] = serde_json::Value::String("AAAA".into());
+    std::fs::write(&file, serde_json::to_vec(&env).unwrap()).unwrap();
+    let r = p.ferry("auditor", &["audit", "verify", "--pipeline", "pipeline.yaml"]).expect(4);
+    assert!(r.stdout.contains("checkpoint at event 3 does not verify"), "{}", r.stdout);
+}

@@ -95,11 +95,16 @@ pub fn statement(manifest: &ReleaseManifest, manifest_digest: &Sha256Digest) -> 
 
 /// Signs `statement` into a DSSE envelope.
 pub fn sign(statement: &Value, signer: &dyn Signer) -> Result<Envelope> {
-    let body = serde_json::to_vec(statement).map_err(|e| Error::failed(format!("cannot encode statement: {e}")))?;
-    let sig = signer.sign(&pae(PAYLOAD_TYPE, &body))?;
+    sign_payload(PAYLOAD_TYPE, statement, signer)
+}
+
+/// Signs any JSON payload of the given type into a DSSE envelope.
+pub fn sign_payload(payload_type: &str, payload: &Value, signer: &dyn Signer) -> Result<Envelope> {
+    let body = serde_json::to_vec(payload).map_err(|e| Error::failed(format!("cannot encode the payload: {e}")))?;
+    let sig = signer.sign(&pae(payload_type, &body))?;
     Ok(Envelope {
         payload: B64.encode(&body),
-        payload_type: PAYLOAD_TYPE.into(),
+        payload_type: payload_type.into(),
         signatures: vec![EnvelopeSignature { keyid: signer.keyid(), sig: B64.encode(sig) }],
     })
 }
@@ -117,8 +122,13 @@ impl Envelope {
 
     /// Checks the single signature against `key` and returns the statement it carries.
     pub fn verify(&self, key: &PublicKey) -> Result<Value> {
-        if self.payload_type != PAYLOAD_TYPE {
-            return Err(Error::verification(format!("envelope payload type is `{}`, expected `{PAYLOAD_TYPE}`", self.payload_type)));
+        self.verify_payload(key, PAYLOAD_TYPE)
+    }
+
+    /// Checks the envelope carries `payload_type`, signed once by `key`; returns the payload.
+    pub fn verify_payload(&self, key: &PublicKey, payload_type: &str) -> Result<Value> {
+        if self.payload_type != payload_type {
+            return Err(Error::verification(format!("envelope payload type is `{}`, expected `{payload_type}`", self.payload_type)));
         }
         let [sig] = self.signatures.as_slice() else {
             return Err(Error::verification(format!("envelope has {} signatures; ferry requires exactly one", self.signatures.len())));

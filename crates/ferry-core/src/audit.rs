@@ -239,3 +239,68 @@ mod tests {
         assert_eq!(verify_chain(&l).first_bad.unwrap().seq, 2);
     }
 }
+
+/// DSSE payload type of a signed audit checkpoint.
+pub const CHECKPOINT_TYPE: &str = "application/vnd.ferry.audit-checkpoint+json";
+
+/// A signed statement that the log had `seq` events ending in `head`: a later log that is
+/// shorter, or whose event `seq` has another hash, was truncated or rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub version: u32,
+    pub seq: u64,
+    pub head: Sha256Digest,
+    pub at: Timestamp,
+}
+
+/// Signs a checkpoint of the log whose last event is `last`.
+pub fn checkpoint(last: &Event, signer: &dyn crate::attestation::Signer) -> Result<crate::attestation::Envelope> {
+    let c = Checkpoint { version: AUDIT_VERSION, seq: last.seq, head: last.hash.clone(), at: Timestamp::now() };
+    let v = serde_json::to_value(&c).map_err(|e| Error::failed(format!("cannot encode checkpoint: {e}")))?;
+    crate::attestation::sign_payload(CHECKPOINT_TYPE, &v, signer)
+}
+
+/// Checks signed checkpoints against the log: each must verify with `key` and name an event
+/// that is still there with the same hash. Returns the first problem, if any.
+pub fn verify_checkpoints(
+    entries: &[(u64, Vec<u8>)],
+    checkpoints: &[(u64, Vec<u8>)],
+    key: &crate::keys::PublicKey,
+) -> Option<ChainProblem> {
+    let hash_at = |seq: u64| -> Option<String> {
+        let (_, bytes) = entries.iter().find(|(p, _)| *p == seq)?;
+        serde_json::from_slice::<Value>(bytes).ok()?.get("hash")?.as_str().map(str::to_owned)
+    };
+    for (seq, bytes) in checkpoints {
+        let verified = crate::attestation::Envelope::from_bytes(bytes)
+            .and_then(|env| env.verify_payload(key, CHECKPOINT_TYPE))
+            .and_then(|v| serde_json::from_value::<Checkpoint>(v).map_err(|e| Error::verification(format!("malformed checkpoint: {e}"))));
+        let c = match verified {
+            Ok(c) if c.seq == *seq => c,
+            Ok(c) => return Some(ChainProblem { seq: *seq, problem: format!("the checkpoint stored at {seq} is for event {}", c.seq) }),
+            Err(e) => {
+                return Some(ChainProblem { seq: *seq, problem: format!("checkpoint at event {seq} does not verify: {}", e.message) });
+            }
+        };
+        match hash_at(c.seq) {
+            None => {
+                return Some(ChainProblem {
+                    seq: c.seq,
+                    problem: format!(
+                        "a signed checkpoint says the log had {} events; event {} is gone: the log was truncated",
+                        c.seq, c.seq
+                    ),
+                });
+            }
+            Some(h) if h != c.head.as_str() => {
+                return Some(ChainProblem {
+                    seq: c.seq,
+                    problem: format!("event {} differs from the signed checkpoint: the log was rewritten", c.seq),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}

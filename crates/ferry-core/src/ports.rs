@@ -115,6 +115,10 @@ pub trait AuditLog {
     fn append(&self, draft: Draft) -> Result<Event>;
     /// Every stored event as `(position, bytes)`, in position order, for verification.
     fn entries(&self) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// Stores a signed checkpoint (a DSSE envelope) of the log at event `seq`; never overwrites.
+    fn put_checkpoint(&self, seq: u64, envelope: &[u8]) -> Result<()>;
+    /// Every stored checkpoint as `(seq, envelope bytes)`, in order.
+    fn checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>>;
     fn location(&self) -> String;
 }
 

@@ -58,8 +58,10 @@ pub fn create(
             .details(json!({"keyid": signer.keyid(), "predicate_type": attestation::PROVENANCE_TYPE})),
     )?;
     svc.store.put_release(&StoredRelease { id: id.clone(), manifest: bytes, envelope: envelope.to_bytes()? })?;
-    svc.audit
-        .append(Draft::new(EventKind::Store, &actor, &pipeline.name).release(&id).details(json!({"location": svc.store.location()})))?;
+    let store = Draft::new(EventKind::Store, &actor, &pipeline.name).release(&id).details(json!({"location": svc.store.location()}));
+    let last = svc.audit.append(store)?;
+    // A signed checkpoint per release: a later truncation or rewrite of the log shows.
+    svc.audit.put_checkpoint(last.seq, &crate::audit::checkpoint(&last, signer)?.to_bytes()?)?;
     Ok(CreatedRelease { release: id, manifest_sha256: digest, keyid: signer.keyid(), manifest })
 }
 

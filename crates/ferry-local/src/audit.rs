@@ -18,6 +18,10 @@ impl LocalAudit {
         Self { dir }
     }
 
+    fn checkpoint_dir(&self) -> PathBuf {
+        self.dir.with_file_name("audit-checkpoints")
+    }
+
     fn positions(&self) -> Result<Vec<(u64, String)>> {
         let mut out: Vec<(u64, String)> = fsutil::list(&self.dir)?
             .into_iter()
@@ -61,6 +65,25 @@ impl AuditLog for LocalAudit {
         for (pos, name) in self.positions()? {
             let path = self.dir.join(name);
             out.push((pos, fsutil::read_opt(&path)?.unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
+    fn put_checkpoint(&self, seq: u64, envelope: &[u8]) -> Result<()> {
+        let path = self.checkpoint_dir().join(format!("{seq:012}.dsse.json"));
+        match fsutil::write_new(&path, envelope)? {
+            Created::Yes => Ok(()),
+            Created::AlreadyExists => Err(Error::failed(format!("a checkpoint at event {seq} already exists at `{}`", path.display()))),
+        }
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let dir = self.checkpoint_dir();
+        let mut out = Vec::new();
+        for name in fsutil::list(&dir)? {
+            if let Some(seq) = name.strip_suffix(".dsse.json").and_then(|s| s.parse().ok()) {
+                out.push((seq, fsutil::read_opt(&dir.join(&name))?.unwrap_or_default()));
+            }
         }
         Ok(out)
     }

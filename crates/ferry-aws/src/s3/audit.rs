@@ -64,6 +64,25 @@ impl AuditLog for S3Audit {
         Ok(out)
     }
 
+    fn put_checkpoint(&self, seq: u64, envelope: &[u8]) -> Result<()> {
+        match self.bucket.put(&format!("audit-checkpoints/{seq:012}.dsse.json"), envelope.to_vec(), None)? {
+            Put::Done(_) => Ok(()),
+            Put::PreconditionFailed => Err(Error::failed(format!("a checkpoint at event {seq} already exists"))),
+        }
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for key in self.bucket.list("audit-checkpoints/")? {
+            if let Some(seq) =
+                key.strip_prefix("audit-checkpoints/").and_then(|n| n.strip_suffix(".dsse.json")).and_then(|n| n.parse().ok())
+            {
+                out.push((seq, self.bucket.get(&key)?.map(|(b, _)| b).unwrap_or_default()));
+            }
+        }
+        Ok(out)
+    }
+
     fn location(&self) -> String {
         self.bucket.url("audit/")
     }

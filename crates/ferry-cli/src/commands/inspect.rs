@@ -4,13 +4,14 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use ferry_core::approval::ApprovalState;
-use ferry_core::audit::{Event, verify_chain};
+use ferry_core::audit::{Event, verify_chain, verify_checkpoints};
 use ferry_core::ids::{Actor, ReleaseId};
+use ferry_core::keys::PublicKey;
 use ferry_core::ports::AuditLog;
 use ferry_local::Home;
 use serde_json::json;
 
-use super::{Ctx, load_pipeline, parse_id};
+use super::{Ctx, load_pipeline, parse_id, pinned_key};
 use crate::exit::Exit;
 use crate::output::{Failure, Report};
 
@@ -66,26 +67,39 @@ pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report,
     Ok(Report::ok(h, serde_json::to_value(&st).unwrap_or_default()))
 }
 
-/// The audit log to read: the pipeline's backend's, or the local one.
-fn audit_log(home: &Home, pipeline: Option<&Path>) -> Result<Box<dyn AuditLog>, Failure> {
+/// The audit log to read: the pipeline's backend's, or the local one; and the key that signs
+/// its checkpoints when a pipeline says which.
+fn audit_log(home: &Home, pipeline: Option<&Path>) -> Result<(Box<dyn AuditLog>, Option<PublicKey>), Failure> {
     match pipeline {
-        None => Ok(home.services().audit),
+        None => Ok((home.services().audit, None)),
         Some(path) => {
             let p = load_pipeline(path)?;
-            Ok(Ctx::connect(home, &p, "audit")?.into_services().audit)
+            let key = pinned_key(&p)?;
+            Ok((Ctx::connect(home, &p, "audit")?.into_services().audit, Some(key)))
         }
     }
 }
 
 pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Failure> {
-    let log = audit_log(home, pipeline)?;
+    let (log, key) = audit_log(home, pipeline)?;
     let entries = log.entries()?;
-    let report = verify_chain(&entries);
-    let json = serde_json::to_value(&report).unwrap_or_default();
+    let mut report = verify_chain(&entries);
+    let checkpoints = log.checkpoints()?;
+    if report.first_bad.is_none()
+        && let Some(key) = &key
+    {
+        report.first_bad = verify_checkpoints(&entries, &checkpoints, key);
+    }
+    let mut json = serde_json::to_value(&report).unwrap_or_default();
+    json["checkpoints"] = serde_json::json!({"count": checkpoints.len(), "verified": key.is_some()});
     match &report.first_bad {
         None => {
             let head = report.head.as_ref().map(ToString::to_string).unwrap_or_else(|| "(empty)".into());
-            Ok(Report::ok(format!("audit log at {} verified: {} events, head {head}\n", log.location(), report.events), json))
+            let cps = match key {
+                Some(_) => format!("{} signed checkpoints verified", checkpoints.len()),
+                None => format!("{} signed checkpoints not checked (pass --pipeline to check them with its pinned key)", checkpoints.len()),
+            };
+            Ok(Report::ok(format!("audit log at {} verified: {} events, head {head}; {cps}\n", log.location(), report.events), json))
         }
         Some(bad) => Ok(Report {
             human: format!("audit log at {} is NOT intact: first bad event is {}: {}\n", log.location(), bad.seq, bad.problem),
@@ -97,7 +111,7 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
 
 pub fn audit_show(home: &Home, release: Option<&str>, pipeline: Option<&Path>) -> Result<Report, Failure> {
     let only: Option<ReleaseId> = release.map(parse_id).transpose()?;
-    let log = audit_log(home, pipeline)?;
+    let (log, _) = audit_log(home, pipeline)?;
     let mut events = Vec::new();
     for (pos, bytes) in log.entries()? {
         let e: Event = serde_json::from_slice(&bytes)
