@@ -242,8 +242,10 @@ fn build_staging_prod_across_six_accounts_with_kms_signing_and_two_assumed_role_
     assert!(store_keys.contains(&format!("shop/artifacts/sha256/{digest}")), "{store_keys:?}");
     assert!(store_keys.contains(&format!("shop/releases/{id}/manifest.json")));
     let audit_keys = w.keys(SECURITY, "ferry-audit", &w.audit_bucket);
-    assert_eq!(audit_keys.len(), 3, "build, sign, store: {audit_keys:?}");
-    assert!(audit_keys.iter().all(|k| k.starts_with("shop/audit/")));
+    let events: Vec<&String> = audit_keys.iter().filter(|k| k.starts_with("shop/audit/")).collect();
+    assert_eq!(events.len(), 3, "build, sign, store: {audit_keys:?}");
+    assert_eq!(audit_keys.len(), 4, "and the KMS-signed checkpoint: {audit_keys:?}");
+    assert!(audit_keys.contains(&"shop/audit-checkpoints/000000000003.dsse.json".to_owned()), "{audit_keys:?}");
 
     // The KMS-signed envelope verifies with securesystemslib and in-toto from the exported key.
     let envelope = w.get(ARTIFACTS, "ferry-artifacts", &w.store_bucket, &format!("shop/releases/{id}/provenance.dsse.json"));
@@ -280,6 +282,7 @@ fn build_staging_prod_across_six_accounts_with_kms_signing_and_two_assumed_role_
     // The audit log verifies from the security account's bucket alone, and says who did what.
     let verified = w.ferry(&ci, &["audit", "verify", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
     assert!(verified["events"].as_u64().unwrap() > 20);
+    assert_eq!(verified["checkpoints"], serde_json::json!({"count": 1, "verified": true}));
     let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
     let approvers: Vec<&str> =
         shown["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "approved").map(|e| e["actor"].as_str().unwrap()).collect();
