@@ -123,7 +123,7 @@ pub trait AuditLog {
 }
 
 /// A shell command to run (build command, command gate, command deploy action).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CommandSpec {
     pub run: String,
     pub dir: PathBuf,
@@ -136,6 +136,20 @@ pub struct CommandSpec {
     pub target: Option<Target>,
     /// Inherited variables to remove before running.
     pub clear_env: Vec<String>,
+}
+
+/// Shows variable names only: the environment may hold a role's credentials.
+impl std::fmt::Debug for CommandSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandSpec")
+            .field("run", &self.run)
+            .field("dir", &self.dir)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("label", &self.label)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a command acts, and the session it acts under (named after pipeline, release, stage).
