@@ -209,3 +209,13 @@ fn bootstrap_fills_every_required_template_parameter_and_only_declared_ones() {
         assert!(members.contains(role), "orchestrator may assume {role}: {members}");
     }
 }
+
+#[test]
+fn guardrails_are_enforced_with_positions() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    std::fs::copy(repo_root().join("tests/e2e/guardrails.yaml"), p.path("guarded.yaml")).unwrap();
+    let r = p.ferry("dev", &["validate", "guarded.yaml"]).expect(2);
+    insta::assert_snapshot!("validate_guardrails", r.stderr);
+    // Every command that reads the pipeline enforces them too.
+    p.ferry("dev", &["plan", "guarded.yaml"]).expect(2);
+}

@@ -214,6 +214,8 @@ impl Promotion<'_> {
         if let Some(root) = &self.svc.account_root {
             env.insert("FERRY_ACCOUNT_DIR".into(), root.join(self.stage.account.as_str()).display().to_string());
         }
+        let tags = self.pipeline.tags_for(self.stage, &self.req.release);
+        env.insert("FERRY_TAGS".into(), serde_json::to_string(&tags).unwrap_or_default());
         if let Some(region) = &self.stage.region {
             env.insert("FERRY_REGION".into(), region.to_string());
         }

@@ -14,6 +14,16 @@ pub const TOP: Keys = &[
     ("stages", "Stages in promotion order."),
     ("audit", "Where the audit log is kept."),
     ("aws", "Settings of the aws backend: region, entry role, the central store."),
+    ("tags", "Cost-allocation tags every deployed thing carries (with ferry:pipeline, ferry:release, ferry:stage)."),
+    ("policy", "Guardrails: allowed regions, the management account, required tags, protected stages."),
+];
+
+pub const POLICY: Keys = &[
+    ("allowed_regions", "Regions stages and the store may use."),
+    ("management_account", "The organization's management account id; no stage or build may target it."),
+    ("required_tags", "Tag keys every stage must carry (pipeline tags and stage tags together)."),
+    ("protected_stages", "Prod-class stages: they must require approvals."),
+    ("allow_rollback_without_approval", "Let `ferry rollback` skip approvals (default false)."),
 ];
 
 pub const SIGNING: Keys = &[
@@ -48,6 +58,7 @@ pub const STAGE: Keys = &[
     ("approval", "Approvals needed before deploying."),
     ("gates", "Checks that must pass before deploying."),
     ("deploy", "Deploy actions, run in order."),
+    ("tags", "Tags of this stage, added to the pipeline's."),
 ];
 
 pub const APPROVAL: Keys = &[

@@ -3,6 +3,7 @@
 //! a file becomes a `Pipeline` and `schema` for the JSON Schema of the format.
 
 mod aws;
+mod guardrails;
 mod keys;
 mod parse;
 mod reader;
@@ -31,6 +32,19 @@ pub struct Pipeline {
     pub audit: Audit,
     /// Present when `backend: aws`.
     pub aws: Option<AwsSettings>,
+    /// Cost-allocation tags of everything deployed.
+    pub tags: BTreeMap<String, String>,
+    pub policy: Policy,
+}
+
+/// Guardrails, checked by `ferry validate` and so on every command that loads the pipeline.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Policy {
+    pub allowed_regions: Vec<Region>,
+    pub management_account: Option<AccountId>,
+    pub required_tags: Vec<String>,
+    pub protected_stages: Vec<StageName>,
+    pub allow_rollback_without_approval: bool,
 }
 
 /// Where the aws backend keeps things and which roles it assumes.
@@ -130,6 +144,7 @@ pub struct Stage {
     pub approval: Option<ApprovalPolicy>,
     pub gates: Vec<Gate>,
     pub deploy: Vec<Action>,
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -201,6 +216,16 @@ impl Pipeline {
     /// The directory relative paths in the pipeline are resolved against.
     pub fn dir(&self) -> &Path {
         self.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    }
+
+    /// The tags of what `stage` deploys: the pipeline's, the stage's, and ferry's own.
+    pub fn tags_for(&self, stage: &Stage, release: &crate::ids::ReleaseId) -> BTreeMap<String, String> {
+        let mut tags = self.tags.clone();
+        tags.extend(stage.tags.clone());
+        tags.insert("ferry:pipeline".into(), self.name.to_string());
+        tags.insert("ferry:release".into(), release.to_string());
+        tags.insert("ferry:stage".into(), stage.name.to_string());
+        tags
     }
 
     pub fn public_key_path(&self) -> PathBuf {

@@ -64,7 +64,10 @@ impl Cx {
         let (accounts, declared) = self.accounts(f.get("accounts"));
         let signing = self.required(&f, "signing").and_then(|n| self.signing(n));
         let build = self.required(&f, "build").and_then(|n| self.build(n, &accounts, &declared));
-        let stages = self.required(&f, "stages").map(|n| self.stages(n, &accounts, &declared)).unwrap_or_default();
+        let tags = self.tags(f.get("tags"), "tags");
+        let policy = f.get("policy").and_then(|n| self.policy(n, &accounts)).unwrap_or_default();
+        let (stages, stage_nodes) = self.required(&f, "stages").map(|n| self.stages(n, &accounts, &declared)).unwrap_or_default();
+        self.guardrails(&policy, &tags, &stages, &stage_nodes, f.get("build"), build.as_ref(), f.get("aws"), f.get("policy"));
         let audit_fields = f.get("audit").and_then(|n| self.fields(n, "audit", keys::AUDIT));
         let audit = Audit {
             account_alias: audit_fields
@@ -92,6 +95,8 @@ impl Cx {
             stages,
             audit,
             aws: aws?,
+            tags,
+            policy,
         })
     }
 
@@ -207,7 +212,7 @@ impl Cx {
         Some(Build { account_alias, account, role, command, working_dir: PathBuf::from(working_dir), env, artifacts })
     }
 
-    fn stages(&mut self, node: &Node, accounts: &BTreeMap<String, AccountId>, declared: &[String]) -> Vec<Stage> {
+    fn stages<'a>(&mut self, node: &'a Node, accounts: &BTreeMap<String, AccountId>, declared: &[String]) -> (Vec<Stage>, Vec<&'a Node>) {
         let items = self.seq(node, "stages");
         if items.is_empty() && matches!(node.kind, Kind::Seq(_)) {
             self.error(node, "stages", "a pipeline needs at least one stage".into(), None);
@@ -224,6 +229,7 @@ impl Cx {
             })
             .collect();
         let mut stages = Vec::new();
+        let mut stage_nodes = Vec::new();
         let mut edges: Vec<(usize, usize, &Node)> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("stages[{i}]");
@@ -282,12 +288,14 @@ impl Cx {
                 Some(n) => self.actions(n, &f.path("deploy")),
                 None => Vec::new(),
             };
+            let tags = self.tags(f.get("tags"), &f.path("tags"));
             if let (Some(name), Some((account_alias, account))) = (name, account) {
-                stages.push(Stage { name, account_alias, account, role, region, requires, approval, gates, deploy });
+                stages.push(Stage { name, account_alias, account, role, region, requires, approval, gates, deploy, tags });
+                stage_nodes.push(item);
             }
         }
         self.order(&names, &edges);
-        stages
+        (stages, stage_nodes)
     }
 
     /// Reports stages that require themselves or a later stage, and any dependency cycle.

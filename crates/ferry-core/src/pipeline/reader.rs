@@ -134,7 +134,13 @@ impl Cx {
         }
     }
 
-    pub(super) fn env(&mut self, node: Option<&Node>, field: &str) -> BTreeMap<String, String> {
+    /// A mapping of strings to strings; `valid_key` says why a key is bad, if it is.
+    pub(super) fn string_map(
+        &mut self,
+        node: Option<&Node>,
+        field: &str,
+        valid_key: fn(&str) -> Option<(String, String)>,
+    ) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         let Some(node) = node else { return out };
         let Kind::Map(entries) = &node.kind else {
@@ -144,17 +150,23 @@ impl Cx {
         for (k, v) in entries {
             let Some(name) = self.string(k, field) else { continue };
             let path = format!("{field}.{name}");
-            if name.is_empty()
-                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                || name.starts_with(|c: char| c.is_ascii_digit())
-            {
-                self.error(k, &path, format!("invalid environment variable name `{name}`"), Some("use letters, digits and `_`".into()));
+            if let Some((message, hint)) = valid_key(&name) {
+                self.error(k, &path, message, Some(hint));
             }
             if let Some(value) = self.string(v, &path) {
                 out.insert(name, value);
             }
         }
         out
+    }
+
+    pub(super) fn env(&mut self, node: Option<&Node>, field: &str) -> BTreeMap<String, String> {
+        self.string_map(node, field, |name| {
+            let ok = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            (!ok).then(|| (format!("invalid environment variable name `{name}`"), "use letters, digits and `_`".to_owned()))
+        })
     }
 
     pub(super) fn account_ref(

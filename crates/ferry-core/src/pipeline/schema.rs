@@ -21,6 +21,10 @@ fn duration() -> Value {
     json!({"type": "string", "pattern": "^[0-9]+\\s*[a-z]+(\\s*[0-9]+\\s*[a-z]+)*$"})
 }
 
+fn tags() -> Value {
+    json!({"type": "object", "propertyNames": {"not": {"pattern": "^(aws|ferry):"}}, "additionalProperties": {"type": "string", "maxLength": 256}})
+}
+
 fn env() -> Value {
     json!({"type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}, "additionalProperties": {"type": "string"}})
 }
@@ -60,6 +64,7 @@ pub fn pipeline_schema() -> Value {
             ("approval", approval),
             ("gates", json!({"type": "array", "items": gate})),
             ("deploy", json!({"type": "array", "items": action})),
+            ("tags", tags()),
         ],
         &["name", "account"],
     );
@@ -89,6 +94,20 @@ pub fn pipeline_schema() -> Value {
             ),
             ("stages", json!({"type": "array", "minItems": 1, "items": stage})),
             ("audit", object(keys::AUDIT, &[], &[])),
+            ("tags", tags()),
+            (
+                "policy",
+                object(
+                    keys::POLICY,
+                    &[
+                        ("allowed_regions", json!({"type": "array", "items": {"type": "string"}})),
+                        ("required_tags", json!({"type": "array", "items": {"type": "string"}})),
+                        ("protected_stages", json!({"type": "array", "items": {"type": "string", "pattern": NAME}})),
+                        ("allow_rollback_without_approval", json!({"type": "boolean"})),
+                    ],
+                    &[],
+                ),
+            ),
             (
                 "aws",
                 object(

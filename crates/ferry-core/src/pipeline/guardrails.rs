@@ -1,0 +1,184 @@
+//! Guardrails: what a pipeline may not do, whatever else it says. Allowed regions, never the
+//! management account, required cost-allocation tags on every stage, and approvals on
+//! protected (prod-class) stages. Checked when the pipeline is read, so `ferry validate`,
+//! `ferry plan` and every promotion enforce them alike, with line and column.
+
+use std::collections::BTreeMap;
+
+use super::keys;
+use super::reader::Cx;
+use super::{Build, Policy, Stage};
+use crate::ids::{AccountId, Region, StageName};
+use crate::yaml::{Kind, Node};
+
+/// The node of `key` in a mapping node, if present.
+fn child<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+    match &node.kind {
+        Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+fn valid_tag_key(k: &str) -> bool {
+    !k.is_empty() && k.len() <= 128 && !k.starts_with("aws:") && k.chars().all(|c| c.is_alphanumeric() || " _.:/=+-@".contains(c))
+}
+
+impl Cx {
+    pub(super) fn tags(&mut self, node: Option<&Node>, field: &str) -> BTreeMap<String, String> {
+        let tags = self.string_map(node, field, |key| {
+            (!valid_tag_key(key) || key.starts_with("ferry:")).then(|| {
+                (
+                    format!("invalid tag key `{key}`"),
+                    "1-128 letters, digits, spaces and `_.:/=+-@`; `aws:` and `ferry:` are reserved".to_owned(),
+                )
+            })
+        });
+        if let Some(Kind::Map(entries)) = node.map(|n| &n.kind) {
+            for (k, v) in entries {
+                if v.as_scalar().is_some_and(|value| value.chars().count() > 256) {
+                    self.error(
+                        v,
+                        &format!("{field}.{}", k.as_scalar().unwrap_or_default()),
+                        "a tag value has at most 256 characters".into(),
+                        None,
+                    );
+                }
+            }
+        }
+        tags
+    }
+
+    pub(super) fn policy(&mut self, node: &Node, accounts: &BTreeMap<String, AccountId>) -> Option<Policy> {
+        let f = self.fields(node, "policy", keys::POLICY)?;
+        let mut p = Policy::default();
+        if let Some(list) = f.get("allowed_regions") {
+            for (i, r) in self.seq(list, "policy.allowed_regions").iter().enumerate() {
+                if let Some(region) = self.parsed::<Region>(r, &format!("policy.allowed_regions[{i}]")) {
+                    p.allowed_regions.push(region);
+                }
+            }
+        }
+        if let Some(n) = f.get("management_account") {
+            // An id, or an alias declared under `accounts:`.
+            let raw = n.as_scalar().unwrap_or_default();
+            p.management_account = match accounts.get(raw) {
+                Some(id) => Some(id.clone()),
+                None => self.parsed::<AccountId>(n, "policy.management_account"),
+            };
+        }
+        if let Some(list) = f.get("required_tags") {
+            for (i, t) in self.seq(list, "policy.required_tags").iter().enumerate() {
+                if let Some(key) = self.string(t, &format!("policy.required_tags[{i}]")) {
+                    p.required_tags.push(key);
+                }
+            }
+        }
+        if let Some(list) = f.get("protected_stages") {
+            for (i, s) in self.seq(list, "policy.protected_stages").iter().enumerate() {
+                if let Some(stage) = self.parsed::<StageName>(s, &format!("policy.protected_stages[{i}]")) {
+                    p.protected_stages.push(stage);
+                }
+            }
+        }
+        if let Some(n) = f.get("allow_rollback_without_approval") {
+            p.allow_rollback_without_approval = self.bool(n, "policy.allow_rollback_without_approval").unwrap_or(false);
+        }
+        Some(p)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn guardrails(
+        &mut self,
+        policy: &Policy,
+        tags: &BTreeMap<String, String>,
+        stages: &[Stage],
+        nodes: &[&Node],
+        build_node: Option<&Node>,
+        build: Option<&Build>,
+        aws_node: Option<&Node>,
+        policy_node: Option<&Node>,
+    ) {
+        let regions: Vec<&str> = policy.allowed_regions.iter().map(Region::as_str).collect();
+        let region_hint = || Some(format!("allowed regions: {}", regions.join(", ")));
+        if let (Some(mgmt), Some(b), Some(n)) = (&policy.management_account, build, build_node)
+            && &b.account == mgmt
+        {
+            let at = child(n, "account").unwrap_or(n);
+            self.error(at, "build.account", format!("the build may not run in the management account `{mgmt}`"), None);
+        }
+        if !regions.is_empty()
+            && let Some(r) = aws_node.and_then(|n| child(n, "region"))
+            && let Some(name) = r.as_scalar()
+            && !regions.contains(&name)
+        {
+            self.error(r, "aws.region", format!("region `{name}` is not allowed by the policy"), region_hint());
+        }
+        if let Some(Kind::Seq(listed)) = policy_node.and_then(|n| child(n, "protected_stages")).map(|n| &n.kind) {
+            for (i, n) in listed.iter().enumerate() {
+                if let Some(name) = n.as_scalar()
+                    && !stages.iter().any(|s| s.name.as_str() == name)
+                {
+                    let hint = stages.iter().map(|s| s.name.to_string()).collect::<Vec<_>>().join(", ");
+                    self.error(
+                        n,
+                        &format!("policy.protected_stages[{i}]"),
+                        format!("protected stage `{name}` is not a stage of this pipeline"),
+                        Some(format!("stages: {hint}")),
+                    );
+                }
+            }
+        }
+        for (i, (stage, node)) in stages.iter().zip(nodes).enumerate() {
+            let path = format!("stages[{i}]");
+            if !regions.is_empty() {
+                match (&stage.region, child(node, "region")) {
+                    (Some(r), Some(n)) if !regions.contains(&r.as_str()) => {
+                        self.error(n, &format!("{path}.region"), format!("region `{r}` is not allowed by the policy"), region_hint());
+                    }
+                    (None, _) => self.error(
+                        node,
+                        &format!("{path}.region"),
+                        format!("stage `{}` must name its region: the policy restricts regions", stage.name),
+                        region_hint(),
+                    ),
+                    _ => {}
+                }
+            }
+            if policy.management_account.as_ref() == Some(&stage.account) {
+                let at = child(node, "account").unwrap_or(node);
+                self.error(
+                    at,
+                    &format!("{path}.account"),
+                    format!("stage `{}` may not deploy into the management account `{}`", stage.name, stage.account),
+                    None,
+                );
+            }
+            if policy.protected_stages.contains(&stage.name) && stage.approval.is_none() {
+                self.error(
+                    node,
+                    &format!("{path}.approval"),
+                    format!("stage `{}` is protected by the policy and must require approvals", stage.name),
+                    Some("add `approval: {required: 2, approvers: [...]}`".into()),
+                );
+            }
+            let missing: Vec<&str> = policy
+                .required_tags
+                .iter()
+                .filter(|k| !tags.contains_key(*k) && !stage.tags.contains_key(*k))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                self.error(
+                    node,
+                    &format!("{path}.tags"),
+                    format!(
+                        "stage `{}` lacks the required tag(s) {}",
+                        stage.name,
+                        missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                    Some("set them under the pipeline's or the stage's `tags:`".into()),
+                );
+            }
+        }
+    }
+}
