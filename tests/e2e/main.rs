@@ -10,5 +10,6 @@ mod build_verify;
 mod conformance;
 mod locks;
 mod quickstart;
+mod rollback;
 mod support;
 mod validate;

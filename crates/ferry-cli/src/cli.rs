@@ -76,6 +76,17 @@ pub enum Command {
         #[command(flatten)]
         opts: PromoteOpts,
     },
+    /// Re-promote the previous (or named) release that once succeeded in a stage.
+    Rollback {
+        pipeline: PathBuf,
+        #[arg(long)]
+        stage: String,
+        /// The release to restore (default: the last one that succeeded before the latest attempt).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        opts: PromoteOpts,
+    },
     /// Approve a release for a stage.
     Approve(Decide),
     /// Reject a release for a stage (final for that release and stage).

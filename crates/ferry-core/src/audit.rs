@@ -39,6 +39,7 @@ pub enum EventKind {
     DeployInterrupted,
     PromotionSucceeded,
     PromotionFailed,
+    RollbackStarted,
 }
 
 /// An event before the log gives it a place in the chain.

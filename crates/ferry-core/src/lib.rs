@@ -19,6 +19,7 @@ pub mod plan;
 pub mod ports;
 pub mod promote;
 pub mod release;
+pub mod rollback;
 pub mod state;
 pub mod status;
 pub mod yaml;

@@ -32,6 +32,8 @@ pub struct Request {
     pub wait: Option<Duration>,
     /// How long a lock is valid before others may consider it abandoned.
     pub lease: Duration,
+    /// A rollback: approvals are waived when the pipeline's policy allows rollback without them.
+    pub rollback: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,6 +165,13 @@ impl Promotion<'_> {
 
     fn check_approvals(&self, record: &StageRecord) -> Result<Option<Outcome>> {
         let Some(policy) = &self.stage.approval else { return Ok(None) };
+        if self.req.rollback && self.pipeline.policy.allow_rollback_without_approval {
+            self.audit(
+                EventKind::GatePassed,
+                json!({"gate": "approval", "waived": "rollback without approval is allowed by the pipeline's policy"}),
+            )?;
+            return Ok(None);
+        }
         let parties = Parties { builder: Some(self.verified.manifest.builder.actor.clone()), requester: Some(record.requested_by.clone()) };
         let records = self.svc.state.approvals(&self.pipeline.name, &self.req.release, &self.stage.name)?;
         match approval::evaluate(Some(policy), &records, &self.req.release, &self.stage.name, &parties, Timestamp::now()) {
@@ -375,6 +384,7 @@ impl Promotion<'_> {
         self.update(|r| {
             r.status = StageStatus::Succeeded;
             r.message = None;
+            r.succeeded_at = Some(Timestamp::now());
         })?;
         self.audit(
             EventKind::PromotionSucceeded,

@@ -54,6 +54,10 @@ pub struct StageRecord {
     pub actions: Vec<ActionProgress>,
     pub updated_at: Timestamp,
     pub message: Option<String>,
+    /// When the release last succeeded in this stage; kept when a later request (a redeploy,
+    /// a rollback awaiting approval) changes `status`.
+    #[serde(default)]
+    pub succeeded_at: Option<Timestamp>,
 }
 
 /// Which stored version of a record was read: a revision number on the local backend, an
@@ -83,6 +87,7 @@ impl StageRecord {
             actions: Vec::new(),
             updated_at: now,
             message: None,
+            succeeded_at: None,
         }
     }
 

@@ -36,6 +36,7 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Build { pipeline } => release::build(&home, pipeline),
         Command::Promote { pipeline, release, to, opts } => release::promote(&home, pipeline, release, to, opts),
         Command::Run { pipeline, opts } => release::run(&home, pipeline, opts),
+        Command::Rollback { pipeline, stage, to, opts } => release::rollback(&home, pipeline, stage, to.as_deref(), opts),
         Command::Verify { pipeline, release } => release::verify(&home, pipeline, release),
         Command::Unlock { pipeline, stage } => release::unlock(&home, pipeline, stage),
         Command::Approve(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Approve),

@@ -66,6 +66,7 @@ pub fn build(home: &Home, path: &Path) -> Result<Report, Failure> {
 
 fn request(release: &ReleaseId, stage: &StageName, actor: &Actor, opts: &PromoteOpts) -> Request {
     Request {
+        rollback: false,
         release: release.clone(),
         stage: stage.clone(),
         actor: actor.clone(),
@@ -120,6 +121,20 @@ pub fn promote(home: &Home, path: &Path, release: &str, to: &str, opts: &Promote
     let ctx = Ctx::connect(home, &p, "promote")?;
     let o = promote::promote(ctx.svc(), &p, &pinned, &request(&release, &stage, &ctx.actor, opts))?;
     Ok(Report { human: outcome_text(&o), json: serde_json::to_value(&o).unwrap_or_default(), exit: outcome_exit(&o) })
+}
+
+pub fn rollback(home: &Home, path: &Path, stage: &str, to: Option<&str>, opts: &PromoteOpts) -> Result<Report, Failure> {
+    let p = load_pipeline(path)?;
+    let stage: StageName = parse_id(stage)?;
+    let to: Option<ReleaseId> = to.map(parse_id).transpose()?;
+    let pinned = pinned_key(&p)?;
+    let ctx = Ctx::connect(home, &p, "rollback")?;
+    let req =
+        ferry_core::rollback::RollbackRequest { stage: stage.clone(), to, actor: ctx.actor.clone(), wait: opts.wait, lease: opts.lease };
+    let r = ferry_core::rollback::rollback(ctx.svc(), &p, &pinned, &req)?;
+    let from = r.from.as_ref().map_or("(nothing)".to_owned(), ToString::to_string);
+    let human = format!("rolling `{stage}` back from {from} to {}\n{}", r.to, outcome_text(&r.outcome));
+    Ok(Report { human, json: serde_json::to_value(&r).unwrap_or_default(), exit: outcome_exit(&r.outcome) })
 }
 
 pub fn run(home: &Home, path: &Path, opts: &PromoteOpts) -> Result<Report, Failure> {

@@ -1,0 +1,115 @@
+//! Rolling a stage back: choose the release to restore (the named one, or the last one that
+//! succeeded there before the latest attempt), audit the decision, and promote it again with
+//! full verification. Approvals apply unless the pipeline's policy waives them for rollbacks.
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit::{Draft, EventKind};
+use crate::error::{Error, Result};
+use crate::ids::{ReleaseId, StageName};
+use crate::keys::PublicKey;
+use crate::pipeline::Pipeline;
+use crate::ports::Services;
+use crate::promote::{self, Outcome, Request};
+use crate::state::{StageRecord, StageStatus};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rollback {
+    /// The release of the latest attempt in the stage (what is being rolled back).
+    pub from: Option<ReleaseId>,
+    pub to: ReleaseId,
+    pub outcome: Outcome,
+}
+
+/// The release to restore in `stage`: `to` if it once succeeded there, else the most recent
+/// success other than the release of the latest deploy attempt (a request still awaiting
+/// approval or rejected is not an attempt).
+pub fn target(records: &[StageRecord], stage: &StageName, to: Option<&ReleaseId>) -> Result<(Option<ReleaseId>, ReleaseId)> {
+    let in_stage: Vec<&StageRecord> = records.iter().filter(|r| &r.stage == stage).collect();
+    let latest = in_stage
+        .iter()
+        .filter(|r| !matches!(r.status, StageStatus::AwaitingApproval | StageStatus::Rejected))
+        .max_by_key(|r| r.updated_at)
+        .map(|r| r.release.clone());
+    let mut succeeded: Vec<&&StageRecord> = in_stage.iter().filter(|r| r.succeeded_at.is_some()).collect();
+    succeeded.sort_by_key(|r| r.succeeded_at);
+    let chosen = match to {
+        Some(id) => succeeded.iter().find(|r| &r.release == id).map(|r| r.release.clone()).ok_or_else(|| {
+            Error::invalid(format!("release `{id}` never succeeded in stage `{stage}`, so it cannot be rolled back to"))
+                .hint("`ferry status PIPELINE` shows where each release succeeded")
+        })?,
+        None => succeeded
+            .iter()
+            .rev()
+            .find(|r| Some(&r.release) != latest.as_ref())
+            .map(|r| r.release.clone())
+            .ok_or_else(|| Error::failed(format!("stage `{stage}` has no earlier successful release to roll back to")))?,
+    };
+    Ok((latest, chosen))
+}
+
+/// What to roll back, and how to promote the release chosen.
+#[derive(Debug, Clone)]
+pub struct RollbackRequest {
+    pub stage: StageName,
+    /// The release to restore; the previous good one when `None`.
+    pub to: Option<ReleaseId>,
+    pub actor: crate::ids::Actor,
+    pub wait: Option<std::time::Duration>,
+    pub lease: std::time::Duration,
+}
+
+/// Rolls `req.stage` back to `req.to` (or the previous good release), as `req.actor`.
+pub fn rollback(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &RollbackRequest) -> Result<Rollback> {
+    let records = svc.state.list_stages(&pipeline.name)?;
+    let (from, chosen) = target(&records, &req.stage, req.to.as_ref())?;
+    let reason = if req.to.is_some() { "named release" } else { "previous successful release" };
+    let d = Draft::new(EventKind::RollbackStarted, &req.actor, &pipeline.name)
+        .release(&chosen)
+        .stage(&req.stage)
+        .details(json!({"from": from, "to": chosen, "choice": reason}));
+    svc.audit.append(d)?;
+    let promote = Request {
+        release: chosen.clone(),
+        stage: req.stage.clone(),
+        actor: req.actor.clone(),
+        redeploy: true,
+        wait: req.wait,
+        lease: req.lease,
+        rollback: true,
+    };
+    let outcome = promote::promote(svc, pipeline, pinned, &promote)?;
+    Ok(Rollback { from, to: chosen, outcome })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+
+    fn rec(release: &str, status: StageStatus, at: i64) -> StageRecord {
+        let id = ReleaseId::for_manifest(&crate::ids::Sha256Digest::of(release.as_bytes()));
+        let mut r = StageRecord::new(&"p".parse().unwrap(), &id, &"prod".parse().unwrap(), &"a".parse().unwrap());
+        r.status = status;
+        r.updated_at = Timestamp::now().plus(std::time::Duration::from_secs(at as u64));
+        r.succeeded_at = (status == StageStatus::Succeeded).then_some(r.updated_at);
+        r
+    }
+
+    #[test]
+    fn the_previous_success_is_chosen_whether_the_latest_succeeded_or_failed() {
+        let prod: StageName = "prod".parse().unwrap();
+        let (a, b) = (rec("a", StageStatus::Succeeded, 1), rec("b", StageStatus::Succeeded, 2));
+        assert_eq!(target(&[a.clone(), b.clone()], &prod, None).unwrap(), (Some(b.release.clone()), a.release.clone()));
+        let failed = rec("b", StageStatus::Failed, 2);
+        assert_eq!(target(&[a.clone(), failed.clone()], &prod, None).unwrap().1, a.release);
+        assert!(target(&[a.clone()], &prod, None).is_err(), "nothing earlier than the only release");
+        assert!(target(&[a.clone(), failed.clone()], &prod, Some(&failed.release)).is_err(), "never succeeded");
+        // A rollback to A that waits for approval is not the latest attempt: B still is.
+        let mut pending_a = a.clone();
+        pending_a.status = StageStatus::AwaitingApproval;
+        pending_a.updated_at = b.updated_at.plus(std::time::Duration::from_secs(5));
+        assert_eq!(target(&[pending_a, b.clone()], &prod, None).unwrap(), (Some(b.release), a.release));
+    }
+}
