@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(target(&[a.clone(), b.clone()], &prod, None).unwrap(), (Some(b.release.clone()), a.release.clone()));
         let failed = rec("b", StageStatus::Failed, 2);
         assert_eq!(target(&[a.clone(), failed.clone()], &prod, None).unwrap().1, a.release);
-        assert!(target(&[a.clone()], &prod, None).is_err(), "nothing earlier than the only release");
+        assert!(target(std::slice::from_ref(&a), &prod, None).is_err(), "nothing earlier than the only release");
         assert!(target(&[a.clone(), failed.clone()], &prod, Some(&failed.release)).is_err(), "never succeeded");
         // A rollback to A that waits for approval is not the latest attempt: B still is.
         let mut pending_a = a.clone();
