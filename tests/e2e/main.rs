@@ -8,6 +8,7 @@ mod audit;
 mod aws;
 mod build_verify;
 mod conformance;
+mod gates;
 mod locks;
 mod quickstart;
 mod rollback;

@@ -19,6 +19,10 @@ impl Timestamp {
     pub fn parse(s: &str) -> Option<Self> {
         OffsetDateTime::parse(s, &Rfc3339).ok().map(|t| Self(t.to_offset(time::UtcOffset::UTC)))
     }
+    pub fn from_unix(seconds: i64) -> Self {
+        Self(OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH))
+    }
+
     #[must_use]
     pub fn plus(self, d: Duration) -> Self {
         Self(self.0 + d)

@@ -22,6 +22,7 @@ pub mod release;
 pub mod rollback;
 pub mod state;
 pub mod status;
+pub mod window;
 pub mod yaml;
 
 pub use error::{Error, ErrorKind, Result};

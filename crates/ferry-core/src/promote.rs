@@ -15,7 +15,7 @@ use crate::clock::{Timestamp, human};
 use crate::error::{Error, Result};
 use crate::ids::{Actor, ReleaseId, StageName};
 use crate::keys::PublicKey;
-use crate::pipeline::{Action, Gate, Pipeline, Stage};
+use crate::pipeline::{Action, Gate, OnFailure, Pipeline, Stage, When, Window};
 use crate::ports::{Acquired, CommandSpec, LockInfo, Services, Target, Written};
 use crate::release::{self, Verified};
 use crate::state::{ActionProgress, ActionStatus, StageRecord, StageStatus, Versioned};
@@ -58,6 +58,21 @@ pub enum Outcome {
         excluded: Vec<Actor>,
         approve_command: String,
     },
+    /// Outside the stage's deployment window, or during a freeze.
+    Blocked {
+        release: ReleaseId,
+        stage: StageName,
+        reason: String,
+        next_allowed: Option<Timestamp>,
+    },
+    /// Deployed, but a post-deploy gate failed; with `on_failure: rollback` the previous good
+    /// release was promoted again (`rollback`).
+    PostDeployGateFailed {
+        release: ReleaseId,
+        stage: StageName,
+        gate: String,
+        rollback: Option<Box<crate::rollback::Rollback>>,
+    },
 }
 
 /// The exact command that approves `release` for `stage`.
@@ -77,7 +92,25 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
     })?;
     let verified = release::verify_audited(svc, pipeline, &req.release, pinned, &req.actor, &format!("promote to {}", stage.name))?;
     let p = Promotion { svc, pipeline, stage, req, verified: &verified };
-    p.run()
+    let outcome = p.run()?;
+    // An automatic rollback runs once the failed promotion has released its lock.
+    if let Outcome::PostDeployGateFailed { release, stage: name, gate, rollback: None } = &outcome
+        && stage.on_failure == OnFailure::Rollback
+        && !req.rollback
+    {
+        tracing::warn!("a post-deploy gate of `{name}` failed; rolling back automatically");
+        let back =
+            crate::rollback::RollbackRequest { stage: name.clone(), to: None, actor: req.actor.clone(), wait: req.wait, lease: req.lease };
+        let why = format!("automatic: post-deploy gate `{gate}` failed for {release}");
+        let rolled = crate::rollback::rollback_because(svc, pipeline, pinned, &back, &why)?;
+        return Ok(Outcome::PostDeployGateFailed {
+            release: release.clone(),
+            stage: name.clone(),
+            gate: gate.clone(),
+            rollback: Some(Box::new(rolled)),
+        });
+    }
+    Ok(outcome)
 }
 
 struct Promotion<'a> {
@@ -132,7 +165,10 @@ impl Promotion<'_> {
         if let Some(waiting) = self.check_approvals(&record)? {
             return Ok(waiting);
         }
-        self.run_gates()?;
+        if let Some(blocked) = self.check_windows()? {
+            return Ok(blocked);
+        }
+        self.run_gates(When::Before)?;
         let (lock, previous) = self.lock()?;
         let result = self.deploy_locked(&lock, previous.as_ref());
         let released = self.svc.locks.release(&lock);
@@ -247,9 +283,40 @@ impl Promotion<'_> {
         }
     }
 
-    fn run_gates(&self) -> Result<()> {
+    /// The stage's windows, and the organization's freezes unless the stage opts out.
+    fn check_windows(&self) -> Result<Option<Outcome>> {
+        let org = match (&self.pipeline.policy.freeze_file, self.stage.ignore_org_freeze) {
+            (Some(file), false) => crate::pipeline::load_freeze_file(&self.pipeline.dir().join(file)).map_err(|d| {
+                Error::invalid(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")).hint("fix the organization's freeze file")
+            })?,
+            _ => Vec::new(),
+        };
+        let always = Window { timezone: "UTC".into(), days: Vec::new(), hours: None, freezes: Vec::new() };
+        let mut windows: Vec<&Window> =
+            self.stage.gates.iter().filter_map(|g| if let Gate::Window(w) = g { Some(w) } else { None }).collect();
+        if windows.is_empty() && !org.is_empty() {
+            windows.push(&always);
+        }
+        for w in windows {
+            if let Some(closed) = crate::window::check(w, &org, Timestamp::now())? {
+                let details =
+                    json!({"gate": "window", "window": w.describe(), "reason": closed.reason, "next_allowed": closed.next_allowed});
+                self.audit(EventKind::GateFailed, details)?;
+                let (release, stage) = (self.req.release.clone(), self.stage.name.clone());
+                return Ok(Some(Outcome::Blocked { release, stage, reason: closed.reason, next_allowed: closed.next_allowed }));
+            }
+            self.audit(EventKind::GatePassed, json!({"gate": "window", "window": w.describe()}))?;
+        }
+        Ok(None)
+    }
+
+    /// Runs the command gates of one phase; the first failure fails the promotion.
+    fn run_gates(&self, phase: When) -> Result<()> {
         for (i, gate) in self.stage.gates.iter().enumerate() {
-            let Gate::Command { run, timeout } = gate;
+            let Gate::Command { run, timeout, when } = gate else { continue };
+            if *when != phase {
+                continue;
+            }
             let spec = CommandSpec {
                 run: run.clone(),
                 dir: self.pipeline.dir().to_owned(),
@@ -260,7 +327,7 @@ impl Promotion<'_> {
                 clear_env: Vec::new(),
             };
             let out = self.svc.exec.run(&spec)?;
-            let details = json!({"gate": gate.summary(), "index": i, "exit_code": out.exit_code, "timed_out": out.timed_out});
+            let details = json!({"gate": gate.summary(), "index": i, "when": when, "exit_code": out.exit_code, "timed_out": out.timed_out});
             if out.success {
                 self.audit(EventKind::GatePassed, details)?;
             } else {
@@ -269,12 +336,8 @@ impl Promotion<'_> {
                     r.status = StageStatus::Failed;
                     r.message = Some(format!("gate {i} failed"));
                 })?;
-                return Err(Error::failed(format!(
-                    "gate `{}` of stage `{}` failed (exit code {})",
-                    gate.summary(),
-                    self.stage.name,
-                    out.exit_code.map_or("none".into(), |c| c.to_string())
-                )));
+                let code = out.exit_code.map_or("none".into(), |c| c.to_string());
+                return Err(Error::failed(format!("gate `{}` of stage `{}` failed (exit code {code})", gate.summary(), self.stage.name)));
             }
         }
         Ok(())
@@ -380,6 +443,11 @@ impl Promotion<'_> {
             // Still ours, and good for another lease, before anything touches the stage.
             self.svc.locks.renew(lock, self.req.lease)?;
             self.run_action(i, action, &artifacts)?;
+        }
+        if let Err(e) = self.run_gates(When::After) {
+            // Deployed, but not healthy: the promotion failed; the caller may roll back.
+            self.audit(EventKind::PromotionFailed, json!({"reason": e.message}))?;
+            return Ok(Outcome::PostDeployGateFailed { release: release.clone(), stage: stage.clone(), gate: e.message, rollback: None });
         }
         self.update(|r| {
             r.status = StageStatus::Succeeded;

@@ -62,13 +62,16 @@ pub struct RollbackRequest {
 
 /// Rolls `req.stage` back to `req.to` (or the previous good release), as `req.actor`.
 pub fn rollback(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &RollbackRequest) -> Result<Rollback> {
+    rollback_because(svc, pipeline, pinned, req, "requested")
+}
+
+/// `rollback`, with `why` recorded in the audit event (e.g. an automatic rollback).
+pub fn rollback_because(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &RollbackRequest, why: &str) -> Result<Rollback> {
     let records = svc.state.list_stages(&pipeline.name)?;
     let (from, chosen) = target(&records, &req.stage, req.to.as_ref())?;
-    let reason = if req.to.is_some() { "named release" } else { "previous successful release" };
-    let d = Draft::new(EventKind::RollbackStarted, &req.actor, &pipeline.name)
-        .release(&chosen)
-        .stage(&req.stage)
-        .details(json!({"from": from, "to": chosen, "choice": reason}));
+    let choice = if req.to.is_some() { "named release" } else { "previous successful release" };
+    let details = json!({"from": from, "to": chosen, "choice": choice, "why": why});
+    let d = Draft::new(EventKind::RollbackStarted, &req.actor, &pipeline.name).release(&chosen).stage(&req.stage).details(details);
     svc.audit.append(d)?;
     let promote = Request {
         release: chosen.clone(),

@@ -85,6 +85,17 @@ fn outcome_text(o: &Outcome) -> String {
         Outcome::AlreadyDeployed { release, stage } => {
             format!("{release} is already deployed in `{stage}`; nothing to do (use --redeploy to run the actions again)\n")
         }
+        Outcome::Blocked { release, stage, reason, next_allowed } => {
+            let next = next_allowed.map_or("not within the next two weeks".to_owned(), |t| t.to_string());
+            format!("waiting: {release} may not enter `{stage}` now: {reason}\n  next allowed: {next}\n")
+        }
+        Outcome::PostDeployGateFailed { release, stage, gate, rollback } => {
+            let mut h = format!("failed: {release} was deployed to `{stage}` but a post-deploy gate failed: {gate}\n");
+            if let Some(r) = rollback {
+                let _ = write!(h, "rolled back automatically to {}:\n  {}", r.to, outcome_text(&r.outcome));
+            }
+            h
+        }
         Outcome::AwaitingApproval { release, stage, have, need, eligible, excluded, approve_command } => {
             let mut h = format!("waiting: {release} needs approval to enter `{stage}` ({} of {need} approvals", have.len());
             if !have.is_empty() {
@@ -109,8 +120,9 @@ fn outcome_text(o: &Outcome) -> String {
 
 fn outcome_exit(o: &Outcome) -> Exit {
     match o {
-        Outcome::AwaitingApproval { .. } => Exit::AwaitingApproval,
-        _ => Exit::Success,
+        Outcome::AwaitingApproval { .. } | Outcome::Blocked { .. } => Exit::AwaitingApproval,
+        Outcome::PostDeployGateFailed { .. } => Exit::Failure,
+        Outcome::Deployed { .. } | Outcome::AlreadyDeployed { .. } => Exit::Success,
     }
 }
 

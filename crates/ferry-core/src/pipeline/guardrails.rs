@@ -80,6 +80,9 @@ impl Cx {
                 }
             }
         }
+        if let Some(path) = self.opt_string(&f, "freeze_file") {
+            p.freeze_file = Some(std::path::PathBuf::from(path));
+        }
         if let Some(n) = f.get("allow_rollback_without_approval") {
             p.allow_rollback_without_approval = self.bool(n, "policy.allow_rollback_without_approval").unwrap_or(false);
         }

@@ -24,6 +24,7 @@ pub const POLICY: Keys = &[
     ("required_tags", "Tag keys every stage must carry (pipeline tags and stage tags together)."),
     ("protected_stages", "Prod-class stages: they must require approvals."),
     ("allow_rollback_without_approval", "Let `ferry rollback` skip approvals (default false)."),
+    ("freeze_file", "YAML file of organization-wide freezes ({freezes: [{from, to, reason}]}), relative to this file."),
 ];
 
 pub const SIGNING: Keys = &[
@@ -59,6 +60,8 @@ pub const STAGE: Keys = &[
     ("gates", "Checks that must pass before deploying."),
     ("deploy", "Deploy actions, run in order."),
     ("tags", "Tags of this stage, added to the pipeline's."),
+    ("on_failure", "fail (default), or rollback: re-deploy the previous good release when a post-deploy gate fails."),
+    ("ignore_org_freeze", "This stage is not stopped by the policy's freeze file (default false)."),
 ];
 
 pub const APPROVAL: Keys = &[
@@ -68,8 +71,22 @@ pub const APPROVAL: Keys = &[
     ("allow_self_approval", "Let the release's builder or requester approve (default false)."),
 ];
 
-pub const COMMAND_GATE: Keys =
-    &[("type", "Gate type: command."), ("run", "Shell command; exit status 0 passes."), ("timeout", "Maximum run time, e.g. 5m.")];
+pub const COMMAND_GATE: Keys = &[
+    ("type", "Gate type: command."),
+    ("run", "Shell command; exit status 0 passes."),
+    ("timeout", "Maximum run time, e.g. 5m."),
+    ("when", "before (default) the deploy actions, or after them (a failure then fails the promotion)."),
+];
+
+pub const WINDOW_GATE: Keys = &[
+    ("type", "Gate type: window."),
+    ("timezone", "IANA time zone of days and hours, e.g. Europe/Berlin (default UTC)."),
+    ("days", "Weekdays deploys may start: mon, tue, wed, thu, fri, sat, sun."),
+    ("hours", "Hours deploys may start, e.g. 09:00-16:00."),
+    ("freeze", "Freeze periods: [{from, to, reason}] with RFC 3339 times."),
+];
+
+pub const FREEZE: Keys = &[("from", "Start (RFC 3339)."), ("to", "End (RFC 3339)."), ("reason", "Why, shown when a promotion is refused.")];
 
 pub const COMMAND_ACTION: Keys = &[
     ("type", "Action type: command."),
@@ -105,4 +122,4 @@ pub const STORE: Keys = &[
 
 /// Action types issue #4 adds; named here so validation can say they are not available yet.
 pub const PLANNED_ACTIONS: &[&str] = &["cloudformation", "ecr", "s3", "codepipeline"];
-pub const PLANNED_GATES: &[&str] = &["http", "window", "alarm"];
+pub const PLANNED_GATES: &[&str] = &["http", "alarm"];

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::ids::{AccountId, Actor, PipelineName, Region, RoleArn, StageName};
-pub use parse::{load, parse_str};
+pub use parse::{load, load_freeze_file, parse_str};
 
 /// A validated pipeline definition.
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +45,8 @@ pub struct Policy {
     pub required_tags: Vec<String>,
     pub protected_stages: Vec<StageName>,
     pub allow_rollback_without_approval: bool,
+    /// Organization-wide freezes, relative to the pipeline file; read at promotion time.
+    pub freeze_file: Option<PathBuf>,
 }
 
 /// Where the aws backend keeps things and which roles it assumes.
@@ -145,6 +147,8 @@ pub struct Stage {
     pub gates: Vec<Gate>,
     pub deploy: Vec<Action>,
     pub tags: BTreeMap<String, String>,
+    pub on_failure: OnFailure,
+    pub ignore_org_freeze: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -157,7 +161,7 @@ pub struct ApprovalPolicy {
     pub allow_self_approval: bool,
 }
 
-/// A check run before deploying; every gate must pass.
+/// A check on a stage; every gate must pass.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Gate {
@@ -165,7 +169,43 @@ pub enum Gate {
         run: String,
         #[serde(with = "humantime_serde_compat::option")]
         timeout: Option<Duration>,
+        when: When,
     },
+    /// When deploys may start, and when they may not (freezes).
+    Window(Window),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum When {
+    Before,
+    After,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    /// IANA name; `UTC` by default.
+    pub timezone: String,
+    /// Allowed weekdays, 0 = Monday; empty means every day.
+    pub days: Vec<u8>,
+    /// Allowed minutes of the day, `[start, end)`; `None` means all day.
+    pub hours: Option<(u16, u16)>,
+    pub freezes: Vec<Freeze>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Freeze {
+    pub from: crate::clock::Timestamp,
+    pub to: crate::clock::Timestamp,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    #[default]
+    Fail,
+    Rollback,
 }
 
 /// One deploy step of a stage. Issue #4 adds the AWS actions beside `command`.
@@ -197,7 +237,9 @@ impl Action {
 impl Gate {
     pub fn summary(&self) -> String {
         match self {
-            Gate::Command { run, .. } => format!("command: {run}"),
+            Gate::Command { run, when: When::Before, .. } => format!("command: {run}"),
+            Gate::Command { run, when: When::After, .. } => format!("after deploy, command: {run}"),
+            Gate::Window(w) => w.describe(),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::keys;
 use super::reader::Cx;
 use super::*;
+use crate::clock::Timestamp;
 use crate::yaml::{self, Diagnostic, Kind, Node};
 
 /// Reads and validates a pipeline file; `Err` holds every diagnostic found.
@@ -24,6 +25,26 @@ pub fn load(path: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
         }]
     })?;
     parse_str(path, &source)
+}
+
+/// Reads an organization-wide freeze file: `freezes: [{from, to, reason}]`.
+pub fn load_freeze_file(path: &Path) -> Result<Vec<Freeze>, Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            field: "(file)".into(),
+            message: format!("cannot read freeze file `{file}`: {e}"),
+            hint: None,
+        }]
+    })?;
+    let root = yaml::parse(&file, &source).map_err(|d| vec![d])?;
+    let mut cx = Cx { file, diags: Vec::new() };
+    const KEYS: keys::Keys = &[("freezes", "Freeze periods: [{from, to, reason}].")];
+    let freezes = cx.fields(&root, "", KEYS).and_then(|f| f.get("freezes")).map(|n| cx.freezes(n, "freezes")).unwrap_or_default();
+    if cx.diags.is_empty() { Ok(freezes) } else { Err(cx.diags) }
 }
 
 /// Validates pipeline source text read from `path`.
@@ -289,8 +310,30 @@ impl Cx {
                 None => Vec::new(),
             };
             let tags = self.tags(f.get("tags"), &f.path("tags"));
+            let on_failure = match f.get("on_failure").map(|n| (n, n.as_scalar())) {
+                None | Some((_, Some("fail"))) => OnFailure::Fail,
+                Some((_, Some("rollback"))) => OnFailure::Rollback,
+                Some((n, _)) => {
+                    self.error(n, &f.path("on_failure"), format!("`on_failure` is `fail` or `rollback`, not {}", n.describe()), None);
+                    OnFailure::Fail
+                }
+            };
+            let ignore_org_freeze = f.get("ignore_org_freeze").and_then(|n| self.bool(n, &f.path("ignore_org_freeze"))).unwrap_or(false);
             if let (Some(name), Some((account_alias, account))) = (name, account) {
-                stages.push(Stage { name, account_alias, account, role, region, requires, approval, gates, deploy, tags });
+                stages.push(Stage {
+                    name,
+                    account_alias,
+                    account,
+                    role,
+                    region,
+                    requires,
+                    approval,
+                    gates,
+                    deploy,
+                    tags,
+                    on_failure,
+                    ignore_org_freeze,
+                });
                 stage_nodes.push(item);
             }
         }
@@ -389,50 +432,115 @@ impl Cx {
         Some(ApprovalPolicy { required: required?, approvers, expires: expires?, allow_self_approval: allow_self_approval? })
     }
 
-    fn typed<'a>(&mut self, item: &'a Node, path: &str, planned: &[&str], supported: &str) -> Option<&'a str> {
+    fn typed<'a>(&mut self, item: &'a Node, path: &str, planned: &[&str], supported: &[&str]) -> Option<&'a str> {
+        let list = supported.join(", ");
         let Kind::Map(entries) = &item.kind else {
             self.error(item, path, format!("expected a mapping with a `type`, found {}", item.describe()), None);
             return None;
         };
         let Some((_, t)) = entries.iter().find(|(k, _)| k.as_scalar() == Some("type")) else {
-            self.error(item, &format!("{path}.type"), "missing required key `type`".into(), Some(format!("supported types: {supported}")));
+            self.error(item, &format!("{path}.type"), "missing required key `type`".into(), Some(format!("supported types: {list}")));
             return None;
         };
-        match t.as_scalar() {
-            Some(s) if s == supported => Some(s),
-            Some(s) if planned.contains(&s) => {
-                self.error(
-                    t,
-                    &format!("{path}.type"),
-                    format!("type `{s}` is not available in this version of ferry"),
-                    Some(format!("supported types: {supported}")),
-                );
-                None
-            }
-            _ => {
-                self.error(
-                    t,
-                    &format!("{path}.type"),
-                    format!("unknown type {}", t.describe()),
-                    Some(format!("supported types: {supported}")),
-                );
-                None
-            }
-        }
+        let message = match t.as_scalar() {
+            Some(s) if supported.contains(&s) => return Some(s),
+            Some(s) if planned.contains(&s) => format!("type `{s}` is not available in this version of ferry"),
+            _ => format!("unknown type {}", t.describe()),
+        };
+        self.error(t, &format!("{path}.type"), message, Some(format!("supported types: {list}")));
+        None
     }
 
     fn gates(&mut self, node: &Node, path: &str) -> Vec<Gate> {
         let mut out = Vec::new();
         for (i, item) in self.seq(node, path).iter().enumerate() {
             let p = format!("{path}[{i}]");
-            if self.typed(item, &p, keys::PLANNED_GATES, "command").is_none() {
-                continue;
+            match self.typed(item, &p, keys::PLANNED_GATES, &["command", "window"]) {
+                Some("command") => {
+                    let Some(f) = self.fields(item, &p, keys::COMMAND_GATE) else { continue };
+                    let run = self.required(&f, "run").and_then(|n| self.string(n, &f.path("run")));
+                    let timeout = f.get("timeout").and_then(|n| self.duration(n, &f.path("timeout")));
+                    let when = match f.get("when").map(|n| (n, n.as_scalar())) {
+                        None | Some((_, Some("before"))) => When::Before,
+                        Some((_, Some("after"))) => When::After,
+                        Some((n, _)) => {
+                            self.error(n, &f.path("when"), format!("`when` is `before` or `after`, not {}", n.describe()), None);
+                            continue;
+                        }
+                    };
+                    if let Some(run) = run {
+                        out.push(Gate::Command { run, timeout, when });
+                    }
+                }
+                Some(_) => {
+                    if let Some(w) = self.window(item, &p) {
+                        out.push(Gate::Window(w));
+                    }
+                }
+                None => {}
             }
-            let Some(f) = self.fields(item, &p, keys::COMMAND_GATE) else { continue };
-            let run = self.required(&f, "run").and_then(|n| self.string(n, &f.path("run")));
-            let timeout = f.get("timeout").and_then(|n| self.duration(n, &f.path("timeout")));
-            if let Some(run) = run {
-                out.push(Gate::Command { run, timeout });
+        }
+        out
+    }
+
+    fn window(&mut self, item: &Node, path: &str) -> Option<Window> {
+        let f = self.fields(item, path, keys::WINDOW_GATE)?;
+        let timezone = self.opt_string(&f, "timezone").unwrap_or_else(|| "UTC".into());
+        if let (Err(e), Some(n)) = (crate::window::check_timezone(&timezone), f.get("timezone")) {
+            self.error(n, &f.path("timezone"), e.message, Some("use an IANA name such as `Europe/Berlin` or `UTC`".into()));
+        }
+        let mut days = Vec::new();
+        if let Some(list) = f.get("days") {
+            for (i, d) in self.seq(list, &f.path("days")).iter().enumerate() {
+                match d.as_scalar().and_then(|s| crate::window::DAYS.iter().position(|x| *x == s.to_lowercase())) {
+                    Some(day) => days.push(u8::try_from(day).unwrap_or(0)),
+                    None => self.error(
+                        d,
+                        &format!("{}[{i}]", f.path("days")),
+                        format!("unknown weekday {}", d.describe()),
+                        Some("use mon, tue, wed, thu, fri, sat, sun".into()),
+                    ),
+                }
+            }
+        }
+        let hours = match f.get("hours") {
+            None => None,
+            Some(n) => {
+                let parsed = n.as_scalar().and_then(crate::window::parse_hours);
+                if parsed.is_none() {
+                    let hint = "write `HH:MM-HH:MM` with the start before the end, e.g. `09:00-16:00`";
+                    self.error(n, &f.path("hours"), format!("invalid hours {}", n.describe()), Some(hint.into()));
+                }
+                parsed
+            }
+        };
+        let freezes = f.get("freeze").map(|n| self.freezes(n, &f.path("freeze"))).unwrap_or_default();
+        Some(Window { timezone, days, hours, freezes })
+    }
+
+    /// A list of `{from, to, reason}` freeze periods.
+    pub(super) fn freezes(&mut self, node: &Node, path: &str) -> Vec<Freeze> {
+        let mut out = Vec::new();
+        for (i, item) in self.seq(node, path).iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let Some(f) = self.fields(item, &p, keys::FREEZE) else { continue };
+            let mut time = |key: &str| -> Option<Timestamp> {
+                let n = self.required(&f, key)?;
+                let s = self.string(n, &f.path(key))?;
+                let t = Timestamp::parse(&s);
+                if t.is_none() {
+                    self.error(n, &f.path(key), format!("invalid time `{s}`"), Some("write RFC 3339, e.g. `2026-12-20T00:00:00Z`".into()));
+                }
+                t
+            };
+            let (from, to) = (time("from"), time("to"));
+            let reason = self.opt_string(&f, "reason");
+            if let (Some(from), Some(to)) = (from, to) {
+                if from < to {
+                    out.push(Freeze { from, to, reason });
+                } else {
+                    self.error(item, &p, "a freeze must end after it starts".into(), None);
+                }
             }
         }
         out
@@ -442,7 +550,7 @@ impl Cx {
         let mut out = Vec::new();
         for (i, item) in self.seq(node, path).iter().enumerate() {
             let p = format!("{path}[{i}]");
-            if self.typed(item, &p, keys::PLANNED_ACTIONS, "command").is_none() {
+            if self.typed(item, &p, keys::PLANNED_ACTIONS, &["command"]).is_none() {
                 continue;
             }
             let Some(f) = self.fields(item, &p, keys::COMMAND_ACTION) else { continue };

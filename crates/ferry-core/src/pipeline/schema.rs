@@ -53,7 +53,24 @@ pub fn pipeline_schema() -> Value {
         props.push(("type", json!({"const": "command"})));
         object(keys, &props, &["type", "run"])
     };
-    let gate = typed(keys::COMMAND_GATE, &[("timeout", duration())]);
+    let command_gate =
+        typed(keys::COMMAND_GATE, &[("timeout", duration()), ("when", json!({"enum": ["before", "after"], "default": "before"}))]);
+    let freeze = object(
+        keys::FREEZE,
+        &[("from", json!({"type": "string", "format": "date-time"})), ("to", json!({"type": "string", "format": "date-time"}))],
+        &["from", "to"],
+    );
+    let window_gate = object(
+        keys::WINDOW_GATE,
+        &[
+            ("type", json!({"const": "window"})),
+            ("days", json!({"type": "array", "items": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}})),
+            ("hours", json!({"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]$"})),
+            ("freeze", json!({"type": "array", "items": freeze})),
+        ],
+        &["type"],
+    );
+    let gate = json!({"oneOf": [command_gate, window_gate]});
     let action = typed(keys::COMMAND_ACTION, &[("env", env()), ("timeout", duration())]);
     let stage = object(
         keys::STAGE,
@@ -65,6 +82,8 @@ pub fn pipeline_schema() -> Value {
             ("gates", json!({"type": "array", "items": gate})),
             ("deploy", json!({"type": "array", "items": action})),
             ("tags", tags()),
+            ("on_failure", json!({"enum": ["fail", "rollback"], "default": "fail"})),
+            ("ignore_org_freeze", json!({"type": "boolean"})),
         ],
         &["name", "account"],
     );

@@ -1,0 +1,104 @@
+//! Deployment windows, freezes and post-deploy gates (with automatic rollback).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::support::{Project, TWO_APPROVERS, pipeline};
+
+/// Days since the epoch (UTC) and today's weekday, 0 = Monday.
+fn today() -> (u64, u64) {
+    let days = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 86_400;
+    (days, (days + 3) % 7)
+}
+
+const NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn with_staging_gates(gates: &str) -> String {
+    pipeline(TWO_APPROVERS).replacen(
+        "    region: eu-west-1\n    deploy:",
+        &format!("    region: eu-west-1\n    gates:\n{gates}\n    deploy:"),
+        1,
+    )
+}
+
+#[test]
+fn a_promotion_outside_its_window_waits_and_names_the_next_allowed_time() {
+    let (days, weekday) = today();
+    let tomorrow = NAMES[((weekday + 1) % 7) as usize];
+    let p = Project::new(&with_staging_gates(&format!("      - type: window\n        days: [{tomorrow}]\n        timezone: UTC")));
+    let id = p.build();
+    let r = p.promote("deployer", &id, "staging").expect(3);
+    let midnight = ferry_core::clock::Timestamp::from_unix(i64::try_from((days + 1) * 86_400).unwrap());
+    assert!(r.stdout.contains("is not a deployment day"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("next allowed: {midnight}")), "{}", r.stdout);
+    assert!(p.deploys().is_empty());
+    let last = p.audit_events().last().cloned().unwrap();
+    assert_eq!((last["kind"].as_str(), last["details"]["gate"].as_str()), (Some("gate_failed"), Some("window")));
+}
+
+#[test]
+fn an_open_window_lets_the_deploy_through() {
+    let p = Project::new(&with_staging_gates(&format!(
+        "      - type: window\n        days: [{}]\n        timezone: Europe/Berlin",
+        NAMES.join(", ")
+    )));
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+}
+
+#[test]
+fn an_org_wide_freeze_stops_every_stage_that_does_not_opt_out() {
+    let now = ferry_core::clock::Timestamp::now();
+    // Whole seconds, one minute past a 5-minute boundary, so the next allowed time is exact.
+    let aligned = now.unix_seconds() - now.unix_seconds() % 300;
+    let (from, to) = (ferry_core::clock::Timestamp::from_unix(aligned - 3600), ferry_core::clock::Timestamp::from_unix(aligned + 7260));
+    let yaml = pipeline(TWO_APPROVERS).replace("build:\n", "policy:\n  freeze_file: freezes.yaml\nbuild:\n");
+    let p = Project::new(&yaml);
+    std::fs::write(p.path("freezes.yaml"), format!("freezes:\n  - from: {from}\n    to: {to}\n    reason: incident 4711\n")).unwrap();
+    let id = p.build();
+    let r = p.promote("deployer", &id, "staging").expect(3);
+    assert!(r.stdout.contains("a freeze is in force") && r.stdout.contains("incident 4711"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("next allowed: {}", ferry_core::clock::Timestamp::from_unix(aligned + 7500))), "{}", r.stdout);
+    let opted_out =
+        yaml.replacen("    region: eu-west-1\n    deploy:", "    region: eu-west-1\n    ignore_org_freeze: true\n    deploy:", 1);
+    std::fs::write(p.path("pipeline.yaml"), opted_out).unwrap();
+    p.promote("deployer", &id, "staging").expect(0);
+}
+
+#[test]
+fn a_failed_post_deploy_gate_fails_the_promotion_and_on_failure_rollback_restores_the_previous_release() {
+    // The smoke test after the deploy fails for any release listed in `broken`.
+    let yaml =
+        with_staging_gates("      - type: command\n        when: after\n        run: touch broken && ! grep -q \"$FERRY_RELEASE\" broken");
+    let p =
+        Project::new(&yaml.replacen("    region: eu-west-1\n    gates:", "    region: eu-west-1\n    on_failure: rollback\n    gates:", 1));
+    let good = p.build();
+    p.promote("deployer", &good, "staging").expect(0);
+    std::fs::write(p.path("app/src.txt"), "version two\n").unwrap();
+    let bad = p.build();
+    std::fs::write(p.path("broken"), &bad).unwrap();
+    let r = p.promote("deployer", &bad, "staging").expect(1);
+    assert!(r.stdout.contains("a post-deploy gate failed"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("rolled back automatically to {good}")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("promoted {good} to `staging`")), "the rollback itself passed its gates: {}", r.stdout);
+    let deploys = p.deploys();
+    assert_eq!(deploys.len(), 3, "good, bad, good again: {deploys:?}");
+    assert!(deploys[2].starts_with(&format!("staging {good} ")));
+    let rollback = p.audit_events().into_iter().find(|e| e["kind"] == "rollback_started").expect("audited");
+    assert!(rollback["details"]["why"].as_str().unwrap().starts_with("automatic: post-deploy gate"), "{rollback:#}");
+}
+
+#[test]
+fn window_settings_are_validated() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    std::fs::write(
+        p.path("bad.yaml"),
+        with_staging_gates("      - type: window\n        timezone: Mars/Olympus\n        days: [funday]\n        hours: 17:00-09:00\n        freeze: [{from: yesterday, to: 2026-01-01T00:00:00Z}]"),
+    )
+    .unwrap();
+    let r = p.ferry("dev", &["validate", "bad.yaml"]).expect(2);
+    for expected in
+        ["unknown time zone `Mars/Olympus`", "unknown weekday `funday`", "invalid hours `17:00-09:00`", "invalid time `yesterday`"]
+    {
+        assert!(r.stderr.contains(expected), "{expected}: {}", r.stderr);
+    }
+}
