@@ -167,3 +167,18 @@ fn doctor_checks_the_local_home_and_keys() {
     let bad = p.ferry("anyone", &["doctor", "pipeline.yaml"]).expect(1);
     assert!(bad.stdout.contains("does not match the pinned public key"), "{}", bad.stdout);
 }
+
+#[test]
+fn a_deploy_actions_output_is_recorded_in_the_audit_log() {
+    let yaml = pipeline(TWO_APPROVERS).replacen(
+        r#"run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log"#,
+        r#"run: echo "uploading to $FERRY_ACCOUNT_ID"; echo "done" >&2"#,
+        1,
+    );
+    let p = Project::new(&yaml);
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    let end = p.audit_events().into_iter().find(|e| e["kind"] == "deploy_end").unwrap();
+    let output = end["details"]["output"].as_str().unwrap();
+    assert!(output.contains("uploading to 222222222222") && output.contains("done"), "{output}");
+}

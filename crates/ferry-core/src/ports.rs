@@ -170,6 +170,8 @@ pub struct CommandOutcome {
     pub exit_code: Option<i32>,
     pub timed_out: bool,
     pub duration_ms: u64,
+    /// The last few KiB of the command's output, secrets masked (recorded, never the whole).
+    pub output_tail: String,
 }
 
 pub trait Executor {

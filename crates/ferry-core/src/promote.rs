@@ -327,7 +327,7 @@ impl Promotion<'_> {
                 clear_env: Vec::new(),
             };
             let out = self.svc.exec.run(&spec)?;
-            let details = json!({"gate": gate.summary(), "index": i, "when": when, "exit_code": out.exit_code, "timed_out": out.timed_out});
+            let details = json!({"gate": gate.summary(), "index": i, "when": when, "exit_code": out.exit_code, "timed_out": out.timed_out, "output": out.output_tail});
             if out.success {
                 self.audit(EventKind::GatePassed, details)?;
             } else {
@@ -508,6 +508,7 @@ impl Promotion<'_> {
             clear_env: Vec::new(),
         };
         let out = self.svc.exec.run(&spec);
+        let output = out.as_ref().map(|o| o.output_tail.clone()).unwrap_or_default();
         let (ok, detail) = match &out {
             Ok(o) if o.success => (true, format!("exit code 0 in {} ms", o.duration_ms)),
             Ok(o) if o.timed_out => (false, format!("timed out after {} ms", o.duration_ms)),
@@ -527,10 +528,10 @@ impl Promotion<'_> {
             }
         })?;
         if ok {
-            self.audit(EventKind::DeployEnd, json!({"action": i, "summary": summary, "detail": detail}))?;
+            self.audit(EventKind::DeployEnd, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
             Ok(())
         } else {
-            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": detail}))?;
+            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
             self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} failed")}))?;
             Err(Error::failed(format!("deploy action {i} (`{summary}`) of stage `{stage}` failed: {detail}"))
                 .hint(format!("fix the cause, then retry with `{} --redeploy`", promote_command(self.pipeline, &self.req.release, stage))))

@@ -1,8 +1,12 @@
 //! Runs shell commands (build commands, command gates, command deploy actions) with `sh -c`,
-//! extra environment, an optional timeout, and their output sent to stderr so ferry's stdout
-//! stays machine-readable.
+//! extra environment and an optional timeout. Their output goes to stderr as it comes (ferry's
+//! stdout stays machine-readable), and its last few KiB are kept for the record, with the
+//! values of secret variables masked.
 
+use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_core::ports::{CommandOutcome, CommandSpec, Executor};
@@ -11,15 +15,40 @@ use ferry_core::{Error, Result};
 #[derive(Debug, Default)]
 pub struct ShellExecutor;
 
-fn stderr_stdio() -> Stdio {
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsFd;
-        if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
-            return Stdio::from(fd);
+/// How much of a command's output is kept for the audit log and state.
+pub const OUTPUT_TAIL: usize = 4096;
+
+/// Variables whose values never appear in recorded output.
+const SECRET_VARS: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"];
+
+type Tail = Arc<Mutex<VecDeque<u8>>>;
+
+/// Copies `from` to stderr as it arrives, keeping the last `OUTPUT_TAIL` bytes in `tail`.
+fn pump(mut from: impl Read + Send + 'static, tail: Tail) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let _ = std::io::stderr().write_all(&buf[..n]);
+            let mut t = tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            t.extend(&buf[..n]);
+            let excess = t.len().saturating_sub(OUTPUT_TAIL);
+            t.drain(..excess);
+        }
+    })
+}
+
+fn masked(tail: &Tail, spec: &CommandSpec) -> String {
+    let bytes: Vec<u8> = tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().copied().collect();
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    for var in SECRET_VARS {
+        if let Some(value) = spec.env.get(*var).filter(|v| v.len() >= 4) {
+            text = text.replace(value.as_str(), "***");
         }
     }
-    Stdio::inherit()
+    text
 }
 
 impl Executor for ShellExecutor {
@@ -36,10 +65,15 @@ impl Executor for ShellExecutor {
             .current_dir(&spec.dir)
             .envs(&spec.env)
             .stdin(Stdio::null())
-            .stdout(stderr_stdio())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::failed(format!("cannot start `{}` in `{}`: {e}", spec.run, spec.dir.display())))?;
+        let tail: Tail = Arc::default();
+        let pumps: Vec<_> = [child.stdout.take().map(|o| pump(o, tail.clone())), child.stderr.take().map(|e| pump(e, tail.clone()))]
+            .into_iter()
+            .flatten()
+            .collect();
         let mut timed_out = false;
         let status = loop {
             match child.try_wait().map_err(|e| Error::failed(format!("waiting for `{}`: {e}", spec.run)))? {
@@ -52,7 +86,51 @@ impl Executor for ShellExecutor {
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
         };
+        // Output may still be in flight; a background process that keeps the pipes open is not
+        // waited for beyond a moment.
+        let settle = Instant::now() + Duration::from_millis(500);
+        while pumps.iter().any(|p| !p.is_finished()) && Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(CommandOutcome { success: status.success() && !timed_out, exit_code: status.code(), timed_out, duration_ms })
+        let output_tail = masked(&tail, spec);
+        Ok(CommandOutcome { success: status.success() && !timed_out, exit_code: status.code(), timed_out, duration_ms, output_tail })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(run: &str) -> CommandSpec {
+        let mut env = std::collections::BTreeMap::new();
+        env.insert("AWS_SECRET_ACCESS_KEY".to_owned(), "s3cr3t-value".to_owned());
+        CommandSpec {
+            run: run.into(),
+            dir: ".".into(),
+            env,
+            timeout: Some(Duration::from_secs(5)),
+            label: "t".into(),
+            target: None,
+            clear_env: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_tail_of_the_output_is_kept_with_secrets_masked() {
+        let out = ShellExecutor.run(&spec("echo start; echo \"key=$AWS_SECRET_ACCESS_KEY\" >&2; exit 3")).unwrap();
+        assert_eq!((out.success, out.exit_code), (false, Some(3)));
+        assert!(out.output_tail.contains("start") && out.output_tail.contains("key=***"), "{}", out.output_tail);
+        assert!(!out.output_tail.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn only_the_last_kib_are_kept_and_a_timeout_kills() {
+        let out = ShellExecutor.run(&spec("yes line | head -n 100000; echo last")).unwrap();
+        assert!(out.output_tail.len() <= OUTPUT_TAIL && out.output_tail.ends_with("last\n"));
+        let mut slow = spec("sleep 30");
+        slow.timeout = Some(Duration::from_millis(200));
+        let out = ShellExecutor.run(&slow).unwrap();
+        assert!(out.timed_out && !out.success);
     }
 }
