@@ -86,7 +86,7 @@ impl AwsWorld {
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build())
     }
 
-    fn create_bucket(&self, account: &str, role: &str, name: &str) {
+    pub fn create_bucket(&self, account: &str, role: &str, name: &str) {
         let s3 = self.s3(&self.role(account, role, "setup"));
         let cfg = aws_sdk_s3::types::CreateBucketConfiguration::builder()
             .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
@@ -570,4 +570,39 @@ fn doctor_on_the_example_pipeline_prints_every_hop_with_its_resulting_arn() {
         c.args(["doctor", "shop-aws.yaml"]).output().unwrap().into()
     };
     assert!(human.stdout.contains(&format!("→  arn:aws:sts::{PROD}:assumed-role/ferry-deploy/ferry-shop-doctor")), "{}", human.stdout);
+}
+
+#[test]
+fn the_s3_action_copies_the_release_into_the_stage_account_tagged_and_verified() {
+    let w = AwsWorld::new();
+    w.write_project("");
+    let site = unique("site");
+    w.create_bucket(STAGING, "ferry-deploy", &site);
+    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
+    let staging_deploy = yaml.find("  - name: staging").unwrap();
+    let deploy_at = staging_deploy + yaml[staging_deploy..].find("    deploy:\n").unwrap();
+    let end = deploy_at + yaml[deploy_at..].find("  - name: prod").unwrap();
+    let yaml = format!(
+        "{}    tags: {{environment: staging}}\n    deploy:\n      - type: s3\n        bucket: {site}\n        prefix: web\n{}",
+        &yaml[..deploy_at],
+        &yaml[end..]
+    );
+    let yaml = yaml.replace("aws:\n", "tags: {team: shop}\naws:\n");
+    std::fs::write(w.path("pipeline.yaml"), yaml).unwrap();
+    let ci = w.role(TOOLING, "ci", "github-run-5");
+    let id = w.release(&ci);
+    let r = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
+    assert!(r.stdout.contains("promoted"), "{}", r.stdout);
+    let s3 = w.s3(&w.role(STAGING, "ferry-deploy", "inspect"));
+    let body = w.rt.block_on(s3.get_object().bucket(&site).key("web/out/app.bin").send()).unwrap();
+    assert_eq!(w.rt.block_on(body.body.collect()).unwrap().into_bytes().as_ref(), b"version one\n");
+    let tags = w.rt.block_on(s3.get_object_tagging().bucket(&site).key("web/out/app.bin").send()).unwrap();
+    let tags: BTreeMap<String, String> = tags.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
+    assert_eq!(tags.get("ferry:release"), Some(&id));
+    assert_eq!(tags.get("ferry:stage").map(String::as_str), Some("staging"));
+    assert_eq!(tags.get("team").map(String::as_str), Some("shop"));
+    assert_eq!(tags.get("environment").map(String::as_str), Some("staging"));
+    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    let end = shown["events"].as_array().unwrap().iter().find(|e| e["kind"] == "deploy_end").unwrap().clone();
+    assert!(end["details"]["detail"].as_str().unwrap().contains("digests verified"), "{end:#}");
 }

@@ -219,3 +219,16 @@ fn guardrails_are_enforced_with_positions() {
     // Every command that reads the pipeline enforces them too.
     p.ferry("dev", &["plan", "guarded.yaml"]).expect(2);
 }
+
+#[test]
+fn aws_actions_on_the_local_backend_are_refused_at_validation() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let yaml = pipeline(TWO_APPROVERS).replacen(
+        "      - type: command\n",
+        "      - type: s3\n        bucket: site-bucket\n      - type: command\n",
+        1,
+    );
+    std::fs::write(p.path("s3.yaml"), yaml).unwrap();
+    let r = p.ferry("dev", &["validate", "s3.yaml"]).expect(2);
+    assert!(r.stderr.contains("s3.yaml:22:15: stages[0].deploy[0].type: the `s3` action needs `backend: aws`"), "{}", r.stderr);
+}

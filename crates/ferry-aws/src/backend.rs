@@ -12,7 +12,8 @@ use ferry_core::ports::{Executor, Services};
 use ferry_core::{Error, Result};
 
 use crate::chain::{Aws, Hop, sts_name};
-use crate::exec::AwsExecutor;
+use crate::deploy::AwsDeployer;
+use crate::exec::{AwsExecutor, StageAccess};
 use crate::kms::KmsSigner;
 use crate::s3::Bucket;
 use crate::s3::audit::S3Audit;
@@ -99,12 +100,14 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         Ok(Bucket::new(aws.rt.clone(), &config, &b.bucket, &b.prefix, b.role.as_str(), aws.custom_endpoint()))
     };
     let (store, audit) = (bucket(&settings.store)?, bucket(&settings.audit)?);
+    let access = StageAccess { aws: aws.clone(), orchestrator: orchestrator.clone(), settings: settings.clone() };
     let services = Services {
         store: Box::new(S3Store::new(store.clone())),
         state: Box::new(S3State { bucket: store.clone() }),
         locks: Box::new(S3Locks { bucket: store, host: c.host }),
         audit: Box::new(S3Audit { bucket: audit }),
-        exec: Box::new(AwsExecutor { aws: aws.clone(), orchestrator: orchestrator.clone(), settings: settings.clone(), inner: c.exec }),
+        exec: Box::new(AwsExecutor { access: access.clone(), inner: c.exec }),
+        deployer: Box::new(AwsDeployer { access }),
         work_dir: c.work_dir,
         account_root: None,
     };

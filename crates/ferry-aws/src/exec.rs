@@ -10,7 +10,7 @@ use aws_config::SdkConfig;
 use aws_credential_types::provider::ProvideCredentials as _;
 use ferry_core::ids::RoleArn;
 use ferry_core::pipeline::AwsSettings;
-use ferry_core::ports::{CommandOutcome, CommandSpec, Executor};
+use ferry_core::ports::{CommandOutcome, CommandSpec, Executor, Target};
 use ferry_core::{Error, Result};
 
 use crate::chain::{Aws, Hop, sts_name};
@@ -27,19 +27,19 @@ pub const CLEARED: &[&str] = &[
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
 ];
 
-pub struct AwsExecutor {
+/// Assumes the role of a command's or action's target account, through the orchestrator.
+#[derive(Clone)]
+pub struct StageAccess {
     pub aws: Aws,
     /// Acting as the orchestrator role.
     pub orchestrator: SdkConfig,
     pub settings: AwsSettings,
-    /// Runs the process once the environment is ready.
-    pub inner: Box<dyn Executor>,
 }
 
-impl AwsExecutor {
-    fn credentials_env(&self, spec: &CommandSpec) -> Result<BTreeMap<String, String>> {
-        let mut env = BTreeMap::new();
-        let Some(t) = &spec.target else { return Ok(env) };
+impl StageAccess {
+    /// Credentials of the target's role; the session is named after pipeline, release and
+    /// stage, and carries the actor as source identity and the target's tags.
+    pub fn assume(&self, t: &Target) -> Result<(SdkConfig, RoleArn)> {
         let role =
             RoleArn::new(&t.account, t.role.as_deref().unwrap_or(&self.settings.deploy_role)).map_err(|e| Error::invalid(e.to_string()))?;
         let hop = Hop {
@@ -51,15 +51,35 @@ impl AwsExecutor {
             duration: Some(self.settings.session_duration),
         };
         let config = self.aws.assume_chain(Some((&self.orchestrator, self.settings.orchestrator.as_str())), &[hop])?;
+        let region = t.region.as_ref().map_or_else(|| self.settings.region.to_string(), ToString::to_string);
+        Ok((config.to_builder().region(aws_config::Region::new(region)).build(), role))
+    }
+}
+
+pub struct AwsExecutor {
+    pub access: StageAccess,
+    /// Runs the process once the environment is ready.
+    pub inner: Box<dyn Executor>,
+}
+
+impl AwsExecutor {
+    fn credentials_env(&self, spec: &CommandSpec) -> Result<BTreeMap<String, String>> {
+        let mut env = BTreeMap::new();
+        let Some(t) = &spec.target else { return Ok(env) };
+        let (config, role) = self.access.assume(t)?;
         let provider = config.credentials_provider().ok_or_else(|| Error::failed(format!("no credentials for `{role}`")))?;
-        let creds =
-            self.aws.rt.block_on(provider.provide_credentials()).map_err(|e| Error::failed(format!("credentials of `{role}`: {e}")))?;
+        let creds = self
+            .access
+            .aws
+            .rt
+            .block_on(provider.provide_credentials())
+            .map_err(|e| Error::failed(format!("credentials of `{role}`: {e}")))?;
         env.insert("AWS_ACCESS_KEY_ID".into(), creds.access_key_id().to_owned());
         env.insert("AWS_SECRET_ACCESS_KEY".into(), creds.secret_access_key().to_owned());
         if let Some(token) = creds.session_token() {
             env.insert("AWS_SESSION_TOKEN".into(), token.to_owned());
         }
-        let region = t.region.as_ref().map_or_else(|| self.settings.region.to_string(), ToString::to_string);
+        let region = config.region().map(ToString::to_string).unwrap_or_default();
         env.insert("AWS_REGION".into(), region.clone());
         env.insert("AWS_DEFAULT_REGION".into(), region);
         env.insert("FERRY_ROLE_ARN".into(), role.to_string());

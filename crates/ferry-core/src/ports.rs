@@ -178,6 +178,39 @@ pub trait Executor {
     fn run(&self, spec: &CommandSpec) -> Result<CommandOutcome>;
 }
 
+/// A deploy action other than `command` (which runs through the `Executor`): what to do, in
+/// which account, with which verified artifact copies and tags.
+#[derive(Debug, Clone)]
+pub struct DeployRequest<'a> {
+    pub action: &'a crate::pipeline::Action,
+    pub target: Target,
+    /// Each artifact of the release and the path of its verified local copy.
+    pub artifacts: Vec<(crate::manifest::ManifestArtifact, PathBuf)>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What a deploy action did, for the state and the audit log.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeployReport {
+    pub detail: String,
+    pub output: String,
+}
+
+/// Runs the AWS deploy actions (issue #4 adds CloudFormation, ECR and CodePipeline here).
+pub trait Deployer {
+    fn deploy(&self, req: &DeployRequest<'_>) -> Result<DeployReport>;
+}
+
+/// The local backend's deployer: it has no AWS actions (validation already says so).
+#[derive(Debug, Default)]
+pub struct NoDeployer;
+
+impl Deployer for NoDeployer {
+    fn deploy(&self, req: &DeployRequest<'_>) -> Result<DeployReport> {
+        Err(crate::error::Error::invalid(format!("the `{}` action needs `backend: aws`", req.action.kind())))
+    }
+}
+
 /// One backend's implementations of every port.
 pub struct Services {
     pub store: Box<dyn ReleaseStore>,
@@ -185,6 +218,7 @@ pub struct Services {
     pub locks: Box<dyn Locks>,
     pub audit: Box<dyn AuditLog>,
     pub exec: Box<dyn Executor>,
+    pub deployer: Box<dyn Deployer>,
     /// Where deploy actions get their copies of the artifacts.
     pub work_dir: PathBuf,
     /// On the local backend, accounts are namespaces: `ROOT/ACCOUNT_ID` is handed to actions

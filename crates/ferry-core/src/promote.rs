@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ids::{Actor, ReleaseId, StageName};
 use crate::keys::PublicKey;
 use crate::pipeline::{Action, Gate, OnFailure, Pipeline, Stage, When, Window};
-use crate::ports::{Acquired, CommandSpec, LockInfo, Services, Target, Written};
+use crate::ports::{Acquired, CommandSpec, DeployRequest, LockInfo, Services, Target, Written};
 use crate::release::{self, Verified};
 use crate::state::{ActionProgress, ActionStatus, StageRecord, StageStatus, Versioned};
 
@@ -111,6 +111,13 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         });
     }
     Ok(outcome)
+}
+
+/// The release's artifacts, copied (and re-verified) where deploy actions read them.
+#[derive(Debug, Default)]
+struct Materialized {
+    env: BTreeMap<String, String>,
+    files: Vec<(crate::manifest::ManifestArtifact, PathBuf)>,
 }
 
 struct Promotion<'a> {
@@ -462,10 +469,10 @@ impl Promotion<'_> {
     }
 
     /// Copies the release's artifacts (re-verifying each digest) where actions can read them.
-    fn materialize(&self) -> Result<BTreeMap<String, String>> {
+    fn materialize(&self) -> Result<Materialized> {
         let dir: PathBuf = self.svc.work_dir.join(self.req.release.as_str()).join(self.stage.name.as_str());
-        let mut env = BTreeMap::new();
-        env.insert("FERRY_ARTIFACTS_DIR".into(), dir.display().to_string());
+        let mut m = Materialized::default();
+        m.env.insert("FERRY_ARTIFACTS_DIR".into(), dir.display().to_string());
         for a in &self.verified.manifest.artifacts {
             let dest = dir.join(&a.path);
             self.svc
@@ -473,12 +480,56 @@ impl Promotion<'_> {
                 .fetch_artifact(&a.sha256, &dest)
                 .map_err(|e| Error::verification(format!("artifact `{}` changed after verification: {}", a.name, e.message)))?;
             let var: String = a.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-            env.insert(format!("FERRY_ARTIFACT_{var}"), dest.display().to_string());
+            m.env.insert(format!("FERRY_ARTIFACT_{var}"), dest.display().to_string());
+            m.files.push((a.clone(), dest));
         }
-        Ok(env)
+        Ok(m)
     }
 
-    fn run_action(&self, i: usize, action: &Action, artifacts: &BTreeMap<String, String>) -> Result<()> {
+    /// Runs one action: a command through the executor, anything else through the deployer.
+    /// Returns whether it succeeded, a one-line detail, and its recorded output.
+    fn execute(&self, i: usize, action: &Action, artifacts: &Materialized) -> (bool, String, String) {
+        match action {
+            Action::Command { run, env, timeout } => {
+                let mut all = self.base_env();
+                all.extend(artifacts.env.clone());
+                all.extend(env.clone());
+                let spec = CommandSpec {
+                    run: run.clone(),
+                    dir: self.pipeline.dir().to_owned(),
+                    env: all,
+                    timeout: *timeout,
+                    label: format!("deploy {}[{i}]", self.stage.name),
+                    target: Some(self.target()),
+                    clear_env: Vec::new(),
+                };
+                match self.svc.exec.run(&spec) {
+                    Ok(o) if o.success => (true, format!("exit code 0 in {} ms", o.duration_ms), o.output_tail),
+                    Ok(o) if o.timed_out => (false, format!("timed out after {} ms", o.duration_ms), o.output_tail),
+                    Ok(o) => (
+                        false,
+                        format!("exit code {}", o.exit_code.map_or("none (killed by a signal)".into(), |c| c.to_string())),
+                        o.output_tail,
+                    ),
+                    Err(e) => (false, e.message, String::new()),
+                }
+            }
+            other => {
+                let req = DeployRequest {
+                    action: other,
+                    target: self.target(),
+                    artifacts: artifacts.files.clone(),
+                    tags: self.pipeline.tags_for(self.stage, &self.req.release),
+                };
+                match self.svc.deployer.deploy(&req) {
+                    Ok(r) => (true, r.detail, r.output),
+                    Err(e) => (false, e.to_string(), String::new()),
+                }
+            }
+        }
+    }
+
+    fn run_action(&self, i: usize, action: &Action, artifacts: &Materialized) -> Result<()> {
         let stage = &self.stage.name;
         let summary = action.summary();
         let started = Timestamp::now();
@@ -494,27 +545,7 @@ impl Promotion<'_> {
             });
         })?;
         self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
-        let Action::Command { run, env, timeout } = action;
-        let mut all = self.base_env();
-        all.extend(artifacts.clone());
-        all.extend(env.clone());
-        let spec = CommandSpec {
-            run: run.clone(),
-            dir: self.pipeline.dir().to_owned(),
-            env: all,
-            timeout: *timeout,
-            label: format!("deploy {stage}[{i}]"),
-            target: Some(self.target()),
-            clear_env: Vec::new(),
-        };
-        let out = self.svc.exec.run(&spec);
-        let output = out.as_ref().map(|o| o.output_tail.clone()).unwrap_or_default();
-        let (ok, detail) = match &out {
-            Ok(o) if o.success => (true, format!("exit code 0 in {} ms", o.duration_ms)),
-            Ok(o) if o.timed_out => (false, format!("timed out after {} ms", o.duration_ms)),
-            Ok(o) => (false, format!("exit code {}", o.exit_code.map_or("none (killed by a signal)".into(), |c| c.to_string()))),
-            Err(e) => (false, e.message.clone()),
-        };
+        let (ok, detail, output) = self.execute(i, action, artifacts);
         let status = if ok { ActionStatus::Succeeded } else { ActionStatus::Failed };
         self.update(|r| {
             if let Some(a) = r.actions.iter_mut().find(|a| a.index == i) {

@@ -46,6 +46,7 @@ impl Home {
             locks: Box::new(locks::LocalLocks::new(self.root.join("pipelines"))),
             audit: Box::new(audit::LocalAudit::new(self.audit_dir())),
             exec: Box::new(exec::ShellExecutor),
+            deployer: Box::new(ferry_core::ports::NoDeployer),
             work_dir: self.root.join("work"),
             account_root: Some(self.root.join("accounts")),
         }

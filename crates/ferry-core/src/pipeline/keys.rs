@@ -95,6 +95,13 @@ pub const COMMAND_ACTION: Keys = &[
     ("timeout", "Maximum run time, e.g. 10m."),
 ];
 
+pub const S3_ACTION: Keys = &[
+    ("type", "Action type: s3."),
+    ("bucket", "Bucket in the stage account."),
+    ("prefix", "Key prefix; artifacts land at PREFIX/PATH."),
+    ("artifacts", "Names of the artifacts to copy (default: all)."),
+];
+
 pub const AUDIT: Keys = &[
     ("account", "Account alias that keeps the audit log (the security account)."),
     ("bucket", "S3 bucket of the audit log (aws backend)."),
@@ -121,5 +128,5 @@ pub const STORE: Keys = &[
 ];
 
 /// Action types issue #4 adds; named here so validation can say they are not available yet.
-pub const PLANNED_ACTIONS: &[&str] = &["cloudformation", "ecr", "s3", "codepipeline"];
+pub const PLANNED_ACTIONS: &[&str] = &["cloudformation", "ecr", "codepipeline"];
 pub const PLANNED_GATES: &[&str] = &["http", "alarm"];

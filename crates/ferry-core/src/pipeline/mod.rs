@@ -218,18 +218,27 @@ pub enum Action {
         #[serde(with = "humantime_serde_compat::option")]
         timeout: Option<Duration>,
     },
+    /// Copy release artifacts into a bucket of the stage account; what landed is re-hashed.
+    S3 {
+        bucket: String,
+        prefix: String,
+        /// Artifact names (a glob artifact's name covers all its files); empty means all.
+        artifacts: Vec<String>,
+    },
 }
 
 impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Command { .. } => "command",
+            Action::S3 { .. } => "s3",
         }
     }
 
     pub fn summary(&self) -> String {
         match self {
             Action::Command { run, .. } => format!("command: {run}"),
+            Action::S3 { bucket, prefix, .. } => format!("s3: copy artifacts to s3://{bucket}/{prefix}"),
         }
     }
 }

@@ -41,7 +41,7 @@ pub fn load_freeze_file(path: &Path) -> Result<Vec<Freeze>, Vec<Diagnostic>> {
         }]
     })?;
     let root = yaml::parse(&file, &source).map_err(|d| vec![d])?;
-    let mut cx = Cx { file, diags: Vec::new() };
+    let mut cx = Cx { file, diags: Vec::new(), backend: None };
     const KEYS: keys::Keys = &[("freezes", "Freeze periods: [{from, to, reason}].")];
     let freezes = cx.fields(&root, "", KEYS).and_then(|f| f.get("freezes")).map(|n| cx.freezes(n, "freezes")).unwrap_or_default();
     if cx.diags.is_empty() { Ok(freezes) } else { Err(cx.diags) }
@@ -51,7 +51,7 @@ pub fn load_freeze_file(path: &Path) -> Result<Vec<Freeze>, Vec<Diagnostic>> {
 pub fn parse_str(path: &Path, source: &str) -> Result<Pipeline, Vec<Diagnostic>> {
     let file = path.display().to_string();
     let root = yaml::parse(&file, source).map_err(|d| vec![d])?;
-    let mut cx = Cx { file, diags: Vec::new() };
+    let mut cx = Cx { file, diags: Vec::new(), backend: None };
     let pipeline = cx.pipeline(path, &root);
     match pipeline {
         Some(p) if cx.diags.is_empty() => Ok(p),
@@ -82,6 +82,7 @@ impl Cx {
                 }
             },
         };
+        self.backend = backend;
         let (accounts, declared) = self.accounts(f.get("accounts"));
         let signing = self.required(&f, "signing").and_then(|n| self.signing(n));
         let build = self.required(&f, "build").and_then(|n| self.build(n, &accounts, &declared));
@@ -550,15 +551,45 @@ impl Cx {
         let mut out = Vec::new();
         for (i, item) in self.seq(node, path).iter().enumerate() {
             let p = format!("{path}[{i}]");
-            if self.typed(item, &p, keys::PLANNED_ACTIONS, &["command"]).is_none() {
-                continue;
-            }
-            let Some(f) = self.fields(item, &p, keys::COMMAND_ACTION) else { continue };
-            let run = self.required(&f, "run").and_then(|n| self.string(n, &f.path("run")));
-            let env = self.env(f.get("env"), &f.path("env"));
-            let timeout = f.get("timeout").and_then(|n| self.duration(n, &f.path("timeout")));
-            if let Some(run) = run {
-                out.push(Action::Command { run, env, timeout });
+            match self.typed(item, &p, keys::PLANNED_ACTIONS, &["command", "s3"]) {
+                Some("command") => {
+                    let Some(f) = self.fields(item, &p, keys::COMMAND_ACTION) else { continue };
+                    let run = self.required(&f, "run").and_then(|n| self.string(n, &f.path("run")));
+                    let env = self.env(f.get("env"), &f.path("env"));
+                    let timeout = f.get("timeout").and_then(|n| self.duration(n, &f.path("timeout")));
+                    if let Some(run) = run {
+                        out.push(Action::Command { run, env, timeout });
+                    }
+                }
+                Some(kind) => {
+                    if self.backend != Some(Backend::Aws) {
+                        let at = match &item.kind {
+                            Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some("type")).map_or(item, |(_, v)| v),
+                            _ => item,
+                        };
+                        self.error(
+                            at,
+                            &format!("{p}.type"),
+                            format!("the `{kind}` action needs `backend: aws`"),
+                            Some("use a `command` action on the local backend".into()),
+                        );
+                    }
+                    let Some(f) = self.fields(item, &p, keys::S3_ACTION) else { continue };
+                    let bucket = self.required(&f, "bucket").and_then(|n| self.string(n, &f.path("bucket")));
+                    let prefix = self.opt_string(&f, "prefix").unwrap_or_default().trim_matches('/').to_owned();
+                    let mut artifacts = Vec::new();
+                    if let Some(list) = f.get("artifacts") {
+                        for (j, a) in self.seq(list, &f.path("artifacts")).iter().enumerate() {
+                            if let Some(name) = self.string(a, &format!("{}[{j}]", f.path("artifacts"))) {
+                                artifacts.push(name);
+                            }
+                        }
+                    }
+                    if let Some(bucket) = bucket {
+                        out.push(Action::S3 { bucket, prefix, artifacts });
+                    }
+                }
+                None => {}
             }
         }
         out

@@ -12,6 +12,8 @@ use crate::yaml::{Diagnostic, Kind, Node};
 pub(super) struct Cx {
     pub(super) file: String,
     pub(super) diags: Vec<Diagnostic>,
+    /// The pipeline's backend once known, for checks that depend on it.
+    pub(super) backend: Option<super::Backend>,
 }
 
 /// The fields of one mapping, looked up by key.

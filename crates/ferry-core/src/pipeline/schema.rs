@@ -71,7 +71,13 @@ pub fn pipeline_schema() -> Value {
         &["type"],
     );
     let gate = json!({"oneOf": [command_gate, window_gate]});
-    let action = typed(keys::COMMAND_ACTION, &[("env", env()), ("timeout", duration())]);
+    let command_action = typed(keys::COMMAND_ACTION, &[("env", env()), ("timeout", duration())]);
+    let s3_action = object(
+        keys::S3_ACTION,
+        &[("type", json!({"const": "s3"})), ("artifacts", json!({"type": "array", "items": {"type": "string"}}))],
+        &["type", "bucket"],
+    );
+    let action = json!({"oneOf": [command_action, s3_action]});
     let stage = object(
         keys::STAGE,
         &[
@@ -169,7 +175,13 @@ mod tests {
         assert_eq!(keys_of(&s["properties"]["build"]), table(keys::BUILD));
         assert_eq!(keys_of(&s["properties"]["stages"]["items"]), table(keys::STAGE));
         assert_eq!(keys_of(&s["properties"]["stages"]["items"]["properties"]["approval"]), table(keys::APPROVAL));
-        assert_eq!(keys_of(&s["properties"]["stages"]["items"]["properties"]["deploy"]["items"]), table(keys::COMMAND_ACTION));
+        let stage = &s["properties"]["stages"]["items"]["properties"];
+        assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][0]), table(keys::COMMAND_ACTION));
+        assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][1]), table(keys::S3_ACTION));
+        assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][0]), table(keys::COMMAND_GATE));
+        assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][1]), table(keys::WINDOW_GATE));
+        assert_eq!(keys_of(&s["properties"]["policy"]), table(keys::POLICY));
+        assert_eq!(keys_of(&s["properties"]["aws"]), table(keys::AWS));
         assert_eq!(s["additionalProperties"], json!(false));
     }
 }

@@ -1,0 +1,87 @@
+//! The AWS deploy actions, run with the stage role's credentials. `s3`: copy the release's
+//! verified artifacts into a bucket of the stage account, tagged, then re-hash what landed.
+//! (CloudFormation, ECR and CodePipeline come with issue #4.)
+
+use aws_sdk_s3::primitives::ByteStream;
+use ferry_core::ids::Sha256Digest;
+use ferry_core::pipeline::Action;
+use ferry_core::ports::{DeployReport, DeployRequest, Deployer};
+use ferry_core::{Error, Result};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{self, Attempt};
+use crate::exec::StageAccess;
+
+pub struct AwsDeployer {
+    pub access: StageAccess,
+}
+
+/// `k=v&k2=v2`, percent-encoded as S3's `x-amz-tagging` wants.
+fn tagging(tags: &std::collections::BTreeMap<String, String>) -> String {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect()
+    };
+    tags.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+impl AwsDeployer {
+    fn s3(&self, req: &DeployRequest<'_>, bucket: &str, prefix: &str, only: &[String]) -> Result<DeployReport> {
+        let (config, role) = self.access.assume(&req.target)?;
+        let aws = &self.access.aws;
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(aws.custom_endpoint()).build());
+        let selected: Vec<_> = req
+            .artifacts
+            .iter()
+            .filter(|(a, _)| only.is_empty() || only.iter().any(|n| a.name == *n || a.name.starts_with(&format!("{n}/"))))
+            .collect();
+        if selected.is_empty() {
+            return Err(Error::invalid(format!("no artifact of the release matches {only:?}")));
+        }
+        let mut lines = Vec::new();
+        for (artifact, file) in selected {
+            let key = if prefix.is_empty() { artifact.path.clone() } else { format!("{prefix}/{}", artifact.path) };
+            let url = format!("s3://{bucket}/{key}");
+            let at = |action: &'static str| Attempt { who: role.as_str(), action, resource: &url };
+            aws.rt.block_on(async {
+                let body = ByteStream::from_path(file).await.map_err(|e| Error::failed(format!("reading `{}`: {e}", file.display())))?;
+                s3.put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(body)
+                    .metadata("sha256", artifact.sha256.as_str())
+                    .tagging(tagging(&req.tags))
+                    .send()
+                    .await
+                    .map_err(|e| error::map(at("s3:PutObject"), &e))?;
+                // Re-hash what landed: the copy must be exactly the release's bytes.
+                let out = s3.get_object().bucket(bucket).key(&key).send().await.map_err(|e| error::map(at("s3:GetObject"), &e))?;
+                let mut body = out.body;
+                let mut hasher = Sha256::new();
+                while let Some(chunk) = body.try_next().await.map_err(|e| Error::failed(format!("reading back `{url}`: {e}")))? {
+                    hasher.update(&chunk);
+                }
+                let landed = Sha256Digest::from_bytes(hasher.finalize().into());
+                if landed != artifact.sha256 {
+                    return Err(Error::verification(format!("`{url}` hashes to `{landed}` after the copy, not `{}`", artifact.sha256)));
+                }
+                Ok::<_, Error>(())
+            })?;
+            lines.push(format!("{url} sha256:{}", artifact.sha256));
+        }
+        Ok(DeployReport {
+            detail: format!("copied {} artifact(s) to s3://{bucket}/{prefix}, digests verified", lines.len()),
+            output: lines.join("\n"),
+        })
+    }
+}
+
+impl Deployer for AwsDeployer {
+    fn deploy(&self, req: &DeployRequest<'_>) -> Result<DeployReport> {
+        match req.action {
+            Action::S3 { bucket, prefix, artifacts } => self.s3(req, bucket, prefix, artifacts),
+            other => Err(Error::invalid(format!("the `{}` action does not run through the deployer", other.kind()))),
+        }
+    }
+}
