@@ -102,3 +102,68 @@ fn window_settings_are_validated() {
         assert!(r.stderr.contains(expected), "{expected}: {}", r.stderr);
     }
 }
+
+/// A local HTTP server (wiremock on 127.0.0.1) answering `/health` with `respond`.
+fn health_server(respond: impl wiremock::Respond + 'static) -> (tokio::runtime::Runtime, wiremock::MockServer) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = rt.block_on(async {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .and(wiremock::matchers::path("/health"))
+            .respond_with(respond)
+            .mount(&server)
+            .await;
+        server
+    });
+    (rt, server)
+}
+
+fn http_gate(url: &str, soak: &str, timeout: &str) -> String {
+    with_staging_gates(&format!(
+        "      - type: http\n        when: after\n        url: {url}/health\n        json_field: status\n        json_equals: ok\n        interval: 100ms\n        soak: {soak}\n        timeout: {timeout}"
+    ))
+}
+
+/// Healthy except every `n`th request.
+struct Flapping(std::sync::atomic::AtomicUsize, usize);
+
+impl wiremock::Respond for Flapping {
+    fn respond(&self, _: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let i = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if i % self.1 == 0 {
+            wiremock::ResponseTemplate::new(500)
+        } else {
+            wiremock::ResponseTemplate::new(200).set_body_string(r#"{"status":"ok"}"#)
+        }
+    }
+}
+
+#[test]
+fn an_http_gate_that_stays_healthy_through_the_soak_passes() {
+    let (_rt, server) = health_server(wiremock::ResponseTemplate::new(200).set_body_string(r#"{"status":"ok"}"#));
+    let p = Project::new(&http_gate(&server.uri(), "1s", "20s"));
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    let passed = p.audit_events().into_iter().filter(|e| e["kind"] == "gate_passed").last().unwrap();
+    assert!(passed["details"]["result"].as_str().unwrap().starts_with("healthy for 1s"), "{passed:#}");
+}
+
+#[test]
+fn an_http_gate_that_flaps_during_the_soak_fails() {
+    let (_rt, server) = health_server(Flapping(Default::default(), 4));
+    let p = Project::new(&http_gate(&server.uri(), "1s", "3s"));
+    let id = p.build();
+    let r = p.promote("deployer", &id, "staging").expect(1);
+    assert!(r.stdout.contains("a post-deploy gate failed") && r.stdout.contains("flapped during the soak"), "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn an_http_gate_gives_up_at_its_timeout() {
+    let (_rt, server) = health_server(wiremock::ResponseTemplate::new(503));
+    let p = Project::new(&http_gate(&server.uri(), "0s", "1s").replace("        soak: 0s\n", ""));
+    let id = p.build();
+    let start = std::time::Instant::now();
+    let r = p.promote("deployer", &id, "staging").expect(1);
+    assert!(r.stdout.contains("not healthy within 1s") && r.stdout.contains("status 503"), "{}", r.stdout);
+    assert!(start.elapsed() < std::time::Duration::from_secs(30), "the timeout was not honoured");
+}

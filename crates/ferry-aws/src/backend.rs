@@ -31,6 +31,8 @@ pub struct Connect {
     pub host: String,
     /// Runs command processes (the shell executor).
     pub exec: Box<dyn Executor>,
+    /// Probes URLs for http gates.
+    pub http: Box<dyn ferry_core::ports::HttpProbe>,
 }
 
 pub struct AwsBackend {
@@ -108,6 +110,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         audit: Box::new(S3Audit { bucket: audit }),
         exec: Box::new(AwsExecutor { access: access.clone(), inner: c.exec }),
         deployer: Box::new(AwsDeployer { access }),
+        http: c.http,
         work_dir: c.work_dir,
         account_root: None,
     };

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod decide;
 pub mod digest;
 pub mod error;
+pub mod health;
 pub mod ids;
 pub mod keys;
 pub mod manifest;

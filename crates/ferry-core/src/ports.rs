@@ -211,6 +211,11 @@ impl Deployer for NoDeployer {
     }
 }
 
+/// Fetches a URL for an http gate: the status and body (bounded), or why it could not.
+pub trait HttpProbe {
+    fn get(&self, url: &str, timeout: Duration) -> Result<(u16, String)>;
+}
+
 /// One backend's implementations of every port.
 pub struct Services {
     pub store: Box<dyn ReleaseStore>,
@@ -219,6 +224,7 @@ pub struct Services {
     pub audit: Box<dyn AuditLog>,
     pub exec: Box<dyn Executor>,
     pub deployer: Box<dyn Deployer>,
+    pub http: Box<dyn HttpProbe>,
     /// Where deploy actions get their copies of the artifacts.
     pub work_dir: PathBuf,
     /// On the local backend, accounts are namespaces: `ROOT/ACCOUNT_ID` is handed to actions

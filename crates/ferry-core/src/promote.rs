@@ -320,31 +320,44 @@ impl Promotion<'_> {
     /// Runs the command gates of one phase; the first failure fails the promotion.
     fn run_gates(&self, phase: When) -> Result<()> {
         for (i, gate) in self.stage.gates.iter().enumerate() {
-            let Gate::Command { run, timeout, when } = gate else { continue };
-            if *when != phase {
+            if gate.when() != phase {
                 continue;
             }
-            let spec = CommandSpec {
-                run: run.clone(),
-                dir: self.pipeline.dir().to_owned(),
-                env: self.base_env(),
-                timeout: *timeout,
-                label: format!("gate {}[{i}]", self.stage.name),
-                target: Some(self.target()),
-                clear_env: Vec::new(),
+            let (passed, why, details) = match gate {
+                Gate::Window(_) => continue,
+                Gate::Command { run, timeout, .. } => {
+                    let spec = CommandSpec {
+                        run: run.clone(),
+                        dir: self.pipeline.dir().to_owned(),
+                        env: self.base_env(),
+                        timeout: *timeout,
+                        label: format!("gate {}[{i}]", self.stage.name),
+                        target: Some(self.target()),
+                        clear_env: Vec::new(),
+                    };
+                    let out = self.svc.exec.run(&spec)?;
+                    let code = out.exit_code.map_or("none".into(), |c| c.to_string());
+                    let details = json!({"exit_code": out.exit_code, "timed_out": out.timed_out, "output": out.output_tail});
+                    (out.success, format!("exit code {code}"), details)
+                }
+                Gate::Http(h) => match crate::health::check(h, self.svc.http.as_ref()) {
+                    Ok(summary) => (true, summary.clone(), json!({"result": summary})),
+                    Err(why) => (false, why.clone(), json!({"result": why})),
+                },
             };
-            let out = self.svc.exec.run(&spec)?;
-            let details = json!({"gate": gate.summary(), "index": i, "when": when, "exit_code": out.exit_code, "timed_out": out.timed_out, "output": out.output_tail});
-            if out.success {
+            let mut details = details;
+            details["gate"] = json!(gate.summary());
+            details["index"] = json!(i);
+            details["when"] = json!(phase);
+            if passed {
                 self.audit(EventKind::GatePassed, details)?;
             } else {
                 self.audit(EventKind::GateFailed, details)?;
                 self.update(|r| {
                     r.status = StageStatus::Failed;
-                    r.message = Some(format!("gate {i} failed"));
+                    r.message = Some(format!("gate {i} failed: {why}"));
                 })?;
-                let code = out.exit_code.map_or("none".into(), |c| c.to_string());
-                return Err(Error::failed(format!("gate `{}` of stage `{}` failed (exit code {code})", gate.summary(), self.stage.name)));
+                return Err(Error::failed(format!("gate `{}` of stage `{}` failed: {why}", gate.summary(), self.stage.name)));
             }
         }
         Ok(())

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod build;
 pub mod exec;
 pub mod fsutil;
+pub mod http;
 pub mod keys;
 pub mod locks;
 pub mod state;
@@ -47,6 +48,7 @@ impl Home {
             audit: Box::new(audit::LocalAudit::new(self.audit_dir())),
             exec: Box::new(exec::ShellExecutor),
             deployer: Box::new(ferry_core::ports::NoDeployer),
+            http: Box::new(http::ReqwestProbe),
             work_dir: self.root.join("work"),
             account_root: Some(self.root.join("accounts")),
         }

@@ -76,6 +76,7 @@ impl Ctx {
                     work_dir: home.root.join("work"),
                     host: ferry_local::locks::host_name(),
                     exec: Box::new(ferry_local::exec::ShellExecutor),
+                    http: Box::new(ferry_local::http::ReqwestProbe),
                 };
                 let b = ferry_aws::backend::connect(p, c)?;
                 Ctx { actor: b.actor.clone(), backend: Connected::Aws(Box::new(b)) }

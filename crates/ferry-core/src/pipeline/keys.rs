@@ -78,6 +78,19 @@ pub const COMMAND_GATE: Keys = &[
     ("when", "before (default) the deploy actions, or after them (a failure then fails the promotion)."),
 ];
 
+pub const HTTP_GATE: Keys = &[
+    ("type", "Gate type: http."),
+    ("url", "URL to GET."),
+    ("status", "Expected HTTP status (default 200)."),
+    ("body_contains", "Text the response body must contain."),
+    ("json_field", "Dotted path of a field in a JSON body, e.g. status or checks.db."),
+    ("json_equals", "The value that field must have (compared as text)."),
+    ("interval", "Time between probes (default 10s)."),
+    ("soak", "How long the check must pass without interruption (default: one pass)."),
+    ("timeout", "Give up after this long (default 5m)."),
+    ("when", "before (default) the deploy actions, or after them."),
+];
+
 pub const WINDOW_GATE: Keys = &[
     ("type", "Gate type: window."),
     ("timezone", "IANA time zone of days and hours, e.g. Europe/Berlin (default UTC)."),
@@ -129,4 +142,4 @@ pub const STORE: Keys = &[
 
 /// Action types issue #4 adds; named here so validation can say they are not available yet.
 pub const PLANNED_ACTIONS: &[&str] = &["cloudformation", "ecr", "codepipeline"];
-pub const PLANNED_GATES: &[&str] = &["http", "alarm"];
+pub const PLANNED_GATES: &[&str] = &["alarm"];

@@ -173,6 +173,24 @@ pub enum Gate {
     },
     /// When deploys may start, and when they may not (freezes).
     Window(Window),
+    /// An HTTP health check that must pass, continuously for `soak`, before `timeout`.
+    Http(HttpGate),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpGate {
+    pub url: String,
+    pub status: u16,
+    pub body_contains: Option<String>,
+    /// Dotted path into a JSON body and the value it must have.
+    pub json: Option<(String, String)>,
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub soak: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    pub when: When,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -249,6 +267,19 @@ impl Gate {
             Gate::Command { run, when: When::Before, .. } => format!("command: {run}"),
             Gate::Command { run, when: When::After, .. } => format!("after deploy, command: {run}"),
             Gate::Window(w) => w.describe(),
+            Gate::Http(h) => {
+                let after = if h.when == When::After { "after deploy, " } else { "" };
+                format!("{after}http: GET {} expects {}", h.url, h.status)
+            }
+        }
+    }
+
+    /// The phase a gate runs in (windows are checked before anything else).
+    pub fn when(&self) -> When {
+        match self {
+            Gate::Command { when, .. } => *when,
+            Gate::Http(h) => h.when,
+            Gate::Window(_) => When::Before,
         }
     }
 }

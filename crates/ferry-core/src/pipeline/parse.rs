@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::keys;
-use super::reader::Cx;
+use super::reader::{Cx, Fields};
 use super::*;
 use crate::clock::Timestamp;
 use crate::yaml::{self, Diagnostic, Kind, Node};
@@ -456,19 +456,17 @@ impl Cx {
         let mut out = Vec::new();
         for (i, item) in self.seq(node, path).iter().enumerate() {
             let p = format!("{path}[{i}]");
-            match self.typed(item, &p, keys::PLANNED_GATES, &["command", "window"]) {
+            match self.typed(item, &p, keys::PLANNED_GATES, &["command", "window", "http"]) {
+                Some("http") => {
+                    if let Some(h) = self.http_gate(item, &p) {
+                        out.push(Gate::Http(h));
+                    }
+                }
                 Some("command") => {
                     let Some(f) = self.fields(item, &p, keys::COMMAND_GATE) else { continue };
                     let run = self.required(&f, "run").and_then(|n| self.string(n, &f.path("run")));
                     let timeout = f.get("timeout").and_then(|n| self.duration(n, &f.path("timeout")));
-                    let when = match f.get("when").map(|n| (n, n.as_scalar())) {
-                        None | Some((_, Some("before"))) => When::Before,
-                        Some((_, Some("after"))) => When::After,
-                        Some((n, _)) => {
-                            self.error(n, &f.path("when"), format!("`when` is `before` or `after`, not {}", n.describe()), None);
-                            continue;
-                        }
-                    };
+                    let Some(when) = self.when(&f) else { continue };
                     if let Some(run) = run {
                         out.push(Gate::Command { run, timeout, when });
                     }
@@ -482,6 +480,56 @@ impl Cx {
             }
         }
         out
+    }
+
+    fn when(&mut self, f: &Fields<'_>) -> Option<When> {
+        match f.get("when").map(|n| (n, n.as_scalar())) {
+            None | Some((_, Some("before"))) => Some(When::Before),
+            Some((_, Some("after"))) => Some(When::After),
+            Some((n, _)) => {
+                self.error(n, &f.path("when"), format!("`when` is `before` or `after`, not {}", n.describe()), None);
+                None
+            }
+        }
+    }
+
+    fn http_gate(&mut self, item: &Node, path: &str) -> Option<HttpGate> {
+        let f = self.fields(item, path, keys::HTTP_GATE)?;
+        let url = self.required(&f, "url").and_then(|n| {
+            let u = self.string(n, &f.path("url"))?;
+            if u.starts_with("http://") || u.starts_with("https://") {
+                Some(u)
+            } else {
+                self.error(n, &f.path("url"), format!("`{u}` is not an http(s) URL"), None);
+                None
+            }
+        });
+        let status = match f.get("status") {
+            None => Some(200),
+            Some(n) => match n.as_scalar().and_then(|s| s.parse::<u16>().ok()).filter(|s| (100..600).contains(s)) {
+                Some(s) => Some(s),
+                None => {
+                    self.error(n, &f.path("status"), format!("invalid HTTP status {}", n.describe()), None);
+                    None
+                }
+            },
+        };
+        let body_contains = self.opt_string(&f, "body_contains");
+        let json = match (self.opt_string(&f, "json_field"), self.opt_string(&f, "json_equals")) {
+            (Some(field), Some(value)) => Some((field, value)),
+            (None, None) => None,
+            _ => {
+                self.error(item, path, "`json_field` and `json_equals` go together".into(), None);
+                None
+            }
+        };
+        let mut dur = |key: &str, default: u64| match f.get(key) {
+            None => Some(Duration::from_secs(default)),
+            Some(n) => self.duration(n, &f.path(key)),
+        };
+        let (interval, soak, timeout) = (dur("interval", 10), dur("soak", 0).or(Some(Duration::ZERO)), dur("timeout", 300));
+        let when = self.when(&f);
+        Some(HttpGate { url: url?, status: status?, body_contains, json, interval: interval?, soak: soak?, timeout: timeout?, when: when? })
     }
 
     fn window(&mut self, item: &Node, path: &str) -> Option<Window> {

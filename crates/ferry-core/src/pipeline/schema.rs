@@ -70,7 +70,20 @@ pub fn pipeline_schema() -> Value {
         ],
         &["type"],
     );
-    let gate = json!({"oneOf": [command_gate, window_gate]});
+    let http_gate = object(
+        keys::HTTP_GATE,
+        &[
+            ("type", json!({"const": "http"})),
+            ("url", json!({"type": "string", "pattern": "^https?://"})),
+            ("status", json!({"type": "integer", "minimum": 100, "maximum": 599, "default": 200})),
+            ("interval", duration()),
+            ("soak", duration()),
+            ("timeout", duration()),
+            ("when", json!({"enum": ["before", "after"], "default": "before"})),
+        ],
+        &["type", "url"],
+    );
+    let gate = json!({"oneOf": [command_gate, window_gate, http_gate]});
     let command_action = typed(keys::COMMAND_ACTION, &[("env", env()), ("timeout", duration())]);
     let s3_action = object(
         keys::S3_ACTION,
@@ -180,6 +193,7 @@ mod tests {
         assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][1]), table(keys::S3_ACTION));
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][0]), table(keys::COMMAND_GATE));
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][1]), table(keys::WINDOW_GATE));
+        assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][2]), table(keys::HTTP_GATE));
         assert_eq!(keys_of(&s["properties"]["policy"]), table(keys::POLICY));
         assert_eq!(keys_of(&s["properties"]["aws"]), table(keys::AWS));
         assert_eq!(s["additionalProperties"], json!(false));
