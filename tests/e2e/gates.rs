@@ -130,7 +130,7 @@ struct Flapping(std::sync::atomic::AtomicUsize, usize);
 impl wiremock::Respond for Flapping {
     fn respond(&self, _: &wiremock::Request) -> wiremock::ResponseTemplate {
         let i = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        if i % self.1 == 0 {
+        if i.is_multiple_of(self.1) {
             wiremock::ResponseTemplate::new(500)
         } else {
             wiremock::ResponseTemplate::new(200).set_body_string(r#"{"status":"ok"}"#)
@@ -144,7 +144,7 @@ fn an_http_gate_that_stays_healthy_through_the_soak_passes() {
     let p = Project::new(&http_gate(&server.uri(), "1s", "20s"));
     let id = p.build();
     p.promote("deployer", &id, "staging").expect(0);
-    let passed = p.audit_events().into_iter().filter(|e| e["kind"] == "gate_passed").last().unwrap();
+    let passed = p.audit_events().into_iter().filter(|e| e["kind"] == "gate_passed").next_back().unwrap();
     assert!(passed["details"]["result"].as_str().unwrap().starts_with("healthy for 1s"), "{passed:#}");
 }
 
