@@ -144,7 +144,7 @@ fn an_http_gate_that_stays_healthy_through_the_soak_passes() {
     let p = Project::new(&http_gate(&server.uri(), "1s", "20s"));
     let id = p.build();
     p.promote("deployer", &id, "staging").expect(0);
-    let passed = p.audit_events().into_iter().filter(|e| e["kind"] == "gate_passed").next_back().unwrap();
+    let passed = p.audit_events().into_iter().rfind(|e| e["kind"] == "gate_passed").unwrap();
     assert!(passed["details"]["result"].as_str().unwrap().starts_with("healthy for 1s"), "{passed:#}");
 }
 
