@@ -122,6 +122,39 @@ fn content_hash(value: &Value) -> Sha256Digest {
     Sha256Digest::of(canonical_json(&v).as_bytes())
 }
 
+/// Appends `draft` to a log kept as create-only entries numbered from 1, whatever stores them:
+/// `last` returns the highest stored position and its bytes, `create` stores an entry only if
+/// that position is still free (false when another writer took it; then ferry re-reads and
+/// tries the next position). A damaged last event stops the log from being extended.
+pub fn append_to(
+    draft: Draft,
+    location: &str,
+    last: impl Fn() -> Result<Option<(u64, Vec<u8>)>>,
+    create: impl Fn(u64, Vec<u8>) -> Result<bool>,
+) -> Result<Event> {
+    for _ in 0..100 {
+        let previous = match last()? {
+            None => None,
+            Some((pos, bytes)) => {
+                let event: Event = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::failed(format!("the last audit event (position {pos} in `{location}`) is damaged: {e}"))
+                        .hint("run `ferry audit verify`; ferry will not extend a damaged log")
+                })?;
+                if event.seq != pos {
+                    return Err(Error::failed(format!("audit event at position {pos} claims sequence {}", event.seq))
+                        .hint("run `ferry audit verify`"));
+                }
+                Some(event)
+            }
+        };
+        let event = seal(draft.clone(), previous.as_ref())?;
+        if create(event.seq, event.to_bytes()?)? {
+            return Ok(event);
+        }
+    }
+    Err(Error::failed(format!("could not append to the audit log at `{location}`: too much contention")))
+}
+
 impl Event {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut b = serde_json::to_vec(self).map_err(|e| Error::failed(format!("cannot encode audit event: {e}")))?;

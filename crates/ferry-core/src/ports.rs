@@ -79,6 +79,33 @@ pub struct LockInfo {
     pub token: String,
 }
 
+impl LockInfo {
+    /// A lock for `holder` (this process on `host`), valid for `lease` from now.
+    pub fn new(
+        pipeline: &PipelineName,
+        stage: &StageName,
+        release: &ReleaseId,
+        holder: &Actor,
+        lease: Duration,
+        host: &str,
+        token: String,
+    ) -> Self {
+        let now = Timestamp::now();
+        LockInfo {
+            version: 1,
+            pipeline: pipeline.clone(),
+            stage: stage.clone(),
+            release: release.clone(),
+            holder: holder.clone(),
+            pid: std::process::id(),
+            host: host.to_owned(),
+            acquired_at: now,
+            expires_at: now.plus(lease),
+            token,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Acquired {
     Taken(LockInfo),

@@ -34,30 +34,14 @@ impl LocalAudit {
 
 impl AuditLog for LocalAudit {
     fn append(&self, draft: Draft) -> Result<Event> {
-        for _ in 0..100 {
-            let last = match self.positions()?.last() {
-                None => None,
-                Some((pos, name)) => {
-                    let path = self.dir.join(name);
-                    let bytes = fsutil::read_opt(&path)?.unwrap_or_default();
-                    let event: Event = serde_json::from_slice(&bytes).map_err(|e| {
-                        Error::failed(format!("the last audit event (`{}`) is damaged: {e}", path.display()))
-                            .hint("run `ferry audit verify`; ferry will not extend a damaged log")
-                    })?;
-                    if event.seq != *pos {
-                        return Err(Error::failed(format!("audit event at position {pos} claims sequence {}", event.seq))
-                            .hint("run `ferry audit verify`"));
-                    }
-                    Some(event)
-                }
-            };
-            let event = audit::seal(draft.clone(), last.as_ref())?;
-            let path = self.dir.join(format!("{:012}.json", event.seq));
-            if fsutil::write_new(&path, &event.to_bytes()?)? == Created::Yes {
-                return Ok(event);
+        let last = || -> Result<Option<(u64, Vec<u8>)>> {
+            match self.positions()?.pop() {
+                None => Ok(None),
+                Some((pos, name)) => Ok(Some((pos, fsutil::read_opt(&self.dir.join(name))?.unwrap_or_default()))),
             }
-        }
-        Err(Error::failed(format!("could not append to the audit log at `{}`: too much contention", self.dir.display())))
+        };
+        let create = |seq: u64, bytes: Vec<u8>| Ok(fsutil::write_new(&self.dir.join(format!("{seq:012}.json")), &bytes)? == Created::Yes);
+        audit::append_to(draft, &self.location(), last, create)
     }
 
     fn entries(&self) -> Result<Vec<(u64, Vec<u8>)>> {

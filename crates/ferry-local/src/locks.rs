@@ -65,19 +65,7 @@ impl LocalLocks {
     }
 
     fn new_lock(pipeline: &PipelineName, stage: &StageName, release: &ReleaseId, holder: &Actor, lease: Duration) -> LockInfo {
-        let now = Timestamp::now();
-        LockInfo {
-            version: 1,
-            pipeline: pipeline.clone(),
-            stage: stage.clone(),
-            release: release.clone(),
-            holder: holder.clone(),
-            pid: std::process::id(),
-            host: host_name(),
-            acquired_at: now,
-            expires_at: now.plus(lease),
-            token: fsutil::random_token(),
-        }
+        LockInfo::new(pipeline, stage, release, holder, lease, &host_name(), fsutil::random_token())
     }
 
     fn create(&self, lock: &LockInfo) -> Result<Created> {

@@ -31,29 +31,14 @@ impl S3Audit {
 
 impl AuditLog for S3Audit {
     fn append(&self, draft: Draft) -> Result<Event> {
-        for _ in 0..100 {
-            let last = match self.positions()?.last() {
-                None => None,
-                Some((pos, key)) => {
-                    let (bytes, _) =
-                        self.bucket.get(key)?.ok_or_else(|| Error::failed(format!("audit event `{}` vanished", self.bucket.url(key))))?;
-                    let event: Event = serde_json::from_slice(&bytes).map_err(|e| {
-                        Error::failed(format!("the last audit event (`{}`) is damaged: {e}", self.bucket.url(key)))
-                            .hint("run `ferry audit verify`; ferry will not extend a damaged log")
-                    })?;
-                    if event.seq != *pos {
-                        return Err(Error::failed(format!("audit event at position {pos} claims sequence {}", event.seq))
-                            .hint("run `ferry audit verify`"));
-                    }
-                    Some(event)
-                }
-            };
-            let event = audit::seal(draft.clone(), last.as_ref())?;
-            if let Put::Done(_) = self.bucket.put(&format!("audit/{:012}.json", event.seq), event.to_bytes()?, None)? {
-                return Ok(event);
+        let last = || -> Result<Option<(u64, Vec<u8>)>> {
+            match self.positions()?.pop() {
+                None => Ok(None),
+                Some((pos, key)) => Ok(Some((pos, self.bucket.get(&key)?.map(|(b, _)| b).unwrap_or_default()))),
             }
-        }
-        Err(Error::failed(format!("could not append to the audit log at `{}`: too much contention", self.location())))
+        };
+        let create = |seq: u64, bytes: Vec<u8>| Ok(matches!(self.bucket.put(&format!("audit/{seq:012}.json"), bytes, None)?, Put::Done(_)));
+        audit::append_to(draft, &self.location(), last, create)
     }
 
     fn entries(&self) -> Result<Vec<(u64, Vec<u8>)>> {

@@ -36,19 +36,7 @@ fn is_stale(lock: &LockInfo) -> bool {
 
 impl S3Locks {
     fn new_lock(&self, pipeline: &PipelineName, stage: &StageName, release: &ReleaseId, holder: &Actor, lease: Duration) -> LockInfo {
-        let now = Timestamp::now();
-        LockInfo {
-            version: 1,
-            pipeline: pipeline.clone(),
-            stage: stage.clone(),
-            release: release.clone(),
-            holder: holder.clone(),
-            pid: std::process::id(),
-            host: self.host.clone(),
-            acquired_at: now,
-            expires_at: now.plus(lease),
-            token: token(),
-        }
+        LockInfo::new(pipeline, stage, release, holder, lease, &self.host, token())
     }
 
     fn read(&self, rel: &str) -> Result<Option<(LockInfo, String)>> {

@@ -3,6 +3,7 @@
 //! a file becomes a `Pipeline` and `schema` for the JSON Schema of the format.
 
 mod aws;
+mod gates;
 mod guardrails;
 mod keys;
 mod parse;

@@ -6,40 +6,34 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::keys;
-use super::reader::{Cx, Fields};
+use super::reader::Cx;
 use super::*;
-use crate::clock::Timestamp;
 use crate::yaml::{self, Diagnostic, Kind, Node};
 
-/// Reads and validates a pipeline file; `Err` holds every diagnostic found.
-pub fn load(path: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
-    let file = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|e| {
+/// Reads a file as text; a failure is one diagnostic naming the file.
+fn read_source(path: &Path, what: &str) -> Result<String, Vec<Diagnostic>> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let file = path.display().to_string();
         vec![Diagnostic {
             file: file.clone(),
             line: 0,
             column: 0,
             field: "(file)".into(),
-            message: format!("cannot read `{file}`: {e}"),
+            message: format!("cannot read {what}`{file}`: {e}"),
             hint: None,
         }]
-    })?;
-    parse_str(path, &source)
+    })
+}
+
+/// Reads and validates a pipeline file; `Err` holds every diagnostic found.
+pub fn load(path: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
+    parse_str(path, &read_source(path, "")?)
 }
 
 /// Reads an organization-wide freeze file: `freezes: [{from, to, reason}]`.
 pub fn load_freeze_file(path: &Path) -> Result<Vec<Freeze>, Vec<Diagnostic>> {
+    let source = read_source(path, "freeze file ")?;
     let file = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic {
-            file: file.clone(),
-            line: 0,
-            column: 0,
-            field: "(file)".into(),
-            message: format!("cannot read freeze file `{file}`: {e}"),
-            hint: None,
-        }]
-    })?;
     let root = yaml::parse(&file, &source).map_err(|d| vec![d])?;
     let mut cx = Cx { file, diags: Vec::new(), backend: None };
     const KEYS: keys::Keys = &[("freezes", "Freeze periods: [{from, to, reason}].")];
@@ -433,7 +427,7 @@ impl Cx {
         Some(ApprovalPolicy { required: required?, approvers, expires: expires?, allow_self_approval: allow_self_approval? })
     }
 
-    fn typed<'a>(&mut self, item: &'a Node, path: &str, planned: &[&str], supported: &[&str]) -> Option<&'a str> {
+    pub(super) fn typed<'a>(&mut self, item: &'a Node, path: &str, planned: &[&str], supported: &[&str]) -> Option<&'a str> {
         let list = supported.join(", ");
         let Kind::Map(entries) = &item.kind else {
             self.error(item, path, format!("expected a mapping with a `type`, found {}", item.describe()), None);
@@ -450,149 +444,6 @@ impl Cx {
         };
         self.error(t, &format!("{path}.type"), message, Some(format!("supported types: {list}")));
         None
-    }
-
-    fn gates(&mut self, node: &Node, path: &str) -> Vec<Gate> {
-        let mut out = Vec::new();
-        for (i, item) in self.seq(node, path).iter().enumerate() {
-            let p = format!("{path}[{i}]");
-            match self.typed(item, &p, keys::PLANNED_GATES, &["command", "window", "http"]) {
-                Some("http") => {
-                    if let Some(h) = self.http_gate(item, &p) {
-                        out.push(Gate::Http(h));
-                    }
-                }
-                Some("command") => {
-                    let Some(f) = self.fields(item, &p, keys::COMMAND_GATE) else { continue };
-                    let run = self.required(&f, "run").and_then(|n| self.string(n, &f.path("run")));
-                    let timeout = f.get("timeout").and_then(|n| self.duration(n, &f.path("timeout")));
-                    let Some(when) = self.when(&f) else { continue };
-                    if let Some(run) = run {
-                        out.push(Gate::Command { run, timeout, when });
-                    }
-                }
-                Some(_) => {
-                    if let Some(w) = self.window(item, &p) {
-                        out.push(Gate::Window(w));
-                    }
-                }
-                None => {}
-            }
-        }
-        out
-    }
-
-    fn when(&mut self, f: &Fields<'_>) -> Option<When> {
-        match f.get("when").map(|n| (n, n.as_scalar())) {
-            None | Some((_, Some("before"))) => Some(When::Before),
-            Some((_, Some("after"))) => Some(When::After),
-            Some((n, _)) => {
-                self.error(n, &f.path("when"), format!("`when` is `before` or `after`, not {}", n.describe()), None);
-                None
-            }
-        }
-    }
-
-    fn http_gate(&mut self, item: &Node, path: &str) -> Option<HttpGate> {
-        let f = self.fields(item, path, keys::HTTP_GATE)?;
-        let url = self.required(&f, "url").and_then(|n| {
-            let u = self.string(n, &f.path("url"))?;
-            if u.starts_with("http://") || u.starts_with("https://") {
-                Some(u)
-            } else {
-                self.error(n, &f.path("url"), format!("`{u}` is not an http(s) URL"), None);
-                None
-            }
-        });
-        let status = match f.get("status") {
-            None => Some(200),
-            Some(n) => match n.as_scalar().and_then(|s| s.parse::<u16>().ok()).filter(|s| (100..600).contains(s)) {
-                Some(s) => Some(s),
-                None => {
-                    self.error(n, &f.path("status"), format!("invalid HTTP status {}", n.describe()), None);
-                    None
-                }
-            },
-        };
-        let body_contains = self.opt_string(&f, "body_contains");
-        let json = match (self.opt_string(&f, "json_field"), self.opt_string(&f, "json_equals")) {
-            (Some(field), Some(value)) => Some((field, value)),
-            (None, None) => None,
-            _ => {
-                self.error(item, path, "`json_field` and `json_equals` go together".into(), None);
-                None
-            }
-        };
-        let mut dur = |key: &str, default: u64| match f.get(key) {
-            None => Some(Duration::from_secs(default)),
-            Some(n) => self.duration(n, &f.path(key)),
-        };
-        let (interval, soak, timeout) = (dur("interval", 10), dur("soak", 0).or(Some(Duration::ZERO)), dur("timeout", 300));
-        let when = self.when(&f);
-        Some(HttpGate { url: url?, status: status?, body_contains, json, interval: interval?, soak: soak?, timeout: timeout?, when: when? })
-    }
-
-    fn window(&mut self, item: &Node, path: &str) -> Option<Window> {
-        let f = self.fields(item, path, keys::WINDOW_GATE)?;
-        let timezone = self.opt_string(&f, "timezone").unwrap_or_else(|| "UTC".into());
-        if let (Err(e), Some(n)) = (crate::window::check_timezone(&timezone), f.get("timezone")) {
-            self.error(n, &f.path("timezone"), e.message, Some("use an IANA name such as `Europe/Berlin` or `UTC`".into()));
-        }
-        let mut days = Vec::new();
-        if let Some(list) = f.get("days") {
-            for (i, d) in self.seq(list, &f.path("days")).iter().enumerate() {
-                match d.as_scalar().and_then(|s| crate::window::DAYS.iter().position(|x| *x == s.to_lowercase())) {
-                    Some(day) => days.push(u8::try_from(day).unwrap_or(0)),
-                    None => self.error(
-                        d,
-                        &format!("{}[{i}]", f.path("days")),
-                        format!("unknown weekday {}", d.describe()),
-                        Some("use mon, tue, wed, thu, fri, sat, sun".into()),
-                    ),
-                }
-            }
-        }
-        let hours = match f.get("hours") {
-            None => None,
-            Some(n) => {
-                let parsed = n.as_scalar().and_then(crate::window::parse_hours);
-                if parsed.is_none() {
-                    let hint = "write `HH:MM-HH:MM` with the start before the end, e.g. `09:00-16:00`";
-                    self.error(n, &f.path("hours"), format!("invalid hours {}", n.describe()), Some(hint.into()));
-                }
-                parsed
-            }
-        };
-        let freezes = f.get("freeze").map(|n| self.freezes(n, &f.path("freeze"))).unwrap_or_default();
-        Some(Window { timezone, days, hours, freezes })
-    }
-
-    /// A list of `{from, to, reason}` freeze periods.
-    pub(super) fn freezes(&mut self, node: &Node, path: &str) -> Vec<Freeze> {
-        let mut out = Vec::new();
-        for (i, item) in self.seq(node, path).iter().enumerate() {
-            let p = format!("{path}[{i}]");
-            let Some(f) = self.fields(item, &p, keys::FREEZE) else { continue };
-            let mut time = |key: &str| -> Option<Timestamp> {
-                let n = self.required(&f, key)?;
-                let s = self.string(n, &f.path(key))?;
-                let t = Timestamp::parse(&s);
-                if t.is_none() {
-                    self.error(n, &f.path(key), format!("invalid time `{s}`"), Some("write RFC 3339, e.g. `2026-12-20T00:00:00Z`".into()));
-                }
-                t
-            };
-            let (from, to) = (time("from"), time("to"));
-            let reason = self.opt_string(&f, "reason");
-            if let (Some(from), Some(to)) = (from, to) {
-                if from < to {
-                    out.push(Freeze { from, to, reason });
-                } else {
-                    self.error(item, &p, "a freeze must end after it starts".into(), None);
-                }
-            }
-        }
-        out
     }
 
     fn actions(&mut self, node: &Node, path: &str) -> Vec<Action> {
