@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::ids::{AccountId, PipelineName, StageName};
-use crate::pipeline::{Backend, Pipeline};
+use crate::pipeline::{Backend, OnFailure, Pipeline, When};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -71,12 +71,28 @@ pub fn plan(p: &Pipeline) -> Plan {
                 let sod = if a.allow_self_approval { "" } else { "; not the builder or requester" };
                 steps.push(format!("approval: {} of {who}, valid {}{sod}", a.required, humantime::format_duration(a.expires)));
             }
-            for g in &s.gates {
+            if let (Some(_), false) = (&p.policy.freeze_file, s.ignore_org_freeze) {
+                steps.push("gate: no organization-wide freeze in force".into());
+            }
+            for g in s.gates.iter().filter(|g| g.when() == When::Before) {
                 steps.push(format!("gate: {}", g.summary()));
             }
             steps.push(format!("lock stage `{}`", s.name));
+            if let Some(aws) = &p.aws {
+                let role = s.role.as_deref().unwrap_or(&aws.deploy_role);
+                steps.push(format!(
+                    "assume `{role}` in {} through `{}` (session ferry-{}-RELEASE-{})",
+                    s.account, aws.orchestrator, p.name, s.name
+                ));
+            }
             for a in &s.deploy {
                 steps.push(format!("deploy: {}", a.summary()));
+            }
+            for g in s.gates.iter().filter(|g| g.when() == When::After) {
+                steps.push(format!("gate: {}", g.summary()));
+            }
+            if s.on_failure == OnFailure::Rollback {
+                steps.push("on a failed post-deploy gate: roll back to the previous good release".into());
             }
             steps.push("record outcome and release lock".into());
             StagePlan {
