@@ -325,7 +325,7 @@ fn an_artifact_overwritten_in_s3_behind_ferrys_back_is_refused_and_audited() {
 #[test]
 fn two_runners_promoting_at_once_deploy_exactly_once_and_the_other_names_the_holder() {
     let w = AwsWorld::new();
-    w.write_project("; sleep 3");
+    w.write_project("; sleep 10");
     let ci = w.role(TOOLING, "ci", "github-run-3");
     let id = w.release(&ci);
     let other = w.role(TOOLING, "ci", "codebuild-7");
@@ -353,7 +353,7 @@ fn a_lease_left_by_a_killed_runner_is_taken_over_only_after_it_expires() {
     let ci = w.role(TOOLING, "ci", "github-run-4");
     let id = w.release(&ci);
     let mut crashed = w
-        .command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--lease", "4s"])
+        .command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--lease", "15s"])
         .process_group(0)
         .spawn()
         .unwrap();
@@ -363,7 +363,7 @@ fn a_lease_left_by_a_killed_runner_is_taken_over_only_after_it_expires() {
     // Another machine cannot see the process; until the lease runs out the stage is busy.
     let busy = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(5);
     assert!(busy.stderr.contains("is busy"), "{}", busy.stderr);
-    std::thread::sleep(std::time::Duration::from_secs(5));
+    std::thread::sleep(std::time::Duration::from_secs(16));
     let refused = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(1);
     assert!(refused.stderr.contains("never finished: it may have partly run"), "{}", refused.stderr);
     assert_eq!(w.deploys().len(), 1, "the interrupted deploy was not run again");

@@ -38,7 +38,7 @@ fn kill_group(child: &mut Child) {
 
 #[test]
 fn two_concurrent_promotions_to_one_stage_deploy_exactly_once() {
-    let p = Project::new(&slow_pipeline(3));
+    let p = Project::new(&slow_pipeline(6));
     let id = p.build();
     let first = spawn_promote(&p, "deployer-a", &id, &[]);
     wait_for_deploy_start(&p, 1);
