@@ -62,14 +62,14 @@ fn rollback_in_an_approval_stage_needs_approvals_unless_the_policy_waives_them()
         p.approve("bob", id, "prod").expect(0);
         p.promote("deployer", id, "prod").expect(0);
     };
-    let (p, a, b) = two_releases(&pipeline("      required: 2\n      approvers: [alice, bob, carol]\n      expires: 1s"));
+    let (p, a, b) = two_releases(&pipeline("      required: 2\n      approvers: [alice, bob, carol]\n      expires: 4s"));
     approve_both(&p, &a);
     approve_both(&p, &b);
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::thread::sleep(std::time::Duration::from_millis(4200));
     let waiting = p.ferry("oncall", &["rollback", "pipeline.yaml", "--stage", "prod"]).expect(3);
     assert!(waiting.stdout.contains(&format!("ferry approve pipeline.yaml --release {a} --stage prod")), "{}", waiting.stdout);
 
-    let waived = pipeline("      required: 2\n      approvers: [alice, bob, carol]\n      expires: 1s")
+    let waived = pipeline("      required: 2\n      approvers: [alice, bob, carol]\n      expires: 4s")
         .replace("build:\n", "policy:\n  allow_rollback_without_approval: true\nbuild:\n");
     std::fs::write(p.path("pipeline.yaml"), waived).unwrap();
     p.ferry("oncall", &["rollback", "pipeline.yaml", "--stage", "prod"]).expect(0);
