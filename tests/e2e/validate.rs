@@ -232,3 +232,22 @@ fn aws_actions_on_the_local_backend_are_refused_at_validation() {
     let r = p.ferry("dev", &["validate", "s3.yaml"]).expect(2);
     assert!(r.stderr.contains("s3.yaml:22:15: stages[0].deploy[0].type: the `s3` action needs `backend: aws`"), "{}", r.stderr);
 }
+
+#[test]
+fn the_organization_policy_file_adds_its_guardrails() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    std::fs::create_dir_all(p.path("org")).unwrap();
+    std::fs::write(p.path("org/policy.yaml"), "policy:\n  allowed_regions: [eu-west-1]\n  required_tags: [cost-centre]\n  protected_stages: [staging]\n  freeze_file: freezes.yaml\n").unwrap();
+    std::fs::write(p.path("org/freezes.yaml"), "freezes: []\n").unwrap();
+    let yaml = pipeline(TWO_APPROVERS).replace("build:\n", "policy:\n  org_policy: org/policy.yaml\nbuild:\n");
+    std::fs::write(p.path("guarded.yaml"), &yaml).unwrap();
+    let r = p.ferry("dev", &["validate", "guarded.yaml"]).expect(2);
+    assert!(r.stderr.contains("stage `staging` is protected by the policy and must require approvals"), "{}", r.stderr);
+    assert!(r.stderr.contains("stage `prod` lacks the required tag(s) `cost-centre`"), "{}", r.stderr);
+    std::fs::write(p.path("org/policy.yaml"), "policy:\n  allowed_regions: [us-east-1]\n  bogus: 1\n").unwrap();
+    let r = p.ferry("dev", &["validate", "guarded.yaml"]).expect(2);
+    assert!(r.stderr.contains("org/policy.yaml:3:3: policy.bogus: unknown key `bogus`"), "{}", r.stderr);
+    assert!(r.stderr.contains("region `eu-west-1` is not allowed by the policy"), "{}", r.stderr);
+    let plan = p.ferry("dev", &["plan", "pipeline.yaml"]).expect(0);
+    assert!(!plan.stdout.contains("freeze"), "the plain pipeline has no org policy");
+}

@@ -12,7 +12,7 @@ use crate::ids::{AccountId, Region, StageName};
 use crate::yaml::{Kind, Node};
 
 /// The node of `key` in a mapping node, if present.
-fn child<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+pub(super) fn child<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
     match &node.kind {
         Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v),
         _ => None,
@@ -83,10 +83,96 @@ impl Cx {
         if let Some(path) = self.opt_string(&f, "freeze_file") {
             p.freeze_file = Some(std::path::PathBuf::from(path));
         }
+        if let Some(path) = self.opt_string(&f, "org_policy") {
+            p.org_policy = Some(std::path::PathBuf::from(path));
+        }
         if let Some(n) = f.get("allow_rollback_without_approval") {
             p.allow_rollback_without_approval = self.bool(n, "policy.allow_rollback_without_approval").unwrap_or(false);
         }
         Some(p)
+    }
+
+    /// Reads the organization's policy file and merges it into `policy`: lists are joined, a
+    /// rollback without approval must be allowed by both, and the two may not name different
+    /// management accounts. Problems in the file are reported with its own positions.
+    pub(super) fn merge_org_policy(
+        &mut self,
+        policy: &mut Policy,
+        path: &std::path::Path,
+        at: Option<&Node>,
+        accounts: &BTreeMap<String, AccountId>,
+    ) {
+        let file = path.display().to_string();
+        let source = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(n) = at {
+                    self.error(n, "policy.org_policy", format!("cannot read the organization policy `{file}`: {e}"), None);
+                }
+                return;
+            }
+        };
+        let root = match crate::yaml::parse(&file, &source) {
+            Ok(r) => r,
+            Err(d) => {
+                self.diags.push(d);
+                return;
+            }
+        };
+        let mut org_cx = Cx { file, diags: Vec::new(), backend: self.backend };
+        const TOP: keys::Keys = &[("policy", "The organization's guardrails (same keys as a pipeline's `policy:`).")];
+        let org = org_cx.fields(&root, "", TOP).and_then(|f| f.get("policy")).and_then(|n| org_cx.policy(n, accounts));
+        self.diags.append(&mut org_cx.diags);
+        let Some(org) = org else { return };
+        policy.allowed_regions = match (policy.allowed_regions.is_empty(), org.allowed_regions.is_empty()) {
+            (_, true) => std::mem::take(&mut policy.allowed_regions),
+            (true, false) => org.allowed_regions,
+            (false, false) => {
+                let both: Vec<Region> = policy.allowed_regions.iter().filter(|r| org.allowed_regions.contains(r)).cloned().collect();
+                if both.is_empty()
+                    && let Some(n) = at
+                {
+                    self.error(
+                        n,
+                        "policy.allowed_regions",
+                        "the pipeline's allowed regions and the organization's have none in common".into(),
+                        None,
+                    );
+                }
+                if both.is_empty() { org.allowed_regions } else { both }
+            }
+        };
+        match (&policy.management_account, org.management_account) {
+            (Some(a), Some(b)) if a != &b => {
+                if let Some(n) = at {
+                    self.error(
+                        n,
+                        "policy.management_account",
+                        format!("the pipeline names management account `{a}`, the organization policy `{b}`"),
+                        None,
+                    );
+                }
+            }
+            (None, Some(b)) => policy.management_account = Some(b),
+            _ => {}
+        }
+        for t in org.required_tags {
+            if !policy.required_tags.contains(&t) {
+                policy.required_tags.push(t);
+            }
+        }
+        for s in org.protected_stages {
+            if !policy.protected_stages.contains(&s) {
+                policy.protected_stages.push(s);
+            }
+        }
+        policy.allow_rollback_without_approval &= org.allow_rollback_without_approval;
+        if policy.freeze_file.is_none() {
+            // Relative to the organization's file, expressed relative to the pipeline's directory.
+            let org_dir =
+                policy.org_policy.as_deref().and_then(std::path::Path::parent).map(std::path::Path::to_path_buf).unwrap_or_default();
+            policy.freeze_file = org.freeze_file.map(|f| org_dir.join(f));
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -25,6 +25,7 @@ pub const POLICY: Keys = &[
     ("protected_stages", "Prod-class stages: they must require approvals."),
     ("allow_rollback_without_approval", "Let `ferry rollback` skip approvals (default false)."),
     ("freeze_file", "YAML file of organization-wide freezes ({freezes: [{from, to, reason}]}), relative to this file."),
+    ("org_policy", "YAML file with the organization's `policy:` block, merged with this one (the stricter wins)."),
 ];
 
 pub const SIGNING: Keys = &[

@@ -48,6 +48,8 @@ pub struct Policy {
     pub allow_rollback_without_approval: bool,
     /// Organization-wide freezes, relative to the pipeline file; read at promotion time.
     pub freeze_file: Option<PathBuf>,
+    /// The organization's policy file, already merged into this policy.
+    pub org_policy: Option<PathBuf>,
 }
 
 /// Where the aws backend keeps things and which roles it assumes.

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use super::guardrails;
 use super::keys;
 use super::reader::Cx;
 use super::*;
@@ -81,7 +82,11 @@ impl Cx {
         let signing = self.required(&f, "signing").and_then(|n| self.signing(n));
         let build = self.required(&f, "build").and_then(|n| self.build(n, &accounts, &declared));
         let tags = self.tags(f.get("tags"), "tags");
-        let policy = f.get("policy").and_then(|n| self.policy(n, &accounts)).unwrap_or_default();
+        let mut policy = f.get("policy").and_then(|n| self.policy(n, &accounts)).unwrap_or_default();
+        if let Some(file) = policy.org_policy.clone() {
+            let node = f.get("policy").and_then(|n| guardrails::child(n, "org_policy"));
+            self.merge_org_policy(&mut policy, &path.parent().unwrap_or(Path::new(".")).join(file), node, &accounts);
+        }
         let (stages, stage_nodes) = self.required(&f, "stages").map(|n| self.stages(n, &accounts, &declared)).unwrap_or_default();
         self.guardrails(&policy, &tags, &stages, &stage_nodes, f.get("build"), build.as_ref(), f.get("aws"), f.get("policy"));
         let audit_fields = f.get("audit").and_then(|n| self.fields(n, "audit", keys::AUDIT));
