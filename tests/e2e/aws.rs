@@ -513,6 +513,10 @@ fn a_stage_role_the_orchestrator_may_not_assume_fails_the_deploy_names_the_role_
     let keys = e.store_keys();
     assert!(!keys.iter().any(|k| k.contains("/locks/")), "the lock was released: {keys:?}");
     assert!(keys.contains(&format!("shop/state/shop/{id}/prod.json")), "{keys:?}");
+    // Nothing ran in prod, so once the role can be assumed (enforcement off here) the same
+    // promotion goes through without `--redeploy`.
+    e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(0);
+    assert_eq!(std::fs::read_to_string(e.dir.path().join("deploys.log")).unwrap(), "staging\nprod\n");
 }
 
 #[test]

@@ -89,6 +89,10 @@ impl AwsExecutor {
 }
 
 impl Executor for AwsExecutor {
+    fn prepare(&self, target: &Target) -> Result<()> {
+        self.access.assume(target).map(|_| ())
+    }
+
     fn run(&self, spec: &CommandSpec) -> Result<CommandOutcome> {
         let creds = self.credentials_env(spec)?;
         let mut spec = spec.clone();

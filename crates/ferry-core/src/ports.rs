@@ -202,6 +202,11 @@ pub struct CommandOutcome {
 }
 
 pub trait Executor {
+    /// Gets ready to act in `target` (on AWS: assumes its role), so a failure there is known
+    /// before the action is recorded as started.
+    fn prepare(&self, _target: &Target) -> Result<()> {
+        Ok(())
+    }
     fn run(&self, spec: &CommandSpec) -> Result<CommandOutcome>;
 }
 

@@ -545,6 +545,16 @@ impl Promotion<'_> {
     fn run_action(&self, i: usize, action: &Action, artifacts: &Materialized) -> Result<()> {
         let stage = &self.stage.name;
         let summary = action.summary();
+        // Reaching the target account is checked first: if that fails, the action never started.
+        if let Err(e) = self.svc.exec.prepare(&self.target()) {
+            self.update(|r| {
+                r.status = StageStatus::Failed;
+                r.message = Some(format!("deploy action {i} could not start: {}", e.message));
+            })?;
+            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": e.message, "started": false}))?;
+            self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} could not start")}))?;
+            return Err(e);
+        }
         let started = Timestamp::now();
         self.update(|r| {
             r.actions.retain(|a| a.index != i);

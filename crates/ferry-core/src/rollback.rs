@@ -29,7 +29,7 @@ pub fn target(records: &[StageRecord], stage: &StageName, to: Option<&ReleaseId>
     let in_stage: Vec<&StageRecord> = records.iter().filter(|r| &r.stage == stage).collect();
     let latest = in_stage
         .iter()
-        .filter(|r| !matches!(r.status, StageStatus::AwaitingApproval | StageStatus::Rejected))
+        .filter(|r| !matches!(r.status, StageStatus::Requested | StageStatus::AwaitingApproval | StageStatus::Rejected))
         .max_by_key(|r| r.updated_at)
         .map(|r| r.release.clone());
     let mut succeeded: Vec<&&StageRecord> = in_stage.iter().filter(|r| r.succeeded_at.is_some()).collect();

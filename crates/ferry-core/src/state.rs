@@ -12,6 +12,8 @@ pub const STATE_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageStatus {
+    /// Requested; gates not yet passed.
+    Requested,
     /// Requested and waiting for approvals.
     AwaitingApproval,
     InProgress,
@@ -80,7 +82,7 @@ impl StageRecord {
             pipeline: pipeline.clone(),
             release: release.clone(),
             stage: stage.clone(),
-            status: StageStatus::AwaitingApproval,
+            status: StageStatus::Requested,
             requested_by: requested_by.clone(),
             requested_at: now,
             attempt: 0,
