@@ -610,3 +610,68 @@ fn the_s3_action_copies_the_release_into_the_stage_account_tagged_and_verified()
     let end = shown["events"].as_array().unwrap().iter().find(|e| e["kind"] == "deploy_end").unwrap().clone();
     assert!(end["details"]["detail"].as_str().unwrap().contains("digests verified"), "{end:#}");
 }
+
+const TEMPLATE: &str = r#"Parameters:
+  Release:
+    Type: String
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: shop-orders
+Outputs:
+  QueueArn:
+    Value: !GetAtt Queue.Arn
+  Release:
+    Value: !Ref Release
+"#;
+
+#[test]
+fn the_cloudformation_action_creates_then_updates_a_stack_through_change_sets_tagged_with_the_changes_recorded() {
+    let w = AwsWorld::new();
+    w.write_project("");
+    std::fs::write(w.path("app/template.yaml"), TEMPLATE).unwrap();
+    let stack = unique("shop").replace('_', "-");
+    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
+    let yaml = yaml.replace("      path: out/app.bin\n", "      path: out/app.bin\n    - name: template\n      path: template.yaml\n");
+    let staging = yaml.find("  - name: staging").unwrap();
+    let deploy_at = staging + yaml[staging..].find("    deploy:\n").unwrap();
+    let end = deploy_at + yaml[deploy_at..].find("  - name: prod").unwrap();
+    let action = format!(
+        "    deploy:\n      - type: cloudformation\n        stack: {stack}\n        template: template\n        parameters:\n          Release: \"${{release}}\"\n"
+    );
+    std::fs::write(w.path("pipeline.yaml"), format!("{}{action}{}", &yaml[..deploy_at], &yaml[end..])).unwrap();
+    let ci = w.role(TOOLING, "ci", "github-run-6");
+    let a = w.release(&ci);
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &a, "--to", "staging"]).expect(0);
+    let cfn = aws_sdk_cloudformation::Client::new(&w.role(STAGING, "ferry-deploy", "inspect"));
+    let describe = |w: &AwsWorld| w.rt.block_on(cfn.describe_stacks().stack_name(&stack).send()).unwrap().stacks()[0].clone();
+    let s = describe(&w);
+    assert_eq!(s.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
+    // (moto does not fill a stack's outputs after a change set runs; AWS does, and ferry
+    // records them: see `DeployReport::outputs`.)
+    let created = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &a, "--output", "json"]).expect(0).json();
+    let end = created["events"].as_array().unwrap().iter().rfind(|e| e["kind"] == "deploy_end").unwrap().clone();
+    assert_eq!(end["details"]["output"], "Add Queue AWS::SQS::Queue", "the change set's summary is recorded: {end:#}");
+    let tags: BTreeMap<String, String> = s.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect();
+    assert_eq!(tags.get("ferry:release"), Some(&a));
+    assert_eq!(tags.get("ferry:stage").map(String::as_str), Some("staging"));
+
+    // A new release updates the stack through a change set; its outputs are captured.
+    std::fs::write(w.path("app/src.txt"), "version two\n").unwrap();
+    let b = w.ferry(&ci, &["build", "pipeline.yaml", "--output", "json"]).expect(0).json()["release"].as_str().unwrap().to_owned();
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &b, "--to", "staging"]).expect(0);
+    let s = describe(&w);
+    assert_eq!(s.stack_status().unwrap().as_str(), "UPDATE_COMPLETE");
+    assert!(s.parameters().iter().any(|p| p.parameter_key() == Some("Release") && p.parameter_value() == Some(b.as_str())));
+    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &b, "--output", "json"]).expect(0).json();
+    let end = shown["events"].as_array().unwrap().iter().rfind(|e| e["kind"] == "deploy_end").unwrap().clone();
+    assert!(end["details"]["detail"].as_str().unwrap().starts_with(&format!("stack `{stack}` UPDATE_COMPLETE")), "{end:#}");
+
+    // The same release again changes nothing: that is not a failure.
+    let again = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &b, "--to", "staging", "--redeploy"]).expect(0);
+    assert!(again.stdout.contains("promoted"), "{}", again.stdout);
+    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &b, "--output", "json"]).expect(0).json();
+    let end = shown["events"].as_array().unwrap().iter().rfind(|e| e["kind"] == "deploy_end").unwrap().clone();
+    assert_eq!(end["details"]["detail"], format!("stack `{stack}`: no changes"));
+}

@@ -1,6 +1,6 @@
 //! The AWS deploy actions, run with the stage role's credentials. `s3`: copy the release's
 //! verified artifacts into a bucket of the stage account, tagged, then re-hash what landed.
-//! (CloudFormation, ECR and CodePipeline come with issue #4.)
+//! `cloudformation` lives in its own module. (ECR and CodePipeline come with issue #4.)
 
 use aws_sdk_s3::primitives::ByteStream;
 use ferry_core::ids::Sha256Digest;
@@ -73,6 +73,7 @@ impl AwsDeployer {
         Ok(DeployReport {
             detail: format!("copied {} artifact(s) to s3://{bucket}/{prefix}, digests verified", lines.len()),
             output: lines.join("\n"),
+            outputs: std::collections::BTreeMap::new(),
         })
     }
 }
@@ -81,6 +82,11 @@ impl Deployer for AwsDeployer {
     fn deploy(&self, req: &DeployRequest<'_>) -> Result<DeployReport> {
         match req.action {
             Action::S3 { bucket, prefix, artifacts } => self.s3(req, bucket, prefix, artifacts),
+            Action::CloudFormation { stack, template, parameters, capabilities } => crate::cloudformation::deploy(
+                &self.access,
+                req,
+                &crate::cloudformation::Stack { name: stack, template, parameters, capabilities },
+            ),
             other => Err(Error::invalid(format!("the `{}` action does not run through the deployer", other.kind()))),
         }
     }

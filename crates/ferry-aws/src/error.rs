@@ -35,9 +35,9 @@ where
     R: HasStatus + std::fmt::Debug,
 {
     let status = http_status(err);
-    let code = match err {
-        SdkError::ServiceError(e) => e.err().code().map(str::to_owned),
-        _ => None,
+    let (code, message) = match err {
+        SdkError::ServiceError(e) => (e.err().code().map(str::to_owned), e.err().message().map(str::to_owned)),
+        _ => (None, None),
     };
     let Attempt { who, action, resource } = at;
     let denied = status == Some(403) || code.as_deref().is_some_and(|c| c.contains("AccessDenied") || c == "UnauthorizedOperation");
@@ -50,5 +50,7 @@ where
             .hint("check the network, the region, and `AWS_ENDPOINT_URL` if you use a local endpoint");
     }
     let code = code.map(|c| format!(" ({c})")).unwrap_or_default();
-    Error::failed(format!("`{action}` on `{resource}` as `{who}` failed{code}: {}", DisplayErrorContext(err)))
+    // The service's own message when there is one; the full context (no credentials in it) otherwise.
+    let detail = message.unwrap_or_else(|| DisplayErrorContext(err).to_string());
+    Error::failed(format!("`{action}` on `{resource}` as `{who}` failed{code}: {detail}"))
 }

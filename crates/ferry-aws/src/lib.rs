@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod chain;
+pub mod cloudformation;
 pub mod deploy;
 pub mod doctor;
 pub mod error;

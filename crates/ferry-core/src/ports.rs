@@ -215,6 +215,9 @@ pub trait Executor {
 #[derive(Debug, Clone)]
 pub struct DeployRequest<'a> {
     pub action: &'a crate::pipeline::Action,
+    pub pipeline: PipelineName,
+    pub release: ReleaseId,
+    pub stage: StageName,
     pub target: Target,
     /// Each artifact of the release and the path of its verified local copy.
     pub artifacts: Vec<(crate::manifest::ManifestArtifact, PathBuf)>,
@@ -226,6 +229,8 @@ pub struct DeployRequest<'a> {
 pub struct DeployReport {
     pub detail: String,
     pub output: String,
+    /// Values later actions and stages can use (CloudFormation stack outputs).
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// Runs the AWS deploy actions (issue #4 adds CloudFormation, ECR and CodePipeline here).

@@ -486,6 +486,14 @@ impl Promotion<'_> {
         let dir: PathBuf = self.svc.work_dir.join(self.req.release.as_str()).join(self.stage.name.as_str());
         let mut m = Materialized::default();
         m.env.insert("FERRY_ARTIFACTS_DIR".into(), dir.display().to_string());
+        // Outputs of the stages this one requires (e.g. a stack's outputs), by stage name.
+        let mut outputs = serde_json::Map::new();
+        for req in &self.stage.requires {
+            if let Some(r) = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, req)? {
+                outputs.insert(req.to_string(), json!(r.value.outputs));
+            }
+        }
+        m.env.insert("FERRY_OUTPUTS".into(), serde_json::Value::Object(outputs).to_string());
         for a in &self.verified.manifest.artifacts {
             let dest = dir.join(&a.path);
             self.svc
@@ -530,12 +538,23 @@ impl Promotion<'_> {
             other => {
                 let req = DeployRequest {
                     action: other,
+                    pipeline: self.pipeline.name.clone(),
+                    release: self.req.release.clone(),
+                    stage: self.stage.name.clone(),
                     target: self.target(),
                     artifacts: artifacts.files.clone(),
                     tags: self.pipeline.tags_for(self.stage, &self.req.release),
                 };
                 match self.svc.deployer.deploy(&req) {
-                    Ok(r) => (true, r.detail, r.output),
+                    Ok(r) => {
+                        if !r.outputs.is_empty() {
+                            let outputs = r.outputs.clone();
+                            if let Err(e) = self.update(|rec| rec.outputs.extend(outputs.clone())) {
+                                return (false, e.to_string(), r.output);
+                            }
+                        }
+                        (true, r.detail, r.output)
+                    }
                     Err(e) => (false, e.to_string(), String::new()),
                 }
             }

@@ -60,6 +60,9 @@ pub struct StageRecord {
     /// a rollback awaiting approval) changes `status`.
     #[serde(default)]
     pub succeeded_at: Option<Timestamp>,
+    /// Outputs of this stage's actions (e.g. stack outputs), offered to later actions and stages.
+    #[serde(default)]
+    pub outputs: std::collections::BTreeMap<String, String>,
 }
 
 /// Which stored version of a record was read: a revision number on the local backend, an
@@ -90,6 +93,7 @@ impl StageRecord {
             updated_at: now,
             message: None,
             succeeded_at: None,
+            outputs: std::collections::BTreeMap::new(),
         }
     }
 

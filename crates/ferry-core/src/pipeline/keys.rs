@@ -109,6 +109,14 @@ pub const COMMAND_ACTION: Keys = &[
     ("timeout", "Maximum run time, e.g. 10m."),
 ];
 
+pub const CFN_ACTION: Keys = &[
+    ("type", "Action type: cloudformation."),
+    ("stack", "Stack name in the stage account."),
+    ("template", "Name of the release artifact holding the template."),
+    ("parameters", "Stack parameters; values may use ${release}, ${stage}, ${pipeline}, ${account}, ${artifact.NAME.sha256}."),
+    ("capabilities", "e.g. CAPABILITY_IAM, CAPABILITY_NAMED_IAM."),
+];
+
 pub const S3_ACTION: Keys = &[
     ("type", "Action type: s3."),
     ("bucket", "Bucket in the stage account."),
@@ -142,5 +150,5 @@ pub const STORE: Keys = &[
 ];
 
 /// Action types issue #4 adds; named here so validation can say they are not available yet.
-pub const PLANNED_ACTIONS: &[&str] = &["cloudformation", "ecr", "codepipeline"];
+pub const PLANNED_ACTIONS: &[&str] = &["ecr", "codepipeline"];
 pub const PLANNED_GATES: &[&str] = &["alarm"];

@@ -239,6 +239,18 @@ pub enum Action {
         #[serde(with = "humantime_serde_compat::option")]
         timeout: Option<Duration>,
     },
+    /// Create or update a CloudFormation stack through a change set; the template is a
+    /// release artifact (so it is pinned by digest like everything else).
+    #[serde(rename = "cloudformation")]
+    CloudFormation {
+        stack: String,
+        /// Name of the artifact holding the template.
+        template: String,
+        /// Values may use `${release}`, `${stage}`, `${pipeline}`, `${account}` and
+        /// `${artifact.NAME.sha256}`.
+        parameters: BTreeMap<String, String>,
+        capabilities: Vec<String>,
+    },
     /// Copy release artifacts into a bucket of the stage account; what landed is re-hashed.
     S3 {
         bucket: String,
@@ -253,6 +265,7 @@ impl Action {
         match self {
             Action::Command { .. } => "command",
             Action::S3 { .. } => "s3",
+            Action::CloudFormation { .. } => "cloudformation",
         }
     }
 
@@ -260,6 +273,7 @@ impl Action {
         match self {
             Action::Command { run, .. } => format!("command: {run}"),
             Action::S3 { bucket, prefix, .. } => format!("s3: copy artifacts to s3://{bucket}/{prefix}"),
+            Action::CloudFormation { stack, template, .. } => format!("cloudformation: stack `{stack}` from artifact `{template}`"),
         }
     }
 }

@@ -90,7 +90,19 @@ pub fn pipeline_schema() -> Value {
         &[("type", json!({"const": "s3"})), ("artifacts", json!({"type": "array", "items": {"type": "string"}}))],
         &["type", "bucket"],
     );
-    let action = json!({"oneOf": [command_action, s3_action]});
+    let cfn_action = object(
+        keys::CFN_ACTION,
+        &[
+            ("type", json!({"const": "cloudformation"})),
+            ("parameters", json!({"type": "object", "additionalProperties": {"type": "string"}})),
+            (
+                "capabilities",
+                json!({"type": "array", "items": {"enum": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]}}),
+            ),
+        ],
+        &["type", "stack", "template"],
+    );
+    let action = json!({"oneOf": [command_action, s3_action, cfn_action]});
     let stage = object(
         keys::STAGE,
         &[
@@ -191,6 +203,7 @@ mod tests {
         let stage = &s["properties"]["stages"]["items"]["properties"];
         assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][0]), table(keys::COMMAND_ACTION));
         assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][1]), table(keys::S3_ACTION));
+        assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][2]), table(keys::CFN_ACTION));
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][0]), table(keys::COMMAND_GATE));
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][1]), table(keys::WINDOW_GATE));
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][2]), table(keys::HTTP_GATE));
