@@ -65,8 +65,18 @@ fn failed(s: &StackStatus) -> bool {
 
 pub fn deploy(access: &StageAccess, req: &DeployRequest<'_>, stack: &Stack<'_>) -> Result<DeployReport> {
     let (config, role) = access.assume(&req.target)?;
-    let cfn = aws_sdk_cloudformation::Client::new(&config);
-    let rt = &access.aws.rt;
+    run(&aws_sdk_cloudformation::Client::new(&config), &access.aws.rt, role.as_str(), req, stack)
+}
+
+/// Runs the action with `cfn`, acting as `role` (separate from `deploy` so tests can hand in a
+/// client whose responses are scripted: the states moto cannot play).
+pub fn run(
+    cfn: &aws_sdk_cloudformation::Client,
+    rt: &tokio::runtime::Runtime,
+    role: &str,
+    req: &DeployRequest<'_>,
+    stack: &Stack<'_>,
+) -> Result<DeployReport> {
     let (_, file) = req.artifacts.iter().find(|(a, _)| a.name == stack.template).ok_or_else(|| {
         Error::invalid(format!("the release has no artifact `{}` to use as the template of stack `{}`", stack.template, stack.name))
     })?;
@@ -79,12 +89,13 @@ pub fn deploy(access: &StageAccess, req: &DeployRequest<'_>, stack: &Stack<'_>) 
     }
     let body = std::fs::read_to_string(file).map_err(|e| Error::io("read", file, &e))?;
     let arn = format!("stack/{}", stack.name);
-    let at = |action: &'static str| Attempt { who: role.as_str(), action, resource: &arn };
+    let at = |action: &'static str| Attempt { who: role, action, resource: &arn };
     let mut params = Vec::new();
     for (k, v) in stack.parameters {
         params.push(Parameter::builder().parameter_key(k).parameter_value(substitute(v, req)?).build());
     }
     let tags: Vec<Tag> = req.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+    let cfn = cfn.clone();
     rt.block_on(async {
         let existing = match cfn.describe_stacks().stack_name(stack.name).send().await {
             Ok(out) => out.stacks().first().and_then(|s| s.stack_status().cloned()),
