@@ -2,6 +2,7 @@
 //! policies, gates and deploy actions. Values here are already validated; see `parse` for how
 //! a file becomes a `Pipeline` and `schema` for the JSON Schema of the format.
 
+mod actions;
 mod aws;
 mod gates;
 mod guardrails;

@@ -31,8 +31,26 @@ fn env() -> Value {
 
 const NAME: &str = "^[a-z][a-z0-9_-]{0,62}$";
 
+/// `v` with every object's keys in sorted order, whether or not serde_json preserves insertion
+/// order in this build (a dependency can turn that on), so the printed schema is stable.
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
 /// The schema as a JSON value.
 pub fn pipeline_schema() -> Value {
+    sorted(build_schema())
+}
+
+fn build_schema() -> Value {
     let artifact = {
         let mut a = object(keys::ARTIFACT, &[], &["name"]);
         a["oneOf"] = json!([{"required": ["path"]}, {"required": ["glob"]}]);

@@ -2,8 +2,10 @@
 //! order, approvals, gates, the stage lock, deploy actions with per-action progress, outcome.
 //! Every decision is audited before it is returned.
 
+mod actions;
+mod gates;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -15,10 +17,10 @@ use crate::clock::{Timestamp, human};
 use crate::error::{Error, Result};
 use crate::ids::{Actor, ReleaseId, StageName};
 use crate::keys::PublicKey;
-use crate::pipeline::{Action, Gate, OnFailure, Pipeline, Stage, When, Window};
-use crate::ports::{Acquired, CommandSpec, DeployRequest, LockInfo, Services, Target, Written};
+use crate::pipeline::{OnFailure, Pipeline, Stage, When};
+use crate::ports::{Acquired, LockInfo, Services, Target, Written};
 use crate::release::{self, Verified};
-use crate::state::{ActionProgress, ActionStatus, StageRecord, StageStatus, Versioned};
+use crate::state::{ActionStatus, StageRecord, StageStatus, Versioned};
 
 /// What to promote and how.
 #[derive(Debug, Clone)]
@@ -111,13 +113,6 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         });
     }
     Ok(outcome)
-}
-
-/// The release's artifacts, copied (and re-verified) where deploy actions read them.
-#[derive(Debug, Default)]
-struct Materialized {
-    env: BTreeMap<String, String>,
-    files: Vec<(crate::manifest::ManifestArtifact, PathBuf)>,
 }
 
 struct Promotion<'a> {
@@ -290,79 +285,6 @@ impl Promotion<'_> {
         }
     }
 
-    /// The stage's windows, and the organization's freezes unless the stage opts out.
-    fn check_windows(&self) -> Result<Option<Outcome>> {
-        let org = match (&self.pipeline.policy.freeze_file, self.stage.ignore_org_freeze) {
-            (Some(file), false) => crate::pipeline::load_freeze_file(&self.pipeline.dir().join(file)).map_err(|d| {
-                Error::invalid(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")).hint("fix the organization's freeze file")
-            })?,
-            _ => Vec::new(),
-        };
-        let always = Window { timezone: "UTC".into(), days: Vec::new(), hours: None, freezes: Vec::new() };
-        let mut windows: Vec<&Window> =
-            self.stage.gates.iter().filter_map(|g| if let Gate::Window(w) = g { Some(w) } else { None }).collect();
-        if windows.is_empty() && !org.is_empty() {
-            windows.push(&always);
-        }
-        for w in windows {
-            if let Some(closed) = crate::window::check(w, &org, Timestamp::now())? {
-                let details =
-                    json!({"gate": "window", "window": w.describe(), "reason": closed.reason, "next_allowed": closed.next_allowed});
-                self.audit(EventKind::GateFailed, details)?;
-                let (release, stage) = (self.req.release.clone(), self.stage.name.clone());
-                return Ok(Some(Outcome::Blocked { release, stage, reason: closed.reason, next_allowed: closed.next_allowed }));
-            }
-            self.audit(EventKind::GatePassed, json!({"gate": "window", "window": w.describe()}))?;
-        }
-        Ok(None)
-    }
-
-    /// Runs the command gates of one phase; the first failure fails the promotion.
-    fn run_gates(&self, phase: When) -> Result<()> {
-        for (i, gate) in self.stage.gates.iter().enumerate() {
-            if gate.when() != phase {
-                continue;
-            }
-            let (passed, why, details) = match gate {
-                Gate::Window(_) => continue,
-                Gate::Command { run, timeout, .. } => {
-                    let spec = CommandSpec {
-                        run: run.clone(),
-                        dir: self.pipeline.dir().to_owned(),
-                        env: self.base_env(),
-                        timeout: *timeout,
-                        label: format!("gate {}[{i}]", self.stage.name),
-                        target: Some(self.target()),
-                        clear_env: Vec::new(),
-                    };
-                    let out = self.svc.exec.run(&spec)?;
-                    let code = out.exit_code.map_or("none".into(), |c| c.to_string());
-                    let details = json!({"exit_code": out.exit_code, "timed_out": out.timed_out, "output": out.output_tail});
-                    (out.success, format!("exit code {code}"), details)
-                }
-                Gate::Http(h) => match crate::health::check(h, self.svc.http.as_ref()) {
-                    Ok(summary) => (true, summary.clone(), json!({"result": summary})),
-                    Err(why) => (false, why.clone(), json!({"result": why})),
-                },
-            };
-            let mut details = details;
-            details["gate"] = json!(gate.summary());
-            details["index"] = json!(i);
-            details["when"] = json!(phase);
-            if passed {
-                self.audit(EventKind::GatePassed, details)?;
-            } else {
-                self.audit(EventKind::GateFailed, details)?;
-                self.update(|r| {
-                    r.status = StageStatus::Failed;
-                    r.message = Some(format!("gate {i} failed: {why}"));
-                })?;
-                return Err(Error::failed(format!("gate `{}` of stage `{}` failed: {why}", gate.summary(), self.stage.name)));
-            }
-        }
-        Ok(())
-    }
-
     /// Takes the stage lock; also returns the stale lock it replaced, if any.
     fn lock(&self) -> Result<(LockInfo, Option<LockInfo>)> {
         let deadline = self.req.wait.map(|w| Instant::now() + w);
@@ -479,135 +401,5 @@ impl Promotion<'_> {
             json!({"actions": self.stage.deploy.len(), "skipped": skipped, "manifest_sha256": self.verified.manifest_sha256}),
         )?;
         Ok(Outcome::Deployed { release: release.clone(), stage: stage.clone(), actions: self.stage.deploy.len(), skipped })
-    }
-
-    /// Copies the release's artifacts (re-verifying each digest) where actions can read them.
-    fn materialize(&self) -> Result<Materialized> {
-        let dir: PathBuf = self.svc.work_dir.join(self.req.release.as_str()).join(self.stage.name.as_str());
-        let mut m = Materialized::default();
-        m.env.insert("FERRY_ARTIFACTS_DIR".into(), dir.display().to_string());
-        // Outputs of the stages this one requires (e.g. a stack's outputs), by stage name.
-        let mut outputs = serde_json::Map::new();
-        for req in &self.stage.requires {
-            if let Some(r) = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, req)? {
-                outputs.insert(req.to_string(), json!(r.value.outputs));
-            }
-        }
-        m.env.insert("FERRY_OUTPUTS".into(), serde_json::Value::Object(outputs).to_string());
-        for a in &self.verified.manifest.artifacts {
-            let dest = dir.join(&a.path);
-            self.svc
-                .store
-                .fetch_artifact(&a.sha256, &dest)
-                .map_err(|e| Error::verification(format!("artifact `{}` changed after verification: {}", a.name, e.message)))?;
-            let var: String = a.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-            m.env.insert(format!("FERRY_ARTIFACT_{var}"), dest.display().to_string());
-            m.files.push((a.clone(), dest));
-        }
-        Ok(m)
-    }
-
-    /// Runs one action: a command through the executor, anything else through the deployer.
-    /// Returns whether it succeeded, a one-line detail, and its recorded output.
-    fn execute(&self, i: usize, action: &Action, artifacts: &Materialized) -> (bool, String, String) {
-        match action {
-            Action::Command { run, env, timeout } => {
-                let mut all = self.base_env();
-                all.extend(artifacts.env.clone());
-                all.extend(env.clone());
-                let spec = CommandSpec {
-                    run: run.clone(),
-                    dir: self.pipeline.dir().to_owned(),
-                    env: all,
-                    timeout: *timeout,
-                    label: format!("deploy {}[{i}]", self.stage.name),
-                    target: Some(self.target()),
-                    clear_env: Vec::new(),
-                };
-                match self.svc.exec.run(&spec) {
-                    Ok(o) if o.success => (true, format!("exit code 0 in {} ms", o.duration_ms), o.output_tail),
-                    Ok(o) if o.timed_out => (false, format!("timed out after {} ms", o.duration_ms), o.output_tail),
-                    Ok(o) => (
-                        false,
-                        format!("exit code {}", o.exit_code.map_or("none (killed by a signal)".into(), |c| c.to_string())),
-                        o.output_tail,
-                    ),
-                    Err(e) => (false, e.message, String::new()),
-                }
-            }
-            other => {
-                let req = DeployRequest {
-                    action: other,
-                    pipeline: self.pipeline.name.clone(),
-                    release: self.req.release.clone(),
-                    stage: self.stage.name.clone(),
-                    target: self.target(),
-                    artifacts: artifacts.files.clone(),
-                    tags: self.pipeline.tags_for(self.stage, &self.req.release),
-                };
-                match self.svc.deployer.deploy(&req) {
-                    Ok(r) => {
-                        if !r.outputs.is_empty() {
-                            let outputs = r.outputs.clone();
-                            if let Err(e) = self.update(|rec| rec.outputs.extend(outputs.clone())) {
-                                return (false, e.to_string(), r.output);
-                            }
-                        }
-                        (true, r.detail, r.output)
-                    }
-                    Err(e) => (false, e.to_string(), String::new()),
-                }
-            }
-        }
-    }
-
-    fn run_action(&self, i: usize, action: &Action, artifacts: &Materialized) -> Result<()> {
-        let stage = &self.stage.name;
-        let summary = action.summary();
-        // Reaching the target account is checked first: if that fails, the action never started.
-        if let Err(e) = self.svc.exec.prepare(&self.target()) {
-            self.update(|r| {
-                r.status = StageStatus::Failed;
-                r.message = Some(format!("deploy action {i} could not start: {}", e.message));
-            })?;
-            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": e.message, "started": false}))?;
-            self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} could not start")}))?;
-            return Err(e);
-        }
-        let started = Timestamp::now();
-        self.update(|r| {
-            r.actions.retain(|a| a.index != i);
-            r.actions.push(ActionProgress {
-                index: i,
-                summary: summary.clone(),
-                status: ActionStatus::Started,
-                started_at: started,
-                finished_at: None,
-                detail: None,
-            });
-        })?;
-        self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
-        let (ok, detail, output) = self.execute(i, action, artifacts);
-        let status = if ok { ActionStatus::Succeeded } else { ActionStatus::Failed };
-        self.update(|r| {
-            if let Some(a) = r.actions.iter_mut().find(|a| a.index == i) {
-                a.status = status;
-                a.finished_at = Some(Timestamp::now());
-                a.detail = Some(detail.clone());
-            }
-            if !ok {
-                r.status = StageStatus::Failed;
-                r.message = Some(format!("deploy action {i} failed: {detail}"));
-            }
-        })?;
-        if ok {
-            self.audit(EventKind::DeployEnd, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
-            Ok(())
-        } else {
-            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
-            self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} failed")}))?;
-            Err(Error::failed(format!("deploy action {i} (`{summary}`) of stage `{stage}` failed: {detail}"))
-                .hint(format!("fix the cause, then retry with `{} --redeploy`", promote_command(self.pipeline, &self.req.release, stage))))
-        }
     }
 }

@@ -1,0 +1,155 @@
+//! Deploy actions of a promotion: the verified artifact copies they read, running each action
+//! (commands through the executor, AWS actions through the deployer) with its progress recorded
+//! before and after, so a crash is never followed by a silent second run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::{Promotion, promote_command};
+use crate::audit::EventKind;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::pipeline::Action;
+use crate::ports::{CommandSpec, DeployRequest};
+use crate::state::{ActionProgress, ActionStatus, StageStatus};
+
+/// The release's artifacts, copied (and re-verified) where deploy actions read them.
+#[derive(Debug, Default)]
+pub(super) struct Materialized {
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) files: Vec<(crate::manifest::ManifestArtifact, PathBuf)>,
+}
+
+impl Promotion<'_> {
+    /// Copies the release's artifacts (re-verifying each digest) where actions can read them.
+    pub(super) fn materialize(&self) -> Result<Materialized> {
+        let dir: PathBuf = self.svc.work_dir.join(self.req.release.as_str()).join(self.stage.name.as_str());
+        let mut m = Materialized::default();
+        m.env.insert("FERRY_ARTIFACTS_DIR".into(), dir.display().to_string());
+        // Outputs of the stages this one requires (e.g. a stack's outputs), by stage name.
+        let mut outputs = serde_json::Map::new();
+        for req in &self.stage.requires {
+            if let Some(r) = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, req)? {
+                outputs.insert(req.to_string(), json!(r.value.outputs));
+            }
+        }
+        m.env.insert("FERRY_OUTPUTS".into(), serde_json::Value::Object(outputs).to_string());
+        for a in &self.verified.manifest.artifacts {
+            let dest = dir.join(&a.path);
+            self.svc
+                .store
+                .fetch_artifact(&a.sha256, &dest)
+                .map_err(|e| Error::verification(format!("artifact `{}` changed after verification: {}", a.name, e.message)))?;
+            let var: String = a.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+            m.env.insert(format!("FERRY_ARTIFACT_{var}"), dest.display().to_string());
+            m.files.push((a.clone(), dest));
+        }
+        Ok(m)
+    }
+
+    /// Runs one action: a command through the executor, anything else through the deployer.
+    /// Returns whether it succeeded, a one-line detail, and its recorded output.
+    pub(super) fn execute(&self, i: usize, action: &Action, artifacts: &Materialized) -> (bool, String, String) {
+        match action {
+            Action::Command { run, env, timeout } => {
+                let mut all = self.base_env();
+                all.extend(artifacts.env.clone());
+                all.extend(env.clone());
+                let spec = CommandSpec {
+                    run: run.clone(),
+                    dir: self.pipeline.dir().to_owned(),
+                    env: all,
+                    timeout: *timeout,
+                    label: format!("deploy {}[{i}]", self.stage.name),
+                    target: Some(self.target()),
+                    clear_env: Vec::new(),
+                };
+                match self.svc.exec.run(&spec) {
+                    Ok(o) if o.success => (true, format!("exit code 0 in {} ms", o.duration_ms), o.output_tail),
+                    Ok(o) if o.timed_out => (false, format!("timed out after {} ms", o.duration_ms), o.output_tail),
+                    Ok(o) => (
+                        false,
+                        format!("exit code {}", o.exit_code.map_or("none (killed by a signal)".into(), |c| c.to_string())),
+                        o.output_tail,
+                    ),
+                    Err(e) => (false, e.message, String::new()),
+                }
+            }
+            other => {
+                let req = DeployRequest {
+                    action: other,
+                    pipeline: self.pipeline.name.clone(),
+                    release: self.req.release.clone(),
+                    stage: self.stage.name.clone(),
+                    target: self.target(),
+                    artifacts: artifacts.files.clone(),
+                    tags: self.pipeline.tags_for(self.stage, &self.req.release),
+                };
+                match self.svc.deployer.deploy(&req) {
+                    Ok(r) => {
+                        if !r.outputs.is_empty() {
+                            let outputs = r.outputs.clone();
+                            if let Err(e) = self.update(|rec| rec.outputs.extend(outputs.clone())) {
+                                return (false, e.to_string(), r.output);
+                            }
+                        }
+                        (true, r.detail, r.output)
+                    }
+                    Err(e) => (false, e.to_string(), String::new()),
+                }
+            }
+        }
+    }
+
+    pub(super) fn run_action(&self, i: usize, action: &Action, artifacts: &Materialized) -> Result<()> {
+        let stage = &self.stage.name;
+        let summary = action.summary();
+        // Reaching the target account is checked first: if that fails, the action never started.
+        if let Err(e) = self.svc.exec.prepare(&self.target()) {
+            self.update(|r| {
+                r.status = StageStatus::Failed;
+                r.message = Some(format!("deploy action {i} could not start: {}", e.message));
+            })?;
+            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": e.message, "started": false}))?;
+            self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} could not start")}))?;
+            return Err(e);
+        }
+        let started = Timestamp::now();
+        self.update(|r| {
+            r.actions.retain(|a| a.index != i);
+            r.actions.push(ActionProgress {
+                index: i,
+                summary: summary.clone(),
+                status: ActionStatus::Started,
+                started_at: started,
+                finished_at: None,
+                detail: None,
+            });
+        })?;
+        self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
+        let (ok, detail, output) = self.execute(i, action, artifacts);
+        let status = if ok { ActionStatus::Succeeded } else { ActionStatus::Failed };
+        self.update(|r| {
+            if let Some(a) = r.actions.iter_mut().find(|a| a.index == i) {
+                a.status = status;
+                a.finished_at = Some(Timestamp::now());
+                a.detail = Some(detail.clone());
+            }
+            if !ok {
+                r.status = StageStatus::Failed;
+                r.message = Some(format!("deploy action {i} failed: {detail}"));
+            }
+        })?;
+        if ok {
+            self.audit(EventKind::DeployEnd, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
+            Ok(())
+        } else {
+            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
+            self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} failed")}))?;
+            Err(Error::failed(format!("deploy action {i} (`{summary}`) of stage `{stage}` failed: {detail}"))
+                .hint(format!("fix the cause, then retry with `{} --redeploy`", promote_command(self.pipeline, &self.req.release, stage))))
+        }
+    }
+}

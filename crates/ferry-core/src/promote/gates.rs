@@ -1,0 +1,87 @@
+//! Gates of a promotion: deployment windows and freezes, and the command and http gates that
+//! run before or after the deploy actions.
+
+use serde_json::json;
+
+use super::{Outcome, Promotion};
+use crate::audit::EventKind;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::pipeline::{Gate, When, Window};
+use crate::ports::CommandSpec;
+use crate::state::StageStatus;
+
+impl Promotion<'_> {
+    /// The stage's windows, and the organization's freezes unless the stage opts out.
+    pub(super) fn check_windows(&self) -> Result<Option<Outcome>> {
+        let org = match (&self.pipeline.policy.freeze_file, self.stage.ignore_org_freeze) {
+            (Some(file), false) => crate::pipeline::load_freeze_file(&self.pipeline.dir().join(file)).map_err(|d| {
+                Error::invalid(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")).hint("fix the organization's freeze file")
+            })?,
+            _ => Vec::new(),
+        };
+        let always = Window { timezone: "UTC".into(), days: Vec::new(), hours: None, freezes: Vec::new() };
+        let mut windows: Vec<&Window> =
+            self.stage.gates.iter().filter_map(|g| if let Gate::Window(w) = g { Some(w) } else { None }).collect();
+        if windows.is_empty() && !org.is_empty() {
+            windows.push(&always);
+        }
+        for w in windows {
+            if let Some(closed) = crate::window::check(w, &org, Timestamp::now())? {
+                let details =
+                    json!({"gate": "window", "window": w.describe(), "reason": closed.reason, "next_allowed": closed.next_allowed});
+                self.audit(EventKind::GateFailed, details)?;
+                let (release, stage) = (self.req.release.clone(), self.stage.name.clone());
+                return Ok(Some(Outcome::Blocked { release, stage, reason: closed.reason, next_allowed: closed.next_allowed }));
+            }
+            self.audit(EventKind::GatePassed, json!({"gate": "window", "window": w.describe()}))?;
+        }
+        Ok(None)
+    }
+
+    /// Runs the command gates of one phase; the first failure fails the promotion.
+    pub(super) fn run_gates(&self, phase: When) -> Result<()> {
+        for (i, gate) in self.stage.gates.iter().enumerate() {
+            if gate.when() != phase {
+                continue;
+            }
+            let (passed, why, details) = match gate {
+                Gate::Window(_) => continue,
+                Gate::Command { run, timeout, .. } => {
+                    let spec = CommandSpec {
+                        run: run.clone(),
+                        dir: self.pipeline.dir().to_owned(),
+                        env: self.base_env(),
+                        timeout: *timeout,
+                        label: format!("gate {}[{i}]", self.stage.name),
+                        target: Some(self.target()),
+                        clear_env: Vec::new(),
+                    };
+                    let out = self.svc.exec.run(&spec)?;
+                    let code = out.exit_code.map_or("none".into(), |c| c.to_string());
+                    let details = json!({"exit_code": out.exit_code, "timed_out": out.timed_out, "output": out.output_tail});
+                    (out.success, format!("exit code {code}"), details)
+                }
+                Gate::Http(h) => match crate::health::check(h, self.svc.http.as_ref()) {
+                    Ok(summary) => (true, summary.clone(), json!({"result": summary})),
+                    Err(why) => (false, why.clone(), json!({"result": why})),
+                },
+            };
+            let mut details = details;
+            details["gate"] = json!(gate.summary());
+            details["index"] = json!(i);
+            details["when"] = json!(phase);
+            if passed {
+                self.audit(EventKind::GatePassed, details)?;
+            } else {
+                self.audit(EventKind::GateFailed, details)?;
+                self.update(|r| {
+                    r.status = StageStatus::Failed;
+                    r.message = Some(format!("gate {i} failed: {why}"));
+                })?;
+                return Err(Error::failed(format!("gate `{}` of stage `{}` failed: {why}", gate.summary(), self.stage.name)));
+            }
+        }
+        Ok(())
+    }
+}
