@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{AccountId, Actor, PipelineName, ReleaseId, Sha256Digest};
+use crate::ids::{AccountId, Actor, PipelineName, Sha256Digest};
 
 pub const MANIFEST_VERSION: u32 = 1;
 
@@ -88,13 +88,5 @@ impl ReleaseManifest {
 
     pub fn digest_of(bytes: &[u8]) -> Sha256Digest {
         Sha256Digest::of(bytes)
-    }
-
-    pub fn release_id_of(bytes: &[u8]) -> ReleaseId {
-        ReleaseId::for_manifest(&Self::digest_of(bytes))
-    }
-
-    pub fn artifact(&self, name: &str) -> Option<&ManifestArtifact> {
-        self.artifacts.iter().find(|a| a.name == name)
     }
 }

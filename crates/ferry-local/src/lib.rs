@@ -12,7 +12,7 @@ pub mod locks;
 pub mod state;
 pub mod store;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ferry_core::ports::Services;
 
@@ -34,9 +34,6 @@ impl Home {
     }
     pub fn audit_dir(&self) -> PathBuf {
         self.root.join("audit")
-    }
-    pub fn path(&self) -> &Path {
-        &self.root
     }
 
     /// Every port, implemented on this directory.
