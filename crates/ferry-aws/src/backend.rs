@@ -1,6 +1,7 @@
 //! Connecting a pipeline to AWS: find out who we are (`GetCallerIdentity`, never a name the
 //! user types), assume the orchestrator role in the tooling account, and from it the store
-//! role (artifacts account) and the audit role (security account); build every port on them.
+//! role (artifacts account: store, state, locks, the central ECR registry) and the audit role
+//! (security account); build every port on them.
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ use ferry_core::{Error, Result};
 
 use crate::chain::{Aws, Hop, sts_name};
 use crate::deploy::AwsDeployer;
+use crate::ecr::EcrRegistry;
 use crate::exec::{AwsExecutor, StageAccess};
 use crate::kms::KmsSigner;
 use crate::s3::Bucket;
@@ -96,12 +98,19 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     } else {
         aws.assume_chain(Some((&aws.base, actor.as_str())), &[hop(&settings, &actor, &name, &settings.orchestrator, &session)])?
     };
-    let bucket = |b: &BucketRef| -> Result<Bucket> {
-        let config =
-            aws.assume_chain(Some((&orchestrator, settings.orchestrator.as_str())), &[hop(&settings, &actor, &name, &b.role, &session)])?;
-        Ok(Bucket::new(aws.rt.clone(), &config, &b.bucket, &b.prefix, b.role.as_str(), aws.custom_endpoint()))
+    let assume = |b: &BucketRef| -> Result<SdkConfig> {
+        aws.assume_chain(Some((&orchestrator, settings.orchestrator.as_str())), &[hop(&settings, &actor, &name, &b.role, &session)])
     };
-    let (store, audit) = (bucket(&settings.store)?, bucket(&settings.audit)?);
+    let bucket = |b: &BucketRef, config: &SdkConfig| Bucket::new(aws.rt.clone(), config, &b.bucket, &b.prefix, b.role.as_str(), aws.custom_endpoint());
+    let store_config = assume(&settings.store)?;
+    let (store, audit) = (bucket(&settings.store, &store_config), bucket(&settings.audit, &assume(&settings.audit)?));
+    let registry = EcrRegistry {
+        rt: aws.rt.clone(),
+        client: aws_sdk_ecr::Client::new(&store_config),
+        account: settings.store.role.account().to_string(),
+        region: settings.region.to_string(),
+        role: settings.store.role.to_string(),
+    };
     let access = StageAccess { aws: aws.clone(), orchestrator: orchestrator.clone(), settings: settings.clone() };
     let services = Services {
         store: Box::new(S3Store::new(store.clone())),
@@ -109,7 +118,8 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         locks: Box::new(S3Locks { bucket: store, host: c.host }),
         audit: Box::new(S3Audit { bucket: audit }),
         exec: Box::new(AwsExecutor { access: access.clone(), inner: c.exec }),
-        deployer: Box::new(AwsDeployer { access }),
+        deployer: Box::new(AwsDeployer { access, store: store_config, store_role: settings.store.role.to_string() }),
+        registry: Box::new(registry),
         http: c.http,
         work_dir: c.work_dir,
         account_root: None,

@@ -25,39 +25,6 @@ pub struct Stack<'a> {
     pub capabilities: &'a [String],
 }
 
-/// `${release}`, `${stage}`, `${pipeline}`, `${account}` and `${artifact.NAME.sha256}`.
-pub fn substitute(value: &str, req: &DeployRequest<'_>) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..].find('}').ok_or_else(|| Error::invalid(format!("unclosed `${{` in parameter value `{value}`")))? + start;
-        let name = &rest[start + 2..end];
-        let v = match name {
-            "release" => req.release.to_string(),
-            "stage" => req.stage.to_string(),
-            "pipeline" => req.pipeline.to_string(),
-            "account" => req.target.account.to_string(),
-            _ => match name.strip_prefix("artifact.").and_then(|n| n.strip_suffix(".sha256")) {
-                Some(artifact) => req
-                    .artifacts
-                    .iter()
-                    .find(|(a, _)| a.name == artifact)
-                    .map(|(a, _)| a.sha256.to_string())
-                    .ok_or_else(|| Error::invalid(format!("parameter refers to unknown artifact `{artifact}`")))?,
-                None => {
-                    return Err(Error::invalid(format!("unknown placeholder `${{{name}}}` in `{value}`"))
-                        .hint("use ${release}, ${stage}, ${pipeline}, ${account} or ${artifact.NAME.sha256}"));
-                }
-            },
-        };
-        out.push_str(&v);
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 fn failed(s: &StackStatus) -> bool {
     let s = s.as_str();
     s.ends_with("_FAILED") || s.contains("ROLLBACK")
@@ -92,7 +59,7 @@ pub fn run(
     let at = |action: &'static str| Attempt { who: role, action, resource: &arn };
     let mut params = Vec::new();
     for (k, v) in stack.parameters {
-        params.push(Parameter::builder().parameter_key(k).parameter_value(substitute(v, req)?).build());
+        params.push(Parameter::builder().parameter_key(k).parameter_value(req.expand(v)?).build());
     }
     let tags: Vec<Tag> = req.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
     let cfn = cfn.clone();

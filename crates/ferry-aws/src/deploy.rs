@@ -1,6 +1,6 @@
 //! The AWS deploy actions, run with the stage role's credentials. `s3`: copy the release's
 //! verified artifacts into a bucket of the stage account, tagged, then re-hash what landed.
-//! `cloudformation` lives in its own module. (ECR and CodePipeline come with issue #4.)
+//! `cloudformation`, `ecr` and `codepipeline` live in modules of their own.
 
 use aws_sdk_s3::primitives::ByteStream;
 use ferry_core::ids::Sha256Digest;
@@ -14,6 +14,9 @@ use crate::exec::StageAccess;
 
 pub struct AwsDeployer {
     pub access: StageAccess,
+    /// The store role's session (artifacts account): reads the central ECR repository.
+    pub store: aws_config::SdkConfig,
+    pub store_role: String,
 }
 
 /// `k=v&k2=v2`, percent-encoded as S3's `x-amz-tagging` wants.
@@ -87,6 +90,8 @@ impl Deployer for AwsDeployer {
                 req,
                 &crate::cloudformation::Stack { name: stack, template, parameters, capabilities },
             ),
+            Action::Ecr { image, repository, tags } => crate::ecr::deploy(self, req, image, repository.as_deref(), tags),
+            Action::CodePipeline { .. } => crate::codepipeline::deploy(&self.access, req),
             other => Err(Error::invalid(format!("the `{}` action does not run through the deployer", other.kind()))),
         }
     }

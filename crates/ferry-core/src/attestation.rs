@@ -54,10 +54,18 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The in-toto Statement for a release: subjects are the artifacts, the predicate is SLSA
+/// What a release's signature covers, as (name, sha256): each artifact by name, each image by
+/// its repository (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO`, the usual subject name of an
+/// OCI image in in-toto).
+fn subjects(manifest: &ReleaseManifest) -> Vec<(String, String)> {
+    let artifacts = manifest.artifacts.iter().map(|a| (a.name.clone(), a.sha256.to_string()));
+    artifacts.chain(manifest.images.iter().map(|i| (i.repository.clone(), i.digest.to_string()))).collect()
+}
+
+/// The in-toto Statement for a release: subjects are the artifacts and images, the predicate is SLSA
 /// Provenance v1 and binds the manifest digest.
 pub fn statement(manifest: &ReleaseManifest, manifest_digest: &Sha256Digest) -> Value {
-    let subjects: Vec<Value> = manifest.artifacts.iter().map(|a| json!({"name": a.name, "digest": {"sha256": a.sha256}})).collect();
+    let subjects: Vec<Value> = subjects(manifest).into_iter().map(|(name, sha256)| json!({"name": name, "digest": {"sha256": sha256}})).collect();
     let mut deps = Vec::new();
     if let Some(src) = &manifest.source {
         deps.push(json!({"name": "source", "digest": {"gitCommit": src.commit}, "annotations": {"ref": src.git_ref, "dirty": src.dirty}}));
@@ -165,11 +173,11 @@ pub fn check_binding(statement: &Value, manifest: &ReleaseManifest, manifest_dig
                 .collect()
         })
         .unwrap_or_default();
-    let mut listed: Vec<(String, String)> = manifest.artifacts.iter().map(|a| (a.name.clone(), a.sha256.to_string())).collect();
+    let mut listed = subjects(manifest);
     signed.sort();
     listed.sort();
     if signed != listed {
-        return Err(Error::verification("the signed subjects differ from the artifacts in the manifest"));
+        return Err(Error::verification("the signed subjects differ from the artifacts and images in the manifest"));
     }
     Ok(())
 }

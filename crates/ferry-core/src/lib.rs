@@ -16,6 +16,7 @@ pub mod ids;
 pub mod keys;
 pub mod manifest;
 pub mod pipeline;
+pub mod placeholders;
 pub mod plan;
 pub mod ports;
 pub mod promote;

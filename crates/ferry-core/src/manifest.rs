@@ -16,6 +16,9 @@ pub struct ReleaseManifest {
     pub pipeline: PipelineName,
     pub build_account: AccountId,
     pub artifacts: Vec<ManifestArtifact>,
+    /// Container images, by digest (absent when the build declares none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ManifestImage>,
     pub source: Option<SourceInfo>,
     pub builder: BuilderInfo,
     pub ci: Option<CiRun>,
@@ -32,6 +35,27 @@ pub struct ManifestArtifact {
     pub path: String,
     pub sha256: Sha256Digest,
     pub size: u64,
+}
+
+/// A container image of the release: its manifest's sha256 in the central repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestImage {
+    pub name: String,
+    /// `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY` of the central registry.
+    pub repository: String,
+    /// sha256 of the image manifest's bytes (ECR's `imageDigest` without `sha256:`).
+    pub digest: Sha256Digest,
+    pub media_type: String,
+    /// The tag the build pushed; informational, the digest is what is promoted.
+    pub tag: String,
+}
+
+impl ManifestImage {
+    /// `REPOSITORY@sha256:DIGEST`, the reference that pins these exact bytes.
+    pub fn reference(&self) -> String {
+        format!("{}@sha256:{}", self.repository, self.digest)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

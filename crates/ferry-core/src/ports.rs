@@ -221,6 +221,8 @@ pub struct DeployRequest<'a> {
     pub target: Target,
     /// Each artifact of the release and the path of its verified local copy.
     pub artifacts: Vec<(crate::manifest::ManifestArtifact, PathBuf)>,
+    /// The release's images, by digest.
+    pub images: Vec<crate::manifest::ManifestImage>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -248,6 +250,21 @@ impl Deployer for NoDeployer {
     }
 }
 
+/// The central container registry: resolves the tag a build pushed to the image's digest.
+pub trait ImageRegistry {
+    fn resolve(&self, image: &crate::pipeline::ImageDecl, tag: &str) -> Result<crate::manifest::ManifestImage>;
+}
+
+/// The local backend has no registry (validation already refuses images there).
+#[derive(Debug, Default)]
+pub struct NoRegistry;
+
+impl ImageRegistry for NoRegistry {
+    fn resolve(&self, image: &crate::pipeline::ImageDecl, _tag: &str) -> Result<crate::manifest::ManifestImage> {
+        Err(crate::error::Error::invalid(format!("image `{}` needs `backend: aws`", image.name)))
+    }
+}
+
 /// Fetches a URL for an http gate: the status and body (bounded), or why it could not.
 pub trait HttpProbe {
     fn get(&self, url: &str, timeout: Duration) -> Result<(u16, String)>;
@@ -261,6 +278,7 @@ pub struct Services {
     pub audit: Box<dyn AuditLog>,
     pub exec: Box<dyn Executor>,
     pub deployer: Box<dyn Deployer>,
+    pub registry: Box<dyn ImageRegistry>,
     pub http: Box<dyn HttpProbe>,
     /// Where deploy actions get their copies of the artifacts.
     pub work_dir: PathBuf,

@@ -12,7 +12,7 @@ use crate::audit::{Draft, EventKind};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{Actor, ReleaseId, Sha256Digest};
 use crate::keys::PublicKey;
-use crate::manifest::ReleaseManifest;
+use crate::manifest::{ManifestImage, ReleaseManifest};
 use crate::pipeline::Pipeline;
 use crate::ports::{Services, StoredRelease};
 
@@ -48,7 +48,7 @@ pub fn create(
     }
     let artifacts: Vec<_> = manifest.artifacts.iter().map(|a| json!({"name": a.name, "sha256": a.sha256, "size": a.size})).collect();
     svc.audit.append(Draft::new(EventKind::Build, &actor, &pipeline.name).release(&id).details(json!({
-        "manifest_sha256": digest, "artifacts": artifacts, "source": manifest.source, "ci": manifest.ci,
+        "manifest_sha256": digest, "artifacts": artifacts, "images": manifest.images, "source": manifest.source, "ci": manifest.ci,
     })))?;
     let statement = attestation::statement(&manifest, &digest);
     let envelope = attestation::sign(&statement, signer)?;
@@ -63,6 +63,27 @@ pub fn create(
     // A signed checkpoint per release: a later truncation or rewrite of the log shows.
     svc.audit.put_checkpoint(last.seq, &crate::audit::checkpoint(&last, signer)?.to_bytes()?)?;
     Ok(CreatedRelease { release: id, manifest_sha256: digest, keyid: signer.keyid(), manifest })
+}
+
+/// Resolves each image the build declares to its digest in the central registry. `${commit}`
+/// in a tag is the source commit, which must then be known.
+pub fn resolve_images(svc: &Services, pipeline: &Pipeline, source: Option<&crate::manifest::SourceInfo>) -> Result<Vec<ManifestImage>> {
+    let mut out = Vec::new();
+    for decl in &pipeline.build.images {
+        let tag = if decl.tag.contains("${commit}") {
+            let commit = source.map(|s| s.commit.as_str()).ok_or_else(|| {
+                Error::invalid(format!("image `{}`: its tag `{}` uses ${{commit}}, but the source commit is unknown", decl.name, decl.tag))
+                    .hint("build from a git checkout, or give a literal tag")
+            })?;
+            decl.tag.replace("${commit}", commit)
+        } else {
+            decl.tag.clone()
+        };
+        let image = svc.registry.resolve(decl, &tag)?;
+        tracing::info!(image = %decl.name, digest = %image.digest, "resolved {}:{tag}", decl.repository);
+        out.push(image);
+    }
+    Ok(out)
 }
 
 /// A release whose digests and signature checked out.

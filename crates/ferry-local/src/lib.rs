@@ -45,6 +45,7 @@ impl Home {
             audit: Box::new(audit::LocalAudit::new(self.audit_dir())),
             exec: Box::new(exec::ShellExecutor),
             deployer: Box::new(ferry_core::ports::NoDeployer),
+            registry: Box::new(ferry_core::ports::NoRegistry),
             http: Box::new(http::ReqwestProbe),
             work_dir: self.root.join("work"),
             account_root: Some(self.root.join("accounts")),

@@ -28,12 +28,15 @@ fn build_release(ctx: &Ctx, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Re
     let started_at = Timestamp::now();
     ferry_local::build::run_command(p, svc.exec.as_ref(), actor)?;
     let collected = ferry_local::build::collect(p)?;
+    let source = env::source(&p.working_dir());
+    let images = release::resolve_images(svc, p, source.as_ref())?;
     let manifest = ReleaseManifest {
         version: MANIFEST_VERSION,
         pipeline: p.name.clone(),
         build_account: p.build.account.clone(),
         artifacts: collected.iter().map(|c| c.entry.clone()).collect(),
-        source: env::source(&p.working_dir()),
+        images,
+        source,
         builder: BuilderInfo { actor: actor.clone(), id: env::builder_id() },
         ci: env::ci_run(),
         build_command: p.build.command.clone(),
@@ -48,6 +51,9 @@ fn built_text(r: &CreatedRelease) -> String {
     let mut h = format!("built release {} (manifest sha256 {})\n", r.release, r.manifest_sha256);
     for a in &r.manifest.artifacts {
         let _ = writeln!(h, "  {}  {}  {} bytes", a.sha256, a.name, a.size);
+    }
+    for i in &r.manifest.images {
+        let _ = writeln!(h, "  image {}  {}", i.name, i.reference());
     }
     let _ = writeln!(h, "signed with key {}", r.keyid);
     h

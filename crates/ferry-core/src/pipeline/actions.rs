@@ -1,4 +1,5 @@
-//! Validation of deploy actions: `command`, and the aws backend's `s3` and `cloudformation`.
+//! Validation of deploy actions: `command`, and the aws backend's `s3`, `cloudformation`,
+//! `ecr` and `codepipeline`.
 
 use super::keys;
 use super::reader::Cx;
@@ -10,7 +11,7 @@ impl Cx {
         let mut out = Vec::new();
         for (i, item) in self.seq(node, path).iter().enumerate() {
             let p = format!("{path}[{i}]");
-            match self.typed(item, &p, keys::PLANNED_ACTIONS, &["command", "s3", "cloudformation"]) {
+            match self.typed(item, &p, keys::PLANNED_ACTIONS, &["command", "s3", "cloudformation", "ecr", "codepipeline"]) {
                 Some("command") => {
                     let Some(f) = self.fields(item, &p, keys::COMMAND_ACTION) else { continue };
                     let run = self.required(&f, "run").and_then(|n| self.string(n, &f.path("run")));
@@ -33,10 +34,14 @@ impl Cx {
                             Some("use a `command` action on the local backend".into()),
                         );
                     }
-                    if kind == "cloudformation" {
-                        if let Some(a) = self.cloudformation(item, &p) {
-                            out.push(a);
-                        }
+                    let parsed = match kind {
+                        "cloudformation" => Some(self.cloudformation(item, &p)),
+                        "ecr" => Some(self.ecr(item, &p)),
+                        "codepipeline" => Some(self.codepipeline(item, &p)),
+                        _ => None,
+                    };
+                    if let Some(parsed) = parsed {
+                        out.extend(parsed);
                         continue;
                     }
                     let Some(f) = self.fields(item, &p, keys::S3_ACTION) else { continue };
@@ -58,6 +63,77 @@ impl Cx {
             }
         }
         out
+    }
+
+    fn ecr(&mut self, item: &Node, path: &str) -> Option<Action> {
+        let f = self.fields(item, path, keys::ECR_ACTION)?;
+        let image = self.required(&f, "image").and_then(|n| {
+            let name = self.string(n, &f.path("image"))?;
+            if self.images.contains(&name) {
+                return Some(name);
+            }
+            let known = if self.images.is_empty() { "none".to_owned() } else { self.images.join(", ") };
+            self.error(n, &f.path("image"), format!("unknown image `{name}`"), Some(format!("declare it in build.images (declared: {known})")));
+            None
+        });
+        let repository = match f.get("repository") {
+            None => Some(None),
+            Some(n) => self.repository(n, &f.path("repository")).map(Some),
+        };
+        let tags = match f.get("tags") {
+            None => vec!["${release}".to_owned(), "${stage}".to_owned()],
+            Some(list) => {
+                let mut tags = Vec::new();
+                for (i, t) in self.seq(list, &f.path("tags")).iter().enumerate() {
+                    let field = format!("{}[{i}]", f.path("tags"));
+                    let Some(tag) = self.string(t, &field) else { continue };
+                    // Placeholders expand to tag-safe text; check the literal parts.
+                    let literal = ["${release}", "${stage}", "${pipeline}"].iter().fold(tag.clone(), |acc, p| acc.replace(p, "x"));
+                    let ok = (1..=128).contains(&literal.len())
+                        && literal.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                        && literal.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                    if ok {
+                        tags.push(tag);
+                    } else {
+                        self.error(
+                            t,
+                            &field,
+                            format!("invalid image tag `{tag}`"),
+                            Some("letters, digits, `.`, `_`, `-` and ${release}, ${stage} or ${pipeline}; up to 128 characters".into()),
+                        );
+                    }
+                }
+                tags
+            }
+        };
+        Some(Action::Ecr { image: image?, repository: repository?, tags })
+    }
+
+    fn codepipeline(&mut self, item: &Node, path: &str) -> Option<Action> {
+        let f = self.fields(item, path, keys::CODEPIPELINE_ACTION)?;
+        let pipeline = self.required(&f, "pipeline").and_then(|n| {
+            let name = self.string(n, &f.path("pipeline"))?;
+            let ok = (1..=100).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !ok {
+                self.error(n, &f.path("pipeline"), format!("invalid CodePipeline name `{name}`"), Some("letters, digits, `.`, `_` and `-`".into()));
+            }
+            ok.then_some(name)
+        });
+        let variables = self.string_map(f.get("variables"), &f.path("variables"), |_| None);
+        let approve = match f.get("approve") {
+            None => Some(None),
+            Some(n) => {
+                let a = self.fields(n, &f.path("approve"), keys::APPROVE_REF)?;
+                let stage = self.required(&a, "stage").and_then(|n| self.string(n, &a.path("stage")));
+                let action = self.required(&a, "action").and_then(|n| self.string(n, &a.path("action")));
+                Some(Some((stage?, action?)))
+            }
+        };
+        let timeout = match f.get("timeout") {
+            None => Some(std::time::Duration::from_secs(3600)),
+            Some(n) => self.duration(n, &f.path("timeout")),
+        };
+        Some(Action::CodePipeline { pipeline: pipeline?, variables, approve: approve?, timeout: timeout? })
     }
 
     fn cloudformation(&mut self, item: &Node, path: &str) -> Option<Action> {

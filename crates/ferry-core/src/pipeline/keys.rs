@@ -42,6 +42,13 @@ pub const BUILD: Keys = &[
     ("working_dir", "Directory the command runs in and artifact paths are relative to (relative to this file)."),
     ("env", "Extra environment variables for the build command."),
     ("artifacts", "Files that make up the release."),
+    ("images", "Container images the build pushed to the central ECR repository (aws backend); recorded by digest."),
+];
+
+pub const IMAGE: Keys = &[
+    ("name", "Image name, unique in the build; ecr actions refer to it."),
+    ("repository", "Repository in the artifacts account's ECR registry (aws.region), e.g. shop/web."),
+    ("tag", "The tag the build pushed; ferry resolves it to a digest once. ${commit} is the source commit."),
 ];
 
 pub const ARTIFACT: Keys = &[
@@ -113,7 +120,7 @@ pub const CFN_ACTION: Keys = &[
     ("type", "Action type: cloudformation."),
     ("stack", "Stack name in the stage account."),
     ("template", "Name of the release artifact holding the template."),
-    ("parameters", "Stack parameters; values may use ${release}, ${stage}, ${pipeline}, ${account}, ${artifact.NAME.sha256}."),
+    ("parameters", "Stack parameters; values may use ${release}, ${stage}, ${pipeline}, ${account}, ${artifact.NAME.sha256}, ${image.NAME.digest}."),
     ("capabilities", "e.g. CAPABILITY_IAM, CAPABILITY_NAMED_IAM."),
 ];
 
@@ -123,6 +130,23 @@ pub const S3_ACTION: Keys = &[
     ("prefix", "Key prefix; artifacts land at PREFIX/PATH."),
     ("artifacts", "Names of the artifacts to copy (default: all)."),
 ];
+
+pub const ECR_ACTION: Keys = &[
+    ("type", "Action type: ecr."),
+    ("image", "Name of an image of the build."),
+    ("repository", "Repository in the stage account (default: the central repository's name)."),
+    ("tags", "Tags put on the copied image (default [${release}, ${stage}]); ${release}, ${stage}, ${pipeline}."),
+];
+
+pub const CODEPIPELINE_ACTION: Keys = &[
+    ("type", "Action type: codepipeline."),
+    ("pipeline", "Name of the CodePipeline pipeline in the stage account."),
+    ("variables", "Pipeline variables (V2 pipelines); values may use ${release}, ${stage}, ${pipeline}, ${account}, ${artifact.NAME.sha256}, ${image.NAME.digest}."),
+    ("approve", "A Manual approval action ferry answers (Approved) for this execution: {stage, action}."),
+    ("timeout", "How long to wait for the execution to finish (default 1h)."),
+];
+
+pub const APPROVE_REF: Keys = &[("stage", "Stage of the CodePipeline pipeline."), ("action", "The Manual approval action in that stage.")];
 
 pub const AUDIT: Keys = &[
     ("account", "Account alias that keeps the audit log (the security account)."),
@@ -149,6 +173,6 @@ pub const STORE: Keys = &[
     ("role", "Role assumed in that account (default ferry-artifacts)."),
 ];
 
-/// Action types issue #4 adds; named here so validation can say they are not available yet.
-pub const PLANNED_ACTIONS: &[&str] = &["ecr", "codepipeline"];
+/// Types named here get "not available in this version" rather than "unknown".
+pub const PLANNED_ACTIONS: &[&str] = &[];
 pub const PLANNED_GATES: &[&str] = &["alarm"];

@@ -120,6 +120,17 @@ pub struct Build {
     pub working_dir: PathBuf,
     pub env: BTreeMap<String, String>,
     pub artifacts: Vec<ArtifactDecl>,
+    pub images: Vec<ImageDecl>,
+}
+
+/// A container image the build command pushed to the central ECR registry (the artifacts
+/// account, `aws.region`); `ferry build` resolves its tag to a digest once and records that.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageDecl {
+    pub name: String,
+    pub repository: String,
+    /// May contain `${commit}`.
+    pub tag: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -252,6 +263,27 @@ pub enum Action {
         parameters: BTreeMap<String, String>,
         capabilities: Vec<String>,
     },
+    /// Copy a release image by digest from the central repository to one in the stage
+    /// account (manifest as is, missing layers copied), re-check the digest, and tag it.
+    Ecr {
+        /// Name of an image of the build.
+        image: String,
+        /// Repository in the stage account; `None` means the central repository's name.
+        repository: Option<String>,
+        /// Tags, with placeholders (`${release}`, `${stage}`, `${pipeline}`).
+        tags: Vec<String>,
+    },
+    /// Start an execution of an existing CodePipeline pipeline in the stage account and wait
+    /// for it; optionally answer one of its Manual approval actions for this execution.
+    #[serde(rename = "codepipeline")]
+    CodePipeline {
+        pipeline: String,
+        variables: BTreeMap<String, String>,
+        /// `(stage, action)` of a Manual approval ferry approves once its own gates passed.
+        approve: Option<(String, String)>,
+        #[serde(with = "humantime_serde_compat")]
+        timeout: Duration,
+    },
     /// Copy release artifacts into a bucket of the stage account; what landed is re-hashed.
     S3 {
         bucket: String,
@@ -267,6 +299,8 @@ impl Action {
             Action::Command { .. } => "command",
             Action::S3 { .. } => "s3",
             Action::CloudFormation { .. } => "cloudformation",
+            Action::Ecr { .. } => "ecr",
+            Action::CodePipeline { .. } => "codepipeline",
         }
     }
 
@@ -275,6 +309,14 @@ impl Action {
             Action::Command { run, .. } => format!("command: {run}"),
             Action::S3 { bucket, prefix, .. } => format!("s3: copy artifacts to s3://{bucket}/{prefix}"),
             Action::CloudFormation { stack, template, .. } => format!("cloudformation: stack `{stack}` from artifact `{template}`"),
+            Action::Ecr { image, repository, .. } => match repository {
+                Some(r) => format!("ecr: image `{image}` by digest to repository `{r}`"),
+                None => format!("ecr: image `{image}` by digest to the stage account"),
+            },
+            Action::CodePipeline { pipeline, approve, .. } => match approve {
+                Some((stage, action)) => format!("codepipeline: run `{pipeline}` and approve {stage}/{action}"),
+                None => format!("codepipeline: run `{pipeline}`"),
+            },
         }
     }
 }

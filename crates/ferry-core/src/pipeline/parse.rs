@@ -36,7 +36,7 @@ pub fn load_freeze_file(path: &Path) -> Result<Vec<Freeze>, Vec<Diagnostic>> {
     let source = read_source(path, "freeze file ")?;
     let file = path.display().to_string();
     let root = yaml::parse(&file, &source).map_err(|d| vec![d])?;
-    let mut cx = Cx { file, diags: Vec::new(), backend: None };
+    let mut cx = Cx { file, diags: Vec::new(), backend: None, images: Vec::new() };
     const KEYS: keys::Keys = &[("freezes", "Freeze periods: [{from, to, reason}].")];
     let freezes = cx.fields(&root, "", KEYS).and_then(|f| f.get("freezes")).map(|n| cx.freezes(n, "freezes")).unwrap_or_default();
     if cx.diags.is_empty() { Ok(freezes) } else { Err(cx.diags) }
@@ -46,7 +46,7 @@ pub fn load_freeze_file(path: &Path) -> Result<Vec<Freeze>, Vec<Diagnostic>> {
 pub fn parse_str(path: &Path, source: &str) -> Result<Pipeline, Vec<Diagnostic>> {
     let file = path.display().to_string();
     let root = yaml::parse(&file, source).map_err(|d| vec![d])?;
-    let mut cx = Cx { file, diags: Vec::new(), backend: None };
+    let mut cx = Cx { file, diags: Vec::new(), backend: None, images: Vec::new() };
     let pipeline = cx.pipeline(path, &root);
     match pipeline {
         Some(p) if cx.diags.is_empty() => Ok(p),
@@ -229,8 +229,59 @@ impl Cx {
                 }
             }
         }
+        let images = f.get("images").map(|n| self.images(n)).unwrap_or_default();
         let (account_alias, account) = account?;
-        Some(Build { account_alias, account, role, command, working_dir: PathBuf::from(working_dir), env, artifacts })
+        Some(Build { account_alias, account, role, command, working_dir: PathBuf::from(working_dir), env, artifacts, images })
+    }
+
+    fn images(&mut self, list: &Node) -> Vec<ImageDecl> {
+        let mut out: Vec<ImageDecl> = Vec::new();
+        for (i, item) in self.seq(list, "build.images").iter().enumerate() {
+            let path = format!("build.images[{i}]");
+            let Some(f) = self.fields(item, &path, keys::IMAGE) else { continue };
+            let name = self.required(&f, "name").and_then(|n| self.string(n, &f.path("name")));
+            let repository = self.required(&f, "repository").and_then(|n| self.repository(n, &f.path("repository")));
+            let tag = self.required(&f, "tag").and_then(|n| self.string(n, &f.path("tag")));
+            if self.backend != Some(Backend::Aws) {
+                self.error(item, &path, "images need `backend: aws` (they live in ECR)".into(), None);
+            }
+            if let Some(name) = &name {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                    self.error(item, &f.path("name"), format!("invalid image name `{name}`"), Some("letters, digits, `-`, `_` and `.`".into()));
+                }
+                if let Some(first) = out.iter().position(|d| &d.name == name) {
+                    self.error(item, &f.path("name"), format!("duplicate image name `{name}` (also build.images[{first}])"), None);
+                }
+            }
+            if let (Some(name), Some(repository), Some(tag)) = (name, repository, tag) {
+                out.push(ImageDecl { name, repository, tag });
+            }
+        }
+        self.images = out.iter().map(|d| d.name.clone()).collect();
+        out
+    }
+
+    /// An ECR repository name: lowercase path components of letters and digits joined by
+    /// `.`, `_` or `-`, 2 to 256 characters.
+    pub(super) fn repository(&mut self, node: &Node, field: &str) -> Option<String> {
+        let name = self.string(node, field)?;
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+                && c.ends_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+                && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+        };
+        if (2..=256).contains(&name.len()) && name.split('/').all(component_ok) {
+            Some(name)
+        } else {
+            self.error(
+                node,
+                field,
+                format!("invalid ECR repository name `{name}`"),
+                Some("lowercase letters, digits, `.`, `_`, `-` and `/`, e.g. shop/web".into()),
+            );
+            None
+        }
     }
 
     fn stages<'a>(&mut self, node: &'a Node, accounts: &BTreeMap<String, AccountId>, declared: &[String]) -> (Vec<Stage>, Vec<&'a Node>) {

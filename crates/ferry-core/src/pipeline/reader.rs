@@ -14,6 +14,8 @@ pub(super) struct Cx {
     pub(super) diags: Vec<Diagnostic>,
     /// The pipeline's backend once known, for checks that depend on it.
     pub(super) backend: Option<super::Backend>,
+    /// Names of the build's images, for checking `ecr` actions' references.
+    pub(super) images: Vec<String>,
 }
 
 /// The fields of one mapping, looked up by key.

@@ -120,7 +120,22 @@ fn build_schema() -> Value {
         ],
         &["type", "stack", "template"],
     );
-    let action = json!({"oneOf": [command_action, s3_action, cfn_action]});
+    let ecr_action = object(
+        keys::ECR_ACTION,
+        &[("type", json!({"const": "ecr"})), ("tags", json!({"type": "array", "items": {"type": "string", "maxLength": 128}}))],
+        &["type", "image"],
+    );
+    let codepipeline_action = object(
+        keys::CODEPIPELINE_ACTION,
+        &[
+            ("type", json!({"const": "codepipeline"})),
+            ("variables", json!({"type": "object", "additionalProperties": {"type": "string"}})),
+            ("approve", object(keys::APPROVE_REF, &[], &["stage", "action"])),
+            ("timeout", duration()),
+        ],
+        &["type", "pipeline"],
+    );
+    let action = json!({"oneOf": [command_action, s3_action, cfn_action, ecr_action, codepipeline_action]});
     let stage = object(
         keys::STAGE,
         &[
@@ -156,7 +171,11 @@ fn build_schema() -> Value {
                 "build",
                 object(
                     keys::BUILD,
-                    &[("env", env()), ("artifacts", json!({"type": "array", "minItems": 1, "items": artifact}))],
+                    &[
+                        ("env", env()),
+                        ("artifacts", json!({"type": "array", "minItems": 1, "items": artifact})),
+                        ("images", json!({"type": "array", "items": object(keys::IMAGE, &[], &["name", "repository", "tag"])})),
+                    ],
                     &["account", "artifacts"],
                 ),
             ),
@@ -222,6 +241,9 @@ mod tests {
         assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][0]), table(keys::COMMAND_ACTION));
         assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][1]), table(keys::S3_ACTION));
         assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][2]), table(keys::CFN_ACTION));
+        assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][3]), table(keys::ECR_ACTION));
+        assert_eq!(keys_of(&stage["deploy"]["items"]["oneOf"][4]), table(keys::CODEPIPELINE_ACTION));
+        assert_eq!(keys_of(&s["properties"]["build"]["properties"]["images"]["items"]), table(keys::IMAGE));
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][0]), table(keys::COMMAND_GATE));
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][1]), table(keys::WINDOW_GATE));
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][2]), table(keys::HTTP_GATE));

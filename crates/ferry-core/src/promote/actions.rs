@@ -46,6 +46,11 @@ impl Promotion<'_> {
             m.env.insert(format!("FERRY_ARTIFACT_{var}"), dest.display().to_string());
             m.files.push((a.clone(), dest));
         }
+        // Images are pinned by digest: `FERRY_IMAGE_WEB=REPO@sha256:…` (the central registry).
+        for i in &self.verified.manifest.images {
+            let var: String = i.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+            m.env.insert(format!("FERRY_IMAGE_{var}"), i.reference());
+        }
         Ok(m)
     }
 
@@ -85,6 +90,7 @@ impl Promotion<'_> {
                     stage: self.stage.name.clone(),
                     target: self.target(),
                     artifacts: artifacts.files.clone(),
+                    images: self.verified.manifest.images.clone(),
                     tags: self.pipeline.tags_for(self.stage, &self.req.release),
                 };
                 match self.svc.deployer.deploy(&req) {
