@@ -101,7 +101,9 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     let assume = |b: &BucketRef| -> Result<SdkConfig> {
         aws.assume_chain(Some((&orchestrator, settings.orchestrator.as_str())), &[hop(&settings, &actor, &name, &b.role, &session)])
     };
-    let bucket = |b: &BucketRef, config: &SdkConfig| Bucket::new(aws.rt.clone(), config, &b.bucket, &b.prefix, b.role.as_str(), aws.custom_endpoint());
+    let bucket = |b: &BucketRef, config: &SdkConfig| {
+        Bucket::new(aws.rt.clone(), config, &b.bucket, &b.prefix, b.role.as_str(), aws.custom_endpoint())
+    };
     let store_config = assume(&settings.store)?;
     let (store, audit) = (bucket(&settings.store, &store_config), bucket(&settings.audit, &assume(&settings.audit)?));
     let registry = EcrRegistry {

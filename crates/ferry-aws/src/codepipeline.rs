@@ -41,7 +41,10 @@ pub fn deploy(access: &crate::exec::StageAccess, req: &DeployRequest<'_>) -> Res
         approve: approve.as_ref().map(|(s, a)| (s.as_str(), a.as_str())),
         timeout: *timeout,
         poll: Duration::from_secs(5),
-        summary: format!("Approved by ferry: release {} of `{}` passed its approvals and gates for `{}`", req.release, req.pipeline, req.stage),
+        summary: format!(
+            "Approved by ferry: release {} of `{}` passed its approvals and gates for `{}`",
+            req.release, req.pipeline, req.stage
+        ),
         role: role.as_str(),
     };
     access.aws.rt.block_on(execute(&Client::new(&config), &run))
@@ -63,7 +66,8 @@ pub async fn execute(cp: &Client, run: &Run<'_>) -> Result<DeployReport> {
         .send()
         .await
         .map_err(|e| error::map(at("codepipeline:StartPipelineExecution"), &e))?;
-    let id = started.pipeline_execution_id().ok_or_else(|| Error::failed(format!("CodePipeline started `{name}` without an execution id")))?;
+    let id =
+        started.pipeline_execution_id().ok_or_else(|| Error::failed(format!("CodePipeline started `{name}` without an execution id")))?;
     tracing::info!(pipeline = name, execution = id, "started a CodePipeline execution");
     let deadline = Instant::now() + run.timeout;
     let mut approved = None;

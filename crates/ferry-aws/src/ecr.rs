@@ -155,7 +155,8 @@ pub async fn resolve(repo: &Repo<'_>, tag: &str) -> Result<(Sha256Digest, String
             repo.uri()
         )));
     }
-    let json: serde_json::Value = serde_json::from_str(&f.text).map_err(|e| Error::invalid(format!("manifest of `{}:{tag}`: {e}", repo.uri())))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&f.text).map_err(|e| Error::invalid(format!("manifest of `{}:{tag}`: {e}", repo.uri())))?;
     Ok((digest, media_type(&f, &json)?))
 }
 
@@ -185,7 +186,9 @@ pub async fn promote(src: &Repo<'_>, dst: &Repo<'_>, digest: &Sha256Digest, tags
                     "tag `{tag}` of `{}` already names `{current}` and the repository's tags are IMMUTABLE",
                     dst.uri()
                 ))
-                .hint("list only release-unique tags (e.g. ${release}) in this ecr action's `tags`, or make the repository's tags mutable"));
+                .hint(
+                    "list only release-unique tags (e.g. ${release}) in this ecr action's `tags`, or make the repository's tags mutable",
+                ));
             }
             _ => to_write.push(tag.clone()),
         }
@@ -249,7 +252,9 @@ async fn copy_manifest(
 
 async fn tag_mutability(repo: &Repo<'_>) -> Result<String> {
     let out = repo.client.describe_repositories().registry_id(repo.account).repository_names(repo.name).send().await.map_err(|e| {
-        if e.as_service_error().is_some_and(aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError::is_repository_not_found_exception) {
+        if e.as_service_error()
+            .is_some_and(aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError::is_repository_not_found_exception)
+        {
             Error::failed(format!("repository `{}` does not exist", repo.uri()))
                 .hint("create it in the stage account (with a policy letting the stage role push), then promote again")
         } else {
@@ -272,7 +277,10 @@ async fn tagged(repo: &Repo<'_>, tag: &str) -> Result<Option<String>> {
         .await
     {
         Ok(out) => Ok(out.image_details().first().and_then(|i| i.image_digest()).map(str::to_owned)),
-        Err(e) if e.as_service_error().is_some_and(aws_sdk_ecr::operation::describe_images::DescribeImagesError::is_image_not_found_exception) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(aws_sdk_ecr::operation::describe_images::DescribeImagesError::is_image_not_found_exception) =>
+        {
             Ok(None)
         }
         Err(e) => Err(error::map(repo.at("ecr:DescribeImages", &resource), &e)),
@@ -367,13 +375,27 @@ async fn copy_blob(src: &Repo<'_>, dst: &Repo<'_>, digest: &Sha256Digest, http: 
     }
     let got = Sha256Digest::from_bytes(hasher.finalize().into());
     if &got != digest {
-        return Err(Error::verification(format!("blob `{d}` of `{}` downloaded as `sha256:{got}`; the upload was not completed", src.uri())));
+        return Err(Error::verification(format!(
+            "blob `{d}` of `{}` downloaded as `sha256:{got}`; the upload was not completed",
+            src.uri()
+        )));
     }
-    match dst.client.complete_layer_upload().registry_id(dst.account).repository_name(dst.name).upload_id(&upload_id).layer_digests(&d).send().await {
+    match dst
+        .client
+        .complete_layer_upload()
+        .registry_id(dst.account)
+        .repository_name(dst.name)
+        .upload_id(&upload_id)
+        .layer_digests(&d)
+        .send()
+        .await
+    {
         Ok(out) if out.layer_digest().is_none_or(|l| l == d) => Ok(()),
         Ok(out) => Err(Error::verification(format!("ECR stored blob `{d}` as `{}`", out.layer_digest().unwrap_or("")))),
         Err(e)
-            if e.as_service_error().is_some_and(aws_sdk_ecr::operation::complete_layer_upload::CompleteLayerUploadError::is_layer_already_exists_exception) =>
+            if e.as_service_error().is_some_and(
+                aws_sdk_ecr::operation::complete_layer_upload::CompleteLayerUploadError::is_layer_already_exists_exception,
+            ) =>
         {
             Ok(())
         }

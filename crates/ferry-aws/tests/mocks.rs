@@ -190,12 +190,18 @@ mod codepipeline {
                     StageState::builder()
                         .stage_name("Approve")
                         .latest_execution(
-                            StageExecution::builder().pipeline_execution_id(exec_id).status(StageExecutionStatus::InProgress).build().unwrap(),
+                            StageExecution::builder()
+                                .pipeline_execution_id(exec_id)
+                                .status(StageExecutionStatus::InProgress)
+                                .build()
+                                .unwrap(),
                         )
                         .action_states(
                             ActionState::builder()
                                 .action_name("ManualApproval")
-                                .latest_execution(ActionExecution::builder().status(ActionExecutionStatus::InProgress).token("token-42").build())
+                                .latest_execution(
+                                    ActionExecution::builder().status(ActionExecutionStatus::InProgress).token("token-42").build(),
+                                )
                                 .build(),
                         )
                         .build(),
@@ -218,7 +224,9 @@ mod codepipeline {
 
     fn start() -> Rule {
         mock!(Client::start_pipeline_execution)
-            .match_requests(|r| r.name() == Some("legacy") && r.variables().iter().any(|v| v.name() == "RELEASE" && v.value() == "r0123456789abcdef"))
+            .match_requests(|r| {
+                r.name() == Some("legacy") && r.variables().iter().any(|v| v.name() == "RELEASE" && v.value() == "r0123456789abcdef")
+            })
             .then_output(|| StartPipelineExecutionOutput::builder().pipeline_execution_id("exec-1").build())
     }
 
@@ -341,37 +349,53 @@ mod ecr_layers {
     /// and a stage registry holding none of them yet.
     async fn script(layer_body: Vec<u8>) -> Script {
         let server = MockServer::start().await;
-        Mock::given(path(format!("/blobs/{}", Sha256Digest::of(CONFIG)))).respond_with(ResponseTemplate::new(200).set_body_bytes(CONFIG)).mount(&server).await;
-        Mock::given(path(format!("/blobs/{}", Sha256Digest::of(&layer())))).respond_with(ResponseTemplate::new(200).set_body_bytes(layer_body)).mount(&server).await;
+        Mock::given(path(format!("/blobs/{}", Sha256Digest::of(CONFIG))))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(CONFIG))
+            .mount(&server)
+            .await;
+        Mock::given(path(format!("/blobs/{}", Sha256Digest::of(&layer()))))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(layer_body))
+            .mount(&server)
+            .await;
         let base = server.uri();
         let url = mock!(Client::get_download_url_for_layer).then_compute_output(move |r| {
             let hex = r.layer_digest().unwrap().trim_start_matches("sha256:");
-            GetDownloadUrlForLayerOutput::builder().download_url(format!("{base}/blobs/{hex}")).layer_digest(r.layer_digest().unwrap()).build()
+            GetDownloadUrlForLayerOutput::builder()
+                .download_url(format!("{base}/blobs/{hex}"))
+                .layer_digest(r.layer_digest().unwrap())
+                .build()
         });
         let src = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, &[get_image(), url]);
 
         let uploaded = Arc::new(Mutex::new(Vec::new()));
         let sink = uploaded.clone();
-        let completed = mock!(Client::complete_layer_upload)
-            .then_compute_output(|r| CompleteLayerUploadOutput::builder().layer_digest(r.layer_digests()[0].clone()).upload_id("u").build());
+        let completed = mock!(Client::complete_layer_upload).then_compute_output(|r| {
+            CompleteLayerUploadOutput::builder().layer_digest(r.layer_digests()[0].clone()).upload_id("u").build()
+        });
         let tagged = mock!(Client::put_image).match_requests(|r| r.image_tag().is_some()).then_output(|| PutImageOutput::builder().build());
         let rules = [
             mock!(Client::describe_repositories).then_output(|| {
                 DescribeRepositoriesOutput::builder()
-                    .repositories(Repository::builder().repository_name("shop/web").image_tag_mutability(ImageTagMutability::Mutable).build())
+                    .repositories(
+                        Repository::builder().repository_name("shop/web").image_tag_mutability(ImageTagMutability::Mutable).build(),
+                    )
                     .build()
             }),
             mock!(Client::describe_images).then_error(|| {
-                DescribeImagesError::ImageNotFoundException(aws_sdk_ecr::types::error::ImageNotFoundException::builder().message("none").build())
+                DescribeImagesError::ImageNotFoundException(
+                    aws_sdk_ecr::types::error::ImageNotFoundException::builder().message("none").build(),
+                )
             }),
             mock!(Client::batch_check_layer_availability).then_compute_output(|r| {
                 let mut out = BatchCheckLayerAvailabilityOutput::builder();
                 for digest in r.layer_digests() {
-                    out = out.failures(LayerFailure::builder().layer_digest(digest).failure_code(LayerFailureCode::MissingLayerDigest).build());
+                    out = out
+                        .failures(LayerFailure::builder().layer_digest(digest).failure_code(LayerFailureCode::MissingLayerDigest).build());
                 }
                 out.build()
             }),
-            mock!(Client::initiate_layer_upload).then_output(|| InitiateLayerUploadOutput::builder().upload_id("u").part_size(1 << 20).build()),
+            mock!(Client::initiate_layer_upload)
+                .then_output(|| InitiateLayerUploadOutput::builder().upload_id("u").part_size(1 << 20).build()),
             mock!(Client::upload_layer_part).then_compute_output(move |r| {
                 sink.lock().unwrap().extend_from_slice(r.layer_part_blob().unwrap().as_ref());
                 UploadLayerPartOutput::builder().upload_id("u").last_byte_received(r.part_last_byte().unwrap()).build()

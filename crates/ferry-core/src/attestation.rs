@@ -65,7 +65,8 @@ fn subjects(manifest: &ReleaseManifest) -> Vec<(String, String)> {
 /// The in-toto Statement for a release: subjects are the artifacts and images, the predicate is SLSA
 /// Provenance v1 and binds the manifest digest.
 pub fn statement(manifest: &ReleaseManifest, manifest_digest: &Sha256Digest) -> Value {
-    let subjects: Vec<Value> = subjects(manifest).into_iter().map(|(name, sha256)| json!({"name": name, "digest": {"sha256": sha256}})).collect();
+    let subjects: Vec<Value> =
+        subjects(manifest).into_iter().map(|(name, sha256)| json!({"name": name, "digest": {"sha256": sha256}})).collect();
     let mut deps = Vec::new();
     if let Some(src) = &manifest.source {
         deps.push(json!({"name": "source", "digest": {"gitCommit": src.commit}, "annotations": {"ref": src.git_ref, "dirty": src.dirty}}));

@@ -193,9 +193,13 @@ pub fn verify(home: &Home, path: &Path, release: &str) -> Result<Report, Failure
     for a in &v.manifest.artifacts {
         let _ = writeln!(h, "  ok  {}  {}", a.sha256, a.name);
     }
+    for i in &v.manifest.images {
+        let _ = writeln!(h, "  signed  image {}  {} (its manifest is re-hashed when promoted)", i.name, i.reference());
+    }
     Ok(Report::ok(
         h,
-        json!({"verified": true, "release": v.release, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid, "artifacts": v.manifest.artifacts}),
+        json!({"verified": true, "release": v.release, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid,
+               "artifacts": v.manifest.artifacts, "images": v.manifest.images}),
     ))
 }
 

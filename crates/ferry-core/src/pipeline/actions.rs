@@ -73,7 +73,12 @@ impl Cx {
                 return Some(name);
             }
             let known = if self.images.is_empty() { "none".to_owned() } else { self.images.join(", ") };
-            self.error(n, &f.path("image"), format!("unknown image `{name}`"), Some(format!("declare it in build.images (declared: {known})")));
+            self.error(
+                n,
+                &f.path("image"),
+                format!("unknown image `{name}`"),
+                Some(format!("declare it in build.images (declared: {known})")),
+            );
             None
         });
         let repository = match f.get("repository") {
@@ -115,19 +120,23 @@ impl Cx {
             let name = self.string(n, &f.path("pipeline"))?;
             let ok = (1..=100).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
             if !ok {
-                self.error(n, &f.path("pipeline"), format!("invalid CodePipeline name `{name}`"), Some("letters, digits, `.`, `_` and `-`".into()));
+                self.error(
+                    n,
+                    &f.path("pipeline"),
+                    format!("invalid CodePipeline name `{name}`"),
+                    Some("letters, digits, `.`, `_` and `-`".into()),
+                );
             }
             ok.then_some(name)
         });
         let variables = self.string_map(f.get("variables"), &f.path("variables"), |_| None);
         let approve = match f.get("approve") {
             None => Some(None),
-            Some(n) => {
-                let a = self.fields(n, &f.path("approve"), keys::APPROVE_REF)?;
+            Some(n) => self.fields(n, &f.path("approve"), keys::APPROVE_REF).and_then(|a| {
                 let stage = self.required(&a, "stage").and_then(|n| self.string(n, &a.path("stage")));
                 let action = self.required(&a, "action").and_then(|n| self.string(n, &a.path("action")));
                 Some(Some((stage?, action?)))
-            }
+            }),
         };
         let timeout = match f.get("timeout") {
             None => Some(std::time::Duration::from_secs(3600)),

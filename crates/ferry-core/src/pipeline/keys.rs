@@ -120,7 +120,10 @@ pub const CFN_ACTION: Keys = &[
     ("type", "Action type: cloudformation."),
     ("stack", "Stack name in the stage account."),
     ("template", "Name of the release artifact holding the template."),
-    ("parameters", "Stack parameters; values may use ${release}, ${stage}, ${pipeline}, ${account}, ${artifact.NAME.sha256}, ${image.NAME.digest}."),
+    (
+        "parameters",
+        "Stack parameters; values may use ${release}, ${stage}, ${pipeline}, ${account}, ${artifact.NAME.sha256}, ${image.NAME.digest}.",
+    ),
     ("capabilities", "e.g. CAPABILITY_IAM, CAPABILITY_NAMED_IAM."),
 ];
 
@@ -141,7 +144,10 @@ pub const ECR_ACTION: Keys = &[
 pub const CODEPIPELINE_ACTION: Keys = &[
     ("type", "Action type: codepipeline."),
     ("pipeline", "Name of the CodePipeline pipeline in the stage account."),
-    ("variables", "Pipeline variables (V2 pipelines); values may use ${release}, ${stage}, ${pipeline}, ${account}, ${artifact.NAME.sha256}, ${image.NAME.digest}."),
+    (
+        "variables",
+        "Pipeline variables (V2 pipelines); values may use ${release}, ${stage}, ${pipeline}, ${account}, ${artifact.NAME.sha256}, ${image.NAME.digest}.",
+    ),
     ("approve", "A Manual approval action ferry answers (Approved) for this execution: {stage, action}."),
     ("timeout", "How long to wait for the execution to finish (default 1h)."),
 ];

@@ -236,6 +236,7 @@ impl Cx {
 
     fn images(&mut self, list: &Node) -> Vec<ImageDecl> {
         let mut out: Vec<ImageDecl> = Vec::new();
+        let mut names = Vec::new();
         for (i, item) in self.seq(list, "build.images").iter().enumerate() {
             let path = format!("build.images[{i}]");
             let Some(f) = self.fields(item, &path, keys::IMAGE) else { continue };
@@ -247,17 +248,24 @@ impl Cx {
             }
             if let Some(name) = &name {
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                    self.error(item, &f.path("name"), format!("invalid image name `{name}`"), Some("letters, digits, `-`, `_` and `.`".into()));
+                    self.error(
+                        item,
+                        &f.path("name"),
+                        format!("invalid image name `{name}`"),
+                        Some("letters, digits, `-`, `_` and `.`".into()),
+                    );
                 }
-                if let Some(first) = out.iter().position(|d| &d.name == name) {
+                if let Some(first) = names.iter().position(|n| n == name) {
                     self.error(item, &f.path("name"), format!("duplicate image name `{name}` (also build.images[{first}])"), None);
                 }
             }
+            // Actions may refer to a declared name even when the rest of it is wrong.
+            names.extend(name.clone());
             if let (Some(name), Some(repository), Some(tag)) = (name, repository, tag) {
                 out.push(ImageDecl { name, repository, tag });
             }
         }
-        self.images = out.iter().map(|d| d.name.clone()).collect();
+        self.images = names;
         out
     }
 
