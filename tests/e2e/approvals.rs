@@ -92,7 +92,7 @@ fn an_expired_approval_does_not_count() {
 fn a_rejection_blocks_the_release_in_that_stage() {
     let (p, id) = at_prod_gate(TWO_APPROVERS);
     p.approve("alice", &id, "prod").expect(0);
-    p.ferry("bob", &["reject", "pipeline.yaml", "--release", &id, "--stage", "prod", "--comment", "breaks checkout"]).expect(0);
+    p.ferry("bob", &["reject", "pipeline.yaml", "--release", &id, "--stage", "prod", "--comment", "breaks checkout", "--yes"]).expect(0);
     p.approve("carol", &id, "prod").expect(0);
     let r = p.promote("deployer", &id, "prod").expect(1);
     assert!(r.stderr.contains("was rejected for stage `prod` by `bob`"), "{}", r.stderr);
@@ -115,4 +115,54 @@ fn status_shows_pending_approvals_who_may_approve_and_the_command() {
     let v = p.ferry("anyone", &["status", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
     assert_eq!(v["releases"][0]["stages"][1]["approvals"]["state"], "pending");
     assert_eq!(v["releases"][0]["stages"][1]["approvals"]["need"], 2);
+}
+
+#[test]
+fn approving_without_a_terminal_needs_yes_and_shows_what_would_be_approved_first() {
+    let (p, id) = at_prod_gate(TWO_APPROVERS);
+    let manifest = p.manifest(&id);
+    let refused = p.ferry("alice", &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"]).expect(2);
+    assert!(refused.stderr.contains("refusing to approve without confirmation: stdin is not a terminal"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    // The summary came first: what, from where, signed by whom, asked by whom, how far along.
+    for line in [
+        format!("Approving release {id} for stage `prod` of pipeline `shop`"),
+        "  account       prod (333333333333), eu-west-1".to_owned(),
+        format!("  artifact      app  sha256 {}", manifest["artifacts"][0]["sha256"].as_str().unwrap()),
+        "  signature     verified with the pinned key ".to_owned(),
+        "  built by      builder on ".to_owned(),
+        "  requested by  deployer at ".to_owned(),
+        "  approvals     0 of 2 so far".to_owned(),
+        "  deploy        command: ".to_owned(),
+    ] {
+        assert!(refused.stderr.contains(&line), "missing `{line}` in:\n{}", refused.stderr);
+    }
+    assert!(!p.audit_kinds().iter().any(|k| k == "approved"), "nothing was recorded");
+
+    let ok = p.ferry("alice", &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes", "--output", "json"]).expect(0);
+    let json = ok.json();
+    assert_eq!(json["summary"]["release"], id.as_str());
+    assert_eq!(json["summary"]["requested_by"], "deployer");
+    assert_eq!(json["approvals"]["have"][0], "alice");
+}
+
+#[test]
+fn pending_lists_what_awaits_the_callers_approval_and_nothing_for_others() {
+    let (p, id) = at_prod_gate(TWO_APPROVERS);
+    let alice = p.ferry("alice", &["pending", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    assert_eq!(alice["pending"].as_array().unwrap().len(), 1, "{alice:#}");
+    assert_eq!(alice["pending"][0]["release"], id.as_str());
+    assert_eq!(alice["pending"][0]["stage"], "prod");
+    assert_eq!(alice["pending"][0]["requested_by"], "deployer");
+    assert_eq!(alice["pending"][0]["approve_command"], format!("ferry approve pipeline.yaml --release {id} --stage prod"));
+    // Not an allowed approver, the requester, or someone who already approved: nothing.
+    for who in ["mallory", "deployer"] {
+        let none = p.ferry(who, &["pending", "pipeline.yaml"]).expect(0);
+        assert!(none.stdout.contains(&format!("nothing awaits an approval from {who}")), "{}", none.stdout);
+    }
+    p.approve("alice", &id, "prod").expect(0);
+    let after = p.ferry("alice", &["pending", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    assert_eq!(after["pending"], serde_json::json!([]));
+    let bob = p.ferry("bob", &["pending", "pipeline.yaml"]).expect(0);
+    assert!(bob.stdout.contains(&format!("shop {id} → `prod`: 1 of 2 approvals, requested by deployer")), "{}", bob.stdout);
 }

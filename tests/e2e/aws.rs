@@ -267,13 +267,13 @@ fn build_staging_prod_across_six_accounts_with_kms_signing_and_two_assumed_role_
     // Prod waits for two approvers; the builder's identity is refused.
     let waiting = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
     assert!(waiting.stdout.contains("approve with: ferry approve pipeline.yaml"), "{}", waiting.stdout);
-    let refused = w.ferry(&ci, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"]).expect(1);
+    let refused = w.ferry(&ci, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes"]).expect(1);
     assert!(refused.stderr.contains("cannot approve"), "{}", refused.stderr);
     let alice = w.role(TOOLING, "release-approvers", "alice");
     let bob = w.role(TOOLING, "release-approvers", "bob");
-    w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"]).expect(0);
+    w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes"]).expect(0);
     w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
-    let second = w.ferry(&bob, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"]).expect(0);
+    let second = w.ferry(&bob, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes"]).expect(0);
     assert!(second.stdout.contains("approvals complete"), "{}", second.stdout);
     w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(0);
     let deploys = std::fs::read_to_string(w.path("deploys.log")).unwrap();
@@ -818,4 +818,39 @@ fn create_codepipeline(w: &AwsWorld, account: &str, name: &str) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_approver_of_a_cloudformation_stage_sees_the_change_set_before_approving() {
+    let w = AwsWorld::new();
+    w.write_project("");
+    std::fs::write(w.path("app/template.yaml"), TEMPLATE).unwrap();
+    let stack = unique("shop").replace('_', "-");
+    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
+    let yaml = yaml.replace("      path: out/app.bin\n", "      path: out/app.bin\n    - name: template\n      path: template.yaml\n");
+    let prod = yaml.find("  - name: prod").unwrap();
+    let deploy_at = prod + yaml[prod..].find("    deploy:\n").unwrap();
+    let end = deploy_at + yaml[deploy_at..].find("audit:").unwrap();
+    let action = format!(
+        "    deploy:\n      - type: cloudformation\n        stack: {stack}\n        template: template\n        parameters:\n          Release: \"${{release}}\"\n"
+    );
+    std::fs::write(w.path("pipeline.yaml"), format!("{}{action}{}", &yaml[..deploy_at], &yaml[end..])).unwrap();
+    let ci = w.role(TOOLING, "ci", "github-run-9");
+    let id = w.release(&ci);
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
+    // Waiting for approval, ferry has CloudFormation prepare (and discard) the change set.
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    let alice = w.role(TOOLING, "release-approvers", "alice");
+    let refused = w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"]).expect(2);
+    assert!(refused.stderr.contains(&format!("  change set    stack `{stack}`: Add Queue AWS::SQS::Queue")), "{}", refused.stderr);
+    let approved =
+        w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes", "--output", "json"]).expect(0);
+    assert_eq!(approved.json()["summary"]["change_sets"], serde_json::json!([format!("stack `{stack}`: Add Queue AWS::SQS::Queue")]));
+    // Nothing was deployed by the preview: the stack is created only after approval.
+    let bob = w.role(TOOLING, "release-approvers", "bob");
+    w.ferry(&bob, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes"]).expect(0);
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(0);
+    let cfn = aws_sdk_cloudformation::Client::new(&w.role(PROD, "ferry-deploy", "inspect"));
+    let s = w.rt.block_on(cfn.describe_stacks().stack_name(&stack).send()).unwrap().stacks()[0].clone();
+    assert_eq!(s.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
 }

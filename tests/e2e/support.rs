@@ -143,7 +143,7 @@ impl Project {
     }
 
     pub fn approve(&self, actor: &str, release: &str, stage: &str) -> Run {
-        self.ferry(actor, &["approve", "pipeline.yaml", "--release", release, "--stage", stage])
+        self.ferry(actor, &["approve", "pipeline.yaml", "--release", release, "--stage", stage, "--yes"])
     }
 
     /// Lines of `deploys.log`: one per deploy action that ran.

@@ -30,9 +30,17 @@ fn failed(s: &StackStatus) -> bool {
     s.ends_with("_FAILED") || s.contains("ROLLBACK")
 }
 
-pub fn deploy(access: &StageAccess, req: &DeployRequest<'_>, stack: &Stack<'_>) -> Result<DeployReport> {
+/// Deploy executes the change set; Preview only reads its changes (for the approver) and
+/// deletes it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Deploy,
+    Preview,
+}
+
+pub fn deploy(access: &StageAccess, req: &DeployRequest<'_>, stack: &Stack<'_>, mode: Mode) -> Result<DeployReport> {
     let (config, role) = access.assume(&req.target)?;
-    run(&aws_sdk_cloudformation::Client::new(&config), &access.aws.rt, role.as_str(), req, stack)
+    run(&aws_sdk_cloudformation::Client::new(&config), &access.aws.rt, role.as_str(), req, stack, mode)
 }
 
 /// Runs the action with `cfn`, acting as `role` (separate from `deploy` so tests can hand in a
@@ -43,6 +51,7 @@ pub fn run(
     role: &str,
     req: &DeployRequest<'_>,
     stack: &Stack<'_>,
+    mode: Mode,
 ) -> Result<DeployReport> {
     let (_, file) = req.artifacts.iter().find(|(a, _)| a.name == stack.template).ok_or_else(|| {
         Error::invalid(format!("the release has no artifact `{}` to use as the template of stack `{}`", stack.template, stack.name))
@@ -73,7 +82,9 @@ pub fn run(
             return Err(Error::failed(format!("stack `{}` is in ROLLBACK_COMPLETE from a failed creation", stack.name))
                 .hint("delete the stack, then promote again with --redeploy"));
         }
-        let kind = if existing.is_some() { ChangeSetType::Update } else { ChangeSetType::Create };
+        // A stack a preview left in REVIEW_IN_PROGRESS was never created: create it now.
+        let created = existing.as_ref().is_some_and(|s| s.as_str() != "REVIEW_IN_PROGRESS");
+        let kind = if created { ChangeSetType::Update } else { ChangeSetType::Create };
         let change_set = format!("ferry-{}-{}", req.release, ferry_core::clock::Timestamp::now().unix_seconds());
         let mut create = cfn
             .create_change_set()
@@ -90,7 +101,7 @@ pub fn run(
             let err = error::map(at("cloudformation:CreateChangeSet"), &e);
             // Some endpoints refuse an empty update outright instead of failing the change set.
             if no_changes(&err.message) {
-                return unchanged(&cfn, stack.name).await;
+                return unchanged(&cfn, stack.name, mode).await;
             }
             return Err(err);
         }
@@ -114,7 +125,7 @@ pub fn run(
             let reason = described.status_reason().unwrap_or_default().to_owned();
             if no_changes(&reason) {
                 let _ = cfn.delete_change_set().stack_name(stack.name).change_set_name(&change_set).send().await;
-                return unchanged(&cfn, stack.name).await;
+                return unchanged(&cfn, stack.name, mode).await;
             }
             return Err(Error::failed(format!("change set for stack `{}` failed: {reason}", stack.name)));
         }
@@ -132,6 +143,19 @@ pub fn run(
                 )
             })
             .collect();
+        if mode == Mode::Preview {
+            let _ = cfn.delete_change_set().stack_name(stack.name).change_set_name(&change_set).send().await;
+            // A preview of a new stack leaves it in REVIEW_IN_PROGRESS with no resources:
+            // remove it, so the preview leaves nothing behind.
+            if !created {
+                let _ = cfn.delete_stack().stack_name(stack.name).send().await;
+            }
+            return Ok(DeployReport {
+                detail: format!("stack `{}`: {} change(s)", stack.name, summary.len()),
+                output: summary.join("\n"),
+                outputs: BTreeMap::new(),
+            });
+        }
         tracing::info!(stack = stack.name, changes = summary.len(), "executing change set {change_set}");
         cfn.execute_change_set()
             .stack_name(stack.name)
@@ -178,7 +202,10 @@ fn no_changes(reason: &str) -> bool {
 }
 
 /// An empty change set is not a failure: the stack already is what the release describes.
-async fn unchanged(cfn: &aws_sdk_cloudformation::Client, name: &str) -> Result<DeployReport> {
+async fn unchanged(cfn: &aws_sdk_cloudformation::Client, name: &str, mode: Mode) -> Result<DeployReport> {
+    if mode == Mode::Preview {
+        return Ok(DeployReport { detail: format!("stack `{name}`: no changes"), output: String::new(), outputs: BTreeMap::new() });
+    }
     Ok(DeployReport {
         detail: format!("stack `{name}`: no changes"),
         output: String::new(),

@@ -82,6 +82,13 @@ impl AwsDeployer {
 }
 
 impl Deployer for AwsDeployer {
+    fn preview(&self, req: &DeployRequest<'_>) -> Result<Vec<String>> {
+        let Action::CloudFormation { stack, template, parameters, capabilities } = req.action else { return Ok(Vec::new()) };
+        let stack = crate::cloudformation::Stack { name: stack, template, parameters, capabilities };
+        let report = crate::cloudformation::deploy(&self.access, req, &stack, crate::cloudformation::Mode::Preview)?;
+        Ok(report.output.lines().map(str::to_owned).collect())
+    }
+
     fn deploy(&self, req: &DeployRequest<'_>) -> Result<DeployReport> {
         match req.action {
             Action::S3 { bucket, prefix, artifacts } => self.s3(req, bucket, prefix, artifacts),
@@ -89,6 +96,7 @@ impl Deployer for AwsDeployer {
                 &self.access,
                 req,
                 &crate::cloudformation::Stack { name: stack, template, parameters, capabilities },
+                crate::cloudformation::Mode::Deploy,
             ),
             Action::Ecr { image, repository, tags } => crate::ecr::deploy(self, req, image, repository.as_deref(), tags),
             Action::CodePipeline { .. } => crate::codepipeline::deploy(&self.access, req),

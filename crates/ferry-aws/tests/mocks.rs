@@ -19,7 +19,7 @@ use aws_sdk_cloudformation::types::{
     Change, ChangeAction, ChangeSetStatus, Output, ResourceChange, ResourceStatus, Stack, StackEvent, StackStatus,
 };
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use ferry_aws::cloudformation::{Stack as StackAction, run};
+use ferry_aws::cloudformation::{Mode, Stack as StackAction, run};
 use ferry_core::ids::{ReleaseId, Sha256Digest};
 use ferry_core::manifest::ManifestArtifact;
 use ferry_core::ports::{DeployRequest, Target};
@@ -133,7 +133,7 @@ fn run_script(
     };
     let req = request(&action, &template);
     let spec = StackAction { name: "shop", template: "template", parameters: &params, capabilities: &[] };
-    run(&scripted(final_status, outputs), &rt, "arn:aws:iam::666666666666:role/ferry-deploy", &req, &spec)
+    run(&scripted(final_status, outputs), &rt, "arn:aws:iam::666666666666:role/ferry-deploy", &req, &spec, Mode::Deploy)
 }
 
 #[test]

@@ -91,6 +91,8 @@ pub enum Command {
     Approve(Decide),
     /// Reject a release for a stage (final for that release and stage).
     Reject(Decide),
+    /// List what awaits your approval across pipelines (default: pipelines/*.yaml).
+    Pending { pipelines: Vec<PathBuf> },
     /// Show where releases stand in each stage, pending approvals and locks.
     Status {
         pipeline: PathBuf,
@@ -147,6 +149,10 @@ pub struct Decide {
     pub stage: String,
     #[arg(long)]
     pub comment: Option<String>,
+    /// Record the decision without asking (required when stdin is not a terminal); the
+    /// summary of what is being decided is printed either way.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]

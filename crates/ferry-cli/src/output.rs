@@ -70,3 +70,22 @@ pub fn failure(format: OutputFormat, f: &Failure) -> Exit {
     }
     exit
 }
+
+/// Text for the person at the terminal (stderr), outside the command's result.
+pub fn note(text: &str) {
+    eprintln!("{}", text.trim_end());
+}
+
+/// Asks a question on stderr and reads one line of the answer from stdin; `None` when stdin
+/// is not a terminal (nobody can answer).
+pub fn ask(question: &str) -> Option<String> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).ok()?;
+    Some(line.trim().to_owned())
+}

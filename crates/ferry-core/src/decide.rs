@@ -69,3 +69,74 @@ pub fn decide(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Dec
     let state = approval::evaluate(Some(policy), &all, release_id, stage_name, &parties, Timestamp::now());
     Ok(Decision { record, state })
 }
+
+/// Everything a person should see before approving or rejecting: what the release is, where
+/// it came from, whether its signature verifies, who asked, where the approvals stand, and
+/// what the stage will do (with a CloudFormation stage's change-set preview).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub pipeline: crate::ids::PipelineName,
+    pub stage: StageName,
+    pub account: crate::ids::AccountId,
+    pub account_alias: String,
+    pub region: Option<crate::ids::Region>,
+    pub release: ReleaseId,
+    pub manifest_sha256: crate::ids::Sha256Digest,
+    /// The key id of the pinned key the signature verified with.
+    pub signed_by: String,
+    pub artifacts: Vec<crate::manifest::ManifestArtifact>,
+    pub images: Vec<crate::manifest::ManifestImage>,
+    pub source: Option<crate::manifest::SourceInfo>,
+    pub builder: crate::manifest::BuilderInfo,
+    pub ci: Option<crate::manifest::CiRun>,
+    pub requested_by: Option<Actor>,
+    pub requested_at: Option<Timestamp>,
+    pub approvals: ApprovalState,
+    pub required: u32,
+    /// When an approval given now would expire.
+    pub approval_expires_at: Timestamp,
+    /// A protected stage: a person confirms by typing its name.
+    pub critical: bool,
+    pub deploy: Vec<String>,
+    /// The change sets CloudFormation prepared for this release and stage (one line a change).
+    pub change_sets: Vec<String>,
+}
+
+pub fn summary(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, release_id: &ReleaseId, stage_name: &StageName) -> Result<Summary> {
+    let stage =
+        pipeline.stage(stage_name).ok_or_else(|| Error::invalid(format!("pipeline `{}` has no stage `{stage_name}`", pipeline.name)))?;
+    let policy = stage
+        .approval
+        .as_ref()
+        .ok_or_else(|| Error::invalid(format!("stage `{stage_name}` has no approval policy; there is nothing to approve")))?;
+    let verified = release::verify(svc, release_id, pinned)?;
+    let record = svc.state.read_stage(&pipeline.name, release_id, stage_name)?.map(|r| r.value);
+    let parties =
+        Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.as_ref().map(|r| r.requested_by.clone()) };
+    let all = svc.state.approvals(&pipeline.name, release_id, stage_name)?;
+    let now = Timestamp::now();
+    let m = verified.manifest;
+    Ok(Summary {
+        pipeline: pipeline.name.clone(),
+        stage: stage_name.clone(),
+        account: stage.account.clone(),
+        account_alias: stage.account_alias.clone(),
+        region: stage.region.clone().or_else(|| pipeline.aws.as_ref().map(|a| a.region.clone())),
+        release: release_id.clone(),
+        manifest_sha256: verified.manifest_sha256,
+        signed_by: verified.keyid,
+        artifacts: m.artifacts,
+        images: m.images,
+        source: m.source,
+        builder: m.builder,
+        ci: m.ci,
+        requested_by: record.as_ref().map(|r| r.requested_by.clone()),
+        requested_at: record.as_ref().map(|r| r.requested_at),
+        approvals: approval::evaluate(Some(policy), &all, release_id, stage_name, &parties, now),
+        required: policy.required,
+        approval_expires_at: now.plus(policy.expires),
+        critical: pipeline.policy.protected_stages.contains(stage_name),
+        deploy: stage.deploy.iter().map(crate::pipeline::Action::summary).collect(),
+        change_sets: record.map(|r| r.preview).unwrap_or_default(),
+    })
+}

@@ -238,6 +238,12 @@ pub struct DeployReport {
 /// Runs the AWS deploy actions (issue #4 adds CloudFormation, ECR and CodePipeline here).
 pub trait Deployer {
     fn deploy(&self, req: &DeployRequest<'_>) -> Result<DeployReport>;
+
+    /// What the action would change, one line a change, without changing anything (a
+    /// CloudFormation change set's summary); empty when the action cannot tell.
+    fn preview(&self, _req: &DeployRequest<'_>) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The local backend's deployer: it has no AWS actions (validation already says so).

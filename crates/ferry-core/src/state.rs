@@ -63,6 +63,10 @@ pub struct StageRecord {
     /// Outputs of this stage's actions (e.g. stack outputs), offered to later actions and stages.
     #[serde(default)]
     pub outputs: std::collections::BTreeMap<String, String>,
+    /// What the stage's actions would change, prepared while it awaits approval (a
+    /// CloudFormation change set's summary), shown by `ferry approve`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preview: Vec<String>,
 }
 
 /// Which stored version of a record was read: a revision number on the local backend, an
@@ -94,6 +98,7 @@ impl StageRecord {
             message: None,
             succeeded_at: None,
             outputs: std::collections::BTreeMap::new(),
+            preview: Vec::new(),
         }
     }
 

@@ -97,3 +97,52 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
     }
     Ok(Status { pipeline: pipeline.name.to_string(), releases, locks })
 }
+
+/// A release waiting in a stage for an approval `actor` may give.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    pub pipeline: String,
+    pub release: ReleaseId,
+    pub stage: StageName,
+    pub requested_by: Actor,
+    pub requested_at: Timestamp,
+    pub have: Vec<Actor>,
+    pub need: u32,
+    pub approve_command: String,
+}
+
+/// Everything in `pipeline` awaiting an approval from `actor`: allowed by the stage's policy,
+/// not the builder or requester (unless self-approval is allowed), and not yet approved by them.
+pub fn pending_for(svc: &Services, pipeline: &Pipeline, actor: &Actor) -> Result<Vec<Pending>> {
+    let mut out = Vec::new();
+    for r in svc.state.list_stages(&pipeline.name)? {
+        if r.status != StageStatus::AwaitingApproval {
+            continue;
+        }
+        let Some(policy) = pipeline.stage(&r.stage).and_then(|s| s.approval.as_ref()) else { continue };
+        let Ok(stored) = svc.store.get_release(&r.release) else { continue };
+        let Ok(manifest) = ReleaseManifest::from_bytes(&stored.manifest) else { continue };
+        let parties = Parties { builder: Some(manifest.builder.actor.clone()), requester: Some(r.requested_by.clone()) };
+        if approval::check_approver(policy, actor, &parties, &r.stage).is_err() {
+            continue;
+        }
+        let recs = svc.state.approvals(&pipeline.name, &r.release, &r.stage)?;
+        if let ApprovalState::Pending { have, need, .. } =
+            approval::evaluate(Some(policy), &recs, &r.release, &r.stage, &parties, Timestamp::now())
+            && !have.contains(actor)
+        {
+            out.push(Pending {
+                pipeline: pipeline.name.to_string(),
+                approve_command: crate::promote::approve_command(pipeline, &r.release, &r.stage),
+                release: r.release,
+                stage: r.stage,
+                requested_by: r.requested_by,
+                requested_at: r.requested_at,
+                have,
+                need,
+            });
+        }
+    }
+    out.sort_by_key(|p| p.requested_at);
+    Ok(out)
+}

@@ -1,15 +1,98 @@
-//! `ferry approve` and `ferry reject`.
+//! `ferry approve` and `ferry reject`: show what is being decided (the release, its digests,
+//! signature, source, builder, requester, approvals so far, the stage's change-set preview),
+//! ask for confirmation on a terminal (the stage's name for a protected stage) or require
+//! `--yes` without one, then record the decision.
 
 use std::fmt::Write as _;
 
+use ferry_core::Error;
 use ferry_core::approval::{ApprovalState, Verdict};
+use ferry_core::decide::Summary;
 use ferry_core::ids::{Actor, ReleaseId, StageName};
 use ferry_local::Home;
 use serde_json::json;
 
 use super::{Ctx, load_pipeline, parse_id, pinned_key};
 use crate::cli::Decide;
-use crate::output::{Failure, Report};
+use crate::output::{self, Failure, Report};
+
+fn names(v: &[Actor]) -> String {
+    v.iter().map(Actor::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// The summary as people read it.
+pub fn render(s: &Summary, verdict: Verdict) -> String {
+    let verb = if verdict == Verdict::Approve { "Approving" } else { "Rejecting" };
+    let mut h = format!("{verb} release {} for stage `{}` of pipeline `{}`\n", s.release, s.stage, s.pipeline);
+    let region = s.region.as_ref().map(|r| format!(", {r}")).unwrap_or_default();
+    let critical = if s.critical { "  (protected stage)" } else { "" };
+    let _ = writeln!(h, "  account       {} ({}){region}{critical}", s.account_alias, s.account);
+    let _ = writeln!(h, "  manifest      sha256 {}", s.manifest_sha256);
+    let _ = writeln!(h, "  signature     verified with the pinned key {}", s.signed_by);
+    for a in &s.artifacts {
+        let _ = writeln!(h, "  artifact      {}  sha256 {}  ({} bytes)", a.name, a.sha256, a.size);
+    }
+    for i in &s.images {
+        let _ = writeln!(h, "  image         {}  {}", i.name, i.reference());
+    }
+    match &s.source {
+        Some(src) => {
+            let r = src.git_ref.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let dirty = if src.dirty { "  [uncommitted changes]" } else { "" };
+            let _ = writeln!(h, "  source        commit {}{r}{dirty}", src.commit);
+        }
+        None => h.push_str("  source        unknown (not built from a git checkout)\n"),
+    }
+    let _ = writeln!(h, "  built by      {} on {}", s.builder.actor, s.builder.id);
+    if let Some(ci) = &s.ci {
+        let _ =
+            writeln!(h, "  CI run        {} {}{}", ci.provider, ci.run_id, ci.url.as_deref().map(|u| format!(" {u}")).unwrap_or_default());
+    }
+    match (&s.requested_by, &s.requested_at) {
+        (Some(by), Some(at)) => {
+            let _ = writeln!(h, "  requested by  {by} at {at}");
+        }
+        _ => h.push_str("  requested by  nobody yet (not promoted to this stage)\n"),
+    }
+    let approvals = match &s.approvals {
+        ApprovalState::Pending { have, need, .. } if have.is_empty() => format!("0 of {need} so far"),
+        ApprovalState::Pending { have, need, .. } => format!("{} of {need} so far: {}", have.len(), names(have)),
+        ApprovalState::Approved { by } => format!("complete ({} of {}): {}", by.len(), s.required, names(by)),
+        ApprovalState::Rejected { by, .. } => format!("rejected by {by}"),
+        ApprovalState::NotRequired => "not required".into(),
+    };
+    let _ = writeln!(h, "  approvals     {approvals}");
+    let _ = writeln!(h, "  expires       {} (an approval given now)", s.approval_expires_at);
+    for d in &s.deploy {
+        let _ = writeln!(h, "  deploy        {d}");
+    }
+    for c in &s.change_sets {
+        let _ = writeln!(h, "  change set    {c}");
+    }
+    h
+}
+
+/// Asks the person at the terminal; without one, `--yes` is required.
+fn confirm(s: &Summary, verdict: Verdict, text: &str) -> Result<(), Failure> {
+    let verb = if verdict == Verdict::Approve { "approve" } else { "reject" };
+    let question = if s.critical {
+        format!("`{}` is a protected stage: type its name to {verb} {}: ", s.stage, s.release)
+    } else {
+        format!("{} {} for `{}`? [y/N] ", if verdict == Verdict::Approve { "Approve" } else { "Reject" }, s.release, s.stage)
+    };
+    output::note(text);
+    let Some(answer) = output::ask(&question) else {
+        return Err(Error::invalid(format!("refusing to {verb} without confirmation: stdin is not a terminal"))
+            .hint("review the summary above, then run the command again with --yes")
+            .into());
+    };
+    let confirmed = if s.critical { answer == s.stage.as_str() } else { matches!(answer.as_str(), "y" | "Y" | "yes") };
+    if confirmed {
+        Ok(())
+    } else {
+        Err(Error::failed(format!("not confirmed; nothing was recorded for {} in `{}`", s.release, s.stage)).into())
+    }
+}
 
 pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failure> {
     let p = load_pipeline(&d.pipeline)?;
@@ -17,6 +100,11 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
     let pinned = pinned_key(&p)?;
     let ctx = Ctx::connect(home, &p, if verdict == Verdict::Approve { "approve" } else { "reject" })?;
     let (svc, actor) = (ctx.svc(), ctx.actor.clone());
+    let summary = ferry_core::decide::summary(svc, &p, &pinned, &release, &stage)?;
+    let shown = render(&summary, verdict);
+    if !d.yes {
+        confirm(&summary, verdict, &shown)?;
+    }
     let req = ferry_core::decide::DecisionRequest {
         release: release.clone(),
         stage: stage.clone(),
@@ -26,8 +114,8 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
     };
     let decision = ferry_core::decide::decide(svc, &p, &pinned, &req)?;
     let verb = if verdict == Verdict::Approve { "approved" } else { "rejected" };
-    let mut h = format!("{actor} {verb} {release} for `{stage}` (valid until {})\n", decision.record.expires_at);
-    let names = |v: &[Actor]| v.iter().map(Actor::as_str).collect::<Vec<_>>().join(", ");
+    let mut h = if d.yes { shown } else { String::new() };
+    let _ = writeln!(h, "{actor} {verb} {release} for `{stage}` (valid until {})", decision.record.expires_at);
     match &decision.state {
         ApprovalState::Approved { by } => {
             let _ = writeln!(
@@ -45,5 +133,5 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
         }
         ApprovalState::NotRequired => {}
     }
-    Ok(Report::ok(h, json!({"decision": decision.record, "approvals": decision.state})))
+    Ok(Report::ok(h, json!({"decision": decision.record, "approvals": decision.state, "summary": summary})))
 }

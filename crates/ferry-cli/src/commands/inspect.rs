@@ -1,4 +1,4 @@
-//! `ferry status`, `ferry audit verify` and `ferry audit show`.
+//! `ferry status`, `ferry pending`, `ferry audit verify` and `ferry audit show`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -138,4 +138,51 @@ pub fn audit_show(home: &Home, release: Option<&str>, pipeline: Option<&Path>) -
         );
     }
     Ok(Report::ok(h, json!({"events": events})))
+}
+
+/// `ferry pending`: what awaits the caller's approval, across pipelines. A pipeline whose
+/// backend cannot be reached is reported and skipped.
+pub fn pending(home: &Home, files: &[std::path::PathBuf]) -> Result<Report, Failure> {
+    let mut items = Vec::new();
+    let mut unreachable = Vec::new();
+    let mut actors = std::collections::BTreeSet::new();
+    for file in super::pipeline::pipeline_files(files)? {
+        let p = load_pipeline(&file)?;
+        let found = Ctx::connect(home, &p, "pending")
+            .map_err(|f| match f {
+                Failure::Core(e) => e.message,
+                Failure::Diagnostics(d) => crate::output::diagnostics_text(&d),
+            })
+            .and_then(|ctx| {
+                actors.insert(ctx.actor.to_string());
+                ferry_core::status::pending_for(ctx.svc(), &p, &ctx.actor).map_err(|e| e.message)
+            });
+        match found {
+            Ok(found) => items.extend(found),
+            Err(why) => unreachable.push(json!({"pipeline": file.display().to_string(), "error": why})),
+        }
+    }
+    let who = actors.into_iter().collect::<Vec<_>>().join(", ");
+    let mut h = String::new();
+    if items.is_empty() {
+        let _ = writeln!(h, "nothing awaits an approval from {who}");
+    }
+    for i in &items {
+        let _ = writeln!(
+            h,
+            "{} {} → `{}`: {} of {} approvals, requested by {} at {}\n  {}",
+            i.pipeline,
+            i.release,
+            i.stage,
+            i.have.len(),
+            i.need,
+            i.requested_by,
+            i.requested_at,
+            i.approve_command
+        );
+    }
+    for u in &unreachable {
+        let _ = writeln!(h, "skipped {}: {}", u["pipeline"].as_str().unwrap_or(""), u["error"].as_str().unwrap_or(""));
+    }
+    Ok(Report::ok(h, json!({"actor": who, "pending": items, "skipped": unreachable})))
 }

@@ -41,6 +41,7 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Unlock { pipeline, stage } => release::unlock(&home, pipeline, stage),
         Command::Approve(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Approve),
         Command::Reject(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Reject),
+        Command::Pending { pipelines } => inspect::pending(&home, pipelines),
         Command::Status { pipeline, release } => inspect::status(&home, pipeline, release.as_deref()),
         Command::Audit(AuditCommand::Verify { pipeline }) => inspect::audit_verify(&home, pipeline.as_deref()),
         Command::Audit(AuditCommand::Show { release, pipeline }) => inspect::audit_show(&home, release.as_deref(), pipeline.as_deref()),

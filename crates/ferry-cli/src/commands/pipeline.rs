@@ -9,8 +9,9 @@ use serde_json::json;
 use super::load_pipeline;
 use crate::output::{Failure, Report};
 
-pub fn validate(files: &[PathBuf]) -> Result<Report, Failure> {
-    let files = if files.is_empty() {
+/// The files given, or every `pipelines/*.yaml` (sorted).
+pub(super) fn pipeline_files(files: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    Ok(if files.is_empty() {
         let mut found: Vec<PathBuf> = std::fs::read_dir("pipelines")
             .map_err(|e| {
                 Error::invalid(format!("no files given and cannot read `pipelines/`: {e}")).hint("pass the pipeline files to check")
@@ -22,7 +23,11 @@ pub fn validate(files: &[PathBuf]) -> Result<Report, Failure> {
         found
     } else {
         files.to_vec()
-    };
+    })
+}
+
+pub fn validate(files: &[PathBuf]) -> Result<Report, Failure> {
+    let files = pipeline_files(files)?;
     let mut diags = Vec::new();
     let mut ok = Vec::new();
     for f in &files {

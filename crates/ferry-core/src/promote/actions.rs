@@ -82,31 +82,62 @@ impl Promotion<'_> {
                     Err(e) => (false, e.message, String::new()),
                 }
             }
-            other => {
-                let req = DeployRequest {
-                    action: other,
-                    pipeline: self.pipeline.name.clone(),
-                    release: self.req.release.clone(),
-                    stage: self.stage.name.clone(),
-                    target: self.target(),
-                    artifacts: artifacts.files.clone(),
-                    images: self.verified.manifest.images.clone(),
-                    tags: self.pipeline.tags_for(self.stage, &self.req.release),
-                };
-                match self.svc.deployer.deploy(&req) {
-                    Ok(r) => {
-                        if !r.outputs.is_empty() {
-                            let outputs = r.outputs.clone();
-                            if let Err(e) = self.update(|rec| rec.outputs.extend(outputs.clone())) {
-                                return (false, e.to_string(), r.output);
-                            }
+            other => match self.svc.deployer.deploy(&self.deploy_request(other, artifacts)) {
+                Ok(r) => {
+                    if !r.outputs.is_empty() {
+                        let outputs = r.outputs.clone();
+                        if let Err(e) = self.update(|rec| rec.outputs.extend(outputs.clone())) {
+                            return (false, e.to_string(), r.output);
                         }
-                        (true, r.detail, r.output)
                     }
-                    Err(e) => (false, e.to_string(), String::new()),
+                    (true, r.detail, r.output)
                 }
+                Err(e) => (false, e.to_string(), String::new()),
+            },
+        }
+    }
+
+    fn deploy_request<'b>(&self, action: &'b Action, artifacts: &Materialized) -> DeployRequest<'b> {
+        DeployRequest {
+            action,
+            pipeline: self.pipeline.name.clone(),
+            release: self.req.release.clone(),
+            stage: self.stage.name.clone(),
+            target: self.target(),
+            artifacts: artifacts.files.clone(),
+            images: self.verified.manifest.images.clone(),
+            tags: self.pipeline.tags_for(self.stage, &self.req.release),
+        }
+    }
+
+    /// What the stage's CloudFormation actions would change, for the approvers; a preview that
+    /// cannot be made says why instead of failing the promotion.
+    pub(super) fn preview(&self) -> Vec<String> {
+        let stacks: Vec<(&Action, &str)> = self
+            .stage
+            .deploy
+            .iter()
+            .filter_map(|a| match a {
+                Action::CloudFormation { stack, .. } => Some((a, stack.as_str())),
+                _ => None,
+            })
+            .collect();
+        if stacks.is_empty() {
+            return Vec::new();
+        }
+        let artifacts = match self.materialize() {
+            Ok(m) => m,
+            Err(e) => return vec![format!("preview unavailable: {}", e.message)],
+        };
+        let mut lines = Vec::new();
+        for (action, stack) in stacks {
+            match self.svc.deployer.preview(&self.deploy_request(action, &artifacts)) {
+                Ok(changes) if changes.is_empty() => lines.push(format!("stack `{stack}`: no changes")),
+                Ok(changes) => lines.extend(changes.into_iter().map(|c| format!("stack `{stack}`: {c}"))),
+                Err(e) => lines.push(format!("stack `{stack}`: preview unavailable: {}", e.message)),
             }
         }
+        lines
     }
 
     pub(super) fn run_action(&self, i: usize, action: &Action, artifacts: &Materialized) -> Result<()> {

@@ -232,11 +232,16 @@ impl Promotion<'_> {
                 .hint("a rejection is final for this release and stage; fix the problem and build a new release"))
             }
             ApprovalState::Pending { have, need, eligible, excluded, .. } => {
-                self.update(|r| r.status = StageStatus::AwaitingApproval)?;
+                // Approvers see what the stage would change (prepared once per release and stage).
+                let preview = if record.preview.is_empty() { self.preview() } else { record.preview.clone() };
+                self.update(|r| {
+                    r.status = StageStatus::AwaitingApproval;
+                    r.preview.clone_from(&preview);
+                })?;
                 let cmd = approve_command(self.pipeline, &self.req.release, &self.stage.name);
                 self.audit(
                     EventKind::ApprovalPending,
-                    json!({"have": have, "need": need, "eligible": eligible, "excluded": excluded, "approve_command": cmd}),
+                    json!({"have": have, "need": need, "eligible": eligible, "excluded": excluded, "approve_command": cmd, "preview": preview}),
                 )?;
                 Ok(Some(Outcome::AwaitingApproval {
                     release: self.req.release.clone(),
