@@ -10,6 +10,7 @@ mod build_verify;
 mod conformance;
 mod gates;
 mod locks;
+mod notify;
 mod quickstart;
 mod rollback;
 mod support;

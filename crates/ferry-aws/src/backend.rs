@@ -35,6 +35,9 @@ pub struct Connect {
     pub exec: Box<dyn Executor>,
     /// Probes URLs for http gates.
     pub http: Box<dyn ferry_core::ports::HttpProbe>,
+    /// Delivers notifications (webhooks; the caller adds SSM and SNS from `secret_reader` and
+    /// `topic_publisher` once connected).
+    pub notifier: Box<dyn ferry_core::ports::Notifier>,
 }
 
 pub struct AwsBackend {
@@ -71,6 +74,34 @@ impl AwsBackend {
         let config = self.assume(role, &format!("ferry-{}-sign", self.pipeline))?;
         let config = config.to_builder().region(aws_config::Region::new(region.to_string())).build();
         KmsSigner::new(&self.aws, &config, key_arn, role.as_str(), pinned)
+    }
+}
+
+impl AwsBackend {
+    /// Reads an SSM parameter (decrypted), acting as the orchestrator (tooling account).
+    pub fn secret_reader(&self) -> ferry_core::ports::SecretReader {
+        let (rt, ssm, who) = (self.aws.rt.clone(), aws_sdk_ssm::Client::new(&self.orchestrator), self.settings.orchestrator.to_string());
+        Box::new(move |name: &str| {
+            let out = rt
+                .block_on(ssm.get_parameter().name(name).with_decryption(true).send())
+                .map_err(|e| crate::error::map(crate::error::Attempt { who: &who, action: "ssm:GetParameter", resource: name }, &e))?;
+            out.parameter()
+                .and_then(|p| p.value())
+                .map(str::to_owned)
+                .ok_or_else(|| Error::failed(format!("SSM parameter `{name}` has no value")))
+        })
+    }
+
+    /// Publishes to an SNS topic, acting as the orchestrator.
+    pub fn topic_publisher(&self) -> ferry_core::ports::TopicPublisher {
+        let (rt, sns, who) = (self.aws.rt.clone(), aws_sdk_sns::Client::new(&self.orchestrator), self.settings.orchestrator.to_string());
+        Box::new(move |topic: &str, subject: &str, message: &str| {
+            // SNS subjects are at most 100 characters.
+            let subject: String = subject.chars().take(100).collect();
+            rt.block_on(sns.publish().topic_arn(topic).subject(subject).message(message).send())
+                .map(|_| ())
+                .map_err(|e| crate::error::map(crate::error::Attempt { who: &who, action: "sns:Publish", resource: topic }, &e))
+        })
     }
 }
 
@@ -123,6 +154,8 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         deployer: Box::new(AwsDeployer { access, store: store_config, store_role: settings.store.role.to_string() }),
         registry: Box::new(registry),
         http: c.http,
+        notifier: c.notifier,
+        notify_backoff: std::time::Duration::from_millis(500),
         work_dir: c.work_dir,
         account_root: None,
     };

@@ -12,6 +12,11 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The values of `names` that are set (e.g. the webhook URLs a pipeline refers to).
+pub fn vars(names: &[&str]) -> std::collections::BTreeMap<String, String> {
+    names.iter().filter_map(|n| var(n).map(|v| ((*n).to_owned(), v))).collect()
+}
+
 /// Who is acting: `FERRY_ACTOR`, else the OS user. (The AWS backend uses the STS identity.)
 pub fn actor() -> Result<Actor, Error> {
     let name = var("FERRY_ACTOR").or_else(|| var("USER")).or_else(|| var("LOGNAME")).or_else(|| {

@@ -40,6 +40,8 @@ pub enum EventKind {
     PromotionSucceeded,
     PromotionFailed,
     RollbackStarted,
+    NotificationSent,
+    NotificationFailed,
 }
 
 /// An event before the log gives it a place in the chain.

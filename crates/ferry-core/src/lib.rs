@@ -15,6 +15,7 @@ pub mod health;
 pub mod ids;
 pub mod keys;
 pub mod manifest;
+pub mod notify;
 pub mod pipeline;
 pub mod placeholders;
 pub mod plan;

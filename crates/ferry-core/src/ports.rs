@@ -271,6 +271,27 @@ impl ImageRegistry for NoRegistry {
     }
 }
 
+/// Delivers one notification, one attempt: resolves the channel's secret URL (environment,
+/// SSM) and POSTs the payload, or publishes to SNS. Retries and auditing are the caller's.
+pub trait Notifier {
+    fn send(&self, channel: &crate::pipeline::Notification, payload: &serde_json::Value, subject: &str) -> Result<()>;
+}
+
+/// Reads a secret (an SSM parameter) by name.
+pub type SecretReader = Box<dyn Fn(&str) -> Result<String>>;
+/// Publishes `(topic, subject, message)`.
+pub type TopicPublisher = Box<dyn Fn(&str, &str, &str) -> Result<()>>;
+
+/// Delivers nothing (a backend before its notifier is set up).
+#[derive(Debug, Default)]
+pub struct NoNotifier;
+
+impl Notifier for NoNotifier {
+    fn send(&self, channel: &crate::pipeline::Notification, _payload: &serde_json::Value, _subject: &str) -> Result<()> {
+        Err(crate::error::Error::invalid(format!("no notifier is set up for {}", channel.describe())))
+    }
+}
+
 /// Fetches a URL for an http gate: the status and body (bounded), or why it could not.
 pub trait HttpProbe {
     fn get(&self, url: &str, timeout: Duration) -> Result<(u16, String)>;
@@ -286,6 +307,9 @@ pub struct Services {
     pub deployer: Box<dyn Deployer>,
     pub registry: Box<dyn ImageRegistry>,
     pub http: Box<dyn HttpProbe>,
+    pub notifier: Box<dyn Notifier>,
+    /// The first wait between delivery attempts (doubled each time).
+    pub notify_backoff: Duration,
     /// Where deploy actions get their copies of the artifacts.
     pub work_dir: PathBuf,
     /// On the local backend, accounts are namespaces: `ROOT/ACCOUNT_ID` is handed to actions

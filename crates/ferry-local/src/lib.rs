@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod http;
 pub mod keys;
 pub mod locks;
+pub mod notify;
 pub mod state;
 pub mod store;
 
@@ -47,6 +48,8 @@ impl Home {
             deployer: Box::new(ferry_core::ports::NoDeployer),
             registry: Box::new(ferry_core::ports::NoRegistry),
             http: Box::new(http::ReqwestProbe),
+            notifier: Box::new(notify::WebhookNotifier::new(std::collections::BTreeMap::new())),
+            notify_backoff: std::time::Duration::from_millis(500),
             work_dir: self.root.join("work"),
             account_root: Some(self.root.join("accounts")),
         }

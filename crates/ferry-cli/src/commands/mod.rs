@@ -69,8 +69,22 @@ enum Connected {
 
 impl Ctx {
     pub fn connect(home: &Home, p: &Pipeline, purpose: &str) -> Result<Self, Failure> {
+        // The webhook URLs the pipeline names by variable (secrets: only ever in memory).
+        let url_vars: Vec<&str> = p
+            .notifications
+            .iter()
+            .filter_map(|n| match &n.target {
+                ferry_core::pipeline::ChannelTarget::UrlEnv(v) => Some(v.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut notifier = ferry_local::notify::WebhookNotifier::new(env::vars(&url_vars));
         Ok(match p.backend {
-            Backend::Local => Ctx { backend: Connected::Local(home.services()), actor: env::actor()? },
+            Backend::Local => {
+                let mut svc = home.services();
+                svc.notifier = Box::new(notifier);
+                Ctx { backend: Connected::Local(svc), actor: env::actor()? }
+            }
             Backend::Aws => {
                 let c = ferry_aws::backend::Connect {
                     purpose: purpose.to_owned(),
@@ -78,8 +92,12 @@ impl Ctx {
                     host: ferry_local::locks::host_name(),
                     exec: Box::new(ferry_local::exec::ShellExecutor),
                     http: Box::new(ferry_local::http::ReqwestProbe),
+                    notifier: Box::new(ferry_core::ports::NoNotifier),
                 };
-                let b = ferry_aws::backend::connect(p, c)?;
+                let mut b = ferry_aws::backend::connect(p, c)?;
+                notifier.ssm = Some(b.secret_reader());
+                notifier.sns = Some(b.topic_publisher());
+                b.services.notifier = Box::new(notifier);
                 Ctx { actor: b.actor.clone(), backend: Connected::Aws(Box::new(b)) }
             }
         })

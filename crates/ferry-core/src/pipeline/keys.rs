@@ -16,6 +16,17 @@ pub const TOP: Keys = &[
     ("aws", "Settings of the aws backend: region, entry role, the central store."),
     ("tags", "Cost-allocation tags every deployed thing carries (with ferry:pipeline, ferry:release, ferry:stage)."),
     ("policy", "Guardrails: allowed regions, the management account, required tags, protected stages."),
+    ("notifications", "Where approvers and owners hear about approvals needed, promotions and failed verifications."),
+];
+
+pub const NOTIFICATION: Keys = &[
+    ("type", "slack (incoming webhook, Block Kit), teams (Workflows webhook, Adaptive Card), webhook (generic JSON) or sns."),
+    ("url_env", "Environment variable holding the webhook URL."),
+    ("url_ssm", "SSM parameter (SecureString) holding the webhook URL, read with the orchestrator role (aws backend)."),
+    ("url", "Not allowed: a webhook URL is a secret; use url_env or url_ssm."),
+    ("topic", "SNS topic ARN (type sns; published with the orchestrator role)."),
+    ("on", "Events: approval_needed, promotion_succeeded, promotion_failed, verification_failed (default: all)."),
+    ("stages", "Only these stages (default: all)."),
 ];
 
 pub const POLICY: Keys = &[

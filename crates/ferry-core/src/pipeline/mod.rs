@@ -37,6 +37,74 @@ pub struct Pipeline {
     /// Cost-allocation tags of everything deployed.
     pub tags: BTreeMap<String, String>,
     pub policy: Policy,
+    pub notifications: Vec<Notification>,
+}
+
+/// One place ferry tells people about a promotion.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub channel: Channel,
+    pub target: ChannelTarget,
+    /// Empty means every event.
+    pub on: Vec<NotifyEvent>,
+    /// Empty means every stage.
+    pub stages: Vec<StageName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Slack,
+    Teams,
+    Webhook,
+    Sns,
+}
+
+/// Where a channel's secret URL (or topic) comes from; never the pipeline file itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelTarget {
+    UrlEnv(String),
+    UrlSsm(String),
+    SnsTopic(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    ApprovalNeeded,
+    PromotionSucceeded,
+    PromotionFailed,
+    VerificationFailed,
+}
+
+impl NotifyEvent {
+    pub const ALL: [(&'static str, NotifyEvent); 4] = [
+        ("approval_needed", NotifyEvent::ApprovalNeeded),
+        ("promotion_succeeded", NotifyEvent::PromotionSucceeded),
+        ("promotion_failed", NotifyEvent::PromotionFailed),
+        ("verification_failed", NotifyEvent::VerificationFailed),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, e)| *e == self).map_or("", |(n, _)| n)
+    }
+}
+
+impl Notification {
+    pub fn wants(&self, event: NotifyEvent, stage: &StageName) -> bool {
+        (self.on.is_empty() || self.on.contains(&event)) && (self.stages.is_empty() || self.stages.contains(stage))
+    }
+
+    /// `slack (env SLACK_URL)`: names the channel without its secret.
+    pub fn describe(&self) -> String {
+        let kind = serde_json::to_value(self.channel).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        match &self.target {
+            ChannelTarget::UrlEnv(v) => format!("{kind} (env {v})"),
+            ChannelTarget::UrlSsm(p) => format!("{kind} (ssm {p})"),
+            ChannelTarget::SnsTopic(t) => format!("{kind} ({t})"),
+        }
+    }
 }
 
 /// Guardrails, checked by `ferry validate` and so on every command that loads the pipeline.

@@ -180,6 +180,19 @@ fn build_schema() -> Value {
                 ),
             ),
             ("stages", json!({"type": "array", "minItems": 1, "items": stage})),
+            (
+                "notifications",
+                json!({"type": "array", "items": object(
+                    keys::NOTIFICATION,
+                    &[
+                        ("type", json!({"enum": ["slack", "teams", "webhook", "sns"]})),
+                        ("url", json!({"not": {}})),
+                        ("on", json!({"type": "array", "items": {"enum": ["approval_needed", "promotion_succeeded", "promotion_failed", "verification_failed"]}})),
+                        ("stages", json!({"type": "array", "items": {"type": "string", "pattern": NAME}})),
+                    ],
+                    &["type"],
+                )}),
+            ),
             ("audit", object(keys::AUDIT, &[], &[])),
             ("tags", tags()),
             (

@@ -1,6 +1,7 @@
 //! Promotion of one release to one stage: verify (before anything touches the target),
 //! order, approvals, gates, the stage lock, deploy actions with per-action progress, outcome.
-//! Every decision is audited before it is returned.
+//! Every decision is audited before it is returned; the pipeline's notification channels hear
+//! about approvals needed, promotions that succeeded or failed, and failed verifications.
 
 mod actions;
 mod gates;
@@ -14,10 +15,11 @@ use serde_json::json;
 use crate::approval::{self, ApprovalState, Parties};
 use crate::audit::{Draft, EventKind};
 use crate::clock::{Timestamp, human};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{Actor, ReleaseId, StageName};
 use crate::keys::PublicKey;
-use crate::pipeline::{OnFailure, Pipeline, Stage, When};
+use crate::notify::{self, Message};
+use crate::pipeline::{NotifyEvent, OnFailure, Pipeline, Stage, When};
 use crate::ports::{Acquired, LockInfo, Services, Target, Written};
 use crate::release::{self, Verified};
 use crate::state::{ActionStatus, StageRecord, StageStatus, Versioned};
@@ -92,8 +94,53 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
         Error::invalid(format!("pipeline `{}` has no stage `{}`", pipeline.name, req.stage)).hint(format!("stages: {}", names.join(", ")))
     })?;
-    let verified = release::verify_audited(svc, pipeline, &req.release, pinned, &req.actor, &format!("promote to {}", stage.name))?;
-    let p = Promotion { svc, pipeline, stage, req, verified: &verified };
+    let before = svc.state.read_stage(&pipeline.name, &req.release, &stage.name)?.map(|r| r.value.status);
+    let message = |event, detail: String| Message::new(event, pipeline, &req.release, &stage.name, &req.actor, detail);
+    let verified = match release::verify_audited(svc, pipeline, &req.release, pinned, &req.actor, &format!("promote to {}", stage.name)) {
+        Ok(v) => v,
+        Err(e) => {
+            if e.kind == ErrorKind::Verification {
+                notify::notify(svc, pipeline, &req.actor, &message(NotifyEvent::VerificationFailed, e.message.clone()));
+            }
+            return Err(e);
+        }
+    };
+    let result = promote_verified(svc, pipeline, pinned, req, stage, &verified);
+    let with_manifest = |m: Message| m.with_manifest(&verified.manifest, &verified.manifest_sha256);
+    let event = match &result {
+        Ok(Outcome::Deployed { actions, .. }) => {
+            Some(with_manifest(message(NotifyEvent::PromotionSucceeded, format!("deployed ({actions} action(s))"))))
+        }
+        Ok(Outcome::AwaitingApproval { have, need, approve_command, .. }) if before != Some(StageStatus::AwaitingApproval) => {
+            let mut m = with_manifest(message(NotifyEvent::ApprovalNeeded, format!("needs {need} approval(s); {} so far", have.len())));
+            m.approve_command = Some(approve_command.clone());
+            m.approval_expires_at = stage.approval.as_ref().map(|a| Timestamp::now().plus(a.expires));
+            Some(m)
+        }
+        Ok(Outcome::PostDeployGateFailed { gate, rollback, .. }) => {
+            let back = rollback.as_ref().map(|r| format!("; rolled back to {}", r.to)).unwrap_or_default();
+            Some(with_manifest(message(NotifyEvent::PromotionFailed, format!("post-deploy gate failed: {gate}{back}"))))
+        }
+        Err(e) if matches!(e.kind, ErrorKind::Failed | ErrorKind::Verification) => {
+            Some(with_manifest(message(NotifyEvent::PromotionFailed, e.message.clone())))
+        }
+        _ => None,
+    };
+    if let Some(m) = event {
+        notify::notify(svc, pipeline, &req.actor, &m);
+    }
+    result
+}
+
+fn promote_verified(
+    svc: &Services,
+    pipeline: &Pipeline,
+    pinned: &PublicKey,
+    req: &Request,
+    stage: &Stage,
+    verified: &Verified,
+) -> Result<Outcome> {
+    let p = Promotion { svc, pipeline, stage, req, verified };
     let outcome = p.run()?;
     // An automatic rollback runs once the failed promotion has released its lock.
     if let Outcome::PostDeployGateFailed { release, stage: name, gate, rollback: None } = &outcome
