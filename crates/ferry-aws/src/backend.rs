@@ -38,6 +38,17 @@ pub struct Connect {
     /// Delivers notifications (webhooks; the caller adds SSM and SNS from `secret_reader` and
     /// `topic_publisher` once connected).
     pub notifier: Box<dyn ferry_core::ports::Notifier>,
+    /// A CI's OpenID Connect token to start from (GitHub Actions), instead of ambient credentials.
+    pub web_identity: Option<WebIdentity>,
+    /// Session tags every hop carries (repository, workflow, run id, actor, commit of the CI run).
+    pub ci_tags: Vec<(String, String)>,
+}
+
+/// Starting a chain from an OIDC token: `role` (default: the orchestrator) is assumed with it.
+pub struct WebIdentity {
+    pub token: String,
+    pub role: Option<RoleArn>,
+    pub session_name: String,
 }
 
 pub struct AwsBackend {
@@ -48,6 +59,7 @@ pub struct AwsBackend {
     pub settings: AwsSettings,
     pub services: Services,
     pipeline: String,
+    ci_tags: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for AwsBackend {
@@ -58,7 +70,7 @@ impl std::fmt::Debug for AwsBackend {
 
 impl AwsBackend {
     fn hop(&self, role: &RoleArn, session: &str) -> Hop {
-        hop(&self.settings, &self.actor, &self.pipeline, role, session)
+        hop(&self.settings, &self.actor, &self.pipeline, role, session, &self.ci_tags)
     }
 
     /// Credentials of `role`, assumed from the orchestrator.
@@ -105,12 +117,14 @@ impl AwsBackend {
     }
 }
 
-fn hop(settings: &AwsSettings, actor: &Actor, pipeline: &str, role: &RoleArn, session: &str) -> Hop {
+fn hop(settings: &AwsSettings, actor: &Actor, pipeline: &str, role: &RoleArn, session: &str, ci_tags: &[(String, String)]) -> Hop {
+    let mut tags = vec![("ferry-pipeline".to_owned(), pipeline.to_owned())];
+    tags.extend(ci_tags.iter().cloned());
     Hop {
         role: role.clone(),
         session_name: session.to_owned(),
         source_identity: Some(sts_name(actor.as_str())),
-        tags: vec![("ferry-pipeline".into(), pipeline.to_owned())],
+        tags,
         external_id: if role == &settings.orchestrator { None } else { settings.external_id.clone() },
         duration: Some(settings.session_duration),
     }
@@ -119,7 +133,11 @@ fn hop(settings: &AwsSettings, actor: &Actor, pipeline: &str, role: &RoleArn, se
 /// Connects `pipeline` (which must use `backend: aws`) and builds its ports.
 pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     let settings = pipeline.aws.clone().ok_or_else(|| Error::invalid(format!("pipeline `{}` has no `aws:` settings", pipeline.name)))?;
-    let aws = Aws::load(Some(settings.region.as_str()))?;
+    let mut aws = Aws::load(Some(settings.region.as_str()))?;
+    if let Some(w) = &c.web_identity {
+        let role = w.role.as_ref().unwrap_or(&settings.orchestrator);
+        aws.base = aws.assume_with_web_identity(role, &w.session_name, &w.token, settings.session_duration)?;
+    }
     let actor: Actor = aws.caller_arn(&aws.base)?.parse().map_err(|e: ferry_core::ids::IdError| Error::failed(e.to_string()))?;
     let name = pipeline.name.to_string();
     let session = format!("ferry-{name}-{}", c.purpose);
@@ -127,10 +145,13 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     let orchestrator = if settings.orchestrator.is_session(actor.as_str()) {
         aws.base.clone()
     } else {
-        aws.assume_chain(Some((&aws.base, actor.as_str())), &[hop(&settings, &actor, &name, &settings.orchestrator, &session)])?
+        aws.assume_chain(Some((&aws.base, actor.as_str())), &[hop(&settings, &actor, &name, &settings.orchestrator, &session, &c.ci_tags)])?
     };
     let assume = |b: &BucketRef| -> Result<SdkConfig> {
-        aws.assume_chain(Some((&orchestrator, settings.orchestrator.as_str())), &[hop(&settings, &actor, &name, &b.role, &session)])
+        aws.assume_chain(
+            Some((&orchestrator, settings.orchestrator.as_str())),
+            &[hop(&settings, &actor, &name, &b.role, &session, &c.ci_tags)],
+        )
     };
     let bucket = |b: &BucketRef, config: &SdkConfig| {
         Bucket::new(aws.rt.clone(), config, &b.bucket, &b.prefix, b.role.as_str(), aws.custom_endpoint())
@@ -144,7 +165,8 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         region: settings.region.to_string(),
         role: settings.store.role.to_string(),
     };
-    let access = StageAccess { aws: aws.clone(), orchestrator: orchestrator.clone(), settings: settings.clone() };
+    let access =
+        StageAccess { aws: aws.clone(), orchestrator: orchestrator.clone(), settings: settings.clone(), ci_tags: c.ci_tags.clone() };
     let services = Services {
         store: Box::new(S3Store::new(store.clone())),
         state: Box::new(S3State { bucket: store.clone() }),
@@ -159,5 +181,5 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         work_dir: c.work_dir,
         account_root: None,
     };
-    Ok(AwsBackend { aws, actor, orchestrator, settings, services, pipeline: name })
+    Ok(AwsBackend { aws, actor, orchestrator, settings, services, pipeline: name, ci_tags: c.ci_tags })
 }

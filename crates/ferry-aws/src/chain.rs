@@ -89,6 +89,40 @@ impl Aws {
         Ok(config)
     }
 
+    /// Exchanges an OpenID Connect token (GitHub Actions') for `role`'s credentials
+    /// (`AssumeRoleWithWebIdentity`, which needs no prior credentials). The session is not
+    /// refreshed: the token is short-lived, and a CI job is too.
+    pub fn assume_with_web_identity(&self, role: &RoleArn, session_name: &str, token: &str, duration: Duration) -> Result<SdkConfig> {
+        let sts = aws_sdk_sts::Client::new(&self.base);
+        let secs = i32::try_from(duration.as_secs()).unwrap_or(3600).clamp(900, 43_200);
+        let out = self
+            .rt
+            .block_on(
+                sts.assume_role_with_web_identity()
+                    .role_arn(role.as_str())
+                    .role_session_name(sts_name(session_name))
+                    .web_identity_token(token)
+                    .duration_seconds(secs)
+                    .send(),
+            )
+            .map_err(|e| {
+                crate::error::map(crate::error::Attempt { who: "the CI's OIDC token", action: "sts:AssumeRoleWithWebIdentity", resource: role.as_str() }, &e)
+                    .hint(format!("the role's trust policy must allow this repository's OIDC subject (token.actions.githubusercontent.com) to assume `{role}`"))
+            })?;
+        let c = out.credentials().ok_or_else(|| Error::failed(format!("STS returned no credentials for `{role}`")))?;
+        ferry_core::hooks::secret(c.secret_access_key());
+        ferry_core::hooks::secret(c.session_token());
+        let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
+        let creds = aws_credential_types::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            expiry,
+            "ferry-web-identity",
+        );
+        Ok(self.base.to_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build())
+    }
+
     /// The ARN `config` acts as (`sts:GetCallerIdentity`).
     pub fn caller_arn(&self, config: &SdkConfig) -> Result<String> {
         let sts = aws_sdk_sts::Client::new(config);

@@ -34,6 +34,8 @@ pub struct StageAccess {
     /// Acting as the orchestrator role.
     pub orchestrator: SdkConfig,
     pub settings: AwsSettings,
+    /// Session tags of the CI run (repository, workflow, run id, actor, commit).
+    pub ci_tags: Vec<(String, String)>,
 }
 
 impl StageAccess {
@@ -46,7 +48,7 @@ impl StageAccess {
             role: role.clone(),
             session_name: t.session_name.clone(),
             source_identity: Some(sts_name(t.actor.as_str())),
-            tags: t.tags.iter().map(|(k, v)| (k.replace(':', "-"), v.clone())).collect(),
+            tags: t.tags.iter().map(|(k, v)| (k.replace(':', "-"), v.clone())).chain(self.ci_tags.iter().cloned()).collect(),
             external_id: self.settings.external_id.clone(),
             duration: Some(self.settings.session_duration),
         };

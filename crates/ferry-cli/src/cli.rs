@@ -125,6 +125,35 @@ pub enum Command {
     /// Work with signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
+}
+
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Validate { .. } => "validate",
+            Command::Schema => "schema",
+            Command::Plan { .. } => "plan",
+            Command::Doctor { .. } => "doctor",
+            Command::Bootstrap { .. } => "bootstrap",
+            Command::Build { .. } => "build",
+            Command::Promote { .. } => "promote",
+            Command::Run { .. } => "run",
+            Command::Rollback { .. } => "rollback",
+            Command::Approve(_) => "approve",
+            Command::Reject(_) => "reject",
+            Command::Pending { .. } => "pending",
+            Command::Status { .. } => "status",
+            Command::Verify { .. } => "verify",
+            Command::Unlock { .. } => "unlock",
+            Command::Audit(_) => "audit",
+            Command::Keygen { .. } => "keygen",
+            Command::Key(_) => "key",
+            Command::Completions { .. } => "completions",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -186,4 +215,9 @@ pub enum KeyCommand {
         #[arg(long)]
         kms: Option<String>,
     },
+}
+
+/// The log format to use: the flag or `FERRY_LOG_FORMAT` as parsed.
+pub fn global_log_format(cli: &Cli) -> LogFormat {
+    cli.global.log_format
 }

@@ -63,3 +63,68 @@ pub fn source(dir: &Path) -> Option<SourceInfo> {
     let dirty = git(dir, &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Some(SourceInfo { commit, git_ref, dirty })
 }
+
+/// GitHub Actions, when this process runs in it (`GITHUB_ACTIONS=true`).
+pub struct GitHub {
+    /// `$GITHUB_OUTPUT`: step outputs.
+    pub output: Option<std::path::PathBuf>,
+    /// `$GITHUB_STEP_SUMMARY`: the job summary (markdown).
+    pub summary: Option<std::path::PathBuf>,
+}
+
+pub fn github() -> Option<GitHub> {
+    (var("GITHUB_ACTIONS").as_deref() == Some("true"))
+        .then(|| GitHub { output: var("GITHUB_OUTPUT").map(Into::into), summary: var("GITHUB_STEP_SUMMARY").map(Into::into) })
+}
+
+/// GitHub's OIDC token endpoint and its request token, when the job may ask for a token.
+pub fn github_oidc_request() -> Option<(String, String)> {
+    Some((var("ACTIONS_ID_TOKEN_REQUEST_URL")?, var("ACTIONS_ID_TOKEN_REQUEST_TOKEN")?))
+}
+
+/// The role to exchange the OIDC token for (the action's `role-to-assume`); default: the
+/// pipeline's orchestrator.
+pub fn web_identity_role() -> Option<String> {
+    var("FERRY_ROLE_TO_ASSUME")
+}
+
+/// A session name for the CI run: `gh-RUN_ID-ATTEMPT`.
+pub fn ci_session_name() -> String {
+    match (var("GITHUB_RUN_ID"), var("GITHUB_RUN_ATTEMPT")) {
+        (Some(run), Some(attempt)) => format!("ferry-gh-{run}-{attempt}"),
+        (Some(run), None) => format!("ferry-gh-{run}"),
+        _ => "ferry-ci".into(),
+    }
+}
+
+/// Session tags describing the CI run, for CloudTrail in every account ferry enters:
+/// repository, workflow, run id, actor and commit (values reduced to what STS accepts).
+pub fn ci_tags() -> Vec<(String, String)> {
+    let clean = |v: String| -> String {
+        v.chars().map(|c| if c.is_alphanumeric() || " _.:/=+-@".contains(c) { c } else { '-' }).take(256).collect()
+    };
+    let pairs = [
+        ("ferry-repository", "GITHUB_REPOSITORY"),
+        ("ferry-workflow", "GITHUB_WORKFLOW"),
+        ("ferry-run-id", "GITHUB_RUN_ID"),
+        ("ferry-ci-actor", "GITHUB_ACTOR"),
+        ("ferry-commit", "GITHUB_SHA"),
+        ("ferry-codebuild-id", "CODEBUILD_BUILD_ID"),
+    ];
+    pairs.iter().filter_map(|(tag, v)| var(v).map(|value| ((*tag).to_owned(), clean(value)))).collect()
+}
+
+/// Credentials already in the environment (they win over an OIDC exchange).
+pub fn has_static_aws_credentials() -> bool {
+    var("AWS_ACCESS_KEY_ID").is_some() || var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() || var("AWS_PROFILE").is_some()
+}
+
+/// Running in AWS CodeBuild.
+pub fn codebuild() -> bool {
+    var("CODEBUILD_BUILD_ID").is_some()
+}
+
+/// Whether the log format was chosen explicitly (flag or `FERRY_LOG_FORMAT`).
+pub fn log_format_chosen() -> bool {
+    var("FERRY_LOG_FORMAT").is_some() || std::env::args().any(|a| a == "--log-format" || a.starts_with("--log-format="))
+}

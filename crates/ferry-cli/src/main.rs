@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod env;
 mod exit;
+mod github;
 mod output;
 
 use std::process::ExitCode;
@@ -26,11 +27,26 @@ fn init_tracing(format: cli::LogFormat) {
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_tracing(cli.global.log_format);
+    let gh = env::github();
+    // In CodeBuild, logs are JSON lines unless asked otherwise (CloudWatch Logs queries them).
+    let log_format = if env::codebuild() && !env::log_format_chosen() { cli::LogFormat::Json } else { cli::global_log_format(&cli) };
+    init_tracing(log_format);
+    if gh.is_some() {
+        github::install_hooks();
+    }
     let format = cli.global.output;
-    let code = match commands::dispatch(&cli) {
-        Ok(report) => output::report(format, &report),
-        Err(failure) => output::failure(format, &failure),
+    let result = commands::dispatch(&cli);
+    let exit = match &result {
+        Ok(r) => r.exit,
+        Err(output::Failure::Core(e)) => exit::Exit::from(e.kind),
+        Err(output::Failure::Diagnostics(_)) => exit::Exit::Invalid,
+    };
+    if let Some(gh) = &gh {
+        github::finish(gh, cli.command.name(), &result, exit);
+    }
+    let code = match &result {
+        Ok(report) => output::report(format, report),
+        Err(failure) => output::failure(format, failure),
     };
     ExitCode::from(code as u8)
 }

@@ -40,9 +40,20 @@ pub fn report(format: OutputFormat, r: &Report) -> Exit {
                 println!("{}", r.human.trim_end());
             }
         }
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&r.json).unwrap_or_default()),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&versioned(r.json.clone())).unwrap_or_default()),
     }
     r.exit
+}
+
+/// The version of `--output json` shapes: every object result carries it as `output_version`;
+/// fields are only ever added within a version.
+pub const OUTPUT_VERSION: u32 = 1;
+
+fn versioned(mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.insert("output_version".into(), json!(OUTPUT_VERSION));
+    }
+    v
 }
 
 pub fn diagnostics_text(diags: &[Diagnostic]) -> String {
@@ -64,7 +75,7 @@ pub fn failure(format: OutputFormat, f: &Failure) -> Exit {
     };
     eprintln!("{}", text.trim_end());
     if format == OutputFormat::Json {
-        let mut value = value;
+        let mut value = versioned(value);
         value["exit_code"] = json!(exit as u8);
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
     }

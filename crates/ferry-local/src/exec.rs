@@ -53,6 +53,21 @@ fn masked(tail: &Tail, spec: &CommandSpec) -> String {
 
 impl Executor for ShellExecutor {
     fn run(&self, spec: &CommandSpec) -> Result<CommandOutcome> {
+        // Secrets handed to the child are announced (CI log masking) before it can print them.
+        for var in SECRET_VARS {
+            if let Some(value) = spec.env.get(*var) {
+                ferry_core::hooks::secret(value);
+            }
+        }
+        ferry_core::hooks::begin_group(&spec.label);
+        let outcome = self.run_child(spec);
+        ferry_core::hooks::end_group();
+        outcome
+    }
+}
+
+impl ShellExecutor {
+    fn run_child(&self, spec: &CommandSpec) -> Result<CommandOutcome> {
         tracing::info!(label = %spec.label, dir = %spec.dir.display(), "running `{}`", spec.run);
         let start = Instant::now();
         let mut command = Command::new("sh");

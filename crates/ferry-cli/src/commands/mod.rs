@@ -47,12 +47,36 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Audit(AuditCommand::Show { release, pipeline }) => inspect::audit_show(&home, release.as_deref(), pipeline.as_deref()),
         Command::Keygen { name, algorithm } => keys::keygen(&home, name, algorithm),
         Command::Key(KeyCommand::Export { name, out, kms }) => keys::export(&home, name, out, kms.as_deref()),
+        Command::Completions { shell } => Ok(completions(*shell)),
     }
+}
+
+/// `ferry completions SHELL`: the script on stdout (the same with `--output json`, as text).
+fn completions(shell: clap_complete::Shell) -> Report {
+    let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "ferry", &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    Report::ok(script.clone(), serde_json::json!({"shell": shell.to_string(), "script": script}))
 }
 
 /// Loads and validates a pipeline; every problem is reported at once.
 pub fn load_pipeline(path: &Path) -> Result<Pipeline, Failure> {
     ferry_core::pipeline::load(path).map_err(Failure::Diagnostics)
+}
+
+/// In GitHub Actions with `id-token: write`: the OIDC token (audience `sts.amazonaws.com`)
+/// ferry starts its role chain from, unless credentials are already in the environment.
+fn web_identity() -> Result<Option<ferry_aws::backend::WebIdentity>, Failure> {
+    let Some((url, request_token)) = env::github_oidc_request() else { return Ok(None) };
+    if env::has_static_aws_credentials() {
+        return Ok(None);
+    }
+    ferry_core::hooks::secret(&request_token);
+    let token = ferry_local::http::github_oidc_token(&url, &request_token, "sts.amazonaws.com")?;
+    ferry_core::hooks::secret(&token);
+    let role = env::web_identity_role().map(|r| parse_id(&r)).transpose()?;
+    Ok(Some(ferry_aws::backend::WebIdentity { token, role, session_name: env::ci_session_name() }))
 }
 
 /// A pipeline's backend, connected, and who is acting: on the local backend `FERRY_ACTOR` or
@@ -78,7 +102,11 @@ impl Ctx {
                 _ => None,
             })
             .collect();
-        let mut notifier = ferry_local::notify::WebhookNotifier::new(env::vars(&url_vars));
+        let urls = env::vars(&url_vars);
+        for url in urls.values() {
+            ferry_core::hooks::secret(url);
+        }
+        let mut notifier = ferry_local::notify::WebhookNotifier::new(urls);
         Ok(match p.backend {
             Backend::Local => {
                 let mut svc = home.services();
@@ -93,6 +121,8 @@ impl Ctx {
                     exec: Box::new(ferry_local::exec::ShellExecutor),
                     http: Box::new(ferry_local::http::ReqwestProbe),
                     notifier: Box::new(ferry_core::ports::NoNotifier),
+                    web_identity: web_identity()?,
+                    ci_tags: env::ci_tags(),
                 };
                 let mut b = ferry_aws::backend::connect(p, c)?;
                 notifier.ssm = Some(b.secret_reader());
