@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (the Python venv
-# with securesystemslib, in-toto, jsonschema, moto and cfn-lint), then formatting, lints,
+# with securesystemslib, in-toto, jsonschema, moto, cfn-lint and zizmor), then formatting, lints,
 # the dependency rule of ferry-core, and every unit and end-to-end test (the AWS ones
 # against moto servers the tests start on 127.0.0.1). `.ci/run` runs exactly this.
 set -euo pipefail
@@ -33,6 +33,9 @@ fi
 
 step "cfn-lint bootstrap/*.yaml"
 .venv/bin/cfn-lint bootstrap/*.yaml
+
+step "zizmor --offline action.yml .github/workflows/"
+.venv/bin/zizmor --offline --no-progress action.yml .github/workflows/
 
 step "cargo test"
 cargo test --workspace --locked

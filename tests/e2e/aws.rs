@@ -12,9 +12,9 @@ use ferry_testkit::Moto;
 
 use crate::support::{FERRY, Run, repo_root, venv_python};
 
-const TOOLING: &str = "111111111111";
+pub const TOOLING: &str = "111111111111";
 const ARTIFACTS: &str = "222222222222";
-const SECURITY: &str = "333333333333";
+pub const SECURITY: &str = "333333333333";
 const DEV: &str = "444444444444";
 const STAGING: &str = "555555555555";
 const PROD: &str = "666666666666";

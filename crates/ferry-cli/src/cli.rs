@@ -22,6 +22,10 @@ pub struct Global {
     /// Where the local backend keeps its store, state, locks, audit log and keys.
     #[arg(long, global = true, env = "FERRY_HOME", default_value = ".ferry")]
     pub home: PathBuf,
+    /// Also write a JUnit XML report of the checks made (verification, gates, approvals,
+    /// deploy actions) to this file, e.g. for CodeBuild reports.
+    #[arg(long, global = true, env = "FERRY_JUNIT")]
+    pub junit: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, env = "FERRY_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -6,6 +6,7 @@ mod commands;
 mod env;
 mod exit;
 mod github;
+mod junit;
 mod output;
 
 use std::process::ExitCode;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         github::install_hooks();
     }
     let format = cli.global.output;
+    let checks = cli.global.junit.as_ref().map(|_| junit::activate());
     let result = commands::dispatch(&cli);
     let exit = match &result {
         Ok(r) => r.exit,
@@ -43,6 +45,17 @@ fn main() -> ExitCode {
     };
     if let Some(gh) = &gh {
         github::finish(gh, cli.command.name(), &result, exit);
+    }
+    if let (Some(path), Some(checks)) = (&cli.global.junit, checks) {
+        let error = match &result {
+            Err(output::Failure::Core(e)) => Some(e.message.clone()),
+            Err(output::Failure::Diagnostics(d)) => Some(output::diagnostics_text(d)),
+            Ok(_) => None,
+        };
+        let recorded = checks.lock().map(|c| c.clone()).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, junit::render(cli.command.name(), &recorded, error.as_deref())) {
+            tracing::warn!("cannot write the JUnit report `{}`: {e}", path.display());
+        }
     }
     let code = match &result {
         Ok(report) => output::report(format, report),

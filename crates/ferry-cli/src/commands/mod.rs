@@ -111,6 +111,7 @@ impl Ctx {
             Backend::Local => {
                 let mut svc = home.services();
                 svc.notifier = Box::new(notifier);
+                crate::junit::wrap(&mut svc.audit);
                 Ctx { backend: Connected::Local(svc), actor: env::actor()? }
             }
             Backend::Aws => {
@@ -128,6 +129,7 @@ impl Ctx {
                 notifier.ssm = Some(b.secret_reader());
                 notifier.sns = Some(b.topic_publisher());
                 b.services.notifier = Box::new(notifier);
+                crate::junit::wrap(&mut b.services.audit);
                 Ctx { actor: b.actor.clone(), backend: Connected::Aws(Box::new(b)) }
             }
         })

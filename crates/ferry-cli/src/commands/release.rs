@@ -180,7 +180,11 @@ pub fn run(home: &Home, path: &Path, opts: &PromoteOpts) -> Result<Report, Failu
             break;
         }
     }
-    Ok(Report { human, json: json!({"release": built.release, "manifest_sha256": built.manifest_sha256, "stages": stages}), exit })
+    Ok(Report {
+        human,
+        json: json!({"release": built.release, "manifest_sha256": built.manifest_sha256, "keyid": built.keyid, "manifest": built.manifest, "stages": stages}),
+        exit,
+    })
 }
 
 pub fn verify(home: &Home, path: &Path, release: &str) -> Result<Report, Failure> {

@@ -1,0 +1,60 @@
+//! ferry in AWS CodeBuild: the build's ARN and resolved source version go into the release's
+//! provenance, logs are JSON lines, and `--junit` leaves a report of every check for
+//! CodeBuild's test reports.
+
+use crate::support::{Project, Run, TWO_APPROVERS, pipeline};
+
+#[test]
+fn a_codebuild_build_is_recorded_in_the_provenance_and_logs_json_lines() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let mut c = p.command("codebuild", &["build", "pipeline.yaml", "--output", "json"]);
+    c.env("FERRY_LOG", "info")
+        .env("CODEBUILD_BUILD_ID", "shop-build:7f3c")
+        .env("CODEBUILD_BUILD_ARN", "arn:aws:codebuild:eu-west-1:444444444444:build/shop-build:7f3c")
+        .env("CODEBUILD_RESOLVED_SOURCE_VERSION", "9fceb02d0ae598e95dc970b74767f19372d61af8")
+        .env("CODEBUILD_BUILD_URL", "https://console.aws.amazon.com/codesuite/codebuild/projects/shop-build/build/shop-build:7f3c");
+    let r: Run = c.output().unwrap().into();
+    let r = r.expect(0);
+    let built = r.json();
+    let m = &built["manifest"];
+    assert_eq!(m["builder"]["id"], "arn:aws:codebuild:eu-west-1:444444444444:build/shop-build:7f3c");
+    assert_eq!(m["source"]["commit"], "9fceb02d0ae598e95dc970b74767f19372d61af8");
+    assert_eq!(m["ci"]["provider"], "codebuild");
+    assert_eq!(m["ci"]["run_id"], "shop-build:7f3c");
+    let logs: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!logs.is_empty());
+    for line in logs.iter().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"]["message"].is_string(), "{line}");
+    }
+    assert!(logs.iter().any(|l| l.starts_with('{') && l.contains("signing the release")), "{}", r.stderr);
+}
+
+#[test]
+fn junit_reports_verification_gates_approvals_and_deploy_actions() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let id = p.build();
+    p.ferry("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--junit", "staging.xml"]).expect(0);
+    let xml = std::fs::read_to_string(p.path("staging.xml")).unwrap();
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert!(xml.contains("<testsuites name=\"ferry promote\""), "{xml}");
+    assert!(xml.contains("name=\"verify release (promote to staging)\""), "{xml}");
+    assert!(xml.contains("<testsuite name=\"stage staging\""), "{xml}");
+    assert!(xml.contains("name=\"deploy action 0: command: echo"), "{xml}");
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+
+    p.ferry("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", "prod", "--junit", "prod.xml"]).expect(3);
+    let xml = std::fs::read_to_string(p.path("prod.xml")).unwrap();
+    assert!(xml.contains("<skipped message=\"awaiting approval (0 of 2)\"/>"), "{xml}");
+
+    // A failing pre-deploy gate is a failure with its reason.
+    let failing = pipeline(TWO_APPROVERS).replace(
+        "  - name: staging\n    account: staging\n    region: eu-west-1\n",
+        "  - name: staging\n    account: staging\n    region: eu-west-1\n    gates:\n      - type: command\n        run: exit 7\n",
+    );
+    let q = Project::new(&failing);
+    let id = q.build();
+    q.ferry("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--junit", "fail.xml"]).expect(1);
+    let xml = std::fs::read_to_string(q.path("fail.xml")).unwrap();
+    assert!(xml.contains("name=\"gate command: exit 7\"") && xml.contains("<failure message=\"exit code 7\"/>"), "{xml}");
+}
