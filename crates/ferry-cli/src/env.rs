@@ -128,3 +128,8 @@ pub fn codebuild() -> bool {
 pub fn log_format_chosen() -> bool {
     var("FERRY_LOG_FORMAT").is_some() || std::env::args().any(|a| a == "--log-format" || a.starts_with("--log-format="))
 }
+
+/// Running in a CI system (no progress bars there).
+pub fn in_ci() -> bool {
+    ["CI", "GITHUB_ACTIONS", "CODEBUILD_BUILD_ID", "BUILDKITE", "GITLAB_CI"].iter().any(|v| var(v).is_some())
+}

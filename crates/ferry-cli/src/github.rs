@@ -29,19 +29,18 @@ fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// Masks and groups, from the moment the process starts.
-pub fn install_hooks() {
-    ferry_core::hooks::install(Box::new(|a| {
-        let line = match a {
-            // A multi-line secret is masked line by line (GitHub masks single lines).
-            Announce::Secret(s) => s.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("::add-mask::{l}\n")).collect::<String>(),
-            Announce::BeginGroup(label) => format!("::group::{}\n", escape_data(label)),
-            Announce::EndGroup => "::endgroup::\n".to_owned(),
-        };
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.flush();
-    }));
+/// Masks and groups: the workflow command for an announcement, written at once.
+pub fn announce(a: &Announce<'_>) {
+    let line = match a {
+        // A multi-line secret is masked line by line (GitHub masks single lines).
+        Announce::Secret(s) => s.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("::add-mask::{l}\n")).collect::<String>(),
+        Announce::BeginGroup(label) => format!("::group::{}\n", escape_data(label)),
+        Announce::EndGroup => "::endgroup::\n".to_owned(),
+        Announce::Progress { .. } | Announce::ProgressDone { .. } => return,
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.flush();
 }
 
 /// One `::error` annotation per validation problem, pointing at the file, line and column.

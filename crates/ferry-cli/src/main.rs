@@ -8,6 +8,7 @@ mod exit;
 mod github;
 mod junit;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -32,9 +33,16 @@ fn main() -> ExitCode {
     // In CodeBuild, logs are JSON lines unless asked otherwise (CloudWatch Logs queries them).
     let log_format = if env::codebuild() && !env::log_format_chosen() { cli::LogFormat::Json } else { cli::global_log_format(&cli) };
     init_tracing(log_format);
-    if gh.is_some() {
-        github::install_hooks();
-    }
+    let in_github = gh.is_some();
+    let bars = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !env::in_ci()).then(progress::Bars::new);
+    ferry_core::hooks::install(Box::new(move |a| {
+        if in_github {
+            github::announce(&a);
+        }
+        if let Some(b) = &bars {
+            b.update(&a);
+        }
+    }));
     let format = cli.global.output;
     let checks = cli.global.junit.as_ref().map(|_| junit::activate());
     let result = commands::dispatch(&cli);

@@ -34,7 +34,29 @@ pub fn hash_copy(mut reader: impl Read, mut sink: impl Write) -> std::io::Result
 /// Hashes a file by streaming it.
 pub fn hash_file(path: &Path) -> Result<(Sha256Digest, u64)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, &e))?;
-    hash_copy(std::io::BufReader::new(file), std::io::sink()).map_err(|e| Error::io("read", path, &e))
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let task = format!("hashing {}", path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()));
+    let reader = Progress { inner: std::io::BufReader::new(file), task: &task, done: 0, total };
+    let result = hash_copy(reader, std::io::sink()).map_err(|e| Error::io("read", path, &e));
+    crate::hooks::progress_done(&task);
+    result
+}
+
+/// Reports how much of a reader was consumed (progress bars on a terminal).
+struct Progress<'a, R> {
+    inner: R,
+    task: &'a str,
+    done: u64,
+    total: u64,
+}
+
+impl<R: Read> Read for Progress<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        crate::hooks::progress(self.task, self.done, self.total, true);
+        Ok(n)
+    }
 }
 
 /// Canonical JSON as securesystemslib defines it: sorted keys, no whitespace, and only `\`

@@ -52,6 +52,7 @@ pub fn check(gate: &HttpGate, probe: &dyn HttpProbe) -> Result<String, String> {
             None => {
                 let since = *healthy_since.get_or_insert(now);
                 if now.duration_since(since) >= gate.soak {
+                    crate::hooks::progress_done(&format!("soak {}", gate.url));
                     return Ok(format!("healthy for {} ({probes} probes)", crate::clock::human(gate.soak)));
                 }
             }
@@ -64,7 +65,11 @@ pub fn check(gate: &HttpGate, probe: &dyn HttpProbe) -> Result<String, String> {
                 healthy_since = None;
             }
         }
+        let held = healthy_since.map_or(Duration::ZERO, |since| now.duration_since(since));
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        crate::hooks::progress(&format!("soak {}", gate.url), ms(held), ms(gate.soak), false);
         if now.duration_since(start) + gate.interval > gate.timeout {
+            crate::hooks::progress_done(&format!("soak {}", gate.url));
             return Err(format!("not healthy within {} ({probes} probes); last: {last_failure}", crate::clock::human(gate.timeout)));
         }
         std::thread::sleep(gate.interval);

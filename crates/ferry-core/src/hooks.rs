@@ -3,6 +3,8 @@
 //! log can redact it before anything could print it (GitHub's `::add-mask::`), and the start
 //! and end of a child's output (a collapsible group). The binary installs the hook; without
 //! one, announcements go nowhere. Secrets are handed to the hook only, never to a log.
+//! Long steps (hashing, uploading, waiting for a soak) also report progress, which the binary
+//! shows as progress bars on a terminal and ignores in CI.
 
 use std::sync::OnceLock;
 
@@ -11,6 +13,17 @@ pub enum Announce<'a> {
     Secret(&'a str),
     BeginGroup(&'a str),
     EndGroup,
+    /// `done` of `total` units (bytes, or milliseconds when waiting) of the task named `task`.
+    Progress {
+        task: &'a str,
+        done: u64,
+        total: u64,
+        bytes: bool,
+    },
+    /// The task is over (finished or abandoned).
+    ProgressDone {
+        task: &'a str,
+    },
 }
 
 type Hook = Box<dyn Fn(Announce<'_>) + Send + Sync>;
@@ -41,4 +54,12 @@ pub fn begin_group(label: &str) {
 
 pub fn end_group() {
     announce(Announce::EndGroup);
+}
+
+pub fn progress(task: &str, done: u64, total: u64, bytes: bool) {
+    announce(Announce::Progress { task, done, total, bytes });
+}
+
+pub fn progress_done(task: &str) {
+    announce(Announce::ProgressDone { task });
 }

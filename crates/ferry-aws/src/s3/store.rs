@@ -93,6 +93,9 @@ impl S3Store {
             .await
             .map_err(|e| b.fail("s3:PutObject", rel, &e))?;
         let upload_id = created.upload_id.unwrap_or_default();
+        let total = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let task = format!("uploading {rel}");
+        let mut uploaded = 0u64;
         let result = async {
             let mut parts = Vec::new();
             let mut len = n;
@@ -108,6 +111,8 @@ impl S3Store {
                     .body(ByteStream::from(buf[..len].to_vec()));
                 let out = part.send().await.map_err(|e| b.fail("s3:PutObject", rel, &e))?;
                 parts.push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag).build());
+                uploaded += len as u64;
+                ferry_core::hooks::progress(&task, uploaded, total, true);
                 len = read_full(&mut file, &mut buf).await.map_err(|e| Error::io("read", path, &e))?;
                 if len == 0 {
                     break;
@@ -115,6 +120,7 @@ impl S3Store {
                 hasher.update(&buf[..len]);
                 number += 1;
             }
+            ferry_core::hooks::progress_done(&task);
             let actual = Sha256Digest::from_bytes(hasher.finalize().into());
             if &actual != digest {
                 return Err(Error::verification(format!(
