@@ -251,3 +251,12 @@ fn the_organization_policy_file_adds_its_guardrails() {
     let plan = p.ferry("dev", &["plan", "pipeline.yaml"]).expect(0);
     assert!(!plan.stdout.contains("freeze"), "the plain pipeline has no org policy");
 }
+
+#[test]
+fn the_readme_pipeline_reference_is_what_ferry_schema_markdown_prints() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme.find("<!-- reference:start -->\n").expect("reference start marker") + "<!-- reference:start -->\n".len();
+    let end = readme.find("<!-- reference:end -->").expect("reference end marker");
+    let out = Command::new(FERRY).args(["schema", "--markdown"]).output().unwrap();
+    assert_eq!(&readme[start..end], String::from_utf8(out.stdout).unwrap(), "regenerate the README table with `ferry schema --markdown`");
+}

@@ -55,7 +55,11 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// Print the JSON Schema (draft-07) of the pipeline format.
-    Schema,
+    Schema {
+        /// Print the pipeline reference as a markdown table instead (what README.md shows).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Print the stages, accounts, gates and actions a pipeline would run.
     Plan { pipeline: PathBuf },
     /// Preflight: every role hop (with the resulting ARN), buckets, the signing key.
@@ -138,7 +142,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Validate { .. } => "validate",
-            Command::Schema => "schema",
+            Command::Schema { .. } => "schema",
             Command::Plan { .. } => "plan",
             Command::Doctor { .. } => "doctor",
             Command::Bootstrap { .. } => "bootstrap",

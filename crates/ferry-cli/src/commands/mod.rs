@@ -29,7 +29,7 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
     let home = Home::new(std::path::absolute(&cli.global.home).unwrap_or_else(|_| cli.global.home.clone()));
     match &cli.command {
         Command::Validate { files } => pipeline::validate(files),
-        Command::Schema => Ok(pipeline::schema()),
+        Command::Schema { markdown } => Ok(pipeline::schema(*markdown)),
         Command::Plan { pipeline } => pipeline::plan(pipeline),
         Command::Doctor { pipeline } => doctor::doctor(&home, pipeline),
         Command::Bootstrap { pipeline } => pipeline::bootstrap(pipeline),

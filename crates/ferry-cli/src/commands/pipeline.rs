@@ -43,8 +43,12 @@ pub fn validate(files: &[PathBuf]) -> Result<Report, Failure> {
     Ok(Report::ok(human, json!({"valid": true, "files": ok})))
 }
 
-pub fn schema() -> Report {
+pub fn schema(markdown: bool) -> Report {
     let s = ferry_core::pipeline::schema::pipeline_schema();
+    if markdown {
+        let table = ferry_core::pipeline::schema::reference_markdown();
+        return Report::ok(table.clone(), serde_json::json!({"markdown": table}));
+    }
     Report::ok(serde_json::to_string_pretty(&s).unwrap_or_default(), s)
 }
 

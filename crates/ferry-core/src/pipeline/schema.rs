@@ -50,6 +50,64 @@ pub fn pipeline_schema() -> Value {
     sorted(build_schema())
 }
 
+/// The pipeline reference as a markdown table (`ferry schema --markdown`), one row per key,
+/// walked from the schema so the README's reference cannot drift from what ferry accepts.
+pub fn reference_markdown() -> String {
+    fn type_of(v: &Value) -> String {
+        if let Some(c) = v.get("const") {
+            return format!("`{c}`");
+        }
+        if let Some(e) = v.get("enum").and_then(Value::as_array) {
+            return e
+                .iter()
+                .map(|x| format!("`{}`", x.as_str().map_or_else(|| x.to_string(), str::to_owned)))
+                .collect::<Vec<_>>()
+                .join(" \\| ");
+        }
+        match v.get("type").and_then(Value::as_str) {
+            Some("array") => format!("list of {}", v.get("items").map_or_else(|| "values".to_owned(), type_of)),
+            Some("object") if v.get("properties").is_some() => "mapping".into(),
+            Some("object") => "mapping of strings".into(),
+            Some(t) => t.to_owned(),
+            None if v.get("oneOf").is_some() => "one of the types below".into(),
+            None => "any".into(),
+        }
+    }
+    fn walk(rows: &mut Vec<(String, String, String)>, path: &str, v: &Value) {
+        let required: Vec<&str> =
+            v.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        if let Some(props) = v.get("properties").and_then(Value::as_object) {
+            let mut keys: Vec<&String> = props.keys().collect();
+            keys.sort();
+            for k in keys {
+                let p = &props[k];
+                let full = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let desc = p.get("description").and_then(Value::as_str).unwrap_or("").replace('|', "\\|");
+                let req = if required.contains(&k.as_str()) { " (required)" } else { "" };
+                rows.push((format!("`{full}`"), format!("{}{req}", type_of(p)), desc));
+                walk(rows, &full, p);
+            }
+        }
+        if let Some(items) = v.get("items") {
+            if let Some(alts) = items.get("oneOf").and_then(Value::as_array) {
+                for alt in alts {
+                    let t = alt.pointer("/properties/type/const").and_then(Value::as_str).unwrap_or("?");
+                    walk(rows, &format!("{path}[type={t}]"), alt);
+                }
+            } else {
+                walk(rows, &format!("{path}[]"), items);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    walk(&mut rows, "", &pipeline_schema());
+    let mut out = String::from("| Key | Type | Meaning |\n|---|---|---|\n");
+    for (k, t, d) in rows {
+        out.push_str(&format!("| {k} | {t} | {d} |\n"));
+    }
+    out
+}
+
 fn build_schema() -> Value {
     let artifact = {
         let mut a = object(keys::ARTIFACT, &[], &["name"]);
