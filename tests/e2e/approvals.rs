@@ -166,3 +166,42 @@ fn pending_lists_what_awaits_the_callers_approval_and_nothing_for_others() {
     let bob = p.ferry("bob", &["pending", "pipeline.yaml"]).expect(0);
     assert!(bob.stdout.contains(&format!("shop {id} → `prod`: 1 of 2 approvals, requested by deployer")), "{}", bob.stdout);
 }
+
+/// Runs `ferry ARGS` as `actor` on a pseudo-terminal (util-linux `script`), typing `answer`.
+fn on_a_terminal(p: &Project, actor: &str, args: &[&str], answer: &str) -> crate::support::Run {
+    use std::io::Write as _;
+    let line = std::iter::once(crate::support::FERRY.to_owned()).chain(args.iter().map(|a| (*a).to_owned())).collect::<Vec<_>>().join(" ");
+    let c = p.command(actor, &[]);
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]).current_dir(p.path("."));
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{answer}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap().into()
+}
+
+#[test]
+fn on_a_terminal_a_protected_stage_is_approved_only_by_typing_its_name() {
+    let p = Project::new(&format!("{}policy:\n  protected_stages: [prod]\n", pipeline(TWO_APPROVERS)));
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    p.promote("deployer", &id, "prod").expect(3);
+    let args = ["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"];
+    let wrong = on_a_terminal(&p, "alice", &args, "y").expect(1);
+    assert!(wrong.stdout.contains("`prod` is a protected stage: type its name to approve"), "{}", wrong.stdout);
+    assert!(wrong.stdout.contains("(protected stage)"), "the summary came first: {}", wrong.stdout);
+    assert!(wrong.stdout.contains("not confirmed; nothing was recorded"), "{}", wrong.stdout);
+    assert!(!p.audit_kinds().iter().any(|k| k == "approved"));
+    let right = on_a_terminal(&p, "alice", &args, "prod").expect(0);
+    assert!(right.stdout.contains(&format!("alice approved {id} for `prod`")), "{}", right.stdout);
+}
