@@ -173,6 +173,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         locks: Box::new(S3Locks { bucket: store, host: c.host }),
         audit: Box::new(S3Audit { bucket: audit }),
         exec: Box::new(AwsExecutor { access: access.clone(), inner: c.exec }),
+        alarms: Box::new(crate::alarms::CloudWatchAlarms { access: access.clone() }),
         deployer: Box::new(AwsDeployer { access, store: store_config, store_role: settings.store.role.to_string() }),
         registry: Box::new(registry),
         http: c.http,

@@ -3,6 +3,7 @@
 //! actions (`deploy`, `cloudformation`, `ecr`, `codepipeline`). Every SDK call goes through
 //! `error::map`, so failures name the role, the action and the resource.
 
+pub mod alarms;
 pub mod backend;
 pub mod chain;
 pub mod cloudformation;

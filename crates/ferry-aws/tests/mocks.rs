@@ -3,7 +3,9 @@
 //! reason, and a successful update returns the stack's outputs; a CodePipeline Manual approval
 //! of ferry's execution is answered with `PutApprovalResult` (and one of another execution is
 //! not); an image's layers are streamed between registries with their digests checked
-//! (moto has no `GetDownloadUrlForLayer`; a local HTTP server plays the pre-signed URL).
+//! (moto has no `GetDownloadUrlForLayer`; a local HTTP server plays the pre-signed URL); the
+//! alarm gate reads CloudWatch alarm states (the SDK speaks CloudWatch's CBOR protocol, which
+//! moto does not serve).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -441,5 +443,47 @@ mod ecr_layers {
         assert!(err.message.contains(&format!("blob `{}`", d(&layer()))), "{}", err.message);
         assert_eq!(s.completed.num_calls(), 1, "only the config blob, which was intact, was completed");
         assert_eq!(s.tagged.num_calls(), 0);
+    }
+}
+
+mod alarms {
+    use aws_sdk_cloudwatch::Client;
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_sdk_cloudwatch::types::{AlarmType, CompositeAlarm, MetricAlarm, StateValue};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use ferry_aws::alarms::describe;
+
+    #[tokio::test]
+    async fn metric_and_composite_alarm_states_are_read_with_their_reasons() {
+        let rule = mock!(Client::describe_alarms)
+            .match_requests(|r| {
+                r.alarm_names() == ["shop-5xx".to_owned(), "shop-health".to_owned()]
+                    && r.alarm_types().contains(&AlarmType::CompositeAlarm)
+                    && r.alarm_types().contains(&AlarmType::MetricAlarm)
+            })
+            .then_output(|| {
+                DescribeAlarmsOutput::builder()
+                    .metric_alarms(
+                        MetricAlarm::builder()
+                            .alarm_name("shop-5xx")
+                            .state_value(StateValue::Alarm)
+                            .state_reason("Threshold Crossed: 12 errors")
+                            .build(),
+                    )
+                    .composite_alarms(
+                        CompositeAlarm::builder().alarm_name("shop-health").state_value(StateValue::Ok).state_reason("fine").build(),
+                    )
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, &[&rule]);
+        let states =
+            describe(&client, "arn:aws:iam::555555555555:role/ferry-deploy", &["shop-5xx".into(), "shop-health".into()]).await.unwrap();
+        assert_eq!(
+            states,
+            vec![
+                ("shop-5xx".to_owned(), "ALARM".to_owned(), "Threshold Crossed: 12 errors".to_owned()),
+                ("shop-health".to_owned(), "OK".to_owned(), "fine".to_owned()),
+            ]
+        );
     }
 }

@@ -76,6 +76,35 @@ pub fn check(gate: &HttpGate, probe: &dyn HttpProbe) -> Result<String, String> {
     }
 }
 
+/// Runs an alarm gate: every alarm must be OK (INSUFFICIENT_DATA only if the gate allows it),
+/// continuously for `soak`; any alarm in ALARM fails at once, naming it and CloudWatch's reason.
+pub fn check_alarms(
+    gate: &crate::pipeline::AlarmGate,
+    target: &crate::ports::Target,
+    probe: &dyn crate::ports::AlarmProbe,
+) -> Result<String, String> {
+    let start = Instant::now();
+    let mut checks = 0u32;
+    loop {
+        checks += 1;
+        let states = probe.states(target, &gate.alarms).map_err(|e| e.message)?;
+        for name in &gate.alarms {
+            let Some((_, state, reason)) = states.iter().find(|(n, _, _)| n == name) else {
+                return Err(format!("alarm `{name}` does not exist in account {}", target.account));
+            };
+            let ok = state == "OK" || (state == "INSUFFICIENT_DATA" && gate.insufficient_data_ok);
+            if !ok {
+                return Err(format!("alarm `{name}` is {state}: {reason}"));
+            }
+        }
+        if start.elapsed() >= gate.soak {
+            let held = if gate.soak.is_zero() { String::new() } else { format!(" for {}", crate::clock::human(gate.soak)) };
+            return Ok(format!("{} alarm(s) OK{held} ({checks} check(s))", gate.alarms.len()));
+        }
+        std::thread::sleep(gate.interval.min(gate.soak.saturating_sub(start.elapsed())).max(Duration::from_millis(10)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
@@ -130,5 +159,59 @@ mod tests {
         let probe = Script(vec![500], Cell::new(0));
         let err = check(&gate(0, 100), &probe).unwrap_err();
         assert!(err.contains("not healthy within") && err.contains("status 500"), "{err}");
+    }
+
+    struct Alarms(std::cell::RefCell<Vec<Vec<(String, String, String)>>>);
+
+    impl crate::ports::AlarmProbe for Alarms {
+        fn states(&self, _: &crate::ports::Target, _: &[String]) -> crate::Result<Vec<(String, String, String)>> {
+            let mut v = self.0.borrow_mut();
+            Ok(if v.len() > 1 { v.remove(0) } else { v[0].clone() })
+        }
+    }
+
+    fn state(name: &str, s: &str) -> (String, String, String) {
+        (name.to_owned(), s.to_owned(), format!("because {s}"))
+    }
+
+    fn alarm_gate(soak_ms: u64, insufficient_data_ok: bool) -> crate::pipeline::AlarmGate {
+        crate::pipeline::AlarmGate {
+            alarms: vec!["a".into(), "b".into()],
+            insufficient_data_ok,
+            soak: Duration::from_millis(soak_ms),
+            interval: Duration::from_millis(5),
+            when: When::After,
+        }
+    }
+
+    fn target() -> crate::ports::Target {
+        crate::ports::Target {
+            account: "555555555555".parse().unwrap(),
+            role: None,
+            region: None,
+            session_name: "s".into(),
+            actor: "a".parse().unwrap(),
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn alarms_must_all_be_ok_and_stay_ok_for_the_soak() {
+        let ok = Alarms(vec![vec![state("a", "OK"), state("b", "OK")]].into());
+        assert!(check_alarms(&alarm_gate(30, false), &target(), &ok).unwrap().starts_with("2 alarm(s) OK for"));
+        let flips = Alarms(vec![vec![state("a", "OK"), state("b", "OK")], vec![state("a", "OK"), state("b", "ALARM")]].into());
+        assert_eq!(check_alarms(&alarm_gate(1000, false), &target(), &flips).unwrap_err(), "alarm `b` is ALARM: because ALARM");
+    }
+
+    #[test]
+    fn insufficient_data_and_missing_alarms_fail_unless_allowed() {
+        let unknown = Alarms(vec![vec![state("a", "OK"), state("b", "INSUFFICIENT_DATA")]].into());
+        assert!(check_alarms(&alarm_gate(0, false), &target(), &unknown).unwrap_err().contains("`b` is INSUFFICIENT_DATA"));
+        assert!(check_alarms(&alarm_gate(0, true), &target(), &unknown).is_ok());
+        let missing = Alarms(vec![vec![state("a", "OK")]].into());
+        assert_eq!(
+            check_alarms(&alarm_gate(0, true), &target(), &missing).unwrap_err(),
+            "alarm `b` does not exist in account 555555555555"
+        );
     }
 }

@@ -48,6 +48,7 @@ impl Home {
             deployer: Box::new(ferry_core::ports::NoDeployer),
             registry: Box::new(ferry_core::ports::NoRegistry),
             http: Box::new(http::ReqwestProbe),
+            alarms: Box::new(ferry_core::ports::NoAlarms),
             notifier: Box::new(notify::WebhookNotifier::new(std::collections::BTreeMap::new())),
             notify_backoff: std::time::Duration::from_millis(500),
             work_dir: self.root.join("work"),

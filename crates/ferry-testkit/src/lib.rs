@@ -1,5 +1,6 @@
 //! Test support shared by ferry-aws's tests and the end-to-end tests: a moto server (the local
-//! AWS API) started on a free 127.0.0.1 port, ready when `GET /moto-api/` answers, and killed
+//! AWS API, with S3 conditional writes made atomic as on S3: `tests/conformance/moto_server.py`)
+//! started on a free 127.0.0.1 port, ready when `GET /moto-api/` answers, and killed
 //! when the last handle drops. Tests get several accounts by assuming roles in them.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stderr)]
@@ -54,7 +55,9 @@ impl Moto {
     /// Starts a fresh server of its own (for tests that switch IAM enforcement on).
     pub fn start() -> Moto {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let child = Command::new(venv_bin("moto_server"))
+        // moto's server with S3's atomic conditional writes (see the script).
+        let child = Command::new(venv_bin("python"))
+            .arg(repo_root().join("tests/conformance/moto_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env_remove("MOTO_ACCOUNT_ID")
             .stdout(Stdio::null())

@@ -87,7 +87,7 @@ pub struct Ctx {
 }
 
 enum Connected {
-    Local(Services),
+    Local(Box<Services>),
     Aws(Box<ferry_aws::backend::AwsBackend>),
 }
 
@@ -112,7 +112,7 @@ impl Ctx {
                 let mut svc = home.services();
                 svc.notifier = Box::new(notifier);
                 crate::junit::wrap(&mut svc.audit);
-                Ctx { backend: Connected::Local(svc), actor: env::actor()? }
+                Ctx { backend: Connected::Local(Box::new(svc)), actor: env::actor()? }
             }
             Backend::Aws => {
                 let c = ferry_aws::backend::Connect {
@@ -137,7 +137,7 @@ impl Ctx {
 
     pub fn into_services(self) -> Services {
         match self.backend {
-            Connected::Local(s) => s,
+            Connected::Local(s) => *s,
             Connected::Aws(b) => b.services,
         }
     }

@@ -1,11 +1,12 @@
 //! Validation of stage gates: command gates (before or after the deploy), http gates (status,
-//! body, JSON field, interval, soak, timeout) and deployment windows with freezes.
+//! body, JSON field, interval, soak, timeout), CloudWatch alarm gates (aws backend) and
+//! deployment windows with freezes.
 
 use std::time::Duration;
 
 use super::keys;
 use super::reader::{Cx, Fields};
-use super::{Freeze, Gate, HttpGate, When, Window};
+use super::{AlarmGate, Backend, Freeze, Gate, HttpGate, When, Window};
 use crate::clock::Timestamp;
 use crate::yaml::Node;
 
@@ -14,7 +15,12 @@ impl Cx {
         let mut out = Vec::new();
         for (i, item) in self.seq(node, path).iter().enumerate() {
             let p = format!("{path}[{i}]");
-            match self.typed(item, &p, keys::PLANNED_GATES, &["command", "window", "http"]) {
+            match self.typed(item, &p, keys::PLANNED_GATES, &["command", "window", "http", "alarm"]) {
+                Some("alarm") => {
+                    if let Some(a) = self.alarm_gate(item, &p) {
+                        out.push(Gate::Alarm(a));
+                    }
+                }
                 Some("http") => {
                     if let Some(h) = self.http_gate(item, &p) {
                         out.push(Gate::Http(h));
@@ -49,6 +55,37 @@ impl Cx {
                 None
             }
         }
+    }
+
+    fn alarm_gate(&mut self, item: &Node, path: &str) -> Option<AlarmGate> {
+        let f = self.fields(item, path, keys::ALARM_GATE)?;
+        if self.backend != Some(Backend::Aws) {
+            self.error(item, path, "the `alarm` gate needs `backend: aws` (CloudWatch)".into(), None);
+        }
+        let mut alarms = Vec::new();
+        match f.get("alarms") {
+            None => self.error(item, &f.path("alarms"), "missing required key `alarms`".into(), Some("list the alarm names".into())),
+            Some(list) => {
+                for (i, a) in self.seq(list, &f.path("alarms")).iter().enumerate() {
+                    alarms.extend(self.string(a, &format!("{}[{i}]", f.path("alarms"))));
+                }
+                if alarms.is_empty() {
+                    self.error(list, &f.path("alarms"), "an alarm gate needs at least one alarm".into(), None);
+                }
+            }
+        }
+        let insufficient_data_ok = match f.get("insufficient_data").map(|n| (n, n.as_scalar())) {
+            None | Some((_, Some("fail"))) => Some(false),
+            Some((_, Some("ok"))) => Some(true),
+            Some((n, _)) => {
+                self.error(n, &f.path("insufficient_data"), format!("expected `fail` or `ok`, found {}", n.describe()), None);
+                None
+            }
+        };
+        let soak = f.get("soak").map_or(Some(Duration::ZERO), |n| self.duration(n, &f.path("soak")));
+        let interval = f.get("interval").map_or(Some(Duration::from_secs(30)), |n| self.duration(n, &f.path("interval")));
+        let when = self.when(&f)?;
+        Some(AlarmGate { alarms, insufficient_data_ok: insufficient_data_ok?, soak: soak?, interval: interval?, when })
     }
 
     fn http_gate(&mut self, item: &Node, path: &str) -> Option<HttpGate> {

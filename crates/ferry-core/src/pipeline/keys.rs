@@ -118,6 +118,15 @@ pub const WINDOW_GATE: Keys = &[
     ("freeze", "Freeze periods: [{from, to, reason}] with RFC 3339 times."),
 ];
 
+pub const ALARM_GATE: Keys = &[
+    ("type", "Gate type: alarm."),
+    ("alarms", "CloudWatch alarm names in the stage account (stage region); each must be OK."),
+    ("insufficient_data", "How INSUFFICIENT_DATA counts: fail (default) or ok."),
+    ("soak", "How long the alarms must stay OK (default: one check)."),
+    ("interval", "Time between checks during the soak (default 30s)."),
+    ("when", "before (default) the deploy actions, or after them."),
+];
+
 pub const FREEZE: Keys = &[("from", "Start (RFC 3339)."), ("to", "End (RFC 3339)."), ("reason", "Why, shown when a promotion is refused.")];
 
 pub const COMMAND_ACTION: Keys = &[
@@ -192,4 +201,4 @@ pub const STORE: Keys = &[
 
 /// Types named here get "not available in this version" rather than "unknown".
 pub const PLANNED_ACTIONS: &[&str] = &[];
-pub const PLANNED_GATES: &[&str] = &["alarm"];
+pub const PLANNED_GATES: &[&str] = &[];

@@ -258,6 +258,19 @@ pub enum Gate {
     Window(Window),
     /// An HTTP health check that must pass, continuously for `soak`, before `timeout`.
     Http(HttpGate),
+    /// CloudWatch alarms of the stage account that must be OK (for `soak`).
+    Alarm(AlarmGate),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmGate {
+    pub alarms: Vec<String>,
+    pub insufficient_data_ok: bool,
+    #[serde(with = "humantime_serde_compat")]
+    pub soak: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    pub when: When,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -399,6 +412,10 @@ impl Gate {
                 let after = if h.when == When::After { "after deploy, " } else { "" };
                 format!("{after}http: GET {} expects {}", h.url, h.status)
             }
+            Gate::Alarm(a) => {
+                let after = if a.when == When::After { "after deploy, " } else { "" };
+                format!("{after}alarm: {} OK", a.alarms.join(", "))
+            }
         }
     }
 
@@ -407,6 +424,7 @@ impl Gate {
         match self {
             Gate::Command { when, .. } => *when,
             Gate::Http(h) => h.when,
+            Gate::Alarm(a) => a.when,
             Gate::Window(_) => When::Before,
         }
     }

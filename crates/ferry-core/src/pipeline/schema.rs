@@ -159,7 +159,19 @@ fn build_schema() -> Value {
         ],
         &["type", "url"],
     );
-    let gate = json!({"oneOf": [command_gate, window_gate, http_gate]});
+    let alarm_gate = object(
+        keys::ALARM_GATE,
+        &[
+            ("type", json!({"const": "alarm"})),
+            ("alarms", json!({"type": "array", "minItems": 1, "items": {"type": "string"}})),
+            ("insufficient_data", json!({"enum": ["fail", "ok"], "default": "fail"})),
+            ("soak", duration()),
+            ("interval", duration()),
+            ("when", json!({"enum": ["before", "after"], "default": "before"})),
+        ],
+        &["type", "alarms"],
+    );
+    let gate = json!({"oneOf": [command_gate, window_gate, http_gate, alarm_gate]});
     let command_action = typed(keys::COMMAND_ACTION, &[("env", env()), ("timeout", duration())]);
     let s3_action = object(
         keys::S3_ACTION,
@@ -318,6 +330,7 @@ mod tests {
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][0]), table(keys::COMMAND_GATE));
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][1]), table(keys::WINDOW_GATE));
         assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][2]), table(keys::HTTP_GATE));
+        assert_eq!(keys_of(&stage["gates"]["items"]["oneOf"][3]), table(keys::ALARM_GATE));
         assert_eq!(keys_of(&s["properties"]["policy"]), table(keys::POLICY));
         assert_eq!(keys_of(&s["properties"]["aws"]), table(keys::AWS));
         assert_eq!(s["additionalProperties"], json!(false));

@@ -39,7 +39,7 @@ impl Promotion<'_> {
         Ok(None)
     }
 
-    /// Runs the command gates of one phase; the first failure fails the promotion.
+    /// Runs the gates (command, http, alarm) of one phase; the first failure fails the promotion.
     pub(super) fn run_gates(&self, phase: When) -> Result<()> {
         for (i, gate) in self.stage.gates.iter().enumerate() {
             if gate.when() != phase {
@@ -65,6 +65,10 @@ impl Promotion<'_> {
                 Gate::Http(h) => match crate::health::check(h, self.svc.http.as_ref()) {
                     Ok(summary) => (true, summary.clone(), json!({"result": summary})),
                     Err(why) => (false, why.clone(), json!({"result": why})),
+                },
+                Gate::Alarm(a) => match crate::health::check_alarms(a, &self.target(), self.svc.alarms.as_ref()) {
+                    Ok(summary) => (true, summary.clone(), json!({"result": summary})),
+                    Err(why) => (false, why.clone(), json!({"result": why, "reason": why})),
                 },
             };
             let mut details = details;
