@@ -172,6 +172,33 @@ audit:
         std::fs::write(self.path("pipeline.yaml"), pipeline).unwrap();
     }
 
+    /// Replaces the `deploy:` block of `stage` (up to the next stage, or `audit:`) with `block`.
+    pub fn set_deploy(&self, stage: &str, block: &str) {
+        let yaml = std::fs::read_to_string(self.path("pipeline.yaml")).unwrap();
+        let at = yaml.find(&format!("  - name: {stage}\n")).unwrap();
+        let deploy_at = at + yaml[at..].find("    deploy:\n").unwrap();
+        let rest = &yaml[deploy_at..];
+        let end = deploy_at + rest.find("  - name: ").or_else(|| rest.find("audit:")).unwrap();
+        std::fs::write(self.path("pipeline.yaml"), format!("{}{block}{}", &yaml[..deploy_at], &yaml[end..])).unwrap();
+    }
+
+    /// Adds `TEMPLATE` as the release artifact `template` and deploys it as a new stack from
+    /// `stage`; returns the stack's name.
+    pub fn deploy_template(&self, stage: &str) -> String {
+        std::fs::write(self.path("app/template.yaml"), TEMPLATE).unwrap();
+        let yaml = std::fs::read_to_string(self.path("pipeline.yaml")).unwrap();
+        let yaml = yaml.replace("      path: out/app.bin\n", "      path: out/app.bin\n    - name: template\n      path: template.yaml\n");
+        std::fs::write(self.path("pipeline.yaml"), yaml).unwrap();
+        let stack = unique("shop").replace('_', "-");
+        self.set_deploy(
+            stage,
+            &format!(
+                "    deploy:\n      - type: cloudformation\n        stack: {stack}\n        template: template\n        parameters:\n          Release: \"${{release}}\"\n"
+            ),
+        );
+        stack
+    }
+
     /// Environment that makes `ferry` act as the given credentials against moto.
     pub fn env_for(&self, config: &SdkConfig) -> BTreeMap<String, String> {
         let creds = self.rt.block_on(config.credentials_provider().unwrap().provide_credentials()).unwrap();
@@ -582,16 +609,11 @@ fn the_s3_action_copies_the_release_into_the_stage_account_tagged_and_verified()
     w.write_project("");
     let site = unique("site");
     w.create_bucket(STAGING, "ferry-deploy", &site);
-    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
-    let staging_deploy = yaml.find("  - name: staging").unwrap();
-    let deploy_at = staging_deploy + yaml[staging_deploy..].find("    deploy:\n").unwrap();
-    let end = deploy_at + yaml[deploy_at..].find("  - name: prod").unwrap();
-    let yaml = format!(
-        "{}    tags: {{environment: staging}}\n    deploy:\n      - type: s3\n        bucket: {site}\n        prefix: web\n{}",
-        &yaml[..deploy_at],
-        &yaml[end..]
+    w.set_deploy(
+        "staging",
+        &format!("    tags: {{environment: staging}}\n    deploy:\n      - type: s3\n        bucket: {site}\n        prefix: web\n"),
     );
-    let yaml = yaml.replace("aws:\n", "tags: {team: shop}\naws:\n");
+    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap().replace("aws:\n", "tags: {team: shop}\naws:\n");
     std::fs::write(w.path("pipeline.yaml"), yaml).unwrap();
     let ci = w.role(TOOLING, "ci", "github-run-5");
     let id = w.release(&ci);
@@ -630,17 +652,7 @@ Outputs:
 fn the_cloudformation_action_creates_then_updates_a_stack_through_change_sets_tagged_with_the_changes_recorded() {
     let w = AwsWorld::new();
     w.write_project("");
-    std::fs::write(w.path("app/template.yaml"), TEMPLATE).unwrap();
-    let stack = unique("shop").replace('_', "-");
-    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
-    let yaml = yaml.replace("      path: out/app.bin\n", "      path: out/app.bin\n    - name: template\n      path: template.yaml\n");
-    let staging = yaml.find("  - name: staging").unwrap();
-    let deploy_at = staging + yaml[staging..].find("    deploy:\n").unwrap();
-    let end = deploy_at + yaml[deploy_at..].find("  - name: prod").unwrap();
-    let action = format!(
-        "    deploy:\n      - type: cloudformation\n        stack: {stack}\n        template: template\n        parameters:\n          Release: \"${{release}}\"\n"
-    );
-    std::fs::write(w.path("pipeline.yaml"), format!("{}{action}{}", &yaml[..deploy_at], &yaml[end..])).unwrap();
+    let stack = w.deploy_template("staging");
     let ci = w.role(TOOLING, "ci", "github-run-6");
     let a = w.release(&ci);
     w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &a, "--to", "staging"]).expect(0);
@@ -730,13 +742,11 @@ fn an_image_built_once_is_signed_by_digest_and_promoted_with_a_codepipeline_run_
             "      path: out/app.bin\n",
             &format!("      path: out/app.bin\n  images:\n    - name: web\n      repository: {repo}\n      tag: build-7\n"),
         );
-    let staging_at = yaml.find("  - name: staging").unwrap();
-    let deploy_at = staging_at + yaml[staging_at..].find("    deploy:\n").unwrap();
-    let end = deploy_at + yaml[deploy_at..].find("  - name: prod").unwrap();
+    std::fs::write(w.path("pipeline.yaml"), yaml).unwrap();
     let actions = format!(
         "    deploy:\n      - type: ecr\n        image: web\n      - type: codepipeline\n        pipeline: {legacy}\n        variables:\n          IMAGE: \"${{image.web.digest}}\"\n          RELEASE: \"${{release}}\"\n        timeout: 1m\n      - type: command\n        run: echo \"$FERRY_IMAGE_WEB\" >> deploys.log\n"
     );
-    std::fs::write(w.path("pipeline.yaml"), format!("{}{actions}{}", &yaml[..deploy_at], &yaml[end..])).unwrap();
+    w.set_deploy("staging", &actions);
 
     let ci = w.role(TOOLING, "ci", "github-run-8");
     w.ferry(&ci, &["validate", "pipeline.yaml"]).expect(0);
@@ -824,17 +834,7 @@ fn create_codepipeline(w: &AwsWorld, account: &str, name: &str) {
 fn the_approver_of_a_cloudformation_stage_sees_the_change_set_before_approving() {
     let w = AwsWorld::new();
     w.write_project("");
-    std::fs::write(w.path("app/template.yaml"), TEMPLATE).unwrap();
-    let stack = unique("shop").replace('_', "-");
-    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
-    let yaml = yaml.replace("      path: out/app.bin\n", "      path: out/app.bin\n    - name: template\n      path: template.yaml\n");
-    let prod = yaml.find("  - name: prod").unwrap();
-    let deploy_at = prod + yaml[prod..].find("    deploy:\n").unwrap();
-    let end = deploy_at + yaml[deploy_at..].find("audit:").unwrap();
-    let action = format!(
-        "    deploy:\n      - type: cloudformation\n        stack: {stack}\n        template: template\n        parameters:\n          Release: \"${{release}}\"\n"
-    );
-    std::fs::write(w.path("pipeline.yaml"), format!("{}{action}{}", &yaml[..deploy_at], &yaml[end..])).unwrap();
+    let stack = w.deploy_template("prod");
     let ci = w.role(TOOLING, "ci", "github-run-9");
     let id = w.release(&ci);
     w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);

@@ -330,6 +330,17 @@ mod images {
             self.client.complete_layer_upload().repository_name(repo).upload_id(id).layer_digests(d(blob)).send().await.unwrap();
         }
 
+        /// This registry as `ferry build` sees the central one (the artifacts account's).
+        fn as_central_registry(&self) -> EcrRegistry {
+            EcrRegistry {
+                rt: self.env.aws.rt.clone(),
+                client: self.client.clone(),
+                account: self.account.into(),
+                region: "eu-west-1".into(),
+                role: self.role.into(),
+            }
+        }
+
         /// The manifest text and digest a tag names, if any.
         fn tagged(&self, repo: &str, tag: &str) -> Option<(String, String)> {
             let out = self
@@ -369,13 +380,7 @@ mod images {
         let env = env();
         let (central, prod, name, manifest, digest) = two_registries(&env, ImageTagMutability::Mutable);
         // `ferry build` resolves the pushed tag to the manifest's digest with the store role.
-        let registry = EcrRegistry {
-            rt: env.aws.rt.clone(),
-            client: central.client.clone(),
-            account: ARTIFACTS.into(),
-            region: "eu-west-1".into(),
-            role: "ferry-artifacts".into(),
-        };
+        let registry = central.as_central_registry();
         let image = registry.resolve(&ImageDecl { name: "web".into(), repository: name.clone(), tag: "abc123".into() }, "abc123").unwrap();
         assert_eq!(format!("sha256:{}", image.digest), digest);
         assert_eq!(image.repository, format!("{ARTIFACTS}.dkr.ecr.eu-west-1.amazonaws.com/{name}"));
@@ -437,13 +442,7 @@ mod images {
         let evil = manifest(&config, &layer);
         let claimed = d(b"something else");
         central.push(&name, "evil", &[&config, &layer], &evil, &claimed);
-        let registry = EcrRegistry {
-            rt: env.aws.rt.clone(),
-            client: central.client.clone(),
-            account: ARTIFACTS.into(),
-            region: "eu-west-1".into(),
-            role: "ferry-artifacts".into(),
-        };
+        let registry = central.as_central_registry();
         let err = registry.resolve(&ImageDecl { name: "web".into(), repository: name.clone(), tag: "evil".into() }, "evil").unwrap_err();
         assert_eq!(err.kind, ErrorKind::Verification, "{}", err.message);
         let claimed_digest: Sha256Digest = claimed.trim_start_matches("sha256:").parse().unwrap();

@@ -31,15 +31,24 @@ pub struct DecisionRequest {
     pub comment: Option<String>,
 }
 
-pub fn decide(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &DecisionRequest) -> Result<Decision> {
-    let DecisionRequest { release: release_id, stage: stage_name, actor, verdict, comment } = req;
-    let (verdict, comment) = (*verdict, comment.clone());
+/// The stage and its approval policy; a stage without one has nothing to approve.
+fn approval_stage<'p>(
+    pipeline: &'p Pipeline,
+    stage_name: &StageName,
+) -> Result<(&'p crate::pipeline::Stage, &'p crate::pipeline::ApprovalPolicy)> {
     let stage =
         pipeline.stage(stage_name).ok_or_else(|| Error::invalid(format!("pipeline `{}` has no stage `{stage_name}`", pipeline.name)))?;
     let policy = stage
         .approval
         .as_ref()
         .ok_or_else(|| Error::invalid(format!("stage `{stage_name}` has no approval policy; there is nothing to approve")))?;
+    Ok((stage, policy))
+}
+
+pub fn decide(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &DecisionRequest) -> Result<Decision> {
+    let DecisionRequest { release: release_id, stage: stage_name, actor, verdict, comment } = req;
+    let (verdict, comment) = (*verdict, comment.clone());
+    let (_, policy) = approval_stage(pipeline, stage_name)?;
     let verified = release::verify_audited(svc, pipeline, release_id, pinned, actor, &format!("approval for {stage_name}"))?;
     let record = svc.state.read_stage(&pipeline.name, release_id, stage_name)?;
     let parties = Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.map(|r| r.value.requested_by) };
@@ -103,12 +112,7 @@ pub struct Summary {
 }
 
 pub fn summary(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, release_id: &ReleaseId, stage_name: &StageName) -> Result<Summary> {
-    let stage =
-        pipeline.stage(stage_name).ok_or_else(|| Error::invalid(format!("pipeline `{}` has no stage `{stage_name}`", pipeline.name)))?;
-    let policy = stage
-        .approval
-        .as_ref()
-        .ok_or_else(|| Error::invalid(format!("stage `{stage_name}` has no approval policy; there is nothing to approve")))?;
+    let (stage, policy) = approval_stage(pipeline, stage_name)?;
     let verified = release::verify(svc, release_id, pinned)?;
     let record = svc.state.read_stage(&pipeline.name, release_id, stage_name)?.map(|r| r.value);
     let parties =
