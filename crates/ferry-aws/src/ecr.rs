@@ -193,10 +193,8 @@ pub async fn promote(src: &Repo<'_>, dst: &Repo<'_>, digest: &Sha256Digest, tags
             _ => to_write.push(tag.clone()),
         }
     }
+    // Blobs, child manifests and the manifest itself (untagged), then each tag.
     copy_manifest(src, dst, digest, &text, &mt, &json, http, &mut copied).await?;
-    if to_write.is_empty() && tags.is_empty() {
-        put(dst, &text, &mt, &d, None).await?;
-    }
     for tag in &to_write {
         put(dst, &text, &mt, &d, Some(tag)).await?;
         copied.tags_written.push(tag.clone());
