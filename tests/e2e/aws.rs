@@ -809,25 +809,18 @@ fn an_image_built_once_is_signed_by_digest_and_promoted_with_a_codepipeline_run_
 /// A two-stage CodePipeline pipeline (V2, so it takes variables) in `account`, with the
 /// service role moto checks for.
 fn create_codepipeline(w: &AwsWorld, account: &str, name: &str) {
-    let script = format!(
-        "import boto3, json\n\
-         c=boto3.client('sts').assume_role(RoleArn='arn:aws:iam::{account}:role/setup',RoleSessionName='setup')['Credentials']\n\
-         kw=dict(aws_access_key_id=c['AccessKeyId'],aws_secret_access_key=c['SecretAccessKey'],aws_session_token=c['SessionToken'])\n\
-         trust={{'Version':'2012-10-17','Statement':[{{'Effect':'Allow','Principal':{{'Service':'codepipeline.amazonaws.com'}},'Action':'sts:AssumeRole'}}]}}\n\
-         arn=boto3.client('iam',**kw).create_role(RoleName='{name}-role',AssumeRolePolicyDocument=json.dumps(trust))['Role']['Arn']\n\
-         act=lambda n,c:{{'name':n,'actionTypeId':{{'category':c,'owner':'AWS','provider':'S3','version':'1'}}}}\n\
-         boto3.client('codepipeline',**kw).create_pipeline(pipeline={{'name':'{name}','roleArn':arn,'pipelineType':'V2',\
-         'artifactStore':{{'type':'S3','location':'artifacts'}},\
-         'stages':[{{'name':'Source','actions':[act('Source','Source')]}},{{'name':'Deploy','actions':[act('Deploy','Deploy')]}}]}})\n"
+    boto(
+        w,
+        account,
+        &format!(
+            "trust={{'Version':'2012-10-17','Statement':[{{'Effect':'Allow','Principal':{{'Service':'codepipeline.amazonaws.com'}},'Action':'sts:AssumeRole'}}]}}\n\
+             arn=boto3.client('iam',**kw).create_role(RoleName='{name}-role',AssumeRolePolicyDocument=json.dumps(trust))['Role']['Arn']\n\
+             act=lambda n,c:{{'name':n,'actionTypeId':{{'category':c,'owner':'AWS','provider':'S3','version':'1'}}}}\n\
+             boto3.client('codepipeline',**kw).create_pipeline(pipeline={{'name':'{name}','roleArn':arn,'pipelineType':'V2',\
+             'artifactStore':{{'type':'S3','location':'artifacts'}},\
+             'stages':[{{'name':'Source','actions':[act('Source','Source')]}},{{'name':'Deploy','actions':[act('Deploy','Deploy')]}}]}})\n"
+        ),
     );
-    let out = std::process::Command::new(venv_python())
-        .arg("-c")
-        .arg(script)
-        .envs(w.env_for(&w.base))
-        .env("AWS_DEFAULT_REGION", "eu-west-1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
