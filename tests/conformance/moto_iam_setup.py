@@ -55,7 +55,7 @@ role("111111111111", "ferry-orchestrator", [
     allow(["sts:GetCallerIdentity"], "*"),
 ])
 role("222222222222", "ferry-artifacts", [
-    allow(["s3:*"], [f"arn:aws:s3:::{STORE}", f"arn:aws:s3:::{STORE}/shop/artifacts/*", f"arn:aws:s3:::{STORE}/shop/state/*", f"arn:aws:s3:::{STORE}/shop/locks/*", f"arn:aws:s3:::{STORE}/shop/approvals/*"]),
+    allow(["s3:*"], [f"arn:aws:s3:::{STORE}", f"arn:aws:s3:::{STORE}/shop/artifacts/*", f"arn:aws:s3:::{STORE}/shop/state/*", f"arn:aws:s3:::{STORE}/shop/locks/*", f"arn:aws:s3:::{STORE}/shop/approvals/*", f"arn:aws:s3:::{STORE}/shop/pipelines/*"]),
     allow(["s3:GetObject"] if DENY_RELEASES else ["s3:*"], f"arn:aws:s3:::{STORE}/shop/releases/*"),
 ])
 role("333333333333", "ferry-audit", [allow(["s3:*"], [f"arn:aws:s3:::{AUDIT}", f"arn:aws:s3:::{AUDIT}/*"])])

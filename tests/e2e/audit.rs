@@ -13,7 +13,7 @@ fn project_with_history() -> (Project, String) {
 }
 
 fn event_file(p: &Project, seq: u64) -> PathBuf {
-    p.home().join("audit").join(format!("{seq:012}.json"))
+    p.home().join("audit/events").join(format!("{:08}", (seq - 1) / 1000)).join(format!("{seq:012}.json"))
 }
 
 #[test]
@@ -91,7 +91,16 @@ fn truncating_the_log_is_caught_by_the_signed_checkpoint() {
     for seq in 3..=n {
         std::fs::remove_file(event_file(&p, seq)).unwrap();
     }
-    // The chain alone cannot tell a shorter log from a complete one…
+    // The log's head record still names the last event: a cut is seen without any key…
+    let r = p.ferry("auditor", &["audit", "verify"]).expect(4);
+    assert!(r.stdout.contains(&format!("first bad event is 3: the log's head says it holds {n} events")), "{}", r.stdout);
+    // …but whoever cuts the log can rewrite the head too: the chain alone cannot tell a
+    // shorter log from a complete one…
+    let head = p.home().join("audit/head.json");
+    let mut h: serde_json::Value = serde_json::from_slice(&std::fs::read(&head).unwrap()).unwrap();
+    h["seq"] = 2.into();
+    h["hash"] = serde_json::from_slice::<serde_json::Value>(&std::fs::read(event_file(&p, 2)).unwrap()).unwrap()["hash"].clone();
+    std::fs::write(&head, serde_json::to_vec(&h).unwrap()).unwrap();
     let chain_only = p.ferry("auditor", &["audit", "verify"]).expect(0);
     assert!(chain_only.stdout.contains("not checked"), "{}", chain_only.stdout);
     // …the checkpoint signed at release time can.
@@ -102,7 +111,7 @@ fn truncating_the_log_is_caught_by_the_signed_checkpoint() {
 #[test]
 fn a_forged_checkpoint_does_not_verify() {
     let (p, _) = project_with_history();
-    let dir = p.home().join("audit-checkpoints");
+    let dir = p.home().join("audit/checkpoints");
     let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
     let mut env: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     env["signatures"][0]["sig"] = serde_json::Value::String("AAAA".into());

@@ -72,7 +72,7 @@ fn a_sigkilled_promotion_is_detected_and_never_silently_deployed_twice() {
     let mut crashed = spawn_promote(&p, "deployer-a", &id, &[]);
     wait_for_deploy_start(&p, 1);
     kill_group(&mut crashed);
-    assert!(p.home().join("pipelines/shop/locks/staging.lock").exists(), "the lock outlives the killed process");
+    assert!(p.home().join("store/locks/shop/staging.lock").exists(), "the lock outlives the killed process");
 
     let status = p.ferry("anyone", &["status", "pipeline.yaml"]).expect(0).stdout;
     assert!(status.contains("lock on `staging` stale by deployer-a"), "{status}");
@@ -85,7 +85,7 @@ fn a_sigkilled_promotion_is_detected_and_never_silently_deployed_twice() {
     let kinds = p.audit_kinds();
     assert!(kinds.iter().any(|k| k == "lock_taken_over"), "{kinds:?}");
     assert!(kinds.iter().any(|k| k == "deploy_interrupted"), "{kinds:?}");
-    assert!(!p.home().join("pipelines/shop/locks/staging.lock").exists(), "the refusal released the lock");
+    assert!(!p.home().join("store/locks/shop/staging.lock").exists(), "the refusal released the lock");
 
     // Asking again is refused again; only an explicit --redeploy runs the action once more.
     p.promote("deployer-b", &id, "staging").expect(1);

@@ -156,11 +156,28 @@ impl Project {
         self.audit_events().iter().map(|e| e["kind"].as_str().unwrap_or_default().to_owned()).collect()
     }
 
+    /// The stored audit events (unsealed ones, one file each), in order, as their bodies.
     pub fn audit_events(&self) -> Vec<Value> {
-        let dir = self.home().join("audit");
-        let mut names: Vec<_> = std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
-        names.sort();
-        names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+        self.audit_event_files()
+            .iter()
+            .map(|p| serde_json::from_slice::<Value>(&std::fs::read(p).unwrap()).unwrap()["body"].clone())
+            .collect()
+    }
+
+    /// The files of the unsealed audit events (`audit/events/SEGMENT/SEQ.json`), in order.
+    pub fn audit_event_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for seg in
+            std::fs::read_dir(self.home().join("audit/events")).map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>()).unwrap_or_default()
+        {
+            for f in std::fs::read_dir(seg.path()).unwrap().filter_map(|e| e.ok()) {
+                if !f.file_name().to_string_lossy().starts_with('.') {
+                    files.push(f.path());
+                }
+            }
+        }
+        files.sort();
+        files
     }
 
     pub fn release_dir(&self, release: &str) -> PathBuf {
@@ -172,7 +189,7 @@ impl Project {
     }
 
     pub fn blob(&self, sha256: &str) -> PathBuf {
-        self.home().join("store/blobs/sha256").join(&sha256[..2]).join(sha256)
+        self.home().join("store/artifacts/sha256").join(sha256)
     }
 }
 

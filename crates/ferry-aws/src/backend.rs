@@ -18,10 +18,6 @@ use crate::ecr::EcrRegistry;
 use crate::exec::{AwsExecutor, StageAccess};
 use crate::kms::KmsSigner;
 use crate::s3::Bucket;
-use crate::s3::audit::S3Audit;
-use crate::s3::locks::S3Locks;
-use crate::s3::state::S3State;
-use crate::s3::store::S3Store;
 
 /// What the caller supplies besides the pipeline.
 pub struct Connect {
@@ -38,6 +34,8 @@ pub struct Connect {
     /// Delivers notifications (webhooks; the caller adds SSM and SNS from `secret_reader` and
     /// `topic_publisher` once connected).
     pub notifier: Box<dyn ferry_core::ports::Notifier>,
+    /// Events per sealed audit segment, for a log created now.
+    pub audit_segment_size: u64,
     /// A CI's OpenID Connect token to start from (GitHub Actions), instead of ambient credentials.
     pub web_identity: Option<WebIdentity>,
     /// Session tags every hop carries (repository, workflow, run id, actor, commit of the CI run).
@@ -167,11 +165,17 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     };
     let access =
         StageAccess { aws: aws.clone(), orchestrator: orchestrator.clone(), settings: settings.clone(), ci_tags: c.ci_tags.clone() };
+    let records = ferry_core::storage::open(ferry_core::storage::Backing {
+        objects: std::sync::Arc::new(store),
+        audit: std::sync::Arc::new(audit.under("audit")),
+        liveness: std::sync::Arc::new(ferry_core::ports::LeasesOnly(c.host)),
+        segment_size: c.audit_segment_size,
+    });
     let services = Services {
-        store: Box::new(S3Store::new(store.clone())),
-        state: Box::new(S3State { bucket: store.clone() }),
-        locks: Box::new(S3Locks { bucket: store, host: c.host }),
-        audit: Box::new(S3Audit { bucket: audit }),
+        store: records.store,
+        state: records.state,
+        locks: records.locks,
+        audit: records.audit,
         exec: Box::new(AwsExecutor { access: access.clone(), inner: c.exec }),
         alarms: Box::new(crate::alarms::CloudWatchAlarms { access: access.clone() }),
         deployer: Box::new(AwsDeployer { access, store: store_config, store_role: settings.store.role.to_string() }),

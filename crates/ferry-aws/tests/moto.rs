@@ -10,15 +10,13 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use ferry_aws::chain::{Aws, Hop};
-use ferry_aws::s3::audit::S3Audit;
-use ferry_aws::s3::locks::S3Locks;
-use ferry_aws::s3::state::S3State;
-use ferry_aws::s3::store::{PART_SIZE, S3Store};
-use ferry_aws::s3::{Bucket, Put};
-use ferry_core::audit::{Draft, EventKind, verify_chain};
+use ferry_aws::s3::Bucket;
+use ferry_aws::s3::PART_SIZE;
+use ferry_core::audit::{Draft, EventFilter, EventKind};
 use ferry_core::ids::{AccountId, Actor, ReleaseId, RoleArn, Sha256Digest};
-use ferry_core::ports::{Acquired, AuditLog, Locks, ReleaseStore, StateStore, StoredRelease, Written};
+use ferry_core::ports::{Acquired, LeasesOnly, ObjectStore, StoredRelease, Write};
 use ferry_core::state::StageRecord;
+use ferry_core::storage::{self, Backing, Records};
 use ferry_testkit::Moto;
 
 const TOOLING: &str = "111111111111";
@@ -42,6 +40,16 @@ fn env() -> Env {
             .load(),
     );
     Env { _moto: moto, aws: Aws { rt, base } }
+}
+
+/// ferry's records over two buckets, as the aws backend opens them.
+fn records(store: Bucket, audit: Bucket, segment_size: u64) -> Records {
+    storage::open(Backing {
+        objects: Arc::new(store),
+        audit: Arc::new(audit),
+        liveness: Arc::new(LeasesOnly("runner".into())),
+        segment_size,
+    })
 }
 
 fn hop(account: &str, role: &str, session: &str) -> Hop {
@@ -126,7 +134,8 @@ fn write_file(dir: &std::path::Path, name: &str, len: usize, seed: u8) -> (std::
 #[test]
 fn artifacts_are_content_addressed_never_overwritten_and_rehashed_on_read() {
     let e = env();
-    let store = S3Store::new(e.bucket(ARTIFACTS, "ferry-artifacts"));
+    let bucket = e.bucket(ARTIFACTS, "ferry-artifacts");
+    let store = records(bucket.clone(), e.bucket(SECURITY, "ferry-audit"), 1000).store;
     let tmp = tempfile::tempdir().unwrap();
     let (path, digest) = write_file(tmp.path(), "small.bin", 1000, 1);
     store.put_artifact(&path, &digest).unwrap();
@@ -137,10 +146,10 @@ fn artifacts_are_content_addressed_never_overwritten_and_rehashed_on_read() {
     let fake = Sha256Digest::of(b"not it");
     assert_eq!(store.put_artifact(&other, &fake).unwrap_err().kind, ferry_core::ErrorKind::Verification);
     // Overwritten behind ferry's back by another client: the re-hash on read tells.
-    let key = store.bucket.key(&format!("artifacts/sha256/{digest}"));
+    let key = bucket.key(&format!("artifacts/sha256/{digest}"));
     let raw =
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&e.as_role(ARTIFACTS, "intruder")).force_path_style(true).build());
-    e.aws.rt.block_on(raw.put_object().bucket(&store.bucket.name).key(&key).body(b"evil".to_vec().into()).send()).unwrap();
+    e.aws.rt.block_on(raw.put_object().bucket(&bucket.name).key(&key).body(b"evil".to_vec().into()).send()).unwrap();
     assert_ne!(store.hash_artifact(&digest).unwrap().0, digest);
     let dest = tmp.path().join("copy/small.bin");
     assert_eq!(store.fetch_artifact(&digest, &dest).unwrap_err().kind, ferry_core::ErrorKind::Verification);
@@ -150,7 +159,7 @@ fn artifacts_are_content_addressed_never_overwritten_and_rehashed_on_read() {
 #[test]
 fn large_artifacts_stream_through_multipart_upload_and_download() {
     let e = env();
-    let store = S3Store::new(e.bucket(ARTIFACTS, "ferry-artifacts"));
+    let store = records(e.bucket(ARTIFACTS, "ferry-artifacts"), e.bucket(SECURITY, "ferry-audit"), 1000).store;
     let tmp = tempfile::tempdir().unwrap();
     let len = PART_SIZE * 2 + 12345;
     let (path, digest) = write_file(tmp.path(), "big.bin", len, 7);
@@ -164,32 +173,38 @@ fn large_artifacts_stream_through_multipart_upload_and_download() {
 #[test]
 fn releases_are_stored_once_and_never_replaced() {
     let e = env();
-    let store = S3Store::new(e.bucket(ARTIFACTS, "ferry-artifacts"));
+    let store = records(e.bucket(ARTIFACTS, "ferry-artifacts"), e.bucket(SECURITY, "ferry-audit"), 1000).store;
     let id = ReleaseId::for_manifest(&Sha256Digest::of(b"manifest"));
+    let p = "hello".parse().unwrap();
     let rel = StoredRelease { id: id.clone(), manifest: b"manifest".to_vec(), envelope: b"envelope".to_vec() };
-    store.put_release(&rel).unwrap();
-    store.put_release(&rel).unwrap();
+    store.put_release(&p, &rel).unwrap();
+    store.put_release(&p, &rel).unwrap();
     let evil = StoredRelease { envelope: b"other".to_vec(), ..rel.clone() };
-    assert!(store.put_release(&evil).unwrap_err().message.contains("never overwritten"));
+    assert!(store.put_release(&p, &evil).unwrap_err().message.contains("never overwritten"));
     assert_eq!(store.get_release(&id).unwrap().envelope, b"envelope");
-    assert_eq!(store.list_releases().unwrap(), vec![id]);
+    assert_eq!(store.list_releases(&p).unwrap(), vec![id]);
+    assert!(store.list_releases(&"other".parse().unwrap()).unwrap().is_empty(), "the index is per pipeline");
 }
 
 #[test]
 fn conditional_writes_never_lose_a_state_update() {
     let e = env();
     let bucket = e.bucket(ARTIFACTS, "ferry-artifacts");
-    assert!(matches!(bucket.put("x.json", b"1".to_vec(), None).unwrap(), Put::Done(_)));
-    assert_eq!(bucket.put("x.json", b"2".to_vec(), None).unwrap(), Put::PreconditionFailed, "If-None-Match: *");
-    let state = S3State { bucket };
+    let Write::Done(v1) = bucket.create("x.json", b"1").unwrap() else { panic!("not created") };
+    assert_eq!(bucket.create("x.json", b"2").unwrap(), Write::Conflict, "If-None-Match: *");
+    let Write::Done(v2) = bucket.replace("x.json", b"2", &v1).unwrap() else { panic!("not replaced") };
+    assert_eq!(bucket.replace("x.json", b"3", &v1).unwrap(), Write::Conflict, "If-Match on an old ETag");
+    assert_eq!(bucket.delete("x.json", &v1).unwrap(), Write::Conflict, "a delete names the version it removes");
+    assert_eq!(bucket.delete("x.json", &v2).unwrap(), Write::Done(v2));
+    let state = records(bucket, e.bucket(SECURITY, "ferry-audit"), 1000).state;
     let id = ReleaseId::for_manifest(&Sha256Digest::of(b"m"));
     let mut rec = StageRecord::new(&"hello".parse().unwrap(), &id, &"prod".parse().unwrap(), &"alice".parse().unwrap());
-    let Written::At(first) = state.write_stage(&rec, None).unwrap() else { panic!("not written") };
-    assert_eq!(state.write_stage(&rec, None).unwrap(), Written::Conflict);
+    let Write::Done(first) = state.write_stage(&rec, None).unwrap() else { panic!("not written") };
+    assert_eq!(state.write_stage(&rec, None).unwrap(), Write::Done(first.clone()), "the same bytes again: our own write");
     rec.attempt = 1;
-    let Written::At(second) = state.write_stage(&rec, Some(&first)).unwrap() else { panic!("not written") };
+    let Write::Done(second) = state.write_stage(&rec, Some(&first)).unwrap() else { panic!("not written") };
     rec.attempt = 2;
-    assert_eq!(state.write_stage(&rec, Some(&first)).unwrap(), Written::Conflict, "If-Match on an old ETag");
+    assert_eq!(state.write_stage(&rec, Some(&first)).unwrap(), Write::Conflict, "If-Match on an old ETag");
     let read = state.read_stage(&rec.pipeline, &id, &rec.stage).unwrap().unwrap();
     assert_eq!((read.revision, read.value.attempt), (second, 1));
     assert_eq!(state.list_stages(&rec.pipeline).unwrap().len(), 1);
@@ -198,7 +213,7 @@ fn conditional_writes_never_lose_a_state_update() {
 #[test]
 fn exactly_one_runner_takes_a_lock_and_an_expired_lease_is_taken_over_once() {
     let e = env();
-    let locks = S3Locks { bucket: e.bucket(ARTIFACTS, "ferry-artifacts"), host: "runner".into() };
+    let locks = records(e.bucket(ARTIFACTS, "ferry-artifacts"), e.bucket(SECURITY, "ferry-audit"), 1000).locks;
     let (p, s) = ("hello".parse().unwrap(), "prod".parse().unwrap());
     let id = ReleaseId::for_manifest(&Sha256Digest::of(b"m"));
     let actors: Vec<Actor> = (0..6).map(|i| format!("runner-{i}").parse().unwrap()).collect();
@@ -230,23 +245,33 @@ fn exactly_one_runner_takes_a_lock_and_an_expired_lease_is_taken_over_once() {
 #[test]
 fn the_audit_log_in_the_security_account_is_a_verifiable_chain_under_concurrency() {
     let e = env();
-    let audit = S3Audit { bucket: e.bucket(SECURITY, "ferry-audit") };
+    // Segments of 4 events: the 12 events end up in three sealed segments.
+    let bucket = e.bucket(SECURITY, "ferry-audit");
+    let audit = records(e.bucket(ARTIFACTS, "ferry-artifacts"), bucket.clone(), 4).audit;
     let pipeline = "hello".parse().unwrap();
+    let release = ReleaseId::for_manifest(&Sha256Digest::of(b"r"));
     std::thread::scope(|scope| {
         for t in 0..3 {
-            let (audit, pipeline) = (&audit, &pipeline);
+            let (audit, pipeline, release) = (&audit, &pipeline, &release);
             scope.spawn(move || {
                 for i in 0..4 {
                     let actor: Actor = format!("writer-{t}").parse().unwrap();
-                    audit.append(Draft::new(EventKind::Build, &actor, pipeline).details(serde_json::json!({"i": i}))).unwrap();
+                    let mut d = Draft::new(EventKind::Build, &actor, pipeline).details(serde_json::json!({"i": i}));
+                    if t == 1 {
+                        d = d.release(release);
+                    }
+                    audit.append(d).unwrap();
                 }
             });
         }
     });
-    let entries = audit.entries().unwrap();
-    assert_eq!(entries.len(), 12);
-    let report = verify_chain(&entries);
-    assert_eq!(report.first_bad, None);
+    let report = audit.verify(None).unwrap();
+    assert_eq!((report.events, report.first_bad.clone()), (12, None));
+    assert_eq!(report.sealed_segments, 3, "{report:?}");
+    let keys = bucket.list("segments/", None).unwrap();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    let shown = audit.events(&EventFilter { release: Some(release), ..EventFilter::default() }).unwrap();
+    assert_eq!(shown.len(), 4, "a release's events come through the index");
     assert!(audit.location().starts_with("s3://ferry-"));
 }
 

@@ -18,6 +18,12 @@ pub fn vars(names: &[&str]) -> std::collections::BTreeMap<String, String> {
 }
 
 /// Who is acting: `FERRY_ACTOR`, else the OS user. (The AWS backend uses the STS identity.)
+/// `FERRY_AUDIT_SEGMENT_SIZE`: events per sealed segment of an audit log created now (tests
+/// use small segments to exercise sealing; a log keeps the size it was created with).
+pub fn audit_segment_size() -> Option<u64> {
+    std::env::var("FERRY_AUDIT_SEGMENT_SIZE").ok()?.parse().ok().filter(|n| *n >= 2)
+}
+
 pub fn actor() -> Result<Actor, Error> {
     let name = var("FERRY_ACTOR").or_else(|| var("USER")).or_else(|| var("LOGNAME")).or_else(|| {
         Command::new("id")
@@ -48,7 +54,7 @@ pub fn builder_id() -> String {
     if let Some(arn) = var("CODEBUILD_BUILD_ARN") {
         return arn;
     }
-    format!("ferry-local://{}", ferry_local::locks::host_name())
+    format!("ferry-local://{}", ferry_local::liveness::host_name())
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {

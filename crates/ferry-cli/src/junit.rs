@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use ferry_core::Result;
-use ferry_core::audit::{Draft, Event, EventKind};
+use ferry_core::audit::{AuditReport, Draft, Event, EventFilter, EventKind};
+use ferry_core::keys::PublicKey;
 use ferry_core::ports::AuditLog;
 
 /// One test case: suite (the stage, or `release`), name, and a failure message if it failed.
@@ -45,13 +46,13 @@ impl AuditLog for Detached {
     fn append(&self, _: Draft) -> Result<Event> {
         Err(ferry_core::Error::failed("the audit log is detached"))
     }
-    fn entries(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+    fn events(&self, _: &EventFilter) -> Result<Vec<Event>> {
+        Err(ferry_core::Error::failed("the audit log is detached"))
+    }
+    fn verify(&self, _: Option<&PublicKey>) -> Result<AuditReport> {
         Err(ferry_core::Error::failed("the audit log is detached"))
     }
     fn put_checkpoint(&self, _: u64, _: &[u8]) -> Result<()> {
-        Err(ferry_core::Error::failed("the audit log is detached"))
-    }
-    fn checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>> {
         Err(ferry_core::Error::failed("the audit log is detached"))
     }
     fn location(&self) -> String {
@@ -131,14 +132,14 @@ impl AuditLog for RecordingAudit {
         }
         Ok(event)
     }
-    fn entries(&self) -> Result<Vec<(u64, Vec<u8>)>> {
-        self.inner.entries()
+    fn events(&self, filter: &EventFilter) -> Result<Vec<Event>> {
+        self.inner.events(filter)
+    }
+    fn verify(&self, key: Option<&PublicKey>) -> Result<AuditReport> {
+        self.inner.verify(key)
     }
     fn put_checkpoint(&self, seq: u64, envelope: &[u8]) -> Result<()> {
         self.inner.put_checkpoint(seq, envelope)
-    }
-    fn checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>> {
-        self.inner.checkpoints()
     }
     fn location(&self) -> String {
         self.inner.location()

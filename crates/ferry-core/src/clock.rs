@@ -34,6 +34,9 @@ impl Timestamp {
     pub fn unix_seconds(self) -> i64 {
         self.0.unix_timestamp()
     }
+    pub fn unix_millis(self) -> i128 {
+        self.0.unix_timestamp_nanos() / 1_000_000
+    }
 }
 
 impl fmt::Display for Timestamp {

@@ -110,6 +110,53 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
     out
 }
 
+/// Canonical JSON that is also valid JSON on one line: sorted keys, no whitespace, strings
+/// escaped as JSON requires (control characters included). The stored form of audit events.
+pub fn json_canonical(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    fn string(out: &mut String, s: &str) {
+        match serde_json::to_string(s) {
+            Ok(quoted) => out.push_str(&quoted),
+            Err(_) => out.push_str("\"\""),
+        }
+    }
+    fn walk(out: &mut String, v: &Value) {
+        match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::String(s) => string(out, s),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    walk(out, item);
+                }
+                out.push(']');
+            }
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    string(out, k);
+                    out.push(':');
+                    walk(out, &map[k]);
+                }
+                out.push('}');
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(&mut out, value);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +169,13 @@ mod tests {
         assert_eq!(n, data.len() as u64);
         assert_eq!(d, Sha256Digest::of(&data));
         assert_eq!(copy, data);
+    }
+
+    #[test]
+    fn json_canonical_sorts_and_stays_on_one_line() {
+        let v = serde_json::json!({"b": "x\ny", "a": ["\"q\\"], "c": {"z": 1, "y": null}});
+        assert_eq!(json_canonical(&v), "{\"a\":[\"\\\"q\\\\\"],\"b\":\"x\\ny\",\"c\":{\"y\":null,\"z\":1}}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&json_canonical(&v)).unwrap(), v);
     }
 
     #[test]

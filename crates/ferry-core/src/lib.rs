@@ -26,6 +26,7 @@ pub mod release;
 pub mod rollback;
 pub mod state;
 pub mod status;
+pub mod storage;
 pub mod window;
 pub mod yaml;
 

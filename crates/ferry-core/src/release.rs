@@ -57,7 +57,13 @@ pub fn create(
             .release(&id)
             .details(json!({"keyid": signer.keyid(), "predicate_type": attestation::PROVENANCE_TYPE})),
     )?;
-    svc.store.put_release(&StoredRelease { id: id.clone(), manifest: bytes, envelope: envelope.to_bytes()? })?;
+    let stored = StoredRelease { id: id.clone(), manifest: bytes, envelope: envelope.to_bytes()? };
+    if let Err(e) = svc.store.put_release(&pipeline.name, &stored) {
+        // The log already says `build` and `sign`: it must also say the release never existed.
+        let d = json!({"reason": e.message, "location": svc.store.location()});
+        svc.audit.append(Draft::new(EventKind::BuildFailed, &actor, &pipeline.name).release(&id).details(d))?;
+        return Err(e);
+    }
     let store = Draft::new(EventKind::Store, &actor, &pipeline.name).release(&id).details(json!({"location": svc.store.location()}));
     let last = svc.audit.append(store)?;
     // A signed checkpoint per release: a later truncation or rewrite of the log shows.
@@ -108,13 +114,13 @@ pub fn verify(svc: &Services, id: &ReleaseId, pinned: &PublicKey) -> Result<Veri
     let statement = envelope.verify(pinned)?;
     attestation::check_binding(&statement, &manifest, &digest)?;
     for a in &manifest.artifacts {
-        let (actual, size) = match svc.store.hash_artifact(&a.sha256) {
-            Ok(v) => v,
-            Err(e) if e.kind == ErrorKind::Failed => {
-                return Err(Error::verification(format!("artifact `{}` cannot be read from the store: {}", a.name, e.message)));
-            }
-            Err(e) => return Err(e),
-        };
+        // Missing bytes are a verification failure; bytes that cannot be read (after retries)
+        // are an I/O failure, not evidence of tampering.
+        let (actual, size) = svc.store.hash_artifact(&a.sha256).map_err(|e| match e.kind {
+            ErrorKind::Verification => Error::verification(format!("artifact `{}`: {}", a.name, e.message)),
+            _ => Error::failed(format!("artifact `{}` could not be read from the store: {}", a.name, e.message))
+                .hint("nothing was verified or deployed; this is an I/O failure, not a verification failure: try again"),
+        })?;
         if actual != a.sha256 || size != a.size {
             return Err(Error::verification(format!(
                 "artifact `{}` in the store hashes to `{actual}` ({size} bytes), but the release lists `{}` ({} bytes)",

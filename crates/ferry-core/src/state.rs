@@ -69,15 +69,11 @@ pub struct StageRecord {
     pub preview: Vec<String>,
 }
 
-/// Which stored version of a record was read: a revision number on the local backend, an
-/// ETag on S3. Opaque to the engine; it only hands it back as the precondition of a write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revision(pub String);
-
 /// A stored record and the revision it was read at (the precondition of the next write).
 #[derive(Debug, Clone)]
 pub struct Versioned<T> {
-    pub revision: Revision,
+    /// Opaque to the engine; it only hands it back as the precondition of a write.
+    pub revision: crate::ports::Version,
     pub value: T,
 }
 

@@ -50,7 +50,7 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
     let mut releases = Vec::new();
     let ids = match only {
         Some(id) => vec![id.clone()],
-        None => svc.store.list_releases()?,
+        None => svc.store.list_releases(&pipeline.name)?,
     };
     for id in ids {
         let stored = svc.store.get_release(&id)?;

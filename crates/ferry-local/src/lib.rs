@@ -2,48 +2,57 @@
 //! `.ferry/`): the content-addressed store, promotion state, approvals, locks, the audit log
 //! and signing keys. Accounts are namespaces; `command` actions run on this machine.
 
-pub mod audit;
 pub mod build;
 pub mod exec;
 pub mod fsutil;
 pub mod http;
 pub mod keys;
-pub mod locks;
+pub mod liveness;
 pub mod notify;
-pub mod state;
-pub mod store;
+pub mod objects;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ferry_core::ports::Services;
+use ferry_core::storage::{self, Backing};
 
-/// The layout of a ferry home directory.
+/// The layout of a ferry home directory: `store/` (what the artifacts account holds on AWS:
+/// artifacts, releases, state, approvals, locks), `audit/` (the security account's log),
+/// `keys/`, `work/` and `accounts/`.
 #[derive(Debug, Clone)]
 pub struct Home {
     pub root: PathBuf,
+    /// Events per sealed audit segment, for a log created now.
+    pub audit_segment_size: u64,
 }
 
 impl Home {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-    pub fn store(&self) -> store::LocalStore {
-        store::LocalStore::new(self.root.join("store"))
+        Self { root: root.into(), audit_segment_size: storage::audit::DEFAULT_SEGMENT_SIZE }
     }
     pub fn keys(&self) -> keys::KeyStore {
         keys::KeyStore::new(self.root.join("keys"))
     }
-    pub fn audit_dir(&self) -> PathBuf {
-        self.root.join("audit")
+
+    /// The records of this home over its directories.
+    pub fn backing(&self) -> Backing {
+        Backing {
+            objects: Arc::new(objects::FsObjects::new(self.root.join("store"))),
+            audit: Arc::new(objects::FsObjects::new(self.root.join("audit"))),
+            liveness: Arc::new(liveness::ProcessLiveness::default()),
+            segment_size: self.audit_segment_size,
+        }
     }
 
     /// Every port, implemented on this directory.
     pub fn services(&self) -> Services {
+        let records = storage::open(self.backing());
         Services {
-            store: Box::new(self.store()),
-            state: Box::new(state::LocalState::new(self.root.join("pipelines"))),
-            locks: Box::new(locks::LocalLocks::new(self.root.join("pipelines"))),
-            audit: Box::new(audit::LocalAudit::new(self.audit_dir())),
+            store: records.store,
+            state: records.state,
+            locks: records.locks,
+            audit: records.audit,
             exec: Box::new(exec::ShellExecutor),
             deployer: Box::new(ferry_core::ports::NoDeployer),
             registry: Box::new(ferry_core::ports::NoRegistry),

@@ -1,30 +1,29 @@
-//! The ports of ferry-core on S3. `Bucket` is the one place that talks to S3: create-only
-//! writes (`If-None-Match: *`), replace-if-unchanged writes (`If-Match: ETAG`), reads with
-//! their ETag, listings, and streaming artifact uploads and downloads.
+//! The object port on S3: a bucket and key prefix reached with one role's credentials.
+//! Create-only writes carry `If-None-Match: *`, replacements and deletes `If-Match: ETAG`, so
+//! nothing is overwritten unseen; the version is the ETag. Reads of several objects run
+//! concurrently. Artifacts stream in and out (`stream.rs`). The SDK retries transient errors
+//! (5xx, throttling, dropped connections) with backoff; a retry that finds its own earlier
+//! write answers `Conflict`, which the storage layer in ferry-core recognises by content.
 
-pub mod audit;
-pub mod locks;
-pub mod state;
-pub mod store;
+mod stream;
 
+pub use stream::PART_SIZE;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
+use ferry_core::ids::Sha256Digest;
+use ferry_core::ports::{Object, ObjectStore, Version, Write};
 use ferry_core::{Error, Result};
 use tokio::runtime::Runtime;
 
 use crate::error::{self, Attempt};
 
-/// Whether a conditional write happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Put {
-    /// Written; the new ETag.
-    Done(String),
-    /// The precondition failed: the object exists (create) or changed (replace).
-    PreconditionFailed,
-}
+/// Requests in flight at once when reading many objects.
+const CONCURRENT_GETS: usize = 32;
 
 /// A bucket and key prefix, reached with one role's credentials.
 #[derive(Clone)]
@@ -55,9 +54,16 @@ fn not_found<E, R: error::HasStatus>(e: &SdkError<E, R>) -> bool {
 impl Bucket {
     /// A bucket reached with `config` (the credentials of `role`); path-style with a custom endpoint.
     pub fn new(rt: Arc<Runtime>, config: &SdkConfig, name: &str, prefix: &str, role: &str, path_style: bool) -> Self {
-        let conf = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
+        let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(5);
+        let conf = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).retry_config(retry).build();
         let prefix = prefix.trim_matches('/');
         Self { rt, client: aws_sdk_s3::Client::from_conf(conf), name: name.to_owned(), prefix: prefix.to_owned(), role: role.to_owned() }
+    }
+
+    /// The same bucket under `sub` (the audit log's keys under `PREFIX/audit`).
+    #[must_use]
+    pub fn under(&self, sub: &str) -> Self {
+        Self { prefix: self.key(sub.trim_matches('/')), ..self.clone() }
     }
 
     pub fn key(&self, rel: &str) -> String {
@@ -76,64 +82,110 @@ impl Bucket {
         error::map(Attempt { who: &self.role, action, resource: &self.url(rel) }, e)
     }
 
-    /// Writes `bytes` at `rel` if `expected` matches: `None` creates only if absent, `Some(etag)`
-    /// replaces only that version.
-    pub fn put(&self, rel: &str, bytes: Vec<u8>, expected: Option<&str>) -> Result<Put> {
-        let mut req =
-            self.client.put_object().bucket(&self.name).key(self.key(rel)).content_type("application/json").body(ByteStream::from(bytes));
+    async fn get_async(&self, rel: &str) -> Result<Option<Object>> {
+        match self.client.get_object().bucket(&self.name).key(self.key(rel)).send().await {
+            Ok(out) => {
+                let version = Version(out.e_tag.clone().unwrap_or_default());
+                let body = out.body.collect().await.map_err(|e| Error::failed(format!("reading `{}`: {e}", self.url(rel))))?;
+                Ok(Some(Object { bytes: body.into_bytes().to_vec(), version }))
+            }
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(self.fail("s3:GetObject", rel, &e)),
+        }
+    }
+
+    async fn put_async(&self, rel: &str, bytes: &[u8], expected: Option<&Version>) -> Result<Write> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.name)
+            .key(self.key(rel))
+            .content_type("application/json")
+            .body(ByteStream::from(bytes.to_vec()));
         req = match expected {
             None => req.if_none_match("*"),
-            Some(etag) => req.if_match(etag),
+            Some(v) => req.if_match(&v.0),
         };
-        match self.rt.block_on(req.send()) {
-            Ok(out) => Ok(Put::Done(out.e_tag.unwrap_or_default())),
-            Err(e) if lost_race(&e) => Ok(Put::PreconditionFailed),
+        match req.send().await {
+            Ok(out) => Ok(Write::Done(Version(out.e_tag.unwrap_or_default()))),
+            Err(e) if lost_race(&e) || (expected.is_some() && not_found(&e)) => Ok(Write::Conflict),
             Err(e) => Err(self.fail("s3:PutObject", rel, &e)),
         }
     }
+}
 
-    /// Reads `rel` with its ETag; `None` if absent.
-    pub fn get(&self, rel: &str) -> Result<Option<(Vec<u8>, String)>> {
-        let req = self.client.get_object().bucket(&self.name).key(self.key(rel));
+impl ObjectStore for Bucket {
+    fn get(&self, key: &str) -> Result<Option<Object>> {
+        self.rt.block_on(self.get_async(key))
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Object>>> {
         self.rt.block_on(async {
-            match req.send().await {
-                Ok(out) => {
-                    let etag = out.e_tag.clone().unwrap_or_default();
-                    let body = out.body.collect().await.map_err(|e| Error::failed(format!("reading `{}`: {e}", self.url(rel))))?;
-                    Ok(Some((body.into_bytes().to_vec(), etag)))
+            let mut out: Vec<Option<Object>> = Vec::with_capacity(keys.len());
+            for group in keys.chunks(CONCURRENT_GETS) {
+                let mut set = tokio::task::JoinSet::new();
+                for (i, key) in group.iter().enumerate() {
+                    let (b, key) = (self.clone(), key.clone());
+                    set.spawn(async move { (i, b.get_async(&key).await) });
                 }
-                Err(e) if not_found(&e) => Ok(None),
-                Err(e) => Err(self.fail("s3:GetObject", rel, &e)),
+                let mut got: Vec<Option<Option<Object>>> = (0..group.len()).map(|_| None).collect();
+                while let Some(joined) = set.join_next().await {
+                    let (i, result) = joined.map_err(|e| Error::failed(format!("a concurrent S3 read failed: {e}")))?;
+                    got[i] = Some(result?);
+                }
+                out.extend(got.into_iter().map(Option::flatten));
             }
+            Ok(out)
         })
     }
 
-    /// Deletes `rel`, only if it still has `etag` when one is given.
-    pub fn delete(&self, rel: &str, etag: Option<&str>) -> Result<Put> {
-        let mut req = self.client.delete_object().bucket(&self.name).key(self.key(rel));
-        if let Some(etag) = etag {
-            req = req.if_match(etag);
-        }
-        match self.rt.block_on(req.send()) {
-            Ok(_) => Ok(Put::Done(String::new())),
-            Err(e) if lost_race(&e) => Ok(Put::PreconditionFailed),
-            Err(e) => Err(self.fail("s3:DeleteObject", rel, &e)),
-        }
-    }
-
-    /// Every key under `rel_prefix`, relative to the bucket prefix, in key order.
-    pub fn list(&self, rel_prefix: &str) -> Result<Vec<String>> {
-        let full = self.key(rel_prefix);
+    fn list(&self, prefix: &str, after: Option<&str>) -> Result<Vec<String>> {
         let strip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
         self.rt.block_on(async {
             let mut keys = Vec::new();
-            let mut pages = self.client.list_objects_v2().bucket(&self.name).prefix(&full).into_paginator().send();
+            let mut req = self.client.list_objects_v2().bucket(&self.name).prefix(self.key(prefix));
+            if let Some(a) = after {
+                req = req.start_after(self.key(a));
+            }
+            let mut pages = req.into_paginator().send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| self.fail("s3:ListBucket", rel_prefix, &e))?;
+                let page = page.map_err(|e| self.fail("s3:ListBucket", prefix, &e))?;
                 keys.extend(page.contents().iter().filter_map(|o| o.key()).map(|k| k[strip.min(k.len())..].to_owned()));
             }
             keys.sort();
             Ok(keys)
         })
+    }
+
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<Write> {
+        self.rt.block_on(self.put_async(key, bytes, None))
+    }
+
+    fn replace(&self, key: &str, bytes: &[u8], expected: &Version) -> Result<Write> {
+        self.rt.block_on(self.put_async(key, bytes, Some(expected)))
+    }
+
+    fn delete(&self, key: &str, expected: &Version) -> Result<Write> {
+        let req = self.client.delete_object().bucket(&self.name).key(self.key(key)).if_match(&expected.0);
+        match self.rt.block_on(req.send()) {
+            Ok(_) => Ok(Write::Done(expected.clone())),
+            Err(e) if lost_race(&e) || not_found(&e) => Ok(Write::Conflict),
+            Err(e) => Err(self.fail("s3:DeleteObject", key, &e)),
+        }
+    }
+
+    fn create_file(&self, key: &str, path: &Path, digest: &Sha256Digest) -> Result<Write> {
+        if self.rt.block_on(self.exists(key))? {
+            return Ok(Write::Conflict);
+        }
+        self.rt.block_on(self.upload(path, digest, key))
+    }
+
+    fn read_into(&self, key: &str, sink: &mut dyn std::io::Write) -> Result<Option<u64>> {
+        self.rt.block_on(self.download(key, sink))
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.url(key)
     }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use ferry_core::approval::ApprovalState;
-use ferry_core::audit::{Event, verify_chain, verify_checkpoints};
+use ferry_core::audit::EventFilter;
 use ferry_core::ids::{Actor, ReleaseId};
 use ferry_core::keys::PublicKey;
 use ferry_core::ports::AuditLog;
@@ -82,22 +82,15 @@ fn audit_log(home: &Home, pipeline: Option<&Path>) -> Result<(Box<dyn AuditLog>,
 
 pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Failure> {
     let (log, key) = audit_log(home, pipeline)?;
-    let entries = log.entries()?;
-    let mut report = verify_chain(&entries);
-    let checkpoints = log.checkpoints()?;
-    if report.first_bad.is_none()
-        && let Some(key) = &key
-    {
-        report.first_bad = verify_checkpoints(&entries, &checkpoints, key);
-    }
-    let mut json = serde_json::to_value(&report).unwrap_or_default();
-    json["checkpoints"] = serde_json::json!({"count": checkpoints.len(), "verified": key.is_some()});
+    let report = log.verify(key.as_ref())?;
+    let json = serde_json::to_value(&report).unwrap_or_default();
+    let n = report.checkpoints.count;
     match &report.first_bad {
         None => {
             let head = report.head.as_ref().map(ToString::to_string).unwrap_or_else(|| "(empty)".into());
             let cps = match key {
-                Some(_) => format!("{} signed checkpoints verified", checkpoints.len()),
-                None => format!("{} signed checkpoints not checked (pass --pipeline to check them with its pinned key)", checkpoints.len()),
+                Some(_) => format!("{n} signed checkpoints verified"),
+                None => format!("{n} signed checkpoints not checked (pass --pipeline to check them with its pinned key)"),
             };
             Ok(Report::ok(format!("audit log at {} verified: {} events, head {head}; {cps}\n", log.location(), report.events), json))
         }
@@ -112,14 +105,7 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
 pub fn audit_show(home: &Home, release: Option<&str>, pipeline: Option<&Path>) -> Result<Report, Failure> {
     let only: Option<ReleaseId> = release.map(parse_id).transpose()?;
     let (log, _) = audit_log(home, pipeline)?;
-    let mut events = Vec::new();
-    for (pos, bytes) in log.entries()? {
-        let e: Event = serde_json::from_slice(&bytes)
-            .map_err(|e| ferry_core::Error::failed(format!("audit event {pos} is unreadable: {e}")).hint("run `ferry audit verify`"))?;
-        if only.as_ref().is_none_or(|r| e.release.as_ref() == Some(r)) {
-            events.push(e);
-        }
-    }
+    let events = log.events(&EventFilter { release: only, ..EventFilter::default() })?;
     let mut h = String::new();
     for e in &events {
         let kind = ferry_core::wire_name(&e.kind);

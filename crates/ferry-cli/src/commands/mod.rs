@@ -26,7 +26,10 @@ use crate::output::{Failure, Report};
 
 pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
     // Absolute, because commands and actions run in other directories.
-    let home = Home::new(std::path::absolute(&cli.global.home).unwrap_or_else(|_| cli.global.home.clone()));
+    let mut home = Home::new(std::path::absolute(&cli.global.home).unwrap_or_else(|_| cli.global.home.clone()));
+    if let Some(n) = env::audit_segment_size() {
+        home.audit_segment_size = n;
+    }
     match &cli.command {
         Command::Validate { files } => pipeline::validate(files),
         Command::Schema { markdown } => Ok(pipeline::schema(*markdown)),
@@ -118,12 +121,13 @@ impl Ctx {
                 let c = ferry_aws::backend::Connect {
                     purpose: purpose.to_owned(),
                     work_dir: home.root.join("work"),
-                    host: ferry_local::locks::host_name(),
+                    host: ferry_local::liveness::host_name(),
                     exec: Box::new(ferry_local::exec::ShellExecutor),
                     http: Box::new(ferry_local::http::ReqwestProbe),
                     notifier: Box::new(ferry_core::ports::NoNotifier),
                     web_identity: web_identity()?,
                     ci_tags: env::ci_tags(),
+                    audit_segment_size: home.audit_segment_size,
                 };
                 let mut b = ferry_aws::backend::connect(p, c)?;
                 notifier.ssm = Some(b.secret_reader());

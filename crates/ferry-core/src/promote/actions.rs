@@ -38,10 +38,12 @@ impl Promotion<'_> {
         m.env.insert("FERRY_OUTPUTS".into(), serde_json::Value::Object(outputs).to_string());
         for a in &self.verified.manifest.artifacts {
             let dest = dir.join(&a.path);
-            self.svc
-                .store
-                .fetch_artifact(&a.sha256, &dest)
-                .map_err(|e| Error::verification(format!("artifact `{}` changed after verification: {}", a.name, e.message)))?;
+            self.svc.store.fetch_artifact(&a.sha256, &dest).map_err(|e| match e.kind {
+                crate::ErrorKind::Verification => {
+                    Error::verification(format!("artifact `{}` changed after verification: {}", a.name, e.message))
+                }
+                _ => e,
+            })?;
             let var: String = a.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
             m.env.insert(format!("FERRY_ARTIFACT_{var}"), dest.display().to_string());
             m.files.push((a.clone(), dest));

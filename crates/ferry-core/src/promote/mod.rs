@@ -20,7 +20,7 @@ use crate::ids::{Actor, ReleaseId, StageName};
 use crate::keys::PublicKey;
 use crate::notify::{self, Message};
 use crate::pipeline::{NotifyEvent, OnFailure, Pipeline, Stage, When};
-use crate::ports::{Acquired, LockInfo, Services, Target, Written};
+use crate::ports::{Acquired, LockInfo, Services, Target, Write};
 use crate::release::{self, Verified};
 use crate::state::{ActionStatus, StageRecord, StageStatus, Versioned};
 
@@ -190,7 +190,7 @@ impl Promotion<'_> {
             };
             change(&mut record);
             record.updated_at = Timestamp::now();
-            if let Written::At(_) = self.svc.state.write_stage(&record, expected.as_ref())? {
+            if let Write::Done(_) = self.svc.state.write_stage(&record, expected.as_ref())? {
                 return Ok(record);
             }
         }

@@ -1,0 +1,248 @@
+//! The audit chain's records: event kinds, drafts, sealed events and how they are stored.
+//! Each event carries a sequence number, the hash of the previous event and its own hash.
+//!
+//! Stored form (version 2), one line per event:
+//! `{"body":BODY,"hash":"HEX"}` where BODY is the event without its hash as canonical JSON
+//! (sorted keys, no whitespace, strings escaped as JSON requires) and HEX is the sha256 of
+//! exactly those BODY bytes. An auditor needs nothing of ferry to check a line: hash the bytes
+//! between `{"body":` and `,"hash":"`, or re-canonicalise the parsed body. ferry hashes the
+//! stored bytes without re-encoding anything, so a million events verify in about a second.
+//! `chain` proves a log; `checkpoint` signs and checks its length and head.
+
+pub(crate) mod chain;
+mod checkpoint;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use chain::{AuditReport, ChainProblem, ChainReport, CheckpointCount, Linker, Run, link_runs, verify_chain, verify_run};
+pub use checkpoint::{CHECKPOINT_TYPE, Checkpoint, check_checkpoint, checkpoint};
+
+use crate::clock::Timestamp;
+use crate::digest::json_canonical;
+use crate::error::{Error, Result};
+use crate::ids::{Actor, PipelineName, ReleaseId, Sha256Digest, StageName};
+
+pub const AUDIT_VERSION: u32 = 2;
+/// The `prev_hash` of the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened. Names are stable: they are what auditors grep for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Build,
+    /// A build that signed but could not store its release: the release does not exist.
+    BuildFailed,
+    Sign,
+    Store,
+    VerifyOk,
+    VerifyFailed,
+    GatePassed,
+    GateFailed,
+    ApprovalPending,
+    Approved,
+    ApprovalRefused,
+    Rejected,
+    LockTaken,
+    LockTakenOver,
+    LockReleased,
+    LockBusy,
+    DeployStart,
+    DeployEnd,
+    DeployFailed,
+    DeployInterrupted,
+    PromotionSucceeded,
+    PromotionFailed,
+    /// A run found the state behind the log (a crash between the two) and caught it up.
+    Reconciled,
+    RollbackStarted,
+    NotificationSent,
+    NotificationFailed,
+}
+
+/// An event before the log gives it a place in the chain.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub kind: EventKind,
+    pub actor: Actor,
+    pub pipeline: Option<PipelineName>,
+    pub release: Option<ReleaseId>,
+    pub stage: Option<StageName>,
+    pub details: Value,
+}
+
+impl Draft {
+    pub fn new(kind: EventKind, actor: &Actor, pipeline: &PipelineName) -> Self {
+        Self { kind, actor: actor.clone(), pipeline: Some(pipeline.clone()), release: None, stage: None, details: Value::Null }
+    }
+    #[must_use]
+    pub fn release(mut self, r: &ReleaseId) -> Self {
+        self.release = Some(r.clone());
+        self
+    }
+    #[must_use]
+    pub fn stage(mut self, s: &StageName) -> Self {
+        self.stage = Some(s.clone());
+        self
+    }
+    #[must_use]
+    pub fn details(mut self, d: Value) -> Self {
+        self.details = d;
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub version: u32,
+    pub seq: u64,
+    pub prev_hash: Sha256Digest,
+    pub at: Timestamp,
+    pub kind: EventKind,
+    pub actor: Actor,
+    pub pipeline: Option<PipelineName>,
+    pub release: Option<ReleaseId>,
+    pub stage: Option<StageName>,
+    pub details: Value,
+    pub hash: Sha256Digest,
+}
+
+/// The event without its hash: what the hash is computed over.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    version: u32,
+    seq: u64,
+    prev_hash: Sha256Digest,
+    at: Timestamp,
+    kind: EventKind,
+    actor: Actor,
+    pipeline: Option<PipelineName>,
+    release: Option<ReleaseId>,
+    stage: Option<StageName>,
+    details: Value,
+}
+
+/// A stored line, its body kept as the exact bytes that were hashed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Line<'a> {
+    #[serde(borrow)]
+    pub(crate) body: &'a serde_json::value::RawValue,
+    pub(crate) hash: &'a str,
+}
+
+/// What verification and indexing read of a body: the rest is skipped, not decoded.
+#[derive(Deserialize)]
+pub(crate) struct Summary<'a> {
+    pub(crate) version: u32,
+    pub(crate) seq: u64,
+    #[serde(borrow)]
+    pub(crate) prev_hash: &'a str,
+    #[serde(default, borrow)]
+    pub(crate) release: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The position and hash of the event a new one follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    pub seq: u64,
+    pub hash: Sha256Digest,
+}
+
+/// Gives a draft its place after `prev` (None for the first event) and computes its hash.
+pub fn seal(draft: Draft, prev: Option<&Tail>) -> Result<Event> {
+    let (seq, prev_hash) = match prev {
+        Some(p) => (p.seq + 1, p.hash.clone()),
+        None => (1, genesis()),
+    };
+    let body = Body {
+        version: AUDIT_VERSION,
+        seq,
+        prev_hash,
+        at: Timestamp::now(),
+        kind: draft.kind,
+        actor: draft.actor,
+        pipeline: draft.pipeline,
+        release: draft.release,
+        stage: draft.stage,
+        details: draft.details,
+    };
+    let hash = Sha256Digest::of(body_bytes(&body)?.as_bytes());
+    let Body { version, seq, prev_hash, at, kind, actor, pipeline, release, stage, details } = body;
+    Ok(Event { version, seq, prev_hash, at, kind, actor, pipeline, release, stage, details, hash })
+}
+
+fn genesis() -> Sha256Digest {
+    Sha256Digest::from_bytes([0; 32])
+}
+
+fn body_bytes(body: &Body) -> Result<String> {
+    let value = serde_json::to_value(body).map_err(|e| Error::failed(format!("cannot encode audit event: {e}")))?;
+    Ok(json_canonical(&value))
+}
+
+impl Event {
+    /// The stored line (with its newline).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let body = Body {
+            version: self.version,
+            seq: self.seq,
+            prev_hash: self.prev_hash.clone(),
+            at: self.at,
+            kind: self.kind,
+            actor: self.actor.clone(),
+            pipeline: self.pipeline.clone(),
+            release: self.release.clone(),
+            stage: self.stage.clone(),
+            details: self.details.clone(),
+        };
+        Ok(format!("{{\"body\":{},\"hash\":\"{}\"}}\n", body_bytes(&body)?, self.hash).into_bytes())
+    }
+
+    /// Reads a stored line, checking that its body hashes to its hash.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let line: Line<'_> = serde_json::from_slice(trim(bytes)).map_err(|e| Error::failed(format!("not an audit event: {e}")))?;
+        if Sha256Digest::of(line.body.get().as_bytes()).as_str() != line.hash {
+            return Err(Error::failed("the event does not match its own hash"));
+        }
+        let body: Body = serde_json::from_str(line.body.get()).map_err(|e| Error::failed(format!("malformed audit event: {e}")))?;
+        if body.version != AUDIT_VERSION {
+            return Err(Error::invalid(format!("audit event version `{}` is not supported", body.version))
+                .hint(format!("this ferry reads version {AUDIT_VERSION}")));
+        }
+        let hash = line.hash.parse().map_err(|_| Error::failed("malformed audit event hash"))?;
+        let Body { version, seq, prev_hash, at, kind, actor, pipeline, release, stage, details } = body;
+        Ok(Event { version, seq, prev_hash, at, kind, actor, pipeline, release, stage, details, hash })
+    }
+
+    pub fn tail(&self) -> Tail {
+        Tail { seq: self.seq, hash: self.hash.clone() }
+    }
+}
+
+/// A line without its trailing newline.
+pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
+    bytes.strip_suffix(b"\n").unwrap_or(bytes)
+}
+
+/// Which events `ferry audit show` (and reconciliation) wants.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub release: Option<ReleaseId>,
+    /// Only events after this position.
+    pub after: Option<u64>,
+    pub stage: Option<StageName>,
+    pub pipeline: Option<PipelineName>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, e: &Event) -> bool {
+        self.release.as_ref().is_none_or(|r| e.release.as_ref() == Some(r))
+            && self.after.is_none_or(|a| e.seq > a)
+            && self.stage.as_ref().is_none_or(|s| e.stage.as_ref() == Some(s))
+            && self.pipeline.as_ref().is_none_or(|p| e.pipeline.as_ref() == Some(p))
+    }
+}

@@ -1,0 +1,19 @@
+//! The audit log port: append-only and hash-chained, verified by streaming sealed segments,
+//! searched by an index. Written once, over the object port, in `crate::storage::audit`.
+
+use crate::audit::{AuditReport, Draft, Event, EventFilter};
+use crate::error::Result;
+use crate::keys::PublicKey;
+
+/// The append-only, hash-chained audit log.
+pub trait AuditLog: Send + Sync {
+    /// Seals `draft` after the current last event and stores it without overwriting anything.
+    fn append(&self, draft: Draft) -> Result<Event>;
+    /// The events `filter` selects, in order (a release's events through the index).
+    fn events(&self, filter: &EventFilter) -> Result<Vec<Event>>;
+    /// Proves the chain from the first event to the last, and with `key` the signed checkpoints.
+    fn verify(&self, key: Option<&PublicKey>) -> Result<AuditReport>;
+    /// Stores a signed checkpoint (a DSSE envelope) of the log at event `seq`; never overwrites.
+    fn put_checkpoint(&self, seq: u64, envelope: &[u8]) -> Result<()>;
+    fn location(&self) -> String;
+}

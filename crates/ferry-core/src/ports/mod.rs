@@ -1,0 +1,49 @@
+//! The ports: what ferry-core needs from the world, one file each. Backends implement the
+//! object port (`objects`) and the edges (executor, deployer, registry, probes, notifier);
+//! the record ports (release store, state, locks, audit log) are implemented once, over the
+//! object port, in `crate::storage`. All methods are synchronous: ferry performs one step at
+//! a time and an async backend blocks inside.
+
+mod audit;
+mod deploy;
+mod exec;
+mod locks;
+mod notify;
+mod objects;
+mod probes;
+mod state;
+mod store;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use audit::AuditLog;
+pub use deploy::{DeployReport, DeployRequest, Deployer, ImageRegistry, NoDeployer, NoRegistry};
+pub use exec::{CommandOutcome, CommandSpec, Executor, Target};
+pub use locks::{Acquired, LeasesOnly, Liveness, LockInfo, Locks};
+pub use notify::{NoNotifier, Notifier, SecretReader, TopicPublisher};
+pub use objects::{Object, ObjectStore, Version, Write};
+pub use probes::{AlarmProbe, HttpProbe, NoAlarms};
+pub use state::StateStore;
+pub use store::{ReleaseStore, StoredRelease};
+
+/// One backend's implementations of every port.
+pub struct Services {
+    pub store: Box<dyn ReleaseStore>,
+    pub state: Box<dyn StateStore>,
+    pub locks: Box<dyn Locks>,
+    pub audit: Box<dyn AuditLog>,
+    pub exec: Box<dyn Executor>,
+    pub deployer: Box<dyn Deployer>,
+    pub registry: Box<dyn ImageRegistry>,
+    pub http: Box<dyn HttpProbe>,
+    pub alarms: Box<dyn AlarmProbe>,
+    pub notifier: Box<dyn Notifier>,
+    /// The first wait between delivery attempts (doubled each time).
+    pub notify_backoff: Duration,
+    /// Where deploy actions get their copies of the artifacts.
+    pub work_dir: PathBuf,
+    /// On the local backend, accounts are namespaces: `ROOT/ACCOUNT_ID` is handed to actions
+    /// as `FERRY_ACCOUNT_DIR`.
+    pub account_root: Option<PathBuf>,
+}

@@ -1,0 +1,21 @@
+//! The promotion state port: one record per (release, stage), written with a precondition on
+//! the version read, and the approval records of each. Written once in `crate::storage::state`.
+
+use crate::approval::ApprovalRecord;
+use crate::error::Result;
+use crate::ids::{PipelineName, ReleaseId, StageName};
+use crate::ports::{Version, Write};
+use crate::state::{StageRecord, Versioned};
+
+/// Promotion state and approval records. Stage records are written with a precondition on
+/// the version read (create-if-absent, replace-if-unchanged), so no update is ever lost.
+pub trait StateStore: Send + Sync {
+    fn read_stage(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Option<Versioned<StageRecord>>>;
+    /// Writes `record` if the current version is `expected` (`None`: no record yet).
+    fn write_stage(&self, record: &StageRecord, expected: Option<&Version>) -> Result<Write>;
+    /// Every stage record of the pipeline (read concurrently where the backend can).
+    fn list_stages(&self, pipeline: &PipelineName) -> Result<Vec<StageRecord>>;
+    /// Adds an approval or rejection; records are never changed once written.
+    fn add_approval(&self, record: &ApprovalRecord) -> Result<()>;
+    fn approvals(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Vec<ApprovalRecord>>;
+}

@@ -1,0 +1,509 @@
+//! The audit log over objects. Design (and its failure cases) in ARCHITECTURE.md, "The audit
+//! log"; in short:
+//!
+//! - `log.json` — created once: the format version and the segment size K.
+//! - `events/SEGMENT/SEQ.json` — one create-only object per event; the truth. Event SEQ is in
+//!   segment (SEQ - 1) / K, so the unsealed tail is always one or two small listings away.
+//! - `head.json` — the last event's position and hash, and how many segments are sealed: a
+//!   hint, advanced by compare-and-swap after the event exists. It may lag (a crash between the
+//!   two writes), never lead; an append starts at the head and walks forward over whatever
+//!   others created since, so it costs three requests whatever the log's length.
+//! - `segments/SEGMENT.jsonl` — the K events of a full segment, copied into one create-only
+//!   object by the writer of its last event once it checked their chain (CloudTrail's digest
+//!   files are the model). Verification and `ferry audit show` read these, not K objects.
+//! - `index/releases/RELEASE/SEGMENT` — empty markers, written before a segment is sealed: the
+//!   sealed segments holding a release's events. `audit show --release` reads only those, plus
+//!   the unsealed tail.
+//! - `checkpoints/SEQ.dsse.json` — signed checkpoints (create-only).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Backoff, Created, create, replace, with_retries};
+use crate::audit::{
+    AUDIT_VERSION, AuditReport, ChainProblem, CheckpointCount, Draft, Event, EventFilter, Linker, Run, Summary, Tail, check_checkpoint,
+    seal, verify_run,
+};
+use crate::error::{Error, Result};
+use crate::ids::{ReleaseId, Sha256Digest};
+use crate::keys::PublicKey;
+use crate::ports::{AuditLog, ObjectStore, Version, Write};
+
+/// Events per sealed segment of a new log.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 1000;
+/// Segments fetched (and verified in parallel) at a time: bounds memory to a few MiB.
+const BATCH: u64 = 8;
+
+const LOG: &str = "log.json";
+const HEAD: &str = "head.json";
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layout {
+    version: u32,
+    segment_size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Head {
+    version: u32,
+    seq: u64,
+    hash: Sha256Digest,
+    /// Segments 0..sealed are sealed.
+    sealed: u64,
+}
+
+pub struct Audit {
+    objects: Arc<dyn ObjectStore>,
+    /// The segment size a new log gets.
+    new_segment_size: u64,
+    layout: OnceLock<Layout>,
+}
+
+fn damaged(location: &str, why: &str) -> Error {
+    Error::failed(format!("the audit log at `{location}` is damaged: {why}"))
+        .hint("run `ferry audit verify`; ferry will not extend a damaged log")
+}
+
+/// A segment's events as one buffer and the range of each line in it.
+struct Chunk {
+    seg: u64,
+    sealed: bool,
+    data: Vec<u8>,
+    lines: Vec<(u64, Range<usize>)>,
+}
+
+impl Chunk {
+    fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.lines.iter().map(|(pos, r)| (*pos, &self.data[r.clone()]))
+    }
+}
+
+impl Audit {
+    pub fn new(objects: Arc<dyn ObjectStore>, new_segment_size: u64) -> Self {
+        Self { objects, new_segment_size: new_segment_size.max(2), layout: OnceLock::new() }
+    }
+
+    fn event_key(k: u64, seq: u64) -> String {
+        format!("events/{:08}/{seq:012}.json", (seq - 1) / k)
+    }
+
+    fn segment_key(seg: u64) -> String {
+        format!("segments/{seg:08}.jsonl")
+    }
+
+    fn where_(&self) -> String {
+        self.objects.location("")
+    }
+
+    /// The log's layout; with `create`, a new log gets one.
+    fn layout(&self, create_new: bool) -> Result<Option<Layout>> {
+        if let Some(l) = self.layout.get() {
+            return Ok(Some(*l));
+        }
+        let found = match with_retries(|| self.objects.get(LOG))? {
+            Some(o) => Some(o.bytes),
+            None if create_new => {
+                let fresh = Layout { version: AUDIT_VERSION, segment_size: self.new_segment_size };
+                match create(self.objects.as_ref(), LOG, &super::to_json(&fresh)?)? {
+                    Created::Ours(_) => return Ok(Some(*self.layout.get_or_init(|| fresh))),
+                    Created::Theirs(o) => Some(o.bytes),
+                }
+            }
+            None => None,
+        };
+        let Some(bytes) = found else { return Ok(None) };
+        let layout: Layout = super::parse(&bytes, &self.objects.location(LOG), AUDIT_VERSION)?;
+        if layout.segment_size < 2 {
+            return Err(damaged(&self.where_(), "its segment size is below 2"));
+        }
+        Ok(Some(*self.layout.get_or_init(|| layout)))
+    }
+
+    fn read_head(&self) -> Result<Option<(Head, Version)>> {
+        match with_retries(|| self.objects.get(HEAD))? {
+            None => Ok(None),
+            Some(o) => Ok(Some((super::parse(&o.bytes, &self.objects.location(HEAD), AUDIT_VERSION)?, o.version))),
+        }
+    }
+
+    /// Moves the head forward with `change`, re-reading on conflict; it is a hint, so a few
+    /// lost races are left to the next writer.
+    fn advance_head(&self, mut known: Option<(Head, Version)>, change: impl Fn(&Head) -> Option<Head>, start: Head) -> Result<()> {
+        for _ in 0..5 {
+            let written = match &known {
+                None => match create(self.objects.as_ref(), HEAD, &super::to_json(&start)?)? {
+                    Created::Ours(_) => return Ok(()),
+                    Created::Theirs(_) => Write::Conflict,
+                },
+                Some((head, version)) => match change(head) {
+                    None => return Ok(()),
+                    Some(next) => replace(self.objects.as_ref(), HEAD, &super::to_json(&next)?, version)?,
+                },
+            };
+            if let Write::Done(_) = written {
+                return Ok(());
+            }
+            known = self.read_head()?;
+        }
+        Ok(())
+    }
+
+    /// Seals complete segments from the head's count on (at most two per call).
+    fn seal_from(&self, layout: Layout, upto: u64) {
+        for _ in 0..2 {
+            let result = (|| -> Result<bool> {
+                let head = self.read_head()?;
+                let sealed = head.as_ref().map_or(0, |(h, _)| h.sealed);
+                if sealed >= upto {
+                    return Ok(false);
+                }
+                if !self.seal(layout, sealed)? {
+                    return Ok(false);
+                }
+                let bump = |h: &Head| (h.sealed == sealed).then(|| Head { sealed: sealed + 1, ..h.clone() });
+                self.advance_head(head, bump, Head { version: AUDIT_VERSION, seq: 0, hash: Sha256Digest::from_bytes([0; 32]), sealed: 0 })?;
+                Ok(true)
+            })();
+            match result {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!("could not seal an audit segment (a later append will): {}", e.message);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Copies segment `seg`'s events into its sealed object once their chain checks out.
+    fn seal(&self, layout: Layout, seg: u64) -> Result<bool> {
+        let k = layout.segment_size;
+        let chunk = self.read_unsealed(layout, seg)?;
+        let run = verify_run(seg * k + 1, chunk.lines(), &|_| false);
+        if run.problem.is_some() || run.count != k {
+            tracing::warn!(
+                "audit segment {seg} is not sealed: {}",
+                run.problem.map_or_else(|| format!("{} of {k} events", run.count), |p| p.problem)
+            );
+            return Ok(false);
+        }
+        if seg > 0 {
+            let before = with_retries(|| self.objects.get(&Self::event_key(k, seg * k)))?;
+            let linked = before.and_then(|o| Event::from_bytes(&o.bytes).ok()).map(|e| e.hash.to_string());
+            if linked.as_deref() != run.first_prev.as_deref() {
+                tracing::warn!("audit segment {seg} is not sealed: it does not follow event {}", seg * k);
+                return Ok(false);
+            }
+        }
+        // The index first: a sealed segment's releases can always be found.
+        let mut releases = BTreeSet::new();
+        for (_, line) in chunk.lines() {
+            if let Ok(l) = serde_json::from_slice::<crate::audit::Line<'_>>(crate::audit::trim(line))
+                && let Ok(s) = serde_json::from_str::<Summary<'_>>(l.body.get())
+                && let Some(r) = s.release
+            {
+                releases.insert(r.into_owned());
+            }
+        }
+        for r in releases {
+            create(self.objects.as_ref(), &format!("index/releases/{r}/{seg:08}"), b"")?;
+        }
+        let mut data = Vec::with_capacity(chunk.data.len());
+        for (_, line) in chunk.lines() {
+            data.extend_from_slice(line);
+            if !line.ends_with(b"\n") {
+                data.push(b'\n');
+            }
+        }
+        if let Created::Theirs(_) = create(self.objects.as_ref(), &Self::segment_key(seg), &data)? {
+            tracing::warn!("audit segment {seg} was sealed with other content; `ferry audit verify` will say which is right");
+        }
+        Ok(true)
+    }
+
+    /// The events stored one by one in segment `seg`.
+    fn read_unsealed(&self, layout: Layout, seg: u64) -> Result<Chunk> {
+        let prefix = format!("events/{seg:08}/");
+        let keys: Vec<String> = with_retries(|| self.objects.list(&prefix, None))?
+            .into_iter()
+            .filter(|k| k.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".json")).is_some_and(|n| n.parse::<u64>().is_ok()))
+            .collect();
+        let objects = with_retries(|| self.objects.get_many(&keys))?;
+        let mut chunk = Chunk { seg, sealed: false, data: Vec::new(), lines: Vec::new() };
+        for (key, o) in keys.iter().zip(objects) {
+            let Some(o) = o else { continue };
+            let pos = key.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".json")).and_then(|n| n.parse().ok()).unwrap_or(0);
+            let start = chunk.data.len();
+            chunk.data.extend_from_slice(&o.bytes);
+            chunk.lines.push((pos, start..chunk.data.len()));
+        }
+        let _ = layout;
+        Ok(chunk)
+    }
+
+    /// Sealed segments `segs` (fetched together) as chunks.
+    fn read_sealed(&self, layout: Layout, segs: &[u64]) -> Result<Vec<Chunk>> {
+        let keys: Vec<String> = segs.iter().map(|s| Self::segment_key(*s)).collect();
+        let objects = with_retries(|| self.objects.get_many(&keys))?;
+        let k = layout.segment_size;
+        Ok(segs
+            .iter()
+            .zip(objects)
+            .map(|(seg, o)| {
+                let data = o.map(|o| o.bytes).unwrap_or_default();
+                let mut lines = Vec::new();
+                let mut start = 0;
+                for (i, line) in data.split_inclusive(|b| *b == b'\n').enumerate() {
+                    lines.push((seg * k + 1 + i as u64, start..start + line.len()));
+                    start += line.len();
+                }
+                Chunk { seg: *seg, sealed: true, data, lines }
+            })
+            .collect())
+    }
+
+    fn sealed_segments(&self) -> Result<BTreeSet<u64>> {
+        Ok(with_retries(|| self.objects.list("segments/", None))?
+            .iter()
+            .filter_map(|k| k.strip_prefix("segments/")?.strip_suffix(".jsonl")?.parse().ok())
+            .collect())
+    }
+
+    /// Reads segments from `from` on, in order, a batch at a time, until the end of the log
+    /// (an empty unsealed segment past the head and the last sealed segment); `visit` returns
+    /// whether to go on.
+    /// Returns the head as it was before reading (it never leads the events it names).
+    fn scan(
+        &self,
+        layout: Layout,
+        from: u64,
+        only: Option<&BTreeSet<u64>>,
+        mut visit: impl FnMut(Vec<Chunk>) -> Result<bool>,
+    ) -> Result<Option<Head>> {
+        let head = self.read_head()?.map(|(h, _)| h);
+        let sealed = self.sealed_segments()?;
+        let k = layout.segment_size;
+        let last = sealed.last().copied().max(head.as_ref().filter(|h| h.seq > 0).map(|h| (h.seq - 1) / k)).unwrap_or(0);
+        let mut seg = from;
+        loop {
+            let batch: Vec<u64> = (seg..seg + BATCH).collect();
+            seg += BATCH;
+            let wanted: Vec<u64> = batch.iter().copied().filter(|s| only.is_none_or(|o| o.contains(s) || !sealed.contains(s))).collect();
+            let (in_seal, loose): (Vec<u64>, Vec<u64>) = wanted.iter().partition(|s| sealed.contains(s));
+            let mut chunks = self.read_sealed(layout, &in_seal)?;
+            let mut ended = false;
+            for s in loose {
+                let c = self.read_unsealed(layout, s)?;
+                if c.lines.is_empty() && s > last {
+                    ended = true;
+                    break;
+                }
+                chunks.push(c);
+            }
+            chunks.sort_by_key(|c| c.seg);
+            if !visit(chunks)? || ended {
+                return Ok(head);
+            }
+        }
+    }
+}
+
+/// Verifies chunks in parallel (each on its own), returning their runs in order.
+fn verify_chunks(chunks: &[Chunk], k: u64, want: &(dyn Fn(u64) -> bool + Sync)) -> Vec<Run> {
+    let verify = |c: &Chunk| -> Run {
+        let mut run = verify_run(c.seg * k + 1, c.lines(), want);
+        if c.sealed && run.problem.is_none() && run.count != k {
+            run.problem = Some(ChainProblem {
+                seq: c.seg * k + 1,
+                problem: format!("sealed segment {} holds {} events, not {k}: it was edited", c.seg, run.count),
+            });
+        }
+        run
+    };
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, 4);
+    if threads == 1 || chunks.len() < 2 {
+        return chunks.iter().map(verify).collect();
+    }
+    let per = chunks.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks.chunks(per).map(|part| s.spawn(move || part.iter().map(verify).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+impl AuditLog for Audit {
+    fn append(&self, draft: Draft) -> Result<Event> {
+        let layout = self.layout(true)?.ok_or_else(|| Error::failed("the audit log has no layout"))?;
+        let k = layout.segment_size;
+        let head = self.read_head()?;
+        let mut tail: Option<Tail> = head.as_ref().filter(|(h, _)| h.seq > 0).map(|(h, _)| Tail { seq: h.seq, hash: h.hash.clone() });
+        let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(500));
+        let mut lost = 0u32;
+        // Never gives up on contention: each lost race moves on to the next free position.
+        let event = loop {
+            let event = seal(draft.clone(), tail.as_ref())?;
+            let bytes = event.to_bytes()?;
+            match create(self.objects.as_ref(), &Self::event_key(k, event.seq), &bytes)? {
+                Created::Ours(_) => break event,
+                Created::Theirs(o) => {
+                    let there =
+                        Event::from_bytes(&o.bytes).map_err(|e| damaged(&self.where_(), &format!("event {}: {}", event.seq, e.message)))?;
+                    if there.seq != event.seq || tail.as_ref().is_some_and(|t| t.hash != there.prev_hash) {
+                        return Err(damaged(&self.where_(), &format!("event {} does not follow event {}", event.seq, event.seq - 1)));
+                    }
+                    tail = Some(there.tail());
+                    lost += 1;
+                    if lost > 2 {
+                        backoff.wait();
+                    }
+                }
+            }
+        };
+        let sealed = head.as_ref().map_or(0, |(h, _)| h.sealed);
+        let ahead = |h: &Head| (h.seq < event.seq).then(|| Head { seq: event.seq, hash: event.hash.clone(), ..h.clone() });
+        let start = Head { version: AUDIT_VERSION, seq: event.seq, hash: event.hash.clone(), sealed };
+        if let Err(e) = self.advance_head(head, ahead, start) {
+            tracing::warn!("could not move the audit head forward (the next append will): {}", e.message);
+        }
+        // The writer of a segment's last event seals it; halfway into a segment, a missed
+        // seal of an earlier one is made up.
+        let seg = (event.seq - 1) / k;
+        if event.seq % k == 0 {
+            self.seal_from(layout, seg + 1);
+        } else if event.seq % k == k / 2 && sealed < seg {
+            self.seal_from(layout, seg);
+        }
+        Ok(event)
+    }
+
+    fn events(&self, filter: &EventFilter) -> Result<Vec<Event>> {
+        let Some(layout) = self.layout(false)? else { return Ok(Vec::new()) };
+        let k = layout.segment_size;
+        let from = filter.after.map_or(0, |a| a / k);
+        let only: Option<BTreeSet<u64>> = match &filter.release {
+            None => None,
+            Some(r) => Some(self.index_of(r)?),
+        };
+        let mut out = Vec::new();
+        let release = filter.release.as_ref().map(ReleaseId::as_str);
+        self.scan(layout, from, only.as_ref(), |chunks| {
+            for c in &chunks {
+                for (pos, line) in c.lines() {
+                    if filter.after.is_some_and(|a| pos <= a) {
+                        continue;
+                    }
+                    if let Some(r) = release {
+                        let quick = serde_json::from_slice::<crate::audit::Line<'_>>(crate::audit::trim(line))
+                            .ok()
+                            .and_then(|l| serde_json::from_str::<Summary<'_>>(l.body.get()).ok().map(|s| s.release.as_deref() == Some(r)));
+                        if quick == Some(false) {
+                            continue;
+                        }
+                    }
+                    let e = Event::from_bytes(line).map_err(|e| {
+                        Error::failed(format!("audit event {pos} is unreadable: {}", e.message)).hint("run `ferry audit verify`")
+                    })?;
+                    if filter.matches(&e) {
+                        out.push(e);
+                    }
+                }
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn verify(&self, key: Option<&PublicKey>) -> Result<AuditReport> {
+        let checkpoint_keys: Vec<String> = match key {
+            Some(_) => with_retries(|| self.objects.list("checkpoints/", None))?,
+            None => Vec::new(),
+        };
+        let checkpoints: Vec<(u64, String)> = checkpoint_keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix("checkpoints/")?.strip_suffix(".dsse.json")?.parse().ok().map(|s| (s, k.clone())))
+            .collect();
+        let count = CheckpointCount { count: checkpoints.len() as u64, verified: key.is_some() };
+        let mut report = AuditReport { events: 0, head: None, first_bad: None, checkpoints: count, sealed_segments: 0, unsealed_events: 0 };
+        let Some(layout) = self.layout(false)? else { return Ok(report) };
+        let k = layout.segment_size;
+        let wanted: HashSet<u64> = checkpoints.iter().map(|(s, _)| *s).collect();
+        let want = |seq: u64| wanted.contains(&seq);
+        let mut hashes: HashMap<u64, Sha256Digest> = HashMap::new();
+        let mut linker = Linker::default();
+        let (mut sealed, mut loose) = (0u64, 0u64);
+        let head = self.scan(layout, 0, None, |chunks| {
+            for c in &chunks {
+                if c.sealed {
+                    sealed += 1;
+                } else {
+                    loose += c.lines.len() as u64;
+                }
+            }
+            for run in verify_chunks(&chunks, k, &want) {
+                hashes.extend(run.hashes.iter().cloned());
+                if !linker.push(run) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })?;
+        let chain = linker.finish();
+        report.events = chain.events;
+        report.head = chain.head;
+        report.first_bad = chain.first_bad;
+        report.sealed_segments = sealed;
+        report.unsealed_events = loose;
+        if report.first_bad.is_none()
+            && let Some(head) = head
+            && head.seq > report.events
+        {
+            let next = report.events + 1;
+            report.first_bad = Some(ChainProblem {
+                seq: next,
+                problem: format!("the log's head says it holds {} events; event {next} on is gone: the log was truncated", head.seq),
+            });
+        }
+        if let (None, Some(key)) = (&report.first_bad, key) {
+            for batch in checkpoints.chunks(64) {
+                let keys: Vec<String> = batch.iter().map(|(_, k)| k.clone()).collect();
+                let envelopes = with_retries(|| self.objects.get_many(&keys))?;
+                for ((seq, _), env) in batch.iter().zip(envelopes) {
+                    let bytes = env.map(|o| o.bytes).unwrap_or_default();
+                    if let Some(p) = check_checkpoint(*seq, &bytes, key, hashes.get(seq)) {
+                        report.first_bad = Some(p);
+                        return Ok(report);
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn put_checkpoint(&self, seq: u64, envelope: &[u8]) -> Result<()> {
+        let key = format!("checkpoints/{seq:012}.dsse.json");
+        match create(self.objects.as_ref(), &key, envelope)? {
+            Created::Ours(_) => Ok(()),
+            Created::Theirs(_) => {
+                Err(Error::failed(format!("a checkpoint at event {seq} already exists at `{}`", self.objects.location(&key))))
+            }
+        }
+    }
+
+    fn location(&self) -> String {
+        self.where_()
+    }
+}
+
+impl Audit {
+    /// The sealed segments holding events of `release`.
+    fn index_of(&self, release: &ReleaseId) -> Result<BTreeSet<u64>> {
+        let prefix = format!("index/releases/{release}/");
+        Ok(with_retries(|| self.objects.list(&prefix, None))?.iter().filter_map(|k| k.strip_prefix(&prefix)?.parse().ok()).collect())
+    }
+}

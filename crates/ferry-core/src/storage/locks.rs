@@ -1,0 +1,150 @@
+//! Stage locks over objects: `locks/PIPELINE/STAGE.lock` holds holder, release, process, host
+//! and lease expiry. Taken with create-if-absent; renewed, taken over (only once stale) and
+//! released at the version read, so of two runners racing exactly one wins. A lock is stale
+//! when its holder's process on this host is gone, or — for a holder elsewhere, or a backend
+//! that trusts leases only — when its lease expired.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Created, create, replace, to_json, with_retries};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::{Actor, PipelineName, ReleaseId, StageName};
+use crate::ports::{Acquired, Liveness, LockInfo, Locks, ObjectStore, Version, Write};
+
+pub struct StageLocks {
+    objects: Arc<dyn ObjectStore>,
+    liveness: Arc<dyn Liveness>,
+}
+
+fn key(pipeline: &PipelineName, stage: &StageName) -> String {
+    format!("locks/{pipeline}/{stage}.lock")
+}
+
+impl StageLocks {
+    pub fn new(objects: Arc<dyn ObjectStore>, liveness: Arc<dyn Liveness>) -> Self {
+        Self { objects, liveness }
+    }
+
+    fn new_lock(&self, pipeline: &PipelineName, stage: &StageName, release: &ReleaseId, holder: &Actor, lease: Duration) -> LockInfo {
+        LockInfo::new(pipeline, stage, release, holder, lease, &self.liveness.host(), super::token())
+    }
+
+    fn read(&self, key: &str) -> Result<Option<(LockInfo, Version)>> {
+        match with_retries(|| self.objects.get(key))? {
+            None => Ok(None),
+            Some(o) => self.parse(key, &o.bytes).map(|l| Some((l, o.version))),
+        }
+    }
+
+    fn parse(&self, key: &str, bytes: &[u8]) -> Result<LockInfo> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            Error::failed(format!("lock `{}` is malformed: {e}", self.objects.location(key)))
+                .hint("remove it with `ferry unlock PIPELINE --stage STAGE` once no promotion is running")
+        })
+    }
+
+    fn is_stale(&self, lock: &LockInfo) -> bool {
+        match (lock.host == self.liveness.host()).then(|| self.liveness.alive(lock.pid)).flatten() {
+            Some(alive) => !alive,
+            None => lock.expires_at < Timestamp::now(),
+        }
+    }
+
+    fn lost(lock: &LockInfo, current: Option<&LockInfo>) -> Error {
+        match current {
+            Some(c) => Error::failed(format!("the lock of stage `{}` is now held by `{}`; ours was taken over", lock.stage, c.holder)),
+            None => Error::failed(format!("the lock of stage `{}` was removed while we held it", lock.stage)),
+        }
+    }
+}
+
+impl Locks for StageLocks {
+    fn try_acquire(
+        &self,
+        pipeline: &PipelineName,
+        stage: &StageName,
+        release: &ReleaseId,
+        holder: &Actor,
+        lease: Duration,
+    ) -> Result<Acquired> {
+        let lock = self.new_lock(pipeline, stage, release, holder, lease);
+        let k = key(pipeline, stage);
+        match create(self.objects.as_ref(), &k, &to_json(&lock)?)? {
+            Created::Ours(_) => Ok(Acquired::Taken(lock)),
+            Created::Theirs(o) => {
+                let held = self.parse(&k, &o.bytes)?;
+                let stale = self.is_stale(&held);
+                Ok(Acquired::Held { lock: held, stale })
+            }
+        }
+    }
+
+    fn take_over(&self, stale: &LockInfo, holder: &Actor, lease: Duration) -> Result<Option<LockInfo>> {
+        let k = key(&stale.pipeline, &stale.stage);
+        let Some((current, version)) = self.read(&k)? else { return Ok(None) };
+        if current.token != stale.token || !self.is_stale(&current) {
+            return Ok(None);
+        }
+        let ours = self.new_lock(&stale.pipeline, &stale.stage, &stale.release, holder, lease);
+        Ok(match replace(self.objects.as_ref(), &k, &to_json(&ours)?, &version)? {
+            Write::Done(_) => Some(ours),
+            Write::Conflict => None,
+        })
+    }
+
+    fn renew(&self, lock: &LockInfo, lease: Duration) -> Result<LockInfo> {
+        let k = key(&lock.pipeline, &lock.stage);
+        match self.read(&k)? {
+            Some((current, version)) if current.token == lock.token => {
+                let renewed = LockInfo { expires_at: Timestamp::now().plus(lease), ..current };
+                match replace(self.objects.as_ref(), &k, &to_json(&renewed)?, &version)? {
+                    Write::Done(_) => Ok(renewed),
+                    Write::Conflict => Err(Self::lost(lock, self.read(&k)?.map(|c| c.0).as_ref())),
+                }
+            }
+            other => Err(Self::lost(lock, other.map(|c| c.0).as_ref())),
+        }
+    }
+
+    fn release(&self, lock: &LockInfo) -> Result<()> {
+        let k = key(&lock.pipeline, &lock.stage);
+        match self.read(&k)? {
+            Some((current, version)) if current.token == lock.token => match self.objects.delete(&k, &version)? {
+                Write::Done(_) => Ok(()),
+                // A lost answer: the retry found our delete done (or our lock still there).
+                Write::Conflict => match self.read(&k)? {
+                    None => Ok(()),
+                    Some((c, _)) if c.token == lock.token => {
+                        Err(Error::failed(format!("could not release the lock of stage `{}`", lock.stage))
+                            .hint(format!("release it with `ferry unlock PIPELINE --stage {}`", lock.stage)))
+                    }
+                    Some((c, _)) => Err(Self::lost(lock, Some(&c))),
+                },
+            },
+            other => Err(Self::lost(lock, other.map(|c| c.0).as_ref())),
+        }
+    }
+
+    fn force_release(&self, pipeline: &PipelineName, stage: &StageName) -> Result<Option<LockInfo>> {
+        let k = key(pipeline, stage);
+        for _ in 0..5 {
+            let Some((current, version)) = self.read(&k)? else { return Ok(None) };
+            if let Write::Done(_) = self.objects.delete(&k, &version)? {
+                return Ok(Some(current));
+            }
+            if self.read(&k)?.is_none() {
+                return Ok(Some(current));
+            }
+        }
+        Err(Error::failed(format!("the lock of stage `{stage}` keeps changing; try again")))
+    }
+
+    fn inspect(&self, pipeline: &PipelineName, stage: &StageName) -> Result<Option<(LockInfo, bool)>> {
+        Ok(self.read(&key(pipeline, stage))?.map(|(l, _)| {
+            let stale = self.is_stale(&l);
+            (l, stale)
+        }))
+    }
+}

@@ -1,0 +1,158 @@
+//! The release store over objects: artifacts content-addressed at `artifacts/sha256/DIGEST`
+//! (streamed, checked on the way in and on every read), each release's manifest and DSSE
+//! envelope at `releases/ID/`, and an index of each pipeline's releases at
+//! `pipelines/NAME/releases/ID` so `ferry status` never reads another pipeline's manifests.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest as _, Sha256};
+
+use super::{Created, create, with_retries};
+use crate::error::{Error, Result};
+use crate::ids::{PipelineName, ReleaseId, Sha256Digest};
+use crate::ports::{ObjectStore, ReleaseStore, StoredRelease};
+
+pub struct Releases {
+    objects: Arc<dyn ObjectStore>,
+}
+
+fn artifact_key(digest: &Sha256Digest) -> String {
+    format!("artifacts/sha256/{digest}")
+}
+
+fn manifest_key(id: &ReleaseId) -> String {
+    format!("releases/{id}/manifest.json")
+}
+
+fn envelope_key(id: &ReleaseId) -> String {
+    format!("releases/{id}/provenance.dsse.json")
+}
+
+/// Hashes what is written through it, passing it on to `inner`.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Self { inner, hasher: Sha256::new(), size: 0 }
+    }
+    fn finish(self) -> (Sha256Digest, u64, W) {
+        (Sha256Digest::from_bytes(self.hasher.finalize().into()), self.size, self.inner)
+    }
+}
+
+impl Releases {
+    pub fn new(objects: Arc<dyn ObjectStore>) -> Self {
+        Self { objects }
+    }
+
+    /// Stores a release document unless the same bytes are there; different bytes are refused.
+    fn put_doc(&self, key: &str, bytes: &[u8], id: &ReleaseId) -> Result<()> {
+        match create(self.objects.as_ref(), key, bytes)? {
+            Created::Ours(_) => Ok(()),
+            Created::Theirs(_) => Err(Error::failed(format!(
+                "release `{id}` already has a different `{}`; stored releases are never overwritten",
+                self.objects.location(key)
+            ))),
+        }
+    }
+
+    fn missing(&self, digest: &Sha256Digest) -> Error {
+        Error::verification(format!("artifact `{digest}` is missing from the store at `{}`", self.objects.location(&artifact_key(digest))))
+    }
+}
+
+impl ReleaseStore for Releases {
+    fn put_artifact(&self, path: &Path, digest: &Sha256Digest) -> Result<()> {
+        // Content-addressed: bytes already stored under this digest are these bytes (every read re-hashes them).
+        self.objects.create_file(&artifact_key(digest), path, digest).map(|_| ())
+    }
+
+    fn hash_artifact(&self, digest: &Sha256Digest) -> Result<(Sha256Digest, u64)> {
+        with_retries(|| {
+            let mut sink = Hashing::new(std::io::sink());
+            match self.objects.read_into(&artifact_key(digest), &mut sink)? {
+                None => Err(self.missing(digest)),
+                Some(_) => {
+                    let (d, size, _) = sink.finish();
+                    Ok((d, size))
+                }
+            }
+        })
+    }
+
+    fn fetch_artifact(&self, digest: &Sha256Digest, dest: &Path) -> Result<()> {
+        let parent = dest.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, &e))?;
+        let tmp = dest.with_extension("ferry-partial");
+        let result = with_retries(|| {
+            let file = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, &e))?;
+            let mut sink = Hashing::new(std::io::BufWriter::new(file));
+            if self.objects.read_into(&artifact_key(digest), &mut sink)?.is_none() {
+                return Err(self.missing(digest));
+            }
+            let (actual, _, mut out) = sink.finish();
+            out.flush().map_err(|e| Error::io("write", &tmp, &e))?;
+            Ok(actual)
+        });
+        match result {
+            Ok(actual) if &actual == digest => std::fs::rename(&tmp, dest).map_err(|e| Error::io("write", dest, &e)),
+            Ok(actual) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(Error::verification(format!(
+                    "`{}` hashes to `{actual}`, expected `{digest}`",
+                    self.objects.location(&artifact_key(digest))
+                )))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    fn put_release(&self, pipeline: &PipelineName, release: &StoredRelease) -> Result<()> {
+        self.put_doc(&envelope_key(&release.id), &release.envelope, &release.id)?;
+        // The manifest last: a release is visible only once both documents are in place.
+        self.put_doc(&manifest_key(&release.id), &release.manifest, &release.id)?;
+        self.put_doc(&format!("pipelines/{}/releases/{}", pipeline, release.id), b"", &release.id)
+    }
+
+    fn get_release(&self, id: &ReleaseId) -> Result<StoredRelease> {
+        let docs = with_retries(|| self.objects.get_many(&[manifest_key(id), envelope_key(id)]))?;
+        let mut docs = docs.into_iter();
+        let manifest = docs.next().flatten().ok_or_else(|| {
+            Error::invalid(format!("no release `{id}` in the store at `{}`", self.location()))
+                .hint("`ferry status PIPELINE` lists the releases; check `FERRY_HOME` or the pipeline's store")
+        })?;
+        let envelope =
+            docs.next().flatten().ok_or_else(|| Error::verification(format!("release `{id}` has no signed envelope in the store")))?;
+        Ok(StoredRelease { id: id.clone(), manifest: manifest.bytes, envelope: envelope.bytes })
+    }
+
+    fn list_releases(&self, pipeline: &PipelineName) -> Result<Vec<ReleaseId>> {
+        let prefix = format!("pipelines/{pipeline}/releases/");
+        Ok(self.objects.list(&prefix, None)?.iter().filter_map(|k| k.strip_prefix(&prefix)?.parse().ok()).collect())
+    }
+
+    fn location(&self) -> String {
+        self.objects.location("")
+    }
+}

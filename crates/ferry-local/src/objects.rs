@@ -1,0 +1,216 @@
+//! The object port on a directory: a key is a path under the root. Create-if-absent is a
+//! finished temp file hard-linked into place (the link fails if the target exists: the
+//! filesystem's `If-None-Match: *`); replace-if-version and delete-if-version hold an
+//! exclusive `flock` on a sidecar `.NAME.lock` while they compare and rename or remove. A
+//! version is the sha256 of the content. Readers never see a half-written file.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use ferry_core::digest::hash_copy;
+use ferry_core::ids::Sha256Digest;
+use ferry_core::ports::{Object, ObjectStore, Version, Write};
+use ferry_core::{Error, Result};
+
+use crate::fsutil::{self, Created};
+
+#[derive(Debug, Clone)]
+pub struct FsObjects {
+    root: PathBuf,
+}
+
+fn version_of(bytes: &[u8]) -> Version {
+    Version(Sha256Digest::of(bytes).to_string())
+}
+
+impl FsObjects {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        if key.split('/').any(|part| part == ".." || part == ".") || key.starts_with('/') {
+            return Err(Error::invalid(format!("object key `{key}` leaves the store")));
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// Runs `f` holding the exclusive lock of `path`'s sidecar file.
+    fn locked<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let lock_path = path.with_file_name(format!(".{name}.lock"));
+        if let Some(dir) = path.parent() {
+            fsutil::ensure_dir(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open", &lock_path, &e))?;
+        file.lock().map_err(|e| Error::io("lock", &lock_path, &e))?;
+        let result = f();
+        let _ = file.unlock();
+        result
+    }
+
+    fn walk(dir: &Path, key_dir: &str, out: &mut Vec<String>) -> Result<()> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("list", dir, &e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", dir, &e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let key = format!("{key_dir}{name}");
+            if entry.file_type().map_err(|e| Error::io("list", dir, &e))?.is_dir() {
+                Self::walk(&entry.path(), &format!("{key}/"), out)?;
+            } else {
+                out.push(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ObjectStore for FsObjects {
+    fn get(&self, key: &str) -> Result<Option<Object>> {
+        Ok(fsutil::read_opt(&self.path(key)?)?.map(|bytes| Object { version: version_of(&bytes), bytes }))
+    }
+
+    fn list(&self, prefix: &str, after: Option<&str>) -> Result<Vec<String>> {
+        // Walk the deepest directory the prefix names, then filter by the rest of it.
+        let dir = prefix.rfind('/').map_or("", |i| &prefix[..=i]);
+        let mut keys = Vec::new();
+        Self::walk(&self.path(dir.trim_end_matches('/'))?, dir, &mut keys)?;
+        keys.retain(|k| k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a));
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<Write> {
+        Ok(match fsutil::write_new(&self.path(key)?, bytes)? {
+            Created::Yes => Write::Done(version_of(bytes)),
+            Created::AlreadyExists => Write::Conflict,
+        })
+    }
+
+    fn replace(&self, key: &str, bytes: &[u8], expected: &Version) -> Result<Write> {
+        let path = self.path(key)?;
+        Self::locked(&path, || {
+            match fsutil::read_opt(&path)? {
+                Some(current) if &version_of(&current) == expected => {}
+                _ => return Ok(Write::Conflict),
+            }
+            fsutil::write_replace(&path, bytes)?;
+            Ok(Write::Done(version_of(bytes)))
+        })
+    }
+
+    fn delete(&self, key: &str, expected: &Version) -> Result<Write> {
+        let path = self.path(key)?;
+        Self::locked(&path, || {
+            match fsutil::read_opt(&path)? {
+                Some(current) if &version_of(&current) == expected => {}
+                _ => return Ok(Write::Conflict),
+            }
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, &e))?;
+            Ok(Write::Done(expected.clone()))
+        })
+    }
+
+    fn create_file(&self, key: &str, from: &Path, digest: &Sha256Digest) -> Result<Write> {
+        let target = self.path(key)?;
+        if target.exists() {
+            return Ok(Write::Conflict);
+        }
+        let src = std::fs::File::open(from).map_err(|e| Error::io("open", from, &e))?;
+        let tmp = fsutil::write_temp(&target, b"")?;
+        let copied = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&tmp)
+            .and_then(|sink| hash_copy(BufReader::new(src), std::io::BufWriter::new(sink)));
+        let actual = match copied {
+            Ok((actual, _)) => actual,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::io("copy", from, &e));
+            }
+        };
+        if &actual != digest {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::verification(format!("`{}` hashes to `{actual}`, expected `{digest}`", from.display())));
+        }
+        let created = fsutil::link_new(&tmp, &target)?;
+        // Read-only as a reminder that stored artifacts are immutable (it does not stop root).
+        let _ = std::fs::metadata(&target).map(|m| {
+            let mut p = m.permissions();
+            p.set_readonly(true);
+            std::fs::set_permissions(&target, p)
+        });
+        Ok(match created {
+            Created::Yes => Write::Done(Version(digest.to_string())),
+            Created::AlreadyExists => Write::Conflict,
+        })
+    }
+
+    fn read_into(&self, key: &str, sink: &mut dyn std::io::Write) -> Result<Option<u64>> {
+        let path = self.path(key)?;
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &path, &e)),
+        };
+        std::io::copy(&mut file, sink).map(Some).map_err(|e| Error::io("read", &path, &e))
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_conditional_and_listing_walks_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = FsObjects::new(dir.path().to_owned());
+        let Write::Done(v1) = o.create("a/b/c.json", b"one").unwrap() else { panic!("not created") };
+        assert_eq!(o.create("a/b/c.json", b"two").unwrap(), Write::Conflict, "create-if-absent");
+        assert_eq!(o.replace("a/b/c.json", b"two", &Version("stale".into())).unwrap(), Write::Conflict, "replace-if-version");
+        let Write::Done(v2) = o.replace("a/b/c.json", b"two", &v1).unwrap() else { panic!("not replaced") };
+        assert_eq!(o.delete("a/b/c.json", &v1).unwrap(), Write::Conflict, "delete-if-version");
+        o.create("a/d.json", b"x").unwrap();
+        o.create("ab.json", b"y").unwrap();
+        assert_eq!(o.list("a/", None).unwrap(), ["a/b/c.json", "a/d.json"]);
+        assert_eq!(o.list("a", None).unwrap(), ["a/b/c.json", "a/d.json", "ab.json"]);
+        assert_eq!(o.list("a/", Some("a/b/c.json")).unwrap(), ["a/d.json"]);
+        assert_eq!(o.delete("a/b/c.json", &v2).unwrap(), Write::Done(v2));
+        assert!(o.get("a/b/c.json").unwrap().is_none());
+        assert!(o.get("../x").is_err(), "keys stay inside the root");
+    }
+
+    #[test]
+    fn of_racing_replacements_of_one_version_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = FsObjects::new(dir.path().to_owned());
+        let Write::Done(v) = o.create("k", b"0").unwrap() else { panic!("not created") };
+        let wins: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (o, v) = (&o, &v);
+                    s.spawn(move || matches!(o.replace("k", format!("{i}").as_bytes(), v).unwrap(), Write::Done(_)))
+                })
+                .collect();
+            handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+        });
+        assert_eq!(wins, 1);
+    }
+}

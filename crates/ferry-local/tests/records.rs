@@ -1,0 +1,139 @@
+//! ferry's records (ferry-core's storage layer) over the filesystem adapter: state updates are
+//! never lost, exactly one process takes a stale lock over, and the audit log seals segments
+//! and stays one chain under concurrent writers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_core::audit::{Draft, EventFilter, EventKind};
+use ferry_core::ids::{Actor, PipelineName, ReleaseId, Sha256Digest, StageName};
+use ferry_core::ports::{Acquired, LockInfo, ObjectStore, Write};
+use ferry_core::state::{StageRecord, StageStatus};
+use ferry_core::storage::{self, Backing, Records};
+use ferry_local::liveness::ProcessLiveness;
+use ferry_local::objects::FsObjects;
+
+fn records(dir: &std::path::Path, segment_size: u64) -> Records {
+    storage::open(Backing {
+        objects: Arc::new(FsObjects::new(dir.join("store"))),
+        audit: Arc::new(FsObjects::new(dir.join("audit"))),
+        liveness: Arc::new(ProcessLiveness::default()),
+        segment_size,
+    })
+}
+
+fn ids() -> (PipelineName, StageName, ReleaseId, Actor) {
+    let r = ReleaseId::for_manifest(&Sha256Digest::of(b"m"));
+    ("p".parse().unwrap(), "prod".parse().unwrap(), r, "a".parse().unwrap())
+}
+
+#[test]
+fn a_write_based_on_a_stale_version_conflicts_instead_of_losing_an_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = records(dir.path(), 1000).state;
+    let (p, s, r, a) = ids();
+    let mut rec = StageRecord::new(&p, &r, &s, &a);
+    let Write::Done(v1) = state.write_stage(&rec, None).unwrap() else { panic!("not written") };
+    rec.status = StageStatus::InProgress;
+    assert_eq!(state.write_stage(&rec, None).unwrap(), Write::Conflict, "create-if-absent");
+    let Write::Done(v2) = state.write_stage(&rec, Some(&v1)).unwrap() else { panic!("not written") };
+    rec.status = StageStatus::Failed;
+    assert_eq!(state.write_stage(&rec, Some(&v1)).unwrap(), Write::Conflict, "replace-if-unchanged");
+    let read = state.read_stage(&p, &r, &s).unwrap().unwrap();
+    assert_eq!((read.revision, read.value.status), (v2, StageStatus::InProgress));
+}
+
+#[test]
+fn a_held_lock_is_reported_with_its_holder_and_is_not_stale_while_we_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let locks = records(dir.path(), 1000).locks;
+    let (p, s, r, a) = ids();
+    let Acquired::Taken(ours) = locks.try_acquire(&p, &s, &r, &a, Duration::from_secs(60)).unwrap() else { panic!("not taken") };
+    let b: Actor = "b".parse().unwrap();
+    match locks.try_acquire(&p, &s, &r, &b, Duration::from_secs(60)).unwrap() {
+        Acquired::Held { lock, stale } => {
+            assert_eq!(lock.holder, a);
+            assert!(!stale);
+        }
+        Acquired::Taken(_) => panic!("a second holder got the lock"),
+    }
+    assert!(locks.take_over(&ours, &b, Duration::from_secs(60)).unwrap().is_none(), "a live lock cannot be taken over");
+    locks.release(&ours).unwrap();
+    assert!(matches!(locks.try_acquire(&p, &s, &r, &b, Duration::from_secs(60)).unwrap(), Acquired::Taken(_)));
+}
+
+#[test]
+fn a_lock_of_a_dead_process_is_stale_and_only_one_process_takes_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let locks = records(dir.path(), 1000).locks;
+    let (p, s, r, a) = ids();
+    let mut dead = LockInfo::new(&p, &s, &r, &a, Duration::from_secs(3600), &ferry_local::liveness::host_name(), "t".into());
+    dead.pid = u32::MAX - 1; // no such process
+    let objects = FsObjects::new(dir.path().join("store"));
+    objects.create("locks/p/prod.lock", &serde_json::to_vec(&dead).unwrap()).unwrap();
+    let Some((_, stale)) = locks.inspect(&p, &s).unwrap() else { panic!("no lock") };
+    assert!(stale);
+    let winners: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (locks, dead) = (&locks, &dead);
+                scope.spawn(move || locks.take_over(dead, &format!("t{i}").parse().unwrap(), Duration::from_secs(60)).unwrap().is_some())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(winners.iter().filter(|w| **w).count(), 1, "{winners:?}");
+}
+
+#[test]
+fn concurrent_appends_make_one_chain_sealed_in_segments_and_indexed_by_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = records(dir.path(), 5).audit;
+    let (p, _, r, _) = ids();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (audit, p, r) = (&audit, &p, &r);
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let actor: Actor = format!("writer-{t}").parse().unwrap();
+                    let mut d = Draft::new(EventKind::Build, &actor, p).details(serde_json::json!({"i": i}));
+                    if t == 0 {
+                        d = d.release(r);
+                    }
+                    audit.append(d).unwrap();
+                }
+            });
+        }
+    });
+    let report = audit.verify(None).unwrap();
+    assert_eq!((report.events, report.first_bad.clone()), (40, None), "{report:?}");
+    assert_eq!(report.sealed_segments, 8, "every full segment is sealed: {report:?}");
+    let mine = audit.events(&EventFilter { release: Some(r.clone()), ..EventFilter::default() }).unwrap();
+    assert_eq!(mine.len(), 10);
+    assert!(mine.windows(2).all(|w| w[0].seq < w[1].seq));
+    let after = audit.events(&EventFilter { after: Some(33), ..EventFilter::default() }).unwrap();
+    assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), (34..=40).collect::<Vec<_>>());
+}
+
+#[test]
+fn an_edited_line_of_a_sealed_segment_is_pinpointed() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = records(dir.path(), 4).audit;
+    let (p, _, _, a) = ids();
+    for i in 0..10 {
+        audit.append(Draft::new(EventKind::Build, &a, &p).details(serde_json::json!({"i": i}))).unwrap();
+    }
+    let seg = dir.path().join("audit/segments/00000001.jsonl");
+    let text = std::fs::read_to_string(&seg).unwrap().replace("\"i\":6", "\"i\":60");
+    std::fs::write(&seg, text).unwrap();
+    let bad = audit.verify(None).unwrap().first_bad.unwrap();
+    assert_eq!(bad.seq, 7, "{bad:?}");
+    assert!(bad.problem.contains("does not match its own hash"), "{bad:?}");
+    // Removing a whole sealed segment (and its events) shows as a gap.
+    std::fs::remove_file(&seg).unwrap();
+    std::fs::remove_dir_all(dir.path().join("audit/events/00000001")).unwrap();
+    let bad = audit.verify(None).unwrap().first_bad.unwrap();
+    assert_eq!(bad.seq, 5, "{bad:?}");
+}
