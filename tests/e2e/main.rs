@@ -9,6 +9,7 @@ mod aws;
 mod build_verify;
 mod codebuild;
 mod conformance;
+mod crash;
 mod gates;
 mod github;
 mod locks;

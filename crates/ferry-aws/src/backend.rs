@@ -36,6 +36,8 @@ pub struct Connect {
     pub notifier: Box<dyn ferry_core::ports::Notifier>,
     /// Events per sealed audit segment, for a log created now.
     pub audit_segment_size: u64,
+    /// Called after every durable write (crash tests).
+    pub after_write: Option<ferry_core::storage::AfterWrite>,
     /// A CI's OpenID Connect token to start from (GitHub Actions), instead of ambient credentials.
     pub web_identity: Option<WebIdentity>,
     /// Session tags every hop carries (repository, workflow, run id, actor, commit of the CI run).
@@ -170,6 +172,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         audit: std::sync::Arc::new(audit.under("audit")),
         liveness: std::sync::Arc::new(ferry_core::ports::LeasesOnly(c.host)),
         segment_size: c.audit_segment_size,
+        after_write: c.after_write,
     });
     let services = Services {
         store: records.store,

@@ -49,6 +49,7 @@ fn records(store: Bucket, audit: Bucket, segment_size: u64) -> Records {
         audit: Arc::new(audit),
         liveness: Arc::new(LeasesOnly("runner".into())),
         segment_size,
+        after_write: None,
     })
 }
 

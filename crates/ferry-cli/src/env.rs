@@ -24,6 +24,11 @@ pub fn audit_segment_size() -> Option<u64> {
     std::env::var("FERRY_AUDIT_SEGMENT_SIZE").ok()?.parse().ok().filter(|n| *n >= 2)
 }
 
+/// `FERRY_CRASH_AFTER_WRITES=N`: abort right after the N-th durable write (crash tests only).
+pub fn crash_after_writes() -> Option<u64> {
+    std::env::var("FERRY_CRASH_AFTER_WRITES").ok()?.parse().ok().filter(|n| *n >= 1)
+}
+
 pub fn actor() -> Result<Actor, Error> {
     let name = var("FERRY_ACTOR").or_else(|| var("USER")).or_else(|| var("LOGNAME")).or_else(|| {
         Command::new("id")

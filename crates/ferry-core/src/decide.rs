@@ -71,9 +71,10 @@ pub fn decide(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Dec
         at: now,
         expires_at: now.plus(policy.expires),
     };
-    svc.state.add_approval(&record)?;
+    // The event first: the log is never behind the approvals that count.
     let kind = if verdict == Verdict::Approve { EventKind::Approved } else { EventKind::Rejected };
     audit(kind, json!({"comment": comment, "expires_at": record.expires_at}))?;
+    svc.state.add_approval(&record)?;
     let all = svc.state.approvals(&pipeline.name, release_id, stage_name)?;
     let state = approval::evaluate(Some(policy), &all, release_id, stage_name, &parties, Timestamp::now());
     Ok(Decision { record, state })

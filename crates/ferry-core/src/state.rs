@@ -67,6 +67,11 @@ pub struct StageRecord {
     /// CloudFormation change set's summary), shown by `ferry approve`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preview: Vec<String>,
+    /// The position of the last audit event this record reflects. Events are written before
+    /// the state that reports them, so a crash leaves the log ahead: the next run reads the
+    /// events after this position and catches the record up (`reconciled`).
+    #[serde(default)]
+    pub audit_seq: u64,
 }
 
 /// A stored record and the revision it was read at (the precondition of the next write).
@@ -95,6 +100,7 @@ impl StageRecord {
             succeeded_at: None,
             outputs: std::collections::BTreeMap::new(),
             preview: Vec::new(),
+            audit_seq: 0,
         }
     }
 

@@ -20,16 +20,24 @@ use ferry_core::storage::{self, Backing};
 /// The layout of a ferry home directory: `store/` (what the artifacts account holds on AWS:
 /// artifacts, releases, state, approvals, locks), `audit/` (the security account's log),
 /// `keys/`, `work/` and `accounts/`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Home {
     pub root: PathBuf,
     /// Events per sealed audit segment, for a log created now.
     pub audit_segment_size: u64,
+    /// Called after every durable write (crash tests).
+    pub after_write: Option<storage::AfterWrite>,
+}
+
+impl std::fmt::Debug for Home {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Home({})", self.root.display())
+    }
 }
 
 impl Home {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), audit_segment_size: storage::audit::DEFAULT_SEGMENT_SIZE }
+        Self { root: root.into(), audit_segment_size: storage::audit::DEFAULT_SEGMENT_SIZE, after_write: None }
     }
     pub fn keys(&self) -> keys::KeyStore {
         keys::KeyStore::new(self.root.join("keys"))
@@ -42,6 +50,7 @@ impl Home {
             audit: Arc::new(objects::FsObjects::new(self.root.join("audit"))),
             liveness: Arc::new(liveness::ProcessLiveness::default()),
             segment_size: self.audit_segment_size,
+            after_write: self.after_write.clone(),
         }
     }
 

@@ -21,6 +21,7 @@ fn records(dir: &std::path::Path, segment_size: u64) -> Records {
         audit: Arc::new(FsObjects::new(dir.join("audit"))),
         liveness: Arc::new(ProcessLiveness::default()),
         segment_size,
+        after_write: None,
     })
 }
 

@@ -30,6 +30,9 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
     if let Some(n) = env::audit_segment_size() {
         home.audit_segment_size = n;
     }
+    if let Some(n) = env::crash_after_writes() {
+        home.after_write = Some(crash_after(n));
+    }
     match &cli.command {
         Command::Validate { files } => pipeline::validate(files),
         Command::Schema { markdown } => Ok(pipeline::schema(*markdown)),
@@ -52,6 +55,17 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Key(KeyCommand::Export { name, out, kms }) => keys::export(&home, name, out, kms.as_deref()),
         Command::Completions { shell } => Ok(completions(*shell)),
     }
+}
+
+/// Aborts the process right after its `n`-th durable write: what a crash (SIGKILL, power loss)
+/// at that step leaves behind, for the crash tests.
+fn crash_after(n: u64) -> ferry_core::storage::AfterWrite {
+    let count = std::sync::atomic::AtomicU64::new(0);
+    std::sync::Arc::new(move || {
+        if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= n {
+            std::process::abort();
+        }
+    })
 }
 
 /// `ferry completions SHELL`: the script on stdout (the same with `--output json`, as text).
@@ -128,6 +142,7 @@ impl Ctx {
                     web_identity: web_identity()?,
                     ci_tags: env::ci_tags(),
                     audit_segment_size: home.audit_segment_size,
+                    after_write: home.after_write.clone(),
                 };
                 let mut b = ferry_aws::backend::connect(p, c)?;
                 notifier.ssm = Some(b.secret_reader());

@@ -147,15 +147,16 @@ impl Promotion<'_> {
         let summary = action.summary();
         // Reaching the target account is checked first: if that fails, the action never started.
         if let Err(e) = self.svc.exec.prepare(&self.target()) {
+            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": e.message, "started": false}))?;
+            self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} could not start")}))?;
             self.update(|r| {
                 r.status = StageStatus::Failed;
                 r.message = Some(format!("deploy action {i} could not start: {}", e.message));
             })?;
-            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": e.message, "started": false}))?;
-            self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} could not start")}))?;
             return Err(e);
         }
         let started = Timestamp::now();
+        self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
         self.update(|r| {
             r.actions.retain(|a| a.index != i);
             r.actions.push(ActionProgress {
@@ -167,9 +168,14 @@ impl Promotion<'_> {
                 detail: None,
             });
         })?;
-        self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
         let (ok, detail, output) = self.execute(i, action, artifacts);
         let status = if ok { ActionStatus::Succeeded } else { ActionStatus::Failed };
+        if ok {
+            self.audit(EventKind::DeployEnd, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
+        } else {
+            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
+            self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} failed")}))?;
+        }
         self.update(|r| {
             if let Some(a) = r.actions.iter_mut().find(|a| a.index == i) {
                 a.status = status;
@@ -182,11 +188,8 @@ impl Promotion<'_> {
             }
         })?;
         if ok {
-            self.audit(EventKind::DeployEnd, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
             Ok(())
         } else {
-            self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
-            self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} failed")}))?;
             Err(Error::failed(format!("deploy action {i} (`{summary}`) of stage `{stage}` failed: {detail}"))
                 .hint(format!("fix the cause, then retry with `{} --redeploy`", promote_command(self.pipeline, &self.req.release, stage))))
         }

@@ -5,6 +5,7 @@
 
 mod actions;
 mod gates;
+mod reconcile;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -140,7 +141,7 @@ fn promote_verified(
     stage: &Stage,
     verified: &Verified,
 ) -> Result<Outcome> {
-    let p = Promotion { svc, pipeline, stage, req, verified };
+    let p = Promotion { svc, pipeline, stage, req, verified, last_seq: std::cell::Cell::new(0) };
     let outcome = p.run()?;
     // An automatic rollback runs once the failed promotion has released its lock.
     if let Outcome::PostDeployGateFailed { release, stage: name, gate, rollback: None } = &outcome
@@ -168,12 +169,18 @@ struct Promotion<'a> {
     stage: &'a Stage,
     req: &'a Request,
     verified: &'a Verified,
+    /// The position of the last event this promotion wrote; every state write records it.
+    last_seq: std::cell::Cell<u64>,
 }
 
 impl Promotion<'_> {
+    /// Appends an event. Write-ahead: an outcome's event is written before the state that
+    /// reports it, so after a crash the log is never behind the state.
     fn audit(&self, kind: EventKind, details: serde_json::Value) -> Result<()> {
         let d = Draft::new(kind, &self.req.actor, &self.pipeline.name).release(&self.req.release).stage(&self.stage.name).details(details);
-        self.svc.audit.append(d).map(|_| ())
+        let event = self.svc.audit.append(d)?;
+        self.last_seq.set(self.last_seq.get().max(event.seq));
+        Ok(())
     }
 
     fn read(&self) -> Result<Option<Versioned<StageRecord>>> {
@@ -190,6 +197,7 @@ impl Promotion<'_> {
             };
             change(&mut record);
             record.updated_at = Timestamp::now();
+            record.audit_seq = record.audit_seq.max(self.last_seq.get());
             if let Write::Done(_) = self.svc.state.write_stage(&record, expected.as_ref())? {
                 return Ok(record);
             }
@@ -205,6 +213,7 @@ impl Promotion<'_> {
             && r.value.status == StageStatus::Succeeded
             && !self.req.redeploy
         {
+            self.clear_stale_lock()?;
             return Ok(Outcome::AlreadyDeployed { release: release.clone(), stage: stage.clone() });
         }
         let record = match record {
@@ -220,11 +229,12 @@ impl Promotion<'_> {
         self.run_gates(When::Before)?;
         let (lock, previous) = self.lock()?;
         let result = self.deploy_locked(&lock, previous.as_ref());
-        let released = self.svc.locks.release(&lock);
+        // The event first: a crash before the release leaves a lock the next run takes over.
         let audit = self.audit(EventKind::LockReleased, json!({"holder": lock.holder}));
+        let released = self.svc.locks.release(&lock);
         let outcome = result?;
-        released?;
         audit?;
+        released?;
         Ok(outcome)
     }
 
@@ -266,11 +276,11 @@ impl Promotion<'_> {
                 Ok(None)
             }
             ApprovalState::Rejected { by, comment, at } => {
+                self.audit(EventKind::GateFailed, json!({"gate": "approval", "rejected_by": by, "comment": comment}))?;
                 self.update(|r| {
                     r.status = StageStatus::Rejected;
                     r.message = Some(format!("rejected by {by}"));
                 })?;
-                self.audit(EventKind::GateFailed, json!({"gate": "approval", "rejected_by": by, "comment": comment}))?;
                 let why = comment.map(|c| format!(": {c}")).unwrap_or_default();
                 Err(Error::failed(format!(
                     "release `{}` was rejected for stage `{}` by `{by}` at {at}{why}",
@@ -281,15 +291,15 @@ impl Promotion<'_> {
             ApprovalState::Pending { have, need, eligible, excluded, .. } => {
                 // Approvers see what the stage would change (prepared once per release and stage).
                 let preview = if record.preview.is_empty() { self.preview() } else { record.preview.clone() };
-                self.update(|r| {
-                    r.status = StageStatus::AwaitingApproval;
-                    r.preview.clone_from(&preview);
-                })?;
                 let cmd = approve_command(self.pipeline, &self.req.release, &self.stage.name);
                 self.audit(
                     EventKind::ApprovalPending,
                     json!({"have": have, "need": need, "eligible": eligible, "excluded": excluded, "approve_command": cmd, "preview": preview}),
                 )?;
+                self.update(|r| {
+                    r.status = StageStatus::AwaitingApproval;
+                    r.preview.clone_from(&preview);
+                })?;
                 Ok(Some(Outcome::AwaitingApproval {
                     release: self.req.release.clone(),
                     stage: self.stage.name.clone(),
@@ -337,6 +347,31 @@ impl Promotion<'_> {
         }
     }
 
+    /// Audits taking `lock`; if that fails, the lock is released again before the error is
+    /// returned, so an unaudited promotion never holds a stage.
+    fn audited_or_released(&self, lock: &LockInfo, kind: EventKind, details: serde_json::Value) -> Result<()> {
+        if let Err(e) = self.audit(kind, details) {
+            if let Err(r) = self.svc.locks.release(lock) {
+                tracing::warn!("could not release the lock of stage `{}` after a failed audit: {}", self.stage.name, r.message);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A promotion that crashed after it finished (before it released its lock) leaves a stale
+    /// lock: the next run, finding nothing to do, takes it over and releases it, audited.
+    fn clear_stale_lock(&self) -> Result<()> {
+        let Some((lock, true)) = self.svc.locks.inspect(&self.pipeline.name, &self.stage.name)? else { return Ok(()) };
+        if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
+            let age = human(lock.acquired_at.age(Timestamp::now()));
+            self.audited_or_released(&ours, EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
+            self.audit(EventKind::LockReleased, json!({"holder": ours.holder}))?;
+            self.svc.locks.release(&ours)?;
+        }
+        Ok(())
+    }
+
     /// Takes the stage lock; also returns the stale lock it replaced, if any.
     fn lock(&self) -> Result<(LockInfo, Option<LockInfo>)> {
         let deadline = self.req.wait.map(|w| Instant::now() + w);
@@ -345,16 +380,14 @@ impl Promotion<'_> {
                 self.svc.locks.try_acquire(&self.pipeline.name, &self.stage.name, &self.req.release, &self.req.actor, self.req.lease)?;
             match attempt {
                 Acquired::Taken(lock) => {
-                    self.audit(
-                        EventKind::LockTaken,
-                        json!({"holder": lock.holder, "pid": lock.pid, "host": lock.host, "expires_at": lock.expires_at}),
-                    )?;
+                    let d = json!({"holder": lock.holder, "pid": lock.pid, "host": lock.host, "expires_at": lock.expires_at});
+                    self.audited_or_released(&lock, EventKind::LockTaken, d)?;
                     return Ok((lock, None));
                 }
                 Acquired::Held { lock, stale: true } => {
                     if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
                         let age = human(lock.acquired_at.age(Timestamp::now()));
-                        self.audit(EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
+                        self.audited_or_released(&ours, EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
                         tracing::warn!(holder = %lock.holder, pid = lock.pid, host = %lock.host, %age, "took over the stale lock of stage `{}`", self.stage.name);
                         return Ok((ours, Some(lock)));
                     }
@@ -388,7 +421,12 @@ impl Promotion<'_> {
     fn deploy_locked(&self, lock: &LockInfo, previous: Option<&LockInfo>) -> Result<Outcome> {
         let (release, stage) = (&self.req.release, &self.stage.name);
         // Re-read under the lock: another promotion may have finished while we waited.
-        let current = self.read()?.map(|v| v.value);
+        let mut current = self.read()?.map(|v| v.value);
+        if let Some(r) = &current
+            && (r.status == StageStatus::InProgress || r.interrupted_action().is_some())
+        {
+            current = Some(self.reconcile(r)?);
+        }
         if let Some(r) = &current {
             if r.status == StageStatus::Succeeded && !self.req.redeploy {
                 return Ok(Outcome::AlreadyDeployed { release: release.clone(), stage: stage.clone() });
@@ -443,15 +481,15 @@ impl Promotion<'_> {
             self.audit(EventKind::PromotionFailed, json!({"reason": e.message}))?;
             return Ok(Outcome::PostDeployGateFailed { release: release.clone(), stage: stage.clone(), gate: e.message, rollback: None });
         }
+        self.audit(
+            EventKind::PromotionSucceeded,
+            json!({"actions": self.stage.deploy.len(), "skipped": skipped, "manifest_sha256": self.verified.manifest_sha256}),
+        )?;
         self.update(|r| {
             r.status = StageStatus::Succeeded;
             r.message = None;
             r.succeeded_at = Some(Timestamp::now());
         })?;
-        self.audit(
-            EventKind::PromotionSucceeded,
-            json!({"actions": self.stage.deploy.len(), "skipped": skipped, "manifest_sha256": self.verified.manifest_sha256}),
-        )?;
         Ok(Outcome::Deployed { release: release.clone(), stage: stage.clone(), actions: self.stage.deploy.len(), skipped })
     }
 }

@@ -9,6 +9,7 @@
 //! write — which always include a fresh timestamp or token — the write was ours.
 
 pub mod audit;
+mod crash;
 pub mod locks;
 pub mod releases;
 pub mod state;
@@ -36,11 +37,23 @@ pub struct Backing {
     pub liveness: Arc<dyn Liveness>,
     /// Events per sealed segment, for a log created now (`audit::DEFAULT_SEGMENT_SIZE`).
     pub segment_size: u64,
+    /// Called after every durable write (crash tests abort the process there).
+    pub after_write: Option<AfterWrite>,
 }
+
+/// A hook run after each durable write of either store.
+pub type AfterWrite = Arc<dyn Fn() + Send + Sync>;
 
 /// The records over a backend's objects.
 pub fn open(backing: Backing) -> Records {
-    let Backing { objects, audit, liveness, segment_size } = backing;
+    let Backing { objects, audit, liveness, segment_size, after_write } = backing;
+    let (objects, audit) = match after_write {
+        None => (objects, audit),
+        Some(hook) => (
+            Arc::new(crash::Watched { inner: objects, hook: hook.clone() }) as Arc<dyn ObjectStore>,
+            Arc::new(crash::Watched { inner: audit, hook }) as Arc<dyn ObjectStore>,
+        ),
+    };
     Records {
         store: Box::new(releases::Releases::new(objects.clone())),
         state: Box::new(state::State::new(objects.clone())),

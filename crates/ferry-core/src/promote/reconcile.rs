@@ -1,0 +1,80 @@
+//! Catching a stage record up with the audit log. Outcomes are written to the log before the
+//! state that reports them, so a crash between the two leaves the record behind: an action
+//! that ended still shows as started, a promotion that succeeded as in progress. The next run
+//! (under the lock, before it decides anything) reads the stage's events after the record's
+//! `audit_seq`, applies what they say, and records a `reconciled` event naming each change.
+
+use serde_json::json;
+
+use super::Promotion;
+use crate::audit::{EventFilter, EventKind};
+use crate::error::Result;
+use crate::state::{ActionStatus, StageRecord, StageStatus};
+
+impl Promotion<'_> {
+    pub(super) fn reconcile(&self, record: &StageRecord) -> Result<StageRecord> {
+        let filter = EventFilter {
+            release: Some(self.req.release.clone()),
+            stage: Some(self.stage.name.clone()),
+            pipeline: Some(self.pipeline.name.clone()),
+            after: Some(record.audit_seq),
+        };
+        let events = self.svc.audit.events(&filter)?;
+        let mut changes: Vec<String> = Vec::new();
+        let mut ended: Vec<(usize, ActionStatus, String, crate::clock::Timestamp)> = Vec::new();
+        let mut succeeded = None;
+        let mut failed = None;
+        let started = |i: usize| record.actions.iter().any(|a| a.index == i && a.status == ActionStatus::Started);
+        for e in &events {
+            let action = e.details["action"].as_u64().and_then(|a| usize::try_from(a).ok());
+            let detail = e.details["detail"].as_str().unwrap_or_default().to_owned();
+            match (e.kind, action) {
+                (EventKind::DeployStart, Some(i)) if !record.actions.iter().any(|a| a.index == i) => {
+                    changes.push(format!("event {}: deploy action {i} was logged as starting but never started", e.seq));
+                }
+                (EventKind::DeployEnd, Some(i)) if started(i) => {
+                    changes.push(format!("event {}: deploy action {i} succeeded", e.seq));
+                    ended.push((i, ActionStatus::Succeeded, detail, e.at));
+                }
+                (EventKind::DeployFailed, Some(i)) if started(i) => {
+                    changes.push(format!("event {}: deploy action {i} failed", e.seq));
+                    ended.push((i, ActionStatus::Failed, detail.clone(), e.at));
+                    failed = Some(format!("deploy action {i} failed: {detail}"));
+                }
+                (EventKind::DeployFailed, Some(i)) if e.details["started"] == false && record.status != StageStatus::Failed => {
+                    changes.push(format!("event {}: deploy action {i} could not start", e.seq));
+                    failed = Some(format!("deploy action {i} could not start: {detail}"));
+                }
+                (EventKind::PromotionSucceeded, _) if record.status != StageStatus::Succeeded => {
+                    changes.push(format!("event {}: the promotion succeeded", e.seq));
+                    succeeded = Some(e.at);
+                }
+                _ => {}
+            }
+        }
+        if changes.is_empty() {
+            return Ok(record.clone());
+        }
+        tracing::warn!("the state of stage `{}` was behind its audit log; caught up: {}", self.stage.name, changes.join("; "));
+        let last = events.last().map_or(record.audit_seq, |e| e.seq);
+        self.audit(EventKind::Reconciled, json!({"from": record.audit_seq, "to": last, "changes": changes}))?;
+        self.update(|r| {
+            for (i, status, detail, at) in &ended {
+                if let Some(a) = r.actions.iter_mut().find(|a| a.index == *i) {
+                    a.status = *status;
+                    a.finished_at = Some(*at);
+                    a.detail = Some(detail.clone());
+                }
+            }
+            if let Some(m) = &failed {
+                r.status = StageStatus::Failed;
+                r.message = Some(m.clone());
+            }
+            if let Some(at) = succeeded {
+                r.status = StageStatus::Succeeded;
+                r.message = None;
+                r.succeeded_at = Some(at);
+            }
+        })
+    }
+}
