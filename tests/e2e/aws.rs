@@ -9,19 +9,22 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials as _;
 use ferry_testkit::Moto;
+use ferry_testkit::proxy::Proxy;
 
 use crate::support::{FERRY, Run, repo_root, venv_python};
 
 pub const TOOLING: &str = "111111111111";
-const ARTIFACTS: &str = "222222222222";
+pub const ARTIFACTS: &str = "222222222222";
 pub const SECURITY: &str = "333333333333";
 const DEV: &str = "444444444444";
-const STAGING: &str = "555555555555";
+pub const STAGING: &str = "555555555555";
 const PROD: &str = "666666666666";
 
 /// A moto server, SDK clients to set the accounts up, and a project directory.
 pub struct AwsWorld {
     pub moto: Arc<Moto>,
+    /// Between `ferry` (and its deploy commands) and moto: faults are injected here.
+    pub proxy: Proxy,
     pub rt: tokio::runtime::Runtime,
     pub base: SdkConfig,
     pub dir: tempfile::TempDir,
@@ -46,8 +49,10 @@ impl AwsWorld {
                 .credentials_provider(Credentials::new("test", "test", None, None, "test"))
                 .load(),
         );
+        let proxy = Proxy::start(moto.port);
         let mut w = AwsWorld {
             moto,
+            proxy,
             rt,
             base,
             dir: tempfile::tempdir().unwrap(),
@@ -203,7 +208,7 @@ audit:
     pub fn env_for(&self, config: &SdkConfig) -> BTreeMap<String, String> {
         let creds = self.rt.block_on(config.credentials_provider().unwrap().provide_credentials()).unwrap();
         let mut env = BTreeMap::new();
-        env.insert("AWS_ENDPOINT_URL".into(), self.moto.endpoint());
+        env.insert("AWS_ENDPOINT_URL".into(), self.proxy.endpoint());
         env.insert("AWS_REGION".into(), "eu-west-1".into());
         env.insert("AWS_ACCESS_KEY_ID".into(), creds.access_key_id().to_owned());
         env.insert("AWS_SECRET_ACCESS_KEY".into(), creds.secret_access_key().to_owned());

@@ -10,6 +10,7 @@ mod build_verify;
 mod codebuild;
 mod conformance;
 mod crash;
+mod faults;
 mod gates;
 mod github;
 mod locks;

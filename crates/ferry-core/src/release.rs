@@ -146,6 +146,8 @@ pub fn verify_audited(
             svc.audit.append(Draft::new(EventKind::VerifyOk, actor, &pipeline.name).release(id).details(d))?;
             Ok(v)
         }
+        // Only a real mismatch is a failed verification; an I/O failure verified nothing.
+        Err(e) if e.kind != ErrorKind::Verification => Err(e),
         Err(e) => {
             let d = json!({"purpose": purpose, "reason": e.message, "pinned_keyid": pinned.keyid()});
             svc.audit.append(Draft::new(EventKind::VerifyFailed, actor, &pipeline.name).release(id).details(d))?;
