@@ -13,6 +13,7 @@ mod crash;
 mod faults;
 mod gates;
 mod github;
+mod load;
 mod locks;
 mod notify;
 mod quickstart;

@@ -138,3 +138,31 @@ fn an_edited_line_of_a_sealed_segment_is_pinpointed() {
     let bad = audit.verify(None).unwrap().first_bad.unwrap();
     assert_eq!(bad.seq, 5, "{bad:?}");
 }
+
+#[test]
+fn a_log_image_is_what_appends_would_have_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, _, r, a) = ids();
+    let drafts = (0..23).map(|i| {
+        let d = Draft::new(EventKind::Build, &a, &p).details(serde_json::json!({"i": i}));
+        if i % 7 == 0 { d.release(&r) } else { d }
+    });
+    let root = dir.path().join("audit");
+    let n = storage::audit::write_image(drafts, 5, &mut |key, bytes| {
+        let path = root.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(n, 23);
+    let audit = records(dir.path(), 1000).audit;
+    let report = audit.verify(None).unwrap();
+    assert_eq!((report.events, report.sealed_segments, report.first_bad.clone()), (23, 4, None), "{report:?}");
+    assert_eq!(audit.events(&EventFilter { release: Some(r.clone()), ..EventFilter::default() }).unwrap().len(), 4);
+    // And it goes on from there: the 25th event seals the fifth segment.
+    for _ in 0..2 {
+        audit.append(Draft::new(EventKind::Build, &a, &p)).unwrap();
+    }
+    assert_eq!(audit.verify(None).unwrap().sealed_segments, 5);
+}

@@ -343,13 +343,18 @@ impl AuditLog for Audit {
         let k = layout.segment_size;
         let head = self.read_head()?;
         let mut tail: Option<Tail> = head.as_ref().filter(|(h, _)| h.seq > 0).map(|(h, _)| Tail { seq: h.seq, hash: h.hash.clone() });
-        let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(500));
         let mut lost = 0u32;
         // Never gives up on contention: each lost race moves on to the next free position.
+        // Losers back off for a random time that grows with their losses, in units of the
+        // store's own round trip (microseconds on a disk, milliseconds on S3), so many
+        // writers take turns instead of all racing for every position.
         let event = loop {
             let event = seal(draft.clone(), tail.as_ref())?;
             let bytes = event.to_bytes()?;
-            match create(self.objects.as_ref(), &Self::event_key(k, event.seq), &bytes)? {
+            let started = std::time::Instant::now();
+            let created = create(self.objects.as_ref(), &Self::event_key(k, event.seq), &bytes)?;
+            let rtt = started.elapsed();
+            match created {
                 Created::Ours(_) => break event,
                 Created::Theirs(o) => {
                     let there =
@@ -357,11 +362,14 @@ impl AuditLog for Audit {
                     if there.seq != event.seq || tail.as_ref().is_some_and(|t| t.hash != there.prev_hash) {
                         return Err(damaged(&self.where_(), &format!("event {} does not follow event {}", event.seq, event.seq - 1)));
                     }
-                    tail = Some(there.tail());
                     lost += 1;
-                    if lost > 2 {
-                        backoff.wait();
-                    }
+                    let unit = rtt.max(Duration::from_micros(200));
+                    Backoff::new(unit * 2u32.pow(lost.min(5)), unit * 32).wait();
+                    // Meanwhile others moved on: start again from the head when it is ahead.
+                    tail = Some(match self.read_head()? {
+                        Some((h, _)) if h.seq > there.seq => Tail { seq: h.seq, hash: h.hash },
+                        _ => there.tail(),
+                    });
                 }
             }
         };
@@ -506,4 +514,44 @@ impl Audit {
         let prefix = format!("index/releases/{release}/");
         Ok(with_retries(|| self.objects.list(&prefix, None))?.iter().filter_map(|k| k.strip_prefix(&prefix)?.parse().ok()).collect())
     }
+}
+
+/// The objects of a log holding `drafts` (in order), exactly as appends would have left them —
+/// layout, one object per event, sealed segments with their release index, and the head —
+/// handed to `put` one at a time, a segment's worth in memory at most. For tests and
+/// benchmarks that need a long history without a million appends.
+pub fn write_image(
+    drafts: impl IntoIterator<Item = Draft>,
+    segment_size: u64,
+    put: &mut dyn FnMut(String, Vec<u8>) -> Result<()>,
+) -> Result<u64> {
+    let k = segment_size.max(2);
+    put(LOG.to_owned(), super::to_json(&Layout { version: AUDIT_VERSION, segment_size: k })?)?;
+    let mut tail: Option<Tail> = None;
+    let mut segment: Vec<u8> = Vec::new();
+    let mut releases: BTreeSet<String> = BTreeSet::new();
+    let mut sealed = 0;
+    for draft in drafts {
+        let event = seal(draft, tail.as_ref())?;
+        let bytes = event.to_bytes()?;
+        put(Audit::event_key(k, event.seq), bytes.clone())?;
+        segment.extend_from_slice(&bytes);
+        if let Some(r) = &event.release {
+            releases.insert(r.to_string());
+        }
+        if event.seq % k == 0 {
+            let seg = event.seq / k - 1;
+            for r in std::mem::take(&mut releases) {
+                put(format!("index/releases/{r}/{seg:08}"), Vec::new())?;
+            }
+            put(Audit::segment_key(seg), std::mem::take(&mut segment))?;
+            sealed = seg + 1;
+        }
+        tail = Some(event.tail());
+    }
+    let n = tail.as_ref().map_or(0, |t| t.seq);
+    if let Some(t) = tail {
+        put(HEAD.to_owned(), super::to_json(&Head { version: AUDIT_VERSION, seq: t.seq, hash: t.hash, sealed })?)?;
+    }
+    Ok(n)
 }

@@ -1,0 +1,131 @@
+//! Load: fifty promotions to fifty distinct stages at once, over an audit log that already
+//! holds ten thousand events, on both backends. Every one succeeds, no lock is left, every
+//! succeeded stage has its `promotion_succeeded` event, and the log verifies as one chain.
+
+use std::process::Child;
+
+use serde_json::Value;
+
+use crate::aws::{AwsWorld, SECURITY, TOOLING};
+use crate::support::{Project, Run};
+
+const STAGES: usize = 50;
+const HISTORY: u64 = 10_000;
+
+/// `stages:` with fifty independent stages, each appending its name to `deploys.log`.
+fn stages(account: &str) -> String {
+    let mut out = String::from("stages:\n");
+    for i in 0..STAGES {
+        out.push_str(&format!(
+            "  - name: s{i:02}\n    account: {account}\n    requires: []\n    deploy:\n      - type: command\n        run: echo \"$FERRY_STAGE\" >> deploys.log\n"
+        ));
+    }
+    out
+}
+
+/// Ten thousand events of another pipeline, as ferry would have stored them.
+fn history(put: &mut dyn FnMut(String, Vec<u8>) -> ferry_core::Result<()>) {
+    let actor: ferry_core::ids::Actor = "history".parse().unwrap();
+    let other: ferry_core::ids::PipelineName = "other".parse().unwrap();
+    let drafts = (0..HISTORY).map(|i| {
+        ferry_core::audit::Draft::new(ferry_core::audit::EventKind::GatePassed, &actor, &other).details(serde_json::json!({"i": i}))
+    });
+    let n = ferry_core::storage::audit::write_image(drafts, ferry_core::storage::audit::DEFAULT_SEGMENT_SIZE, put).unwrap();
+    assert_eq!(n, HISTORY);
+}
+
+fn wait_all(children: Vec<(String, Child)>) -> Vec<(String, Run)> {
+    children.into_iter().map(|(s, c)| (s, Run::from(c.wait_with_output().unwrap()))).collect()
+}
+
+/// What every load test checks once the promotions are done.
+fn assert_all_done(runs: &[(String, Run)], shown: &Value, verified: &Value, deploys: Vec<String>, locks: Vec<String>) {
+    let failed: Vec<String> =
+        runs.iter().filter(|(_, r)| r.code != 0).map(|(s, r)| format!("{s}: exit {}: {}", r.code, r.stderr)).collect();
+    assert!(failed.is_empty(), "{} of {STAGES} promotions failed:\n{}", failed.len(), failed.join("\n"));
+    assert!(locks.is_empty(), "locks left behind: {locks:?}");
+    let mut deployed = deploys;
+    deployed.sort();
+    assert_eq!(deployed, (0..STAGES).map(|i| format!("s{i:02}")).collect::<Vec<_>>(), "each stage deployed once");
+    let events = shown["events"].as_array().unwrap();
+    for i in 0..STAGES {
+        let stage = format!("s{i:02}");
+        let ok = events.iter().filter(|e| e["kind"] == "promotion_succeeded" && e["stage"] == stage.as_str()).count();
+        assert_eq!(ok, 1, "stage {stage}: {ok} promotion_succeeded events");
+    }
+    assert_eq!(verified["first_bad"], Value::Null, "{verified}");
+    assert_eq!(verified["events"].as_u64().unwrap(), HISTORY + 3 + 6 * STAGES as u64, "{verified}");
+}
+
+#[test]
+fn fifty_concurrent_promotions_over_a_long_local_log_all_succeed() {
+    let yaml = format!(
+        "version: 1\nname: shop\naccounts:\n  dev: \"111111111111\"\n  staging: \"222222222222\"\nsigning:\n  key: test\n  public_key: keys/test.pem\nbuild:\n  account: dev\n  working_dir: app\n  command: sh build.sh\n  artifacts:\n    - name: app\n      path: out/app.bin\n{}",
+        stages("staging")
+    );
+    let p = Project::new(&yaml);
+    let root = p.home().join("audit");
+    history(&mut |key, bytes| {
+        let path = root.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        Ok(())
+    });
+    let id = p.build();
+    let children = (0..STAGES)
+        .map(|i| {
+            let s = format!("s{i:02}");
+            let c = p.command("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", &s]).spawn().unwrap();
+            (s, c)
+        })
+        .collect();
+    let runs = wait_all(children);
+    let shown = p.ferry("auditor", &["audit", "show", "--release", &id, "--output", "json"]).expect(0).json();
+    let verified = p.ferry("auditor", &["audit", "verify", "--output", "json"]).expect(0).json();
+    let locks: Vec<String> = std::fs::read_dir(p.home().join("store/locks/shop"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect())
+        .unwrap_or_default();
+    assert_all_done(&runs, &shown, &verified, p.deploys(), locks);
+}
+
+#[test]
+fn fifty_concurrent_promotions_over_a_long_log_on_s3_all_succeed() {
+    let w = AwsWorld::new();
+    w.write_project("");
+    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
+    let (head, tail) = yaml.split_once("stages:\n").unwrap();
+    let audit = &tail[tail.find("audit:\n").unwrap()..];
+    std::fs::write(w.path("pipeline.yaml"), format!("{head}{}{audit}", stages("staging"))).unwrap();
+    // The history, put straight into the security account's bucket, many requests at a time.
+    let s3 = w.s3(&w.role(SECURITY, "ferry-audit", "seed"));
+    let mut objects = Vec::new();
+    history(&mut |key, bytes| {
+        objects.push((format!("shop/audit/{key}"), bytes));
+        Ok(())
+    });
+    w.rt.block_on(async {
+        for batch in objects.chunks(64) {
+            let mut set = tokio::task::JoinSet::new();
+            for (key, bytes) in batch.iter().cloned() {
+                let (s3, bucket) = (s3.clone(), w.audit_bucket.clone());
+                set.spawn(async move { s3.put_object().bucket(bucket).key(key).body(bytes.into()).send().await.unwrap() });
+            }
+            while set.join_next().await.is_some() {}
+        }
+    });
+    let ci = w.role(TOOLING, "ci", "github-run-1");
+    let id = w.release(&ci);
+    let children = (0..STAGES)
+        .map(|i| {
+            let s = format!("s{i:02}");
+            let c: Child = w.command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", &s]).spawn().unwrap();
+            (s, c)
+        })
+        .collect();
+    let runs = wait_all(children);
+    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
+    let verified = w.ferry(&ci, &["audit", "verify", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    let locks: Vec<String> =
+        w.keys(crate::aws::ARTIFACTS, "ferry-artifacts", &w.store_bucket).into_iter().filter(|k| k.contains("/locks/")).collect();
+    assert_all_done(&runs, &shown, &verified, w.deploys(), locks);
+}
