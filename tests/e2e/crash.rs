@@ -104,3 +104,88 @@ fn a_promotion_crashed_after_any_write_is_completed_by_the_next_run_without_a_do
     }
     assert!(reconciled >= 2, "crashes between an event and its state were caught up by the next run ({reconciled} times)");
 }
+
+/// On S3, every crash point at once: stage `sN` is promoted by a process that aborts after
+/// its N-th write. Locks there are leases, so the crashed runs take 2-second leases.
+#[test]
+fn on_s3_a_promotion_crashed_after_any_write_is_completed_without_a_double_deploy() {
+    use crate::aws::{AwsWorld, TOOLING};
+    const POINTS: u64 = 24;
+    let w = AwsWorld::new();
+    w.write_project("");
+    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
+    let (head, tail) = yaml.split_once("stages:\n").unwrap();
+    let audit = &tail[tail.find("audit:\n").unwrap()..];
+    let mut stages = String::from("stages:\n");
+    for n in 1..=POINTS {
+        stages.push_str(&format!(
+            "  - name: s{n:02}\n    account: staging\n    requires: []\n    deploy:\n      - type: command\n        run: echo \"$FERRY_STAGE\" >> deploys.log\n"
+        ));
+    }
+    std::fs::write(w.path("pipeline.yaml"), format!("{head}{stages}{audit}")).unwrap();
+    let ci = w.role(TOOLING, "ci", "github-run-1");
+    let id = w.release(&ci);
+    let promote = |n: u64, extra: &[&str]| {
+        let stage = format!("s{n:02}");
+        let mut args = vec!["promote", "pipeline.yaml", "--release", &id, "--to", &stage];
+        args.extend_from_slice(extra);
+        w.command(&ci, &args)
+    };
+    let crashed: Vec<(u64, Run)> = (1..=POINTS)
+        .map(|n| (n, promote(n, &["--lease", "2s"]).env("FERRY_CRASH_AFTER_WRITES", n.to_string()).spawn().unwrap()))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|(n, c)| (n, Run::from(c.wait_with_output().unwrap())))
+        .collect();
+    assert!(
+        crashed.iter().filter(|(_, r)| r.code == -1).count() >= 15,
+        "most runs crashed: {:?}",
+        crashed.iter().map(|(n, r)| (n, r.code)).collect::<Vec<_>>()
+    );
+    // The log is never behind the state.
+    let events =
+        w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json()["events"]
+            .as_array()
+            .unwrap()
+            .clone();
+    let has = |kind: &str, stage: &str, action: Option<u64>| {
+        events.iter().any(|e| e["kind"] == kind && e["stage"] == stage && action.is_none_or(|a| e["details"]["action"].as_u64() == Some(a)))
+    };
+    let store = crate::aws::ARTIFACTS;
+    for (n, _) in &crashed {
+        let stage = format!("s{n:02}");
+        let key = format!("shop/state/shop/{id}/{stage}.json");
+        if !w.keys(store, "ferry-artifacts", &w.store_bucket).contains(&key) {
+            continue;
+        }
+        let s: Value = serde_json::from_slice(&w.get(store, "ferry-artifacts", &w.store_bucket, &key)).unwrap();
+        if s["status"] == "succeeded" {
+            assert!(has("promotion_succeeded", &stage, None), "crash after write {n}: state says succeeded, the log does not");
+        }
+        for a in s["actions"].as_array().unwrap() {
+            let i = a["index"].as_u64();
+            match a["status"].as_str().unwrap() {
+                "started" => assert!(has("deploy_start", &stage, i), "crash after write {n}: action started in the state only"),
+                "succeeded" => assert!(has("deploy_end", &stage, i), "crash after write {n}: action succeeded in the state only"),
+                _ => {}
+            }
+        }
+    }
+    // Once the crashed runs' leases ran out, the next runs complete every stage.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let mut redeployed = 0;
+    for (n, _) in &crashed {
+        let mut r = Run::from(promote(*n, &[]).output().unwrap());
+        if r.code == 1 && r.stderr.contains("--redeploy") {
+            redeployed += 1;
+            r = Run::from(promote(*n, &["--redeploy"]).output().unwrap());
+        }
+        assert_eq!(r.code, 0, "crash after write {n}: the next run did not complete:\n{}", r.stderr);
+    }
+    assert!(redeployed <= 2, "only a crash between recording an action's start and running it needs --redeploy ({redeployed})");
+    let mut deploys = w.deploys();
+    deploys.sort();
+    assert_eq!(deploys, (1..=POINTS).map(|n| format!("s{n:02}")).collect::<Vec<_>>(), "every stage deployed exactly once");
+    assert!(!w.keys(store, "ferry-artifacts", &w.store_bucket).iter().any(|k| k.contains("/locks/")), "no lock left");
+    w.ferry(&ci, &["audit", "verify", "--pipeline", "pipeline.yaml"]).expect(0);
+}
