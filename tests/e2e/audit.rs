@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::support::{Project, TWO_APPROVERS, pipeline};
+use crate::support::{Project, Run, TWO_APPROVERS, pipeline};
 
 fn project_with_history() -> (Project, String) {
     let p = Project::new(&pipeline(TWO_APPROVERS));
@@ -118,4 +118,30 @@ fn a_forged_checkpoint_does_not_verify() {
     std::fs::write(&file, serde_json::to_vec(&env).unwrap()).unwrap();
     let r = p.ferry("auditor", &["audit", "verify", "--pipeline", "pipeline.yaml"]).expect(4);
     assert!(r.stdout.contains("checkpoint at event 3 does not verify"), "{}", r.stdout);
+}
+
+#[test]
+fn an_auditor_verifies_the_stored_log_with_the_python_standard_library_alone() {
+    // A log created with segments of four events, so some are sealed; output with a newline
+    // and non-ASCII text.
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let run = |args: &[&str]| Run::from(p.command("deployer", args).env("FERRY_AUDIT_SEGMENT_SIZE", "4").output().unwrap());
+    for version in ["one", "two"] {
+        std::fs::write(p.path("app/src.txt"), format!("version {version}\n")).unwrap();
+        let id = run(&["build", "pipeline.yaml", "--output", "json"]).expect(0).json()["release"].as_str().unwrap().to_owned();
+        run(&["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
+        let reject =
+            ["reject", "pipeline.yaml", "--release", &id, "--stage", "prod", "--comment", "går inte\n\"andra\" raden\t\u{1}", "--yes"];
+        Run::from(p.command("bob", &reject).output().unwrap()).expect(0);
+    }
+    assert!(p.home().join("audit/segments/00000004.jsonl").exists(), "22 events in segments of 4: five sealed");
+    let out = std::process::Command::new(crate::support::venv_python())
+        .arg(crate::support::repo_root().join("tests/conformance/verify_audit_log.py"))
+        .arg(p.home().join("audit"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(n, 22);
+    assert_eq!(p.ferry("auditor", &["audit", "verify", "--output", "json"]).expect(0).json()["sealed_segments"], 5);
 }

@@ -60,9 +60,8 @@ impl<R: Read> Read for Progress<'_, R> {
 }
 
 /// Canonical JSON as securesystemslib defines it: sorted keys, no whitespace, and only `\`
-/// and `"` escaped in strings. Used for key ids and audit event hashes.
+/// and `"` escaped in strings. Used for key ids.
 pub fn canonical_json(value: &serde_json::Value) -> String {
-    use serde_json::Value;
     fn string(out: &mut String, s: &str) {
         out.push('"');
         for c in s.chars() {
@@ -73,54 +72,25 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
         }
         out.push('"');
     }
-    fn walk(out: &mut String, v: &Value) {
-        match v {
-            Value::Null => out.push_str("null"),
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Number(n) => out.push_str(&n.to_string()),
-            Value::String(s) => string(out, s),
-            Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    walk(out, item);
-                }
-                out.push(']');
-            }
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    string(out, k);
-                    out.push(':');
-                    walk(out, &map[k]);
-                }
-                out.push('}');
-            }
-        }
-    }
-    let mut out = String::new();
-    walk(&mut out, value);
-    out
+    sorted_json(value, string)
 }
 
 /// Canonical JSON that is also valid JSON on one line: sorted keys, no whitespace, strings
 /// escaped as JSON requires (control characters included). The stored form of audit events.
 pub fn json_canonical(value: &serde_json::Value) -> String {
-    use serde_json::Value;
     fn string(out: &mut String, s: &str) {
         match serde_json::to_string(s) {
             Ok(quoted) => out.push_str(&quoted),
             Err(_) => out.push_str("\"\""),
         }
     }
-    fn walk(out: &mut String, v: &Value) {
+    sorted_json(value, string)
+}
+
+/// JSON with sorted keys and no whitespace, strings written by `string`.
+fn sorted_json(value: &serde_json::Value, string: fn(&mut String, &str)) -> String {
+    use serde_json::Value;
+    fn walk(out: &mut String, v: &Value, string: fn(&mut String, &str)) {
         match v {
             Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -132,7 +102,7 @@ pub fn json_canonical(value: &serde_json::Value) -> String {
                     if i > 0 {
                         out.push(',');
                     }
-                    walk(out, item);
+                    walk(out, item, string);
                 }
                 out.push(']');
             }
@@ -146,14 +116,14 @@ pub fn json_canonical(value: &serde_json::Value) -> String {
                     }
                     string(out, k);
                     out.push(':');
-                    walk(out, &map[k]);
+                    walk(out, &map[k], string);
                 }
                 out.push('}');
             }
         }
     }
     let mut out = String::new();
-    walk(&mut out, value);
+    walk(&mut out, value, string);
     out
 }
 

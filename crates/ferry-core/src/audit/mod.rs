@@ -109,22 +109,6 @@ pub struct Event {
     pub hash: Sha256Digest,
 }
 
-/// The event without its hash: what the hash is computed over.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Body {
-    version: u32,
-    seq: u64,
-    prev_hash: Sha256Digest,
-    at: Timestamp,
-    kind: EventKind,
-    actor: Actor,
-    pipeline: Option<PipelineName>,
-    release: Option<ReleaseId>,
-    stage: Option<StageName>,
-    details: Value,
-}
-
 /// A stored line, its body kept as the exact bytes that were hashed.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,9 +140,9 @@ pub struct Tail {
 pub fn seal(draft: Draft, prev: Option<&Tail>) -> Result<Event> {
     let (seq, prev_hash) = match prev {
         Some(p) => (p.seq + 1, p.hash.clone()),
-        None => (1, genesis()),
+        None => (1, Sha256Digest::from_bytes([0; 32])),
     };
-    let body = Body {
+    let mut event = Event {
         version: AUDIT_VERSION,
         seq,
         prev_hash,
@@ -169,37 +153,25 @@ pub fn seal(draft: Draft, prev: Option<&Tail>) -> Result<Event> {
         release: draft.release,
         stage: draft.stage,
         details: draft.details,
+        hash: Sha256Digest::from_bytes([0; 32]),
     };
-    let hash = Sha256Digest::of(body_bytes(&body)?.as_bytes());
-    let Body { version, seq, prev_hash, at, kind, actor, pipeline, release, stage, details } = body;
-    Ok(Event { version, seq, prev_hash, at, kind, actor, pipeline, release, stage, details, hash })
-}
-
-fn genesis() -> Sha256Digest {
-    Sha256Digest::from_bytes([0; 32])
-}
-
-fn body_bytes(body: &Body) -> Result<String> {
-    let value = serde_json::to_value(body).map_err(|e| Error::failed(format!("cannot encode audit event: {e}")))?;
-    Ok(json_canonical(&value))
+    event.hash = Sha256Digest::of(event.body()?.as_bytes());
+    Ok(event)
 }
 
 impl Event {
+    /// The event without its hash, as canonical JSON on one line: what the hash is over.
+    fn body(&self) -> Result<String> {
+        let mut value = serde_json::to_value(self).map_err(|e| Error::failed(format!("cannot encode audit event: {e}")))?;
+        if let Value::Object(m) = &mut value {
+            m.remove("hash");
+        }
+        Ok(json_canonical(&value))
+    }
+
     /// The stored line (with its newline).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let body = Body {
-            version: self.version,
-            seq: self.seq,
-            prev_hash: self.prev_hash.clone(),
-            at: self.at,
-            kind: self.kind,
-            actor: self.actor.clone(),
-            pipeline: self.pipeline.clone(),
-            release: self.release.clone(),
-            stage: self.stage.clone(),
-            details: self.details.clone(),
-        };
-        Ok(format!("{{\"body\":{},\"hash\":\"{}\"}}\n", body_bytes(&body)?, self.hash).into_bytes())
+        Ok(format!("{{\"body\":{},\"hash\":\"{}\"}}\n", self.body()?, self.hash).into_bytes())
     }
 
     /// Reads a stored line, checking that its body hashes to its hash.
@@ -208,14 +180,22 @@ impl Event {
         if Sha256Digest::of(line.body.get().as_bytes()).as_str() != line.hash {
             return Err(Error::failed("the event does not match its own hash"));
         }
-        let body: Body = serde_json::from_str(line.body.get()).map_err(|e| Error::failed(format!("malformed audit event: {e}")))?;
-        if body.version != AUDIT_VERSION {
-            return Err(Error::invalid(format!("audit event version `{}` is not supported", body.version))
-                .hint(format!("this ferry reads version {AUDIT_VERSION}")));
+        let mut body: Value = serde_json::from_str(line.body.get()).map_err(|e| Error::failed(format!("malformed audit event: {e}")))?;
+        let version = body.get("version").and_then(Value::as_u64);
+        if version != Some(u64::from(AUDIT_VERSION)) {
+            return Err(Error::invalid(format!(
+                "audit event version `{}` is not supported",
+                version.map_or("none".into(), |v| v.to_string())
+            ))
+            .hint(format!("this ferry reads version {AUDIT_VERSION}")));
         }
-        let hash = line.hash.parse().map_err(|_| Error::failed("malformed audit event hash"))?;
-        let Body { version, seq, prev_hash, at, kind, actor, pipeline, release, stage, details } = body;
-        Ok(Event { version, seq, prev_hash, at, kind, actor, pipeline, release, stage, details, hash })
+        match &mut body {
+            Value::Object(m) if !m.contains_key("hash") => {
+                m.insert("hash".into(), Value::String(line.hash.to_owned()));
+            }
+            _ => return Err(Error::failed("malformed audit event: its body is not an object without a hash")),
+        }
+        serde_json::from_value(body).map_err(|e| Error::failed(format!("malformed audit event: {e}")))
     }
 
     pub fn tail(&self) -> Tail {
