@@ -46,14 +46,24 @@ pub struct LockStatus {
 }
 
 pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> Result<Status> {
+    // Everything in a few batched reads: the stage records, the pipeline's releases (from its
+    // index: no other pipeline's manifest), and its approvals in one listing.
     let records = svc.state.list_stages(&pipeline.name)?;
-    let mut releases = Vec::new();
     let ids = match only {
         Some(id) => vec![id.clone()],
         None => svc.store.list_releases(&pipeline.name)?,
     };
-    for id in ids {
-        let stored = svc.store.get_release(&id)?;
+    let stored = svc.store.get_releases(&ids)?;
+    let approvals =
+        if pipeline.stages.iter().any(|s| s.approval.is_some()) { svc.state.all_approvals(&pipeline.name)? } else { Vec::new() };
+    let mut releases = Vec::new();
+    for (id, stored) in ids.into_iter().zip(stored) {
+        let Some(stored) = stored else {
+            if only.is_some() {
+                svc.store.get_release(&id)?;
+            }
+            continue;
+        };
         let Ok(manifest) = ReleaseManifest::from_bytes(&stored.manifest) else { continue };
         if manifest.pipeline != pipeline.name {
             continue;
@@ -66,7 +76,7 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
             let approvals = match (&stage.approval, record) {
                 (Some(policy), Some(r)) => {
                     let parties = Parties { builder: Some(manifest.builder.actor.clone()), requester: Some(r.requested_by.clone()) };
-                    let recs = svc.state.approvals(&pipeline.name, &id, &stage.name)?;
+                    let recs: Vec<_> = approvals.iter().filter(|a| a.release == id && a.stage == stage.name).cloned().collect();
                     Some(approval::evaluate(Some(policy), &recs, &id, &stage.name, &parties, Timestamp::now()))
                 }
                 _ => None,

@@ -18,4 +18,6 @@ pub trait StateStore: Send + Sync {
     /// Adds an approval or rejection; records are never changed once written.
     fn add_approval(&self, record: &ApprovalRecord) -> Result<()>;
     fn approvals(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Vec<ApprovalRecord>>;
+    /// Every approval and rejection of the pipeline, in one listing.
+    fn all_approvals(&self, pipeline: &PipelineName) -> Result<Vec<ApprovalRecord>>;
 }

@@ -28,6 +28,8 @@ pub trait ReleaseStore: Send + Sync {
     /// then the entry in `pipeline`'s index of releases.
     fn put_release(&self, pipeline: &PipelineName, release: &StoredRelease) -> Result<()>;
     fn get_release(&self, id: &ReleaseId) -> Result<StoredRelease>;
+    /// Several releases at once (read concurrently where the backend can); a missing one is `None`.
+    fn get_releases(&self, ids: &[ReleaseId]) -> Result<Vec<Option<StoredRelease>>>;
     /// The releases `pipeline` built, from its index (no other pipeline's manifest is read).
     fn list_releases(&self, pipeline: &PipelineName) -> Result<Vec<ReleaseId>>;
     /// Where the store is, for messages (a directory or an `s3://` URL).

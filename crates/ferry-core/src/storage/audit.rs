@@ -167,7 +167,10 @@ impl Audit {
                     return Ok(false);
                 }
                 let bump = |h: &Head| (h.sealed == sealed).then(|| Head { sealed: sealed + 1, ..h.clone() });
-                self.advance_head(head, bump, Head { version: AUDIT_VERSION, seq: 0, hash: Sha256Digest::from_bytes([0; 32]), sealed: 0 })?;
+                // Without a head (deleted), a new one says only how much is sealed; its
+                // position 0 makes the next append find the end by itself.
+                let start = Head { version: AUDIT_VERSION, seq: 0, hash: Sha256Digest::from_bytes([0; 32]), sealed: sealed + 1 };
+                self.advance_head(head, bump, start)?;
                 Ok(true)
             })();
             match result {

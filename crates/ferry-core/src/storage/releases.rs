@@ -147,6 +147,18 @@ impl ReleaseStore for Releases {
         Ok(StoredRelease { id: id.clone(), manifest: manifest.bytes, envelope: envelope.bytes })
     }
 
+    fn get_releases(&self, ids: &[ReleaseId]) -> Result<Vec<Option<StoredRelease>>> {
+        let keys: Vec<String> = ids.iter().flat_map(|id| [manifest_key(id), envelope_key(id)]).collect();
+        let mut docs = with_retries(|| self.objects.get_many(&keys))?.into_iter();
+        Ok(ids
+            .iter()
+            .map(|id| match (docs.next().flatten(), docs.next().flatten()) {
+                (Some(m), Some(e)) => Some(StoredRelease { id: id.clone(), manifest: m.bytes, envelope: e.bytes }),
+                _ => None,
+            })
+            .collect())
+    }
+
     fn list_releases(&self, pipeline: &PipelineName) -> Result<Vec<ReleaseId>> {
         let prefix = format!("pipelines/{pipeline}/releases/");
         Ok(self.objects.list(&prefix, None)?.iter().filter_map(|k| k.strip_prefix(&prefix)?.parse().ok()).collect())

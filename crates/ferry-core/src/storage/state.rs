@@ -83,4 +83,8 @@ impl StateStore for State {
     fn approvals(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Vec<ApprovalRecord>> {
         self.read_all(&approvals_prefix(pipeline, release, stage), APPROVAL_VERSION)
     }
+
+    fn all_approvals(&self, pipeline: &PipelineName) -> Result<Vec<ApprovalRecord>> {
+        self.read_all(&format!("approvals/{pipeline}/"), APPROVAL_VERSION)
+    }
 }
