@@ -331,4 +331,19 @@ fn moto(a: &Args, verdicts: &mut Vec<(String, bool)>) {
         seen.len(),
         took.as_secs_f64()
     );
+    let mut by_kind: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for s in &seen {
+        // `/BUCKET/PREFIX/KIND/...` on S3 (path style), the query action on STS.
+        let parts: Vec<&str> = s.path.split('?').next().unwrap_or("").split('/').collect();
+        let what = match (&s.action, parts.get(3)) {
+            (Some(action), _) => action.clone(),
+            (None, Some(_)) if parts.get(2) == Some(&"run") => format!("audit/{}", parts.get(4).copied().unwrap_or("")),
+            (None, Some(kind)) => (*kind).to_owned(),
+            (None, None) => "(bucket)".to_owned(),
+        };
+        *by_kind.entry(format!("{} {what}", s.method)).or_default() += 1;
+    }
+    for (kind, n) in by_kind {
+        println!("  {n:>4}  {kind}");
+    }
 }

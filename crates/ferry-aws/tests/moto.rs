@@ -12,7 +12,6 @@ use aws_credential_types::Credentials;
 use ferry_aws::chain::{Aws, Hop};
 use ferry_aws::s3::Bucket;
 use ferry_aws::s3::PART_SIZE;
-use ferry_core::audit::{Draft, EventFilter, EventKind};
 use ferry_core::ids::{AccountId, Actor, ReleaseId, RoleArn, Sha256Digest};
 use ferry_core::ports::{Acquired, LeasesOnly, ObjectStore, StoredRelease, Write};
 use ferry_core::state::StageRecord;
@@ -191,12 +190,6 @@ fn releases_are_stored_once_and_never_replaced() {
 fn conditional_writes_never_lose_a_state_update() {
     let e = env();
     let bucket = e.bucket(ARTIFACTS, "ferry-artifacts");
-    let Write::Done(v1) = bucket.create("x.json", b"1").unwrap() else { panic!("not created") };
-    assert_eq!(bucket.create("x.json", b"2").unwrap(), Write::Conflict, "If-None-Match: *");
-    let Write::Done(v2) = bucket.replace("x.json", b"2", &v1).unwrap() else { panic!("not replaced") };
-    assert_eq!(bucket.replace("x.json", b"3", &v1).unwrap(), Write::Conflict, "If-Match on an old ETag");
-    assert_eq!(bucket.delete("x.json", &v1).unwrap(), Write::Conflict, "a delete names the version it removes");
-    assert_eq!(bucket.delete("x.json", &v2).unwrap(), Write::Done(v2));
     let state = records(bucket, e.bucket(SECURITY, "ferry-audit"), 1000).state;
     let id = ReleaseId::for_manifest(&Sha256Digest::of(b"m"));
     let mut rec = StageRecord::new(&"hello".parse().unwrap(), &id, &"prod".parse().unwrap(), &"alice".parse().unwrap());
@@ -244,36 +237,15 @@ fn exactly_one_runner_takes_a_lock_and_an_expired_lease_is_taken_over_once() {
 }
 
 #[test]
-fn the_audit_log_in_the_security_account_is_a_verifiable_chain_under_concurrency() {
+fn the_s3_adapter_passes_the_object_store_conformance_tests_and_the_log_holds_under_concurrency() {
     let e = env();
-    // Segments of 4 events: the 12 events end up in three sealed segments.
+    ferry_testkit::conformance::object_store(&e.bucket(ARTIFACTS, "ferry-artifacts"), "c/");
+    // Segments of 4 events: the 12 events end up in three sealed segments in the security account.
     let bucket = e.bucket(SECURITY, "ferry-audit");
     let audit = records(e.bucket(ARTIFACTS, "ferry-artifacts"), bucket.clone(), 4).audit;
-    let pipeline = "hello".parse().unwrap();
-    let release = ReleaseId::for_manifest(&Sha256Digest::of(b"r"));
-    std::thread::scope(|scope| {
-        for t in 0..3 {
-            let (audit, pipeline, release) = (&audit, &pipeline, &release);
-            scope.spawn(move || {
-                for i in 0..4 {
-                    let actor: Actor = format!("writer-{t}").parse().unwrap();
-                    let mut d = Draft::new(EventKind::Build, &actor, pipeline).details(serde_json::json!({"i": i}));
-                    if t == 1 {
-                        d = d.release(release);
-                    }
-                    audit.append(d).unwrap();
-                }
-            });
-        }
-    });
-    let report = audit.verify(None).unwrap();
-    assert_eq!((report.events, report.first_bad.clone()), (12, None));
-    assert_eq!(report.sealed_segments, 3, "{report:?}");
-    let keys = bucket.list("segments/", None).unwrap();
-    assert_eq!(keys.len(), 3, "{keys:?}");
-    let shown = audit.events(&EventFilter { release: Some(release), ..EventFilter::default() }).unwrap();
-    assert_eq!(shown.len(), 4, "a release's events come through the index");
     assert!(audit.location().starts_with("s3://ferry-"));
+    ferry_testkit::conformance::concurrent_appends(Arc::from(audit), 3, 4, 4);
+    assert_eq!(bucket.list("segments/", None).unwrap().len(), 3);
 }
 
 mod images {

@@ -5,6 +5,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stderr)]
 
+pub mod conformance;
 pub mod proxy;
 
 use std::io::{Read, Write};
