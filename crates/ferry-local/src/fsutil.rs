@@ -1,18 +1,12 @@
 //! File primitives the local backend is built on: create-only writes (temp file, then a hard
 //! link that fails if the target exists: the filesystem's `If-None-Match: *`) and atomic
-//! replace (temp file, then rename). A reader never sees a half-written file.
+//! replace (temp file, then rename). A reader never sees a half-written file. The object port
+//! on a directory (`objects.rs`) is built on these.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ferry_core::{Error, Result};
-
-/// Whether a create-only write made the file or found one already there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Created {
-    Yes,
-    AlreadyExists,
-}
 
 pub fn ensure_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, &e))
@@ -43,19 +37,19 @@ pub fn write_temp(target: &Path, bytes: &[u8]) -> Result<PathBuf> {
     Ok(tmp)
 }
 
-/// Moves a finished temp file to `target` unless `target` exists; never overwrites.
-pub fn link_new(tmp: &Path, target: &Path) -> Result<Created> {
+/// Moves a finished temp file to `target` unless `target` exists (then `false`); never overwrites.
+pub fn link_new(tmp: &Path, target: &Path) -> Result<bool> {
     let result = std::fs::hard_link(tmp, target);
     let _ = std::fs::remove_file(tmp);
     match result {
-        Ok(()) => Ok(Created::Yes),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Created::AlreadyExists),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(Error::io("create", target, &e)),
     }
 }
 
-/// Creates `target` with `bytes`, atomically, unless it already exists.
-pub fn write_new(target: &Path, bytes: &[u8]) -> Result<Created> {
+/// Creates `target` with `bytes`, atomically, unless it already exists (then `false`).
+pub fn write_new(target: &Path, bytes: &[u8]) -> Result<bool> {
     let tmp = write_temp(target, bytes)?;
     link_new(&tmp, target)
 }
@@ -78,31 +72,6 @@ pub fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// The names of the entries of `dir` (empty if it does not exist), sorted, temp files skipped.
-pub fn list(dir: &Path) -> Result<Vec<String>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("list", dir, &e)),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list", dir, &e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') {
-            names.push(name);
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
-pub fn random_token() -> String {
-    let mut raw = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
-    hex::encode(raw)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,9 +80,10 @@ mod tests {
     fn write_new_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a/b.json");
-        assert_eq!(write_new(&p, b"one").unwrap(), Created::Yes);
-        assert_eq!(write_new(&p, b"two").unwrap(), Created::AlreadyExists);
+        assert!(write_new(&p, b"one").unwrap());
+        assert!(!write_new(&p, b"two").unwrap(), "never overwrites");
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
-        assert_eq!(list(&dir.path().join("a")).unwrap(), vec!["b.json"], "no temp files left");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("a")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["b.json"], "no temp files left");
     }
 }

@@ -12,7 +12,7 @@ use ferry_core::ids::Sha256Digest;
 use ferry_core::ports::{Object, ObjectStore, Version, Write};
 use ferry_core::{Error, Result};
 
-use crate::fsutil::{self, Created};
+use crate::fsutil;
 
 #[derive(Debug, Clone)]
 pub struct FsObjects {
@@ -93,10 +93,7 @@ impl ObjectStore for FsObjects {
     }
 
     fn create(&self, key: &str, bytes: &[u8]) -> Result<Write> {
-        Ok(match fsutil::write_new(&self.path(key)?, bytes)? {
-            Created::Yes => Write::Done(version_of(bytes)),
-            Created::AlreadyExists => Write::Conflict,
-        })
+        Ok(if fsutil::write_new(&self.path(key)?, bytes)? { Write::Done(version_of(bytes)) } else { Write::Conflict })
     }
 
     fn replace(&self, key: &str, bytes: &[u8], expected: &Version) -> Result<Write> {
@@ -153,10 +150,7 @@ impl ObjectStore for FsObjects {
             p.set_readonly(true);
             std::fs::set_permissions(&target, p)
         });
-        Ok(match created {
-            Created::Yes => Write::Done(Version(digest.to_string())),
-            Created::AlreadyExists => Write::Conflict,
-        })
+        Ok(if created { Write::Done(Version(digest.to_string())) } else { Write::Conflict })
     }
 
     fn read_into(&self, key: &str, sink: &mut dyn std::io::Write) -> Result<Option<u64>> {

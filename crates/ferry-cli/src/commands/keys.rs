@@ -5,7 +5,7 @@ use std::path::Path;
 use ferry_core::Error;
 use ferry_core::keys::{Algorithm, PublicKey};
 use ferry_local::Home;
-use ferry_local::fsutil::{self, Created};
+use ferry_local::fsutil;
 use serde_json::json;
 
 use crate::output::{Failure, Report};
@@ -25,7 +25,7 @@ pub fn keygen(home: &Home, name: &str, algorithm: &str) -> Result<Report, Failur
 }
 
 fn write_export(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    if fsutil::write_new(path, bytes)? == Created::AlreadyExists && fsutil::read_opt(path)?.as_deref() != Some(bytes) {
+    if !fsutil::write_new(path, bytes)? && fsutil::read_opt(path)?.as_deref() != Some(bytes) {
         return Err(Error::invalid(format!("`{}` already exists with different content", path.display()))
             .hint("remove it first if you really mean to replace a pinned key"));
     }
