@@ -171,11 +171,10 @@ fn on_s3_a_promotion_crashed_after_any_write_is_completed_without_a_double_deplo
             }
         }
     }
-    // Once the crashed runs' leases ran out, the next runs complete every stage.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // The next runs wait for the crashed runs' leases to lapse, then complete every stage.
     let mut redeployed = 0;
     for (n, _) in &crashed {
-        let mut r = Run::from(promote(*n, &[]).output().unwrap());
+        let mut r = Run::from(promote(*n, &["--wait", "30s"]).output().unwrap());
         if r.code == 1 && r.stderr.contains("--redeploy") {
             redeployed += 1;
             r = Run::from(promote(*n, &["--redeploy"]).output().unwrap());
