@@ -187,7 +187,7 @@ impl Audit {
     /// Copies segment `seg`'s events into its sealed object once their chain checks out.
     fn seal(&self, layout: Layout, seg: u64) -> Result<bool> {
         let k = layout.segment_size;
-        let chunk = self.read_unsealed(layout, seg)?;
+        let chunk = self.read_unsealed(seg)?;
         let run = verify_run(seg * k + 1, chunk.lines(), &|_| false);
         if run.problem.is_some() || run.count != k {
             tracing::warn!(
@@ -231,7 +231,7 @@ impl Audit {
     }
 
     /// The events stored one by one in segment `seg`.
-    fn read_unsealed(&self, layout: Layout, seg: u64) -> Result<Chunk> {
+    fn read_unsealed(&self, seg: u64) -> Result<Chunk> {
         let prefix = format!("events/{seg:08}/");
         let keys: Vec<String> = with_retries(|| self.objects.list(&prefix, None))?
             .into_iter()
@@ -246,7 +246,6 @@ impl Audit {
             chunk.data.extend_from_slice(&o.bytes);
             chunk.lines.push((pos, start..chunk.data.len()));
         }
-        let _ = layout;
         Ok(chunk)
     }
 
@@ -302,7 +301,7 @@ impl Audit {
             let mut chunks = self.read_sealed(layout, &in_seal)?;
             let mut ended = false;
             for s in loose {
-                let c = self.read_unsealed(layout, s)?;
+                let c = self.read_unsealed(s)?;
                 if c.lines.is_empty() && s > last {
                     ended = true;
                     break;
