@@ -19,6 +19,7 @@ k = layout["segment_size"]
 def check(line: bytes, pos: int, prev: str) -> str:
     text = line.decode("utf-8").rstrip("\n")
     assert text.startswith('{"body":') and text.endswith('"}'), f"event {pos}: not a ferry audit line"
+    # {"body":BODY,"hash":"HEX","nonce":"N"}: the hash covers BODY exactly as stored.
     body = text[len('{"body":'):text.rindex(',"hash":"')]
     parsed = json.loads(text)
     digest = hashlib.sha256(body.encode("utf-8")).hexdigest()

@@ -4,6 +4,8 @@
 //! completes (with `--redeploy` only when ferry cannot know whether an action ran), nothing
 //! is deployed twice, and the log verifies.
 
+use std::process::Stdio;
+
 use serde_json::Value;
 
 use crate::support::{Project, Run, TWO_APPROVERS, pipeline};
@@ -132,7 +134,17 @@ fn on_s3_a_promotion_crashed_after_any_write_is_completed_without_a_double_deplo
         w.command(&ci, &args)
     };
     let crashed: Vec<(u64, Run)> = (1..=POINTS)
-        .map(|n| (n, promote(n, &["--lease", "2s"]).env("FERRY_CRASH_AFTER_WRITES", n.to_string()).spawn().unwrap()))
+        .map(|n| {
+            (
+                n,
+                promote(n, &["--lease", "2s"])
+                    .env("FERRY_CRASH_AFTER_WRITES", n.to_string())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
         .collect::<Vec<_>>()
         .into_iter()
         .map(|(n, c)| (n, Run::from(c.wait_with_output().unwrap())))

@@ -2,7 +2,7 @@
 //! holds ten thousand events, on both backends. Every one succeeds, no lock is left, every
 //! succeeded stage has its `promotion_succeeded` event, and the log verifies as one chain.
 
-use std::process::Child;
+use std::process::{Child, Stdio};
 
 use serde_json::Value;
 
@@ -75,7 +75,12 @@ fn fifty_concurrent_promotions_over_a_long_local_log_all_succeed() {
     let children = (0..STAGES)
         .map(|i| {
             let s = format!("s{i:02}");
-            let c = p.command("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", &s]).spawn().unwrap();
+            let c = p
+                .command("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", &s])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
             (s, c)
         })
         .collect();
@@ -118,7 +123,12 @@ fn fifty_concurrent_promotions_over_a_long_log_on_s3_all_succeed() {
     let children = (0..STAGES)
         .map(|i| {
             let s = format!("s{i:02}");
-            let c: Child = w.command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", &s]).spawn().unwrap();
+            let c: Child = w
+                .command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", &s])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
             (s, c)
         })
         .collect();

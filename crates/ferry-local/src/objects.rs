@@ -179,6 +179,8 @@ mod tests {
         assert!(o.get("../x").is_err() && o.create("a/../../x", b"").is_err() && o.get("/etc/passwd").is_err());
     }
 
+    /// Each writer writes bytes that differ from the original: versions are content hashes, so
+    /// a replacement by identical bytes leaves the version as it was (a no-op, harmlessly won).
     #[test]
     fn of_racing_replacements_of_one_version_exactly_one_wins() {
         let dir = tempfile::tempdir().unwrap();
@@ -188,7 +190,7 @@ mod tests {
             let handles: Vec<_> = (0..8)
                 .map(|i| {
                     let (o, v) = (&o, &v);
-                    s.spawn(move || matches!(o.replace("k", format!("{i}").as_bytes(), v).unwrap(), Write::Done(_)))
+                    s.spawn(move || matches!(o.replace("k", format!("v{i}").as_bytes(), v).unwrap(), Write::Done(_)))
                 })
                 .collect();
             handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()

@@ -204,7 +204,11 @@ mod tests {
     use crate::ids::{Actor, PipelineName};
 
     fn log(n: usize) -> Vec<(u64, Vec<u8>)> {
-        let actor: Actor = "alice".parse().unwrap();
+        log_by("alice", n)
+    }
+
+    fn log_by(actor: &str, n: usize) -> Vec<(u64, Vec<u8>)> {
+        let actor: Actor = actor.parse().unwrap();
         let p: PipelineName = "p".parse().unwrap();
         let mut out = Vec::new();
         let mut prev: Option<Tail> = None;
@@ -225,6 +229,19 @@ mod tests {
         assert_eq!(r.events, 5);
         assert!(l.iter().all(|(_, b)| b.iter().filter(|c| **c == b'\n').count() == 1));
         assert_eq!(crate::audit::Event::from_bytes(&l[2].1).unwrap().seq, 3);
+    }
+
+    #[test]
+    fn two_writes_of_one_event_differ_in_their_bytes_and_both_verify() {
+        // What lets a writer after a lost answer tell its own line from another writer's
+        // identical event (same actor, details and millisecond) at the same position.
+        let l = log(1);
+        let e = crate::audit::Event::from_bytes(&l[0].1).unwrap();
+        let (a, b) = (e.to_bytes().unwrap(), e.to_bytes().unwrap());
+        assert_ne!(a, b);
+        for line in [a, b] {
+            assert_eq!(verify_chain(&[(1, line)]).first_bad, None);
+        }
     }
 
     #[test]
@@ -269,7 +286,7 @@ mod tests {
         let gap = link_runs([run(0, 3), run(6, 9)]);
         assert_eq!(gap.first_bad.unwrap().seq, 4);
         // A run whose first event was replaced by a validly hashed forgery does not link.
-        let other = log(9);
+        let other = log_by("mallory", 9);
         let forged = verify_run(4, other[3..6].iter().map(|(p, b)| (*p, b.as_slice())), &|_| false);
         let broken = link_runs([run(0, 3), forged, run(6, 9)]);
         assert_eq!(broken.first_bad.unwrap().seq, 4);

@@ -2,11 +2,12 @@
 //! Each event carries a sequence number, the hash of the previous event and its own hash.
 //!
 //! Stored form (version 2), one line per event:
-//! `{"body":BODY,"hash":"HEX"}` where BODY is the event without its hash as canonical JSON
+//! `{"body":BODY,"hash":"HEX","nonce":"N"}` where BODY is the event without its hash as canonical JSON
 //! (sorted keys, no whitespace, strings escaped as JSON requires) and HEX is the sha256 of
 //! exactly those BODY bytes. An auditor needs nothing of ferry to check a line: hash the bytes
 //! between `{"body":` and `,"hash":"`, or re-canonicalise the parsed body. ferry hashes the
 //! stored bytes without re-encoding anything, so a million events verify in about a second.
+//! The nonce, random per write and outside the hash, only tells two writers' lines apart.
 //! `chain` proves a log; `checkpoint` signs and checks its length and head.
 
 pub(crate) mod chain;
@@ -116,6 +117,11 @@ pub(crate) struct Line<'a> {
     #[serde(borrow)]
     pub(crate) body: &'a serde_json::value::RawValue,
     pub(crate) hash: &'a str,
+    /// Random per write: makes each stored line unique, so a writer that lost an answer
+    /// recognises its own line and never another writer's identical event. Not hashed.
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    pub(crate) nonce: Option<&'a str>,
 }
 
 /// What verification and indexing read of a body: the rest is skipped, not decoded.
@@ -171,7 +177,9 @@ impl Event {
 
     /// The stored line (with its newline).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        Ok(format!("{{\"body\":{},\"hash\":\"{}\"}}\n", self.body()?, self.hash).into_bytes())
+        let mut nonce = [0u8; 8];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+        Ok(format!("{{\"body\":{},\"hash\":\"{}\",\"nonce\":\"{}\"}}\n", self.body()?, self.hash, hex::encode(nonce)).into_bytes())
     }
 
     /// Reads a stored line, checking that its body hashes to its hash.
