@@ -128,9 +128,13 @@ impl Cx {
         let session_duration = match f.get("session_duration") {
             None => Some(Duration::from_secs(3600)),
             Some(n) => self.duration(n, "aws.session_duration").filter(|d| {
-                let ok = (900..=43200).contains(&d.as_secs());
+                // Every hop after the first is role chaining, which AWS caps at one hour (it
+                // refuses longer chained sessions although the role's maximum allows them).
+                let ok = (900..=3600).contains(&d.as_secs());
                 if !ok {
-                    self.error(n, "aws.session_duration", "a session lasts between 15m and 12h".into(), None);
+                    let why =
+                        "a session lasts between 15m and 1h: ferry assumes its roles as a chain, and AWS limits chained sessions to 1h";
+                    self.error(n, "aws.session_duration", why.into(), Some("use `1h` or less".into()));
                 }
                 ok
             }),

@@ -185,7 +185,7 @@ pub const AWS: Keys = &[
     ("region", "Region of the central store, the audit log and STS."),
     ("orchestrator", "The entry role every chain starts from: {account, role}."),
     ("external_id", "External id passed when assuming roles in member accounts."),
-    ("session_duration", "Lifetime of assumed-role sessions, e.g. 1h (refreshed before expiry)."),
+    ("session_duration", "Lifetime of assumed-role sessions, 15m to 1h (AWS limits role-chained sessions to 1h)."),
     ("deploy_role", "Default role name in build and stage accounts (default ferry-deploy)."),
     ("store", "The central artifact store: {account, bucket, prefix, role}."),
 ];
