@@ -182,3 +182,17 @@ fn a_deploy_actions_output_is_recorded_in_the_audit_log() {
     let output = end["details"]["output"].as_str().unwrap();
     assert!(output.contains("uploading to 222222222222") && output.contains("done"), "{output}");
 }
+
+#[test]
+fn a_promotion_deploys_from_verified_copies_and_removes_them_when_it_ends() {
+    let yaml = pipeline(TWO_APPROVERS).replacen(
+        r#"run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log"#,
+        r#"run: cmp "$FERRY_ARTIFACT_APP" app/src.txt && echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log"#,
+        1,
+    );
+    let p = Project::new(&yaml);
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    assert_eq!(p.deploys().len(), 1, "the action read the verified copy of the artifact");
+    assert!(!p.home().join("work").join(&id).join("staging").exists(), "the work copy is gone");
+}

@@ -127,11 +127,13 @@ impl ObjectStore for FsObjects {
         }
         let src = std::fs::File::open(from).map_err(|e| Error::io("open", from, &e))?;
         let tmp = fsutil::write_temp(&target, b"")?;
-        let copied = std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&tmp)
-            .and_then(|sink| hash_copy(BufReader::new(src), std::io::BufWriter::new(sink)));
+        // Flushed to disk before it is linked into place: a stored blob survives a crash.
+        let copied = std::fs::OpenOptions::new().write(true).truncate(true).open(&tmp).and_then(|sink| {
+            let mut out = std::io::BufWriter::new(sink);
+            let hashed = hash_copy(BufReader::new(src), &mut out)?;
+            out.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()?;
+            Ok(hashed)
+        });
         let actual = match copied {
             Ok((actual, _)) => actual,
             Err(e) => {

@@ -15,18 +15,29 @@ use crate::pipeline::Action;
 use crate::ports::{CommandSpec, DeployRequest};
 use crate::state::{ActionProgress, ActionStatus, StageStatus};
 
-/// The release's artifacts, copied (and re-verified) where deploy actions read them.
+/// The release's artifacts, copied (and re-verified) where deploy actions read them. The
+/// copies are removed when the promotion is done with them, so `work/` does not grow with
+/// every release and stage.
 #[derive(Debug, Default)]
 pub(super) struct Materialized {
     pub(super) env: BTreeMap<String, String>,
     pub(super) files: Vec<(crate::manifest::ManifestArtifact, PathBuf)>,
+    dir: Option<PathBuf>,
+}
+
+impl Drop for Materialized {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl Promotion<'_> {
     /// Copies the release's artifacts (re-verifying each digest) where actions can read them.
     pub(super) fn materialize(&self) -> Result<Materialized> {
         let dir: PathBuf = self.svc.work_dir.join(self.req.release.as_str()).join(self.stage.name.as_str());
-        let mut m = Materialized::default();
+        let mut m = Materialized { env: BTreeMap::new(), files: Vec::new(), dir: Some(dir.clone()) };
         m.env.insert("FERRY_ARTIFACTS_DIR".into(), dir.display().to_string());
         // Outputs of the stages this one requires (e.g. a stack's outputs), by stage name.
         let mut outputs = serde_json::Map::new();
