@@ -167,3 +167,27 @@ fn an_http_gate_gives_up_at_its_timeout() {
     assert!(r.stdout.contains("not healthy within 1s") && r.stdout.contains("status 503"), "{}", r.stdout);
     assert!(start.elapsed() < std::time::Duration::from_secs(30), "the timeout was not honoured");
 }
+
+#[test]
+fn after_a_failed_post_deploy_gate_the_next_run_names_the_gate_and_deploys_again_only_when_told() {
+    let yaml = with_staging_gates("      - type: command\n        when: after\n        run: test ! -f broken");
+    let p = Project::new(&yaml);
+    let id = p.build();
+    std::fs::write(p.path("broken"), "").unwrap();
+    let r = p.promote("deployer", &id, "staging").expect(1);
+    assert!(r.stdout.contains("a post-deploy gate failed"), "{}", r.stdout);
+    let again = p.promote("deployer", &id, "staging").expect(1);
+    assert!(
+        again.stderr.contains("deployed, then a post-deploy gate failed") && again.stderr.contains("its deploy actions succeeded"),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("action 0"), "the gate failed, not an action: {}", again.stderr);
+    assert!(again.stderr.contains("--redeploy"), "{}", again.stderr);
+    assert_eq!(p.deploys().len(), 1, "nothing deployed twice on its own");
+    let status = p.ferry("anyone", &["status", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    assert_eq!(status["releases"][0]["stages"][0]["status"], "failed");
+    std::fs::remove_file(p.path("broken")).unwrap();
+    p.ferry("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--redeploy"]).expect(0);
+    assert_eq!(p.deploys().len(), 2);
+}

@@ -448,10 +448,21 @@ impl Promotion<'_> {
                 .hint(promote_command(self.pipeline, release, stage) + " --redeploy"));
             }
             if r.status == StageStatus::Failed && !r.actions.is_empty() && !self.req.redeploy {
-                let failed = r.actions.iter().find(|a| a.status == ActionStatus::Failed).map_or(0, |a| a.index);
-                self.audit(EventKind::PromotionFailed, json!({"reason": "previous deploy failed; --redeploy required", "action": failed}))?;
-                return Err(Error::failed(format!("the last deploy of release `{release}` to stage `{stage}` failed at action {failed}; ferry does not run deploy actions twice on its own"))
-                    .hint(format!("after fixing the cause: `{} --redeploy`", promote_command(self.pipeline, release, stage))));
+                let failed = r.actions.iter().find(|a| a.status == ActionStatus::Failed).map(|a| a.index);
+                let cause = match (failed, &r.message) {
+                    (Some(i), _) => format!("failed at deploy action {i}"),
+                    (None, Some(m)) => m.clone(),
+                    (None, None) => "failed after its deploy actions".to_owned(),
+                };
+                self.audit(
+                    EventKind::PromotionFailed,
+                    json!({"reason": "the previous attempt failed; --redeploy required", "action": failed, "previous": cause}),
+                )?;
+                return Err(Error::failed(format!(
+                    "the last promotion of release `{release}` to stage `{stage}` {}; ferry does not run deploy actions twice on its own",
+                    if failed.is_some() { cause } else { format!("{cause} (its deploy actions succeeded)") }
+                ))
+                .hint(format!("after fixing the cause: `{} --redeploy`", promote_command(self.pipeline, release, stage))));
             }
         }
         let fresh = self.req.redeploy || current.as_ref().is_none_or(|r| r.status != StageStatus::InProgress);
@@ -477,8 +488,13 @@ impl Promotion<'_> {
             self.run_action(i, action, &artifacts)?;
         }
         if let Err(e) = self.run_gates(When::After) {
-            // Deployed, but not healthy: the promotion failed; the caller may roll back.
-            self.audit(EventKind::PromotionFailed, json!({"reason": e.message}))?;
+            // Deployed, but not healthy: the promotion failed; the caller may roll back. The
+            // record says why, so the next run names the gate, not an action.
+            self.audit(EventKind::PromotionFailed, json!({"reason": e.message, "after_deploy": true}))?;
+            self.update(|r| {
+                r.status = StageStatus::Failed;
+                r.message = Some(format!("deployed, then a post-deploy gate failed: {}", e.message));
+            })?;
             return Ok(Outcome::PostDeployGateFailed { release: release.clone(), stage: stage.clone(), gate: e.message, rollback: None });
         }
         self.audit(
