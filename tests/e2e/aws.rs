@@ -928,3 +928,26 @@ fn notifications_reach_a_webhook_whose_url_is_in_ssm_and_an_sns_topic() {
     events.sort();
     assert_eq!(events, ["approval_needed", "promotion_succeeded"], "SNS got staging's success and prod's approval request");
 }
+
+#[test]
+fn an_approval_verifies_the_release_once_and_audits_that_it_did() {
+    let w = AwsWorld::new();
+    w.write_project("");
+    let ci = w.role(TOOLING, "ci", "github-run-1");
+    let id = w.release(&ci);
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    w.proxy.take_seen();
+    let alice = w.role(TOOLING, "release-approvers", "alice");
+    w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes"]).expect(0);
+    let reads = w.proxy.take_seen().iter().filter(|s| s.method == "GET" && s.path.contains("/artifacts/sha256/")).count();
+    assert_eq!(reads, 1, "the one artifact is read (and re-hashed) once per approval");
+    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
+    let verified_for_approval = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "verify_ok" && e["details"]["purpose"] == "approval for prod")
+        .count();
+    assert_eq!(verified_for_approval, 1);
+}

@@ -45,11 +45,14 @@ fn approval_stage<'p>(
     Ok((stage, policy))
 }
 
-pub fn decide(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &DecisionRequest) -> Result<Decision> {
+/// Records the decision on a release `summary` verified (and audited as verified) for it.
+pub fn decide(svc: &Services, pipeline: &Pipeline, verified: &release::Verified, req: &DecisionRequest) -> Result<Decision> {
     let DecisionRequest { release: release_id, stage: stage_name, actor, verdict, comment } = req;
     let (verdict, comment) = (*verdict, comment.clone());
     let (_, policy) = approval_stage(pipeline, stage_name)?;
-    let verified = release::verify_audited(svc, pipeline, release_id, pinned, actor, &format!("approval for {stage_name}"))?;
+    if &verified.release != release_id {
+        return Err(Error::invalid(format!("release `{}` was verified, not `{release_id}`", verified.release)));
+    }
     let record = svc.state.read_stage(&pipeline.name, release_id, stage_name)?;
     let parties = Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.map(|r| r.value.requested_by) };
     let audit = |kind: EventKind, details: serde_json::Value| {
@@ -112,24 +115,33 @@ pub struct Summary {
     pub change_sets: Vec<String>,
 }
 
-pub fn summary(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, release_id: &ReleaseId, stage_name: &StageName) -> Result<Summary> {
+/// What `actor` is about to decide on, from the release verified once against the pinned key
+/// (audited as verified for this approval); the verified release is handed on to `decide`.
+pub fn summary(
+    svc: &Services,
+    pipeline: &Pipeline,
+    pinned: &PublicKey,
+    release_id: &ReleaseId,
+    stage_name: &StageName,
+    actor: &Actor,
+) -> Result<(Summary, release::Verified)> {
     let (stage, policy) = approval_stage(pipeline, stage_name)?;
-    let verified = release::verify(svc, release_id, pinned)?;
+    let verified = release::verify_audited(svc, pipeline, release_id, pinned, actor, &format!("approval for {stage_name}"))?;
     let record = svc.state.read_stage(&pipeline.name, release_id, stage_name)?.map(|r| r.value);
     let parties =
         Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.as_ref().map(|r| r.requested_by.clone()) };
     let all = svc.state.approvals(&pipeline.name, release_id, stage_name)?;
     let now = Timestamp::now();
-    let m = verified.manifest;
-    Ok(Summary {
+    let m = verified.manifest.clone();
+    let summary = Summary {
         pipeline: pipeline.name.clone(),
         stage: stage_name.clone(),
         account: stage.account.clone(),
         account_alias: stage.account_alias.clone(),
         region: stage.region.clone().or_else(|| pipeline.aws.as_ref().map(|a| a.region.clone())),
         release: release_id.clone(),
-        manifest_sha256: verified.manifest_sha256,
-        signed_by: verified.keyid,
+        manifest_sha256: verified.manifest_sha256.clone(),
+        signed_by: verified.keyid.clone(),
         artifacts: m.artifacts,
         images: m.images,
         source: m.source,
@@ -143,5 +155,6 @@ pub fn summary(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, release_
         critical: pipeline.policy.protected_stages.contains(stage_name),
         deploy: stage.deploy.iter().map(crate::pipeline::Action::summary).collect(),
         change_sets: record.map(|r| r.preview).unwrap_or_default(),
-    })
+    };
+    Ok((summary, verified))
 }

@@ -100,7 +100,8 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
     let pinned = pinned_key(&p)?;
     let ctx = Ctx::connect(home, &p, if verdict == Verdict::Approve { "approve" } else { "reject" })?;
     let (svc, actor) = (ctx.svc(), ctx.actor.clone());
-    let summary = ferry_core::decide::summary(svc, &p, &pinned, &release, &stage)?;
+    // Verified once (and audited), shown, then decided on.
+    let (summary, verified) = ferry_core::decide::summary(svc, &p, &pinned, &release, &stage, &actor)?;
     let shown = render(&summary, verdict);
     if !d.yes {
         confirm(&summary, verdict, &shown)?;
@@ -112,7 +113,7 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
         verdict,
         comment: d.comment.clone(),
     };
-    let decision = ferry_core::decide::decide(svc, &p, &pinned, &req)?;
+    let decision = ferry_core::decide::decide(svc, &p, &verified, &req)?;
     let verb = if verdict == Verdict::Approve { "approved" } else { "rejected" };
     let mut h = if d.yes { shown } else { String::new() };
     let _ = writeln!(h, "{actor} {verb} {release} for `{stage}` (valid until {})", decision.record.expires_at);
