@@ -132,3 +132,31 @@ fn a_failed_deploy_is_not_retried_without_redeploy() {
     p.ferry("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--redeploy"]).expect(0);
     assert_eq!(p.deploys().len(), 2);
 }
+
+#[test]
+fn a_command_that_outlives_its_killed_promotion_keeps_the_stage_busy_until_it_ends() {
+    // The deploy logs its start and end; SIGKILL reaches ferry alone, not its command.
+    let p = Project::new(&pipeline(TWO_APPROVERS).replacen(
+        r#"run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log"#,
+        r#"run: echo "start $FERRY_RELEASE" >> deploys.log; [ -f fast ] || sleep 4; echo "end $FERRY_RELEASE" >> deploys.log"#,
+        1,
+    ));
+    let first = p.build();
+    std::fs::write(p.path("app/src.txt"), "version two\n").unwrap();
+    let second = p.build();
+    let mut crashed = spawn_promote(&p, "deployer-a", &first, &[]);
+    wait_for_deploy_start(&p, 1);
+    crashed.kill().unwrap();
+    let _ = crashed.wait();
+    let busy = p.promote("deployer-b", &second, "staging").expect(5);
+    assert!(busy.stderr.contains("is gone, but what it started still runs (pid "), "{}", busy.stderr);
+    assert!(busy.stderr.contains("ferry will not deploy beside it"), "{}", busy.stderr);
+    // Waiting is allowed: the next release goes once the orphaned command has ended.
+    std::fs::write(p.path("fast"), "").unwrap();
+    p.ferry("deployer-b", &["promote", "pipeline.yaml", "--release", &second, "--to", "staging", "--wait", "60s"]).expect(0);
+    assert_eq!(
+        p.deploys(),
+        [format!("start {first}"), format!("end {first}"), format!("start {second}"), format!("end {second}")],
+        "never two deploys at once"
+    );
+}

@@ -1,5 +1,6 @@
-//! Whether a lock's holder still runs, on this machine: its host name, and `/proc` for the
-//! process (a zombie counts as gone).
+//! Whether a lock's holder still runs, on this machine: its host name, `/proc` for the
+//! process (a zombie counts as gone), and `/proc/*/environ` for commands it started under the
+//! lock that outlived it.
 
 use std::path::Path;
 
@@ -46,5 +47,20 @@ impl Liveness for ProcessLiveness {
     }
     fn alive(&self, pid: u32) -> Option<bool> {
         Some(process_alive(pid))
+    }
+
+    fn running_with(&self, token: &str) -> Vec<u32> {
+        let marker = format!("{}={token}", ferry_core::ports::LOCK_TOKEN_VAR);
+        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        let mut pids: Vec<u32> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                // Processes of other users cannot be read: they are not ours to find.
+                std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+                    && process_alive(*pid)
+            })
+            .collect();
+        pids.sort_unstable();
+        pids
     }
 }

@@ -54,7 +54,7 @@ fn a_held_lock_is_reported_with_its_holder_and_is_not_stale_while_we_live() {
     let Acquired::Taken(ours) = locks.try_acquire(&p, &s, &r, &a, Duration::from_secs(60)).unwrap() else { panic!("not taken") };
     let b: Actor = "b".parse().unwrap();
     match locks.try_acquire(&p, &s, &r, &b, Duration::from_secs(60)).unwrap() {
-        Acquired::Held { lock, stale } => {
+        Acquired::Held { lock, stale, .. } => {
             assert_eq!(lock.holder, a);
             assert!(!stale);
         }

@@ -57,10 +57,13 @@ impl LockInfo {
 #[derive(Debug, Clone)]
 pub enum Acquired {
     Taken(LockInfo),
-    /// Held by someone else; `stale` when the holder is gone (dead process or expired lease).
+    /// Held by someone else; `stale` when the holder is gone (dead process or expired lease)
+    /// and nothing it started still runs. `running`: processes on this host that a holder who
+    /// is gone started under this lock and that still run (then the lock is not stale).
     Held {
         lock: LockInfo,
         stale: bool,
+        running: Vec<u32>,
     },
 }
 
@@ -91,7 +94,16 @@ pub trait Liveness: Send + Sync {
     fn host(&self) -> String;
     /// Whether process `pid` on this host runs; `None` when this backend trusts leases only.
     fn alive(&self, pid: u32) -> Option<bool>;
+    /// Processes on this host still running with `FERRY_LOCK_TOKEN=token` in their
+    /// environment: commands a promotion started under that lock (and their children).
+    fn running_with(&self, _token: &str) -> Vec<u32> {
+        Vec::new()
+    }
 }
+
+/// The variable every command run under a stage lock gets: the lock's token, so a command
+/// that outlives its promotion is found and keeps the stage locked.
+pub const LOCK_TOKEN_VAR: &str = "FERRY_LOCK_TOKEN";
 
 /// Trusts leases only (runners on other machines cannot see each other's processes).
 #[derive(Debug, Clone)]

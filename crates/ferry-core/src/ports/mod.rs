@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use audit::AuditLog;
 pub use deploy::{DeployReport, DeployRequest, Deployer, ImageRegistry, NoDeployer, NoRegistry};
 pub use exec::{CommandOutcome, CommandSpec, Executor, Target};
-pub use locks::{Acquired, LeasesOnly, Liveness, LockInfo, Locks};
+pub use locks::{Acquired, LOCK_TOKEN_VAR, LeasesOnly, Liveness, LockInfo, Locks};
 pub use notify::{NoNotifier, Notifier, SecretReader, TopicPublisher};
 pub use objects::{Object, ObjectStore, Version, Write};
 pub use probes::{AlarmProbe, HttpProbe, NoAlarms};

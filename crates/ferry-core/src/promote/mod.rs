@@ -141,7 +141,7 @@ fn promote_verified(
     stage: &Stage,
     verified: &Verified,
 ) -> Result<Outcome> {
-    let p = Promotion { svc, pipeline, stage, req, verified, last_seq: std::cell::Cell::new(0) };
+    let p = Promotion { svc, pipeline, stage, req, verified, last_seq: std::cell::Cell::new(0), lock_token: std::cell::RefCell::default() };
     let outcome = p.run()?;
     // An automatic rollback runs once the failed promotion has released its lock.
     if let Outcome::PostDeployGateFailed { release, stage: name, gate, rollback: None } = &outcome
@@ -171,6 +171,8 @@ struct Promotion<'a> {
     verified: &'a Verified,
     /// The position of the last event this promotion wrote; every state write records it.
     last_seq: std::cell::Cell<u64>,
+    /// The token of the stage lock once held: handed to every command run under it.
+    lock_token: std::cell::RefCell<Option<String>>,
 }
 
 impl Promotion<'_> {
@@ -228,6 +230,7 @@ impl Promotion<'_> {
         }
         self.run_gates(When::Before)?;
         let (lock, previous) = self.lock()?;
+        self.lock_token.replace(Some(lock.token.clone()));
         let result = self.deploy_locked(&lock, previous.as_ref());
         // The event first: a crash before the release leaves a lock the next run takes over.
         let audit = self.audit(EventKind::LockReleased, json!({"holder": lock.holder}));
@@ -328,6 +331,10 @@ impl Promotion<'_> {
         if let Some(region) = &self.stage.region {
             env.insert("FERRY_REGION".into(), region.to_string());
         }
+        // A command that outlives this promotion is recognised by it (see `Liveness`).
+        if let Some(token) = self.lock_token.borrow().as_ref() {
+            env.insert(crate::ports::LOCK_TOKEN_VAR.into(), token.clone());
+        }
         env
     }
 
@@ -384,7 +391,7 @@ impl Promotion<'_> {
                     self.audited_or_released(&lock, EventKind::LockTaken, d)?;
                     return Ok((lock, None));
                 }
-                Acquired::Held { lock, stale: true } => {
+                Acquired::Held { lock, stale: true, .. } => {
                     if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
                         let age = human(lock.acquired_at.age(Timestamp::now()));
                         self.audited_or_released(&ours, EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
@@ -392,7 +399,7 @@ impl Promotion<'_> {
                         return Ok((ours, Some(lock)));
                     }
                 }
-                Acquired::Held { lock, stale: false } => {
+                Acquired::Held { lock, stale: false, running } => {
                     if deadline.is_some_and(|d| Instant::now() < d) {
                         std::thread::sleep(Duration::from_millis(250));
                         continue;
@@ -400,8 +407,22 @@ impl Promotion<'_> {
                     let age = human(lock.acquired_at.age(Timestamp::now()));
                     self.audit(
                         EventKind::LockBusy,
-                        json!({"holder": lock.holder, "release": lock.release, "pid": lock.pid, "host": lock.host, "age": age}),
+                        json!({"holder": lock.holder, "release": lock.release, "pid": lock.pid, "host": lock.host, "age": age, "running": running}),
                     )?;
+                    if !running.is_empty() {
+                        let pids: Vec<String> = running.iter().map(u32::to_string).collect();
+                        return Err(Error::busy(format!(
+                            "stage `{}` is busy: the promotion of release `{}` by `{}` (pid {} on `{}`) is gone, but what it started still runs (pid {})",
+                            self.stage.name,
+                            lock.release,
+                            lock.holder,
+                            lock.pid,
+                            lock.host,
+                            pids.join(", ")
+                        ))
+                        .hint(format!("see what it is doing with `ps -o pid,args -p {}`; ferry will not deploy beside it", pids.join(",")))
+                        .hint(format!("wait for it with `--wait 10m`, or stop it: `kill {}`", pids.join(" "))));
+                    }
                     return Err(Error::busy(format!(
                         "stage `{}` is busy: release `{}` is being promoted by `{}` (pid {} on `{}`) since {} ({age} ago)",
                         self.stage.name, lock.release, lock.holder, lock.pid, lock.host, lock.acquired_at

@@ -46,9 +46,19 @@ impl StageLocks {
     }
 
     fn is_stale(&self, lock: &LockInfo) -> bool {
+        self.staleness(lock).0
+    }
+
+    /// Whether `lock` is stale, and the commands its gone holder left running (which keep it
+    /// held: a second promotion must never deploy beside them).
+    fn staleness(&self, lock: &LockInfo) -> (bool, Vec<u32>) {
         match (lock.host == self.liveness.host()).then(|| self.liveness.alive(lock.pid)).flatten() {
-            Some(alive) => !alive,
-            None => lock.expires_at < Timestamp::now(),
+            Some(true) => (false, Vec::new()),
+            Some(false) => {
+                let running = self.liveness.running_with(&lock.token);
+                (running.is_empty(), running)
+            }
+            None => (lock.expires_at < Timestamp::now(), Vec::new()),
         }
     }
 
@@ -75,8 +85,8 @@ impl Locks for StageLocks {
             Created::Ours(_) => Ok(Acquired::Taken(lock)),
             Created::Theirs(o) => {
                 let held = self.parse(&k, &o.bytes)?;
-                let stale = self.is_stale(&held);
-                Ok(Acquired::Held { lock: held, stale })
+                let (stale, running) = self.staleness(&held);
+                Ok(Acquired::Held { lock: held, stale, running })
             }
         }
     }
