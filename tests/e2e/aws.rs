@@ -177,6 +177,14 @@ audit:
         std::fs::write(self.path("pipeline.yaml"), pipeline).unwrap();
     }
 
+    /// Replaces the project's `stages:` block (up to `audit:`) with `stages`.
+    pub fn set_stages(&self, stages: &str) {
+        let yaml = std::fs::read_to_string(self.path("pipeline.yaml")).unwrap();
+        let (head, tail) = yaml.split_once("stages:\n").unwrap();
+        let audit = &tail[tail.find("audit:\n").unwrap()..];
+        std::fs::write(self.path("pipeline.yaml"), format!("{head}{stages}{audit}")).unwrap();
+    }
+
     /// Replaces the `deploy:` block of `stage` (up to the next stage, or `audit:`) with `block`.
     pub fn set_deploy(&self, stage: &str, block: &str) {
         let yaml = std::fs::read_to_string(self.path("pipeline.yaml")).unwrap();

@@ -115,16 +115,7 @@ fn on_s3_a_promotion_crashed_after_any_write_is_completed_without_a_double_deplo
     const POINTS: u64 = 24;
     let w = AwsWorld::new();
     w.write_project("");
-    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
-    let (head, tail) = yaml.split_once("stages:\n").unwrap();
-    let audit = &tail[tail.find("audit:\n").unwrap()..];
-    let mut stages = String::from("stages:\n");
-    for n in 1..=POINTS {
-        stages.push_str(&format!(
-            "  - name: s{n:02}\n    account: staging\n    requires: []\n    deploy:\n      - type: command\n        run: echo \"$FERRY_STAGE\" >> deploys.log\n"
-        ));
-    }
-    std::fs::write(w.path("pipeline.yaml"), format!("{head}{stages}{audit}")).unwrap();
+    w.set_stages(&crate::support::independent_stages((1..=POINTS).map(|n| format!("s{n:02}")), "staging"));
     let ci = w.role(TOOLING, "ci", "github-run-1");
     let id = w.release(&ci);
     let promote = |n: u64, extra: &[&str]| {

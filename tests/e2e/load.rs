@@ -2,25 +2,19 @@
 //! holds ten thousand events, on both backends. Every one succeeds, no lock is left, every
 //! succeeded stage has its `promotion_succeeded` event, and the log verifies as one chain.
 
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
 use crate::aws::{AwsWorld, SECURITY, TOOLING};
-use crate::support::{Project, Run};
+use crate::support::{Project, Run, independent_stages};
 
 const STAGES: usize = 50;
 const HISTORY: u64 = 10_000;
 
-/// `stages:` with fifty independent stages, each appending its name to `deploys.log`.
-fn stages(account: &str) -> String {
-    let mut out = String::from("stages:\n");
-    for i in 0..STAGES {
-        out.push_str(&format!(
-            "  - name: s{i:02}\n    account: {account}\n    requires: []\n    deploy:\n      - type: command\n        run: echo \"$FERRY_STAGE\" >> deploys.log\n"
-        ));
-    }
-    out
+/// The fifty stage names.
+fn names() -> impl Iterator<Item = String> {
+    (0..STAGES).map(|i| format!("s{i:02}"))
 }
 
 /// Ten thousand events of another pipeline, as ferry would have stored them.
@@ -34,7 +28,19 @@ fn history(put: &mut dyn FnMut(String, Vec<u8>) -> ferry_core::Result<()>) {
     assert_eq!(n, HISTORY);
 }
 
-fn wait_all(children: Vec<(String, Child)>) -> Vec<(String, Run)> {
+/// Starts `ferry promote --release ID --to S` for every stage at once (`command` makes the
+/// command for the arguments) and collects how each ended.
+fn promote_all(id: &str, command: impl Fn(&[&str]) -> Command) -> Vec<(String, Run)> {
+    let children: Vec<(String, Child)> = names()
+        .map(|s| {
+            let c = command(&["promote", "pipeline.yaml", "--release", id, "--to", &s])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (s, c)
+        })
+        .collect();
     children.into_iter().map(|(s, c)| (s, Run::from(c.wait_with_output().unwrap()))).collect()
 }
 
@@ -61,7 +67,7 @@ fn assert_all_done(runs: &[(String, Run)], shown: &Value, verified: &Value, depl
 fn fifty_concurrent_promotions_over_a_long_local_log_all_succeed() {
     let yaml = format!(
         "version: 1\nname: shop\naccounts:\n  dev: \"111111111111\"\n  staging: \"222222222222\"\nsigning:\n  key: test\n  public_key: keys/test.pem\nbuild:\n  account: dev\n  working_dir: app\n  command: sh build.sh\n  artifacts:\n    - name: app\n      path: out/app.bin\n{}",
-        stages("staging")
+        independent_stages(names(), "staging")
     );
     let p = Project::new(&yaml);
     let root = p.home().join("audit");
@@ -72,19 +78,7 @@ fn fifty_concurrent_promotions_over_a_long_local_log_all_succeed() {
         Ok(())
     });
     let id = p.build();
-    let children = (0..STAGES)
-        .map(|i| {
-            let s = format!("s{i:02}");
-            let c = p
-                .command("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", &s])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            (s, c)
-        })
-        .collect();
-    let runs = wait_all(children);
+    let runs = promote_all(&id, |args| p.command("deployer", args));
     let shown = p.ferry("auditor", &["audit", "show", "--release", &id, "--output", "json"]).expect(0).json();
     let verified = p.ferry("auditor", &["audit", "verify", "--output", "json"]).expect(0).json();
     let locks: Vec<String> = std::fs::read_dir(p.home().join("store/locks/shop"))
@@ -97,10 +91,7 @@ fn fifty_concurrent_promotions_over_a_long_local_log_all_succeed() {
 fn fifty_concurrent_promotions_over_a_long_log_on_s3_all_succeed() {
     let w = AwsWorld::new();
     w.write_project("");
-    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
-    let (head, tail) = yaml.split_once("stages:\n").unwrap();
-    let audit = &tail[tail.find("audit:\n").unwrap()..];
-    std::fs::write(w.path("pipeline.yaml"), format!("{head}{}{audit}", stages("staging"))).unwrap();
+    w.set_stages(&independent_stages(names(), "staging"));
     // The history, put straight into the security account's bucket, many requests at a time.
     let s3 = w.s3(&w.role(SECURITY, "ferry-audit", "seed"));
     let mut objects = Vec::new();
@@ -120,19 +111,7 @@ fn fifty_concurrent_promotions_over_a_long_log_on_s3_all_succeed() {
     });
     let ci = w.role(TOOLING, "ci", "github-run-1");
     let id = w.release(&ci);
-    let children = (0..STAGES)
-        .map(|i| {
-            let s = format!("s{i:02}");
-            let c: Child = w
-                .command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", &s])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            (s, c)
-        })
-        .collect();
-    let runs = wait_all(children);
+    let runs = promote_all(&id, |args| w.command(&ci, args));
     let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
     let verified = w.ferry(&ci, &["audit", "verify", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
     let locks: Vec<String> =

@@ -54,6 +54,18 @@ stages:
     )
 }
 
+/// A `stages:` block of stages that require nothing, in `account`, each appending its name to
+/// `deploys.log` (for tests that promote many stages at once).
+pub fn independent_stages(names: impl IntoIterator<Item = String>, account: &str) -> String {
+    let mut out = String::from("stages:\n");
+    for name in names {
+        out.push_str(&format!(
+            "  - name: {name}\n    account: {account}\n    requires: []\n    deploy:\n      - type: command\n        run: echo \"$FERRY_STAGE\" >> deploys.log\n"
+        ));
+    }
+    out
+}
+
 pub const TWO_APPROVERS: &str = "      required: 2\n      approvers: [alice, bob, carol]\n      expires: 1h";
 
 pub struct Project {
