@@ -31,6 +31,9 @@ if forbidden="$(grep -E '^(aws-|tokio|clap|reqwest)' <<<"$tree")"; then
   exit 1
 fi
 
+step "time through the clock port; no import circles (scripts/check-structure.py)"
+python3 scripts/check-structure.py
+
 step "cfn-lint bootstrap/*.yaml"
 .venv/bin/cfn-lint bootstrap/*.yaml
 

@@ -77,7 +77,7 @@ fn history(n: u64, put: &mut dyn FnMut(String, Vec<u8>) -> ferry_core::Result<()
         let d = Draft::new(EventKind::GatePassed, &actor, &other).details(serde_json::json!({"gate": "order", "i": i}));
         d.release(&ReleaseId::for_manifest(&Sha256Digest::of(&(i / 100).to_le_bytes())))
     });
-    write_image(drafts, DEFAULT_SEGMENT_SIZE, put).unwrap();
+    write_image(drafts, DEFAULT_SEGMENT_SIZE, ferry_core::clock::Timestamp::from_unix(1_767_000_000), put).unwrap();
 }
 
 /// A local project with a staging stage and a prod stage that needs one approval from alice.
@@ -248,7 +248,7 @@ fn moto(a: &Args, verdicts: &mut Vec<(String, bool)>) {
     // Appends: 50 to an empty log, 50 to one that holds 10,000 events.
     let appends = |prefix: &str| -> (Duration, usize) {
         let bucket = ferry_aws::s3::Bucket::new(rt.clone(), &audit_cfg, "bench-audit", prefix, "ferry-audit", true);
-        let log = Audit::new(Arc::new(bucket), DEFAULT_SEGMENT_SIZE);
+        let log = Audit::new(Arc::new(bucket), DEFAULT_SEGMENT_SIZE, Arc::new(ferry_core::clock::SystemClock));
         let actor: Actor = "bench".parse().unwrap();
         let p: PipelineName = "bench".parse().unwrap();
         log.append(Draft::new(EventKind::Build, &actor, &p)).unwrap(); // reads the layout once

@@ -47,7 +47,7 @@ fn an_open_window_lets_the_deploy_through() {
 
 #[test]
 fn an_org_wide_freeze_stops_every_stage_that_does_not_opt_out() {
-    let now = ferry_core::clock::Timestamp::now();
+    let now = ferry_core::ports::Clock::now(&ferry_core::clock::SystemClock);
     // Whole seconds, one minute past a 5-minute boundary, so the next allowed time is exact.
     let aligned = now.unix_seconds() - now.unix_seconds() % 300;
     let (from, to) = (ferry_core::clock::Timestamp::from_unix(aligned - 3600), ferry_core::clock::Timestamp::from_unix(aligned + 7260));

@@ -24,7 +24,13 @@ fn history(put: &mut dyn FnMut(String, Vec<u8>) -> ferry_core::Result<()>) {
     let drafts = (0..HISTORY).map(|i| {
         ferry_core::audit::Draft::new(ferry_core::audit::EventKind::GatePassed, &actor, &other).details(serde_json::json!({"i": i}))
     });
-    let n = ferry_core::storage::audit::write_image(drafts, ferry_core::storage::audit::DEFAULT_SEGMENT_SIZE, put).unwrap();
+    let n = ferry_core::storage::audit::write_image(
+        drafts,
+        ferry_core::storage::audit::DEFAULT_SEGMENT_SIZE,
+        ferry_core::clock::Timestamp::from_unix(1_767_000_000),
+        put,
+    )
+    .unwrap();
     assert_eq!(n, HISTORY);
 }
 

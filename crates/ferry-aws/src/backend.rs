@@ -38,6 +38,8 @@ pub struct Connect {
     pub audit_segment_size: u64,
     /// Called after every durable write (crash tests).
     pub after_write: Option<ferry_core::storage::AfterWrite>,
+    /// Time for every port (leases, retries, waits).
+    pub clock: std::sync::Arc<dyn ferry_core::ports::Clock>,
     /// A CI's OpenID Connect token to start from (GitHub Actions), instead of ambient credentials.
     pub web_identity: Option<WebIdentity>,
     /// Session tags every hop carries (repository, workflow, run id, actor, commit of the CI run).
@@ -171,6 +173,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         objects: std::sync::Arc::new(store),
         audit: std::sync::Arc::new(audit.under("audit")),
         liveness: std::sync::Arc::new(ferry_core::ports::LeasesOnly(c.host)),
+        clock: c.clock.clone(),
         segment_size: c.audit_segment_size,
         after_write: c.after_write,
     });
@@ -186,6 +189,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         http: c.http,
         notifier: c.notifier,
         notify_backoff: std::time::Duration::from_millis(500),
+        clock: c.clock,
         work_dir: c.work_dir,
         account_root: None,
     };

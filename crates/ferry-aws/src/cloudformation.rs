@@ -85,7 +85,7 @@ pub fn run(
         // A stack a preview left in REVIEW_IN_PROGRESS was never created: create it now.
         let created = existing.as_ref().is_some_and(|s| s.as_str() != "REVIEW_IN_PROGRESS");
         let kind = if created { ChangeSetType::Update } else { ChangeSetType::Create };
-        let change_set = format!("ferry-{}-{}", req.release, ferry_core::clock::Timestamp::now().unix_seconds());
+        let change_set = format!("ferry-{}-{}", req.release, ferry_core::ports::Clock::now(&ferry_core::clock::SystemClock).unix_seconds());
         let mut create = cfn
             .create_change_set()
             .stack_name(stack.name)

@@ -98,7 +98,10 @@ impl Deployer for AwsDeployer {
                 &crate::cloudformation::Stack { name: stack, template, parameters, capabilities },
                 crate::cloudformation::Mode::Deploy,
             ),
-            Action::Ecr { image, repository, tags } => crate::ecr::deploy(self, req, image, repository.as_deref(), tags),
+            Action::Ecr { image, repository, tags } => {
+                let central = crate::ecr::Central { config: &self.store, role: &self.store_role };
+                crate::ecr::deploy(&self.access, &central, req, image, repository.as_deref(), tags)
+            }
             Action::CodePipeline { .. } => crate::codepipeline::deploy(&self.access, req),
             other => Err(Error::invalid(format!("the `{}` action does not run through the deployer", other.kind()))),
         }

@@ -446,9 +446,18 @@ impl ImageRegistry for EcrRegistry {
     }
 }
 
-/// The `ecr` action: `image` of the release into `repository` of the stage account.
+/// The central registry's side of an `ecr` action: the store role's session (artifacts
+/// account), which reads the release's image.
+pub struct Central<'a> {
+    pub config: &'a aws_config::SdkConfig,
+    pub role: &'a str,
+}
+
+/// The `ecr` action: `image` of the release into `repository` of the stage account (written
+/// with the stage role `access` assumes), read from the `central` registry.
 pub fn deploy(
-    deployer: &crate::deploy::AwsDeployer,
+    access: &crate::exec::StageAccess,
+    central: &Central<'_>,
     req: &DeployRequest<'_>,
     image: &str,
     repository: Option<&str>,
@@ -461,15 +470,15 @@ pub fn deploy(
         .ok_or_else(|| Error::invalid(format!("release {} has no image `{image}`", req.release)))?;
     let tags = tags.iter().map(|t| req.expand(t)).collect::<Result<Vec<_>>>()?;
     let (src_account, src_region, src_name) = parse_uri(&img.repository)?;
-    let (stage_config, role) = deployer.access.assume(&req.target)?;
+    let (stage_config, role) = access.assume(&req.target)?;
     let region = stage_config.region().map(ToString::to_string).unwrap_or_else(|| src_region.to_owned());
-    let src_config = deployer.store.to_builder().region(aws_config::Region::new(src_region.to_owned())).build();
+    let src_config = central.config.to_builder().region(aws_config::Region::new(src_region.to_owned())).build();
     let (src_client, dst_client) = (Client::new(&src_config), Client::new(&stage_config));
-    let src = Repo { client: &src_client, account: src_account, region: src_region, name: src_name, role: &deployer.store_role };
+    let src = Repo { client: &src_client, account: src_account, region: src_region, name: src_name, role: central.role };
     let account = req.target.account.to_string();
     let dst = Repo { client: &dst_client, account: &account, region: &region, name: repository.unwrap_or(src_name), role: role.as_str() };
     let http = reqwest::Client::builder().build().map_err(|e| Error::failed(format!("HTTP client: {e}")))?;
-    let c = deployer.access.aws.rt.block_on(promote(&src, &dst, &img.digest, &tags, &http))?;
+    let c = access.aws.rt.block_on(promote(&src, &dst, &img.digest, &tags, &http))?;
     let mut tag_note = BTreeMap::new();
     for t in &c.tags_written {
         tag_note.insert(t.clone(), "set");

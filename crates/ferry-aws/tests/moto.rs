@@ -47,6 +47,7 @@ fn records(store: Bucket, audit: Bucket, segment_size: u64) -> Records {
         objects: Arc::new(store),
         audit: Arc::new(audit),
         liveness: Arc::new(LeasesOnly("runner".into())),
+        clock: Arc::new(ferry_core::clock::SystemClock),
         segment_size,
         after_write: None,
     })
@@ -192,7 +193,13 @@ fn conditional_writes_never_lose_a_state_update() {
     let bucket = e.bucket(ARTIFACTS, "ferry-artifacts");
     let state = records(bucket, e.bucket(SECURITY, "ferry-audit"), 1000).state;
     let id = ReleaseId::for_manifest(&Sha256Digest::of(b"m"));
-    let mut rec = StageRecord::new(&"hello".parse().unwrap(), &id, &"prod".parse().unwrap(), &"alice".parse().unwrap());
+    let mut rec = StageRecord::new(
+        &"hello".parse().unwrap(),
+        &id,
+        &"prod".parse().unwrap(),
+        &"alice".parse().unwrap(),
+        ferry_core::clock::Timestamp::from_unix(1_767_000_000),
+    );
     let Write::Done(first) = state.write_stage(&rec, None).unwrap() else { panic!("not written") };
     assert_eq!(state.write_stage(&rec, None).unwrap(), Write::Done(first.clone()), "the same bytes again: our own write");
     rec.attempt = 1;

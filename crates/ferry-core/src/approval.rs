@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn two_distinct_approvers_are_needed_when_the_policy_says_two() {
         let (a, _, prod, parties) = ids();
-        let now = Timestamp::now();
+        let now = Timestamp::from_unix(1_767_000_000);
         let p = policy(2, &["alice", "bob", "carol"]);
         let one = vec![rec("alice", &a, Verdict::Approve, now), rec("alice", &a, Verdict::Approve, now)];
         assert!(matches!(evaluate(Some(&p), &one, &a, &prod, &parties, now), ApprovalState::Pending { .. }));
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn an_approval_for_one_release_does_not_count_for_another() {
         let (a, b, prod, parties) = ids();
-        let now = Timestamp::now();
+        let now = Timestamp::from_unix(1_767_000_000);
         let recs = vec![rec("alice", &a, Verdict::Approve, now)];
         assert!(matches!(evaluate(Some(&policy(1, &[])), &recs, &b, &prod, &parties, now), ApprovalState::Pending { .. }));
     }
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn an_expired_approval_does_not_count() {
         let (a, _, prod, parties) = ids();
-        let then = Timestamp::now();
+        let then = Timestamp::from_unix(1_767_000_000);
         let recs = vec![rec("alice", &a, Verdict::Approve, then)];
         let later = then.plus(Duration::from_secs(3601));
         assert!(matches!(evaluate(Some(&policy(1, &[])), &recs, &a, &prod, &parties, later), ApprovalState::Pending { .. }));
@@ -183,7 +183,7 @@ mod tests {
         let p = policy(1, &[]);
         let builder: Actor = "builder".parse().unwrap();
         assert!(check_approver(&p, &builder, &parties, &prod).is_err());
-        let now = Timestamp::now();
+        let now = Timestamp::from_unix(1_767_000_000);
         let recs = vec![rec("builder", &a, Verdict::Approve, now)];
         assert!(matches!(evaluate(Some(&p), &recs, &a, &prod, &parties, now), ApprovalState::Pending { .. }));
         let mut selfish = p.clone();
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn a_rejection_blocks_even_with_enough_approvals() {
         let (a, _, prod, parties) = ids();
-        let now = Timestamp::now();
+        let now = Timestamp::from_unix(1_767_000_000);
         let recs = vec![rec("alice", &a, Verdict::Approve, now), rec("bob", &a, Verdict::Reject, now)];
         assert!(matches!(evaluate(Some(&policy(1, &[])), &recs, &a, &prod, &parties, now), ApprovalState::Rejected { .. }));
     }
@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn two_sessions_of_one_approver_role_are_two_approvers() {
         let (a, _, prod, parties) = ids();
-        let now = Timestamp::now();
+        let now = Timestamp::from_unix(1_767_000_000);
         let p = policy(2, &["arn:aws:iam::111111111111:role/approvers"]);
         let recs = vec![
             rec("arn:aws:sts::111111111111:assumed-role/approvers/alice", &a, Verdict::Approve, now),

@@ -1,7 +1,14 @@
-//! UTC timestamps serialised as RFC 3339 (what SLSA, the audit log and approvals store).
+//! Time. UTC timestamps serialised as RFC 3339 (what SLSA, the audit log and approvals
+//! store); the clock port (`Clock`: what time it is, how much has passed, waiting), through
+//! which every part of ferry-core that reads or spends time goes (promotions, leases and their
+//! heartbeat, windows, soaks, approval expiry, retries); and its two adapters, `SystemClock` —
+//! the only code in ferry-core that reads the system's time or sleeps — and `FakeClock` for
+//! tests. (`ports` re-exports the port with the others.)
 
 use std::fmt;
 use std::time::Duration;
+
+use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
@@ -11,9 +18,8 @@ use time::format_description::well_known::Rfc3339;
 pub struct Timestamp(OffsetDateTime);
 
 impl Timestamp {
-    /// Now, truncated to milliseconds so a stored timestamp reads back equal.
-    pub fn now() -> Self {
-        let now = OffsetDateTime::now_utc();
+    /// Truncated to milliseconds so a stored timestamp reads back equal.
+    fn from_system(now: OffsetDateTime) -> Self {
         Self(now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now))
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -64,4 +70,136 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// Formats a duration for people: `3m 12s`, never sub-second noise.
 pub fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+pub trait Clock: Send + Sync {
+    /// The wall-clock time, in milliseconds (what records store).
+    fn now(&self) -> Timestamp;
+    /// Time since a fixed origin that never goes back: for durations and deadlines.
+    fn monotonic(&self) -> Duration;
+    /// Waits `d`.
+    fn sleep(&self, d: Duration);
+    /// Waits `d` or until `stop` is raised, whichever comes first; `true` when stopped.
+    fn wait(&self, d: Duration, stop: &Stop) -> bool;
+    /// `wait` for a background thread (a lease heartbeat): the same on a real clock; on a
+    /// fake one it follows the time the foreground lets pass instead of moving it.
+    fn wait_in_background(&self, d: Duration, stop: &Stop) -> bool {
+        self.wait(d, stop)
+    }
+}
+
+/// A flag another thread raises to end a `Clock::wait` early (a heartbeat told to stop).
+#[derive(Debug, Default)]
+pub struct Stop {
+    raised: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Stop {
+    pub fn raise(&self) {
+        *self.raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        self.changed.notify_all();
+    }
+
+    pub fn is_raised(&self) -> bool {
+        *self.raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Blocks the calling thread up to `d` of real time for the flag (clock adapters only).
+    pub(crate) fn block_for(&self, d: Duration) -> bool {
+        let guard = self.raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (guard, _) = self.changed.wait_timeout_while(guard, d, |raised| !*raised).unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard
+    }
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+fn origin() -> std::time::Instant {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(std::time::Instant::now)
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_system(OffsetDateTime::now_utc())
+    }
+    fn monotonic(&self) -> Duration {
+        origin().elapsed()
+    }
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+    fn wait(&self, d: Duration, stop: &Stop) -> bool {
+        stop.block_for(d)
+    }
+}
+
+/// A clock for tests: time moves only when told (`advance`) or when the foreground sleeps or
+/// waits (its time passes at once, unless the stop is already raised). A background wait
+/// blocks until the stop is raised or the foreground has moved the clock far enough, so a
+/// lease heartbeat runs exactly as often as the time the test lets pass allows.
+#[derive(Debug)]
+pub struct FakeClock {
+    elapsed: Mutex<Duration>,
+    start: Timestamp,
+    moved: Condvar,
+    sleeps: Mutex<Vec<Duration>>,
+}
+
+impl FakeClock {
+    /// A clock reading `start`.
+    pub fn at(start: Timestamp) -> Self {
+        Self { elapsed: Mutex::new(Duration::ZERO), start, moved: Condvar::new(), sleeps: Mutex::new(Vec::new()) }
+    }
+
+    pub fn advance(&self, d: Duration) {
+        *self.elapsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += d;
+        self.moved.notify_all();
+    }
+
+    /// Every `sleep` so far, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.sleeps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn elapsed(&self) -> Duration {
+        *self.elapsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> Timestamp {
+        self.start.plus(self.elapsed())
+    }
+    fn monotonic(&self) -> Duration {
+        self.elapsed()
+    }
+    fn sleep(&self, d: Duration) {
+        self.sleeps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(d);
+        self.advance(d);
+    }
+    fn wait(&self, d: Duration, stop: &Stop) -> bool {
+        if stop.is_raised() {
+            return true;
+        }
+        self.sleep(d);
+        false
+    }
+    fn wait_in_background(&self, d: Duration, stop: &Stop) -> bool {
+        let until = self.elapsed() + d;
+        let mut elapsed = self.elapsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if stop.is_raised() {
+                return true;
+            }
+            if *elapsed >= until {
+                return false;
+            }
+            // Re-checks the stop now and then: it is raised without touching this clock.
+            elapsed = self.moved.wait_timeout(elapsed, Duration::from_millis(5)).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+        }
+    }
 }

@@ -62,7 +62,7 @@ pub fn decide(svc: &Services, pipeline: &Pipeline, verified: &release::Verified,
         audit(EventKind::ApprovalRefused, json!({"verdict": verdict, "reason": e.message}))?;
         return Err(e);
     }
-    let now = Timestamp::now();
+    let now = svc.clock.now();
     let record = ApprovalRecord {
         version: APPROVAL_VERSION,
         pipeline: pipeline.name.clone(),
@@ -79,7 +79,7 @@ pub fn decide(svc: &Services, pipeline: &Pipeline, verified: &release::Verified,
     audit(kind, json!({"comment": comment, "expires_at": record.expires_at}))?;
     svc.state.add_approval(&record)?;
     let all = svc.state.approvals(&pipeline.name, release_id, stage_name)?;
-    let state = approval::evaluate(Some(policy), &all, release_id, stage_name, &parties, Timestamp::now());
+    let state = approval::evaluate(Some(policy), &all, release_id, stage_name, &parties, svc.clock.now());
     Ok(Decision { record, state })
 }
 
@@ -131,7 +131,7 @@ pub fn summary(
     let parties =
         Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.as_ref().map(|r| r.requested_by.clone()) };
     let all = svc.state.approvals(&pipeline.name, release_id, stage_name)?;
-    let now = Timestamp::now();
+    let now = svc.clock.now();
     let m = verified.manifest.clone();
     let summary = Summary {
         pipeline: pipeline.name.clone(),

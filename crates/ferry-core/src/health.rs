@@ -2,12 +2,15 @@
 //! interruption for `soak`, or `timeout` runs out. A failure during the soak starts it over,
 //! so a service that flaps never passes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::pipeline::HttpGate;
-use crate::ports::HttpProbe;
+use crate::ports::{Clock, HttpProbe, Stop};
+
+/// Why a gate was stopped before it could decide (the promotion lost its stage lock).
+pub const STOPPED: &str = "stopped before it could decide: the promotion lost its stage lock";
 
 /// Why one probe failed, or `None` when it passed.
 pub fn judge(gate: &HttpGate, status: u16, body: &str) -> Option<String> {
@@ -35,9 +38,10 @@ pub fn judge(gate: &HttpGate, status: u16, body: &str) -> Option<String> {
 }
 
 /// Runs the gate to completion: `Ok(summary)` when it held for the soak, `Err(why)` otherwise.
-pub fn check(gate: &HttpGate, probe: &dyn HttpProbe) -> Result<String, String> {
-    let start = Instant::now();
-    let mut healthy_since: Option<Instant> = None;
+/// Waits go through `clock` and end early when `stop` is raised.
+pub fn check(gate: &HttpGate, probe: &dyn HttpProbe, clock: &dyn Clock, stop: &Stop) -> Result<String, String> {
+    let start = clock.monotonic();
+    let mut healthy_since: Option<Duration> = None;
     let mut probes = 0u32;
     let mut last_failure = String::from("no probe completed");
     loop {
@@ -47,11 +51,11 @@ pub fn check(gate: &HttpGate, probe: &dyn HttpProbe) -> Result<String, String> {
             Ok((status, body)) => judge(gate, status, &body),
             Err(e) => Some(e.message),
         };
-        let now = Instant::now();
+        let now = clock.monotonic();
         match failure {
             None => {
                 let since = *healthy_since.get_or_insert(now);
-                if now.duration_since(since) >= gate.soak {
+                if now - since >= gate.soak {
                     crate::hooks::progress_done(&format!("soak {}", gate.url));
                     return Ok(format!("healthy for {} ({probes} probes)", crate::clock::human(gate.soak)));
                 }
@@ -65,14 +69,17 @@ pub fn check(gate: &HttpGate, probe: &dyn HttpProbe) -> Result<String, String> {
                 healthy_since = None;
             }
         }
-        let held = healthy_since.map_or(Duration::ZERO, |since| now.duration_since(since));
+        let held = healthy_since.map_or(Duration::ZERO, |since| now - since);
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         crate::hooks::progress(&format!("soak {}", gate.url), ms(held), ms(gate.soak), false);
-        if now.duration_since(start) + gate.interval > gate.timeout {
+        if now - start + gate.interval > gate.timeout {
             crate::hooks::progress_done(&format!("soak {}", gate.url));
             return Err(format!("not healthy within {} ({probes} probes); last: {last_failure}", crate::clock::human(gate.timeout)));
         }
-        std::thread::sleep(gate.interval);
+        if clock.wait(gate.interval, stop) {
+            crate::hooks::progress_done(&format!("soak {}", gate.url));
+            return Err(STOPPED.to_owned());
+        }
     }
 }
 
@@ -82,8 +89,10 @@ pub fn check_alarms(
     gate: &crate::pipeline::AlarmGate,
     target: &crate::ports::Target,
     probe: &dyn crate::ports::AlarmProbe,
+    clock: &dyn Clock,
+    stop: &Stop,
 ) -> Result<String, String> {
-    let start = Instant::now();
+    let start = clock.monotonic();
     let mut checks = 0u32;
     loop {
         checks += 1;
@@ -97,11 +106,14 @@ pub fn check_alarms(
                 return Err(format!("alarm `{name}` is {state}: {reason}"));
             }
         }
-        if start.elapsed() >= gate.soak {
+        let elapsed = clock.monotonic() - start;
+        if elapsed >= gate.soak {
             let held = if gate.soak.is_zero() { String::new() } else { format!(" for {}", crate::clock::human(gate.soak)) };
             return Ok(format!("{} alarm(s) OK{held} ({checks} check(s))", gate.alarms.len()));
         }
-        std::thread::sleep(gate.interval.min(gate.soak.saturating_sub(start.elapsed())).max(Duration::from_millis(10)));
+        if clock.wait(gate.interval.min(gate.soak - elapsed), stop) {
+            return Err(STOPPED.to_owned());
+        }
     }
 }
 
@@ -110,7 +122,23 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::clock::FakeClock;
     use crate::pipeline::When;
+
+    fn clock() -> FakeClock {
+        FakeClock::at(crate::clock::Timestamp::from_unix(1_772_445_600))
+    }
+
+    /// A probe that takes no time but reports each call's (fake) moment.
+    struct Timed<'a>(&'a FakeClock, std::cell::RefCell<Vec<Duration>>, Vec<u16>);
+
+    impl HttpProbe for Timed<'_> {
+        fn get(&self, _: &str, _: Duration) -> crate::Result<(u16, String)> {
+            let mut at = self.1.borrow_mut();
+            at.push(self.0.monotonic());
+            Ok((self.2[(at.len() - 1).min(self.2.len() - 1)], String::new()))
+        }
+    }
 
     struct Script(Vec<u16>, Cell<usize>);
 
@@ -148,17 +176,33 @@ mod tests {
 
     #[test]
     fn a_flap_restarts_the_soak() {
-        // Healthy, then one failure, then healthy long enough.
-        let probe = Script(vec![200, 200, 500, 200, 200, 200, 200, 200, 200, 200, 200], Cell::new(0));
-        assert!(check(&gate(40, 2000), &probe).is_ok());
-        assert!(probe.1.get() >= 7, "the soak started over after the flap: {} probes", probe.1.get());
+        // Probes every 10 ms; healthy, then one failure at 20 ms, then healthy: the 40 ms soak
+        // counts from the first healthy probe after the flap (30 ms), so it passes at 70 ms.
+        let c = clock();
+        let probe = Timed(&c, Vec::new().into(), vec![200, 200, 500, 200]);
+        assert_eq!(check(&gate(40, 2000), &probe, &c, &Stop::default()).unwrap(), "healthy for 0s (8 probes)");
+        assert_eq!(probe.1.borrow().last(), Some(&Duration::from_millis(70)));
+        assert!(c.sleeps().iter().all(|d| *d == Duration::from_millis(10)));
     }
 
     #[test]
     fn never_healthy_fails_at_the_timeout() {
+        let c = clock();
         let probe = Script(vec![500], Cell::new(0));
-        let err = check(&gate(0, 100), &probe).unwrap_err();
-        assert!(err.contains("not healthy within") && err.contains("status 500"), "{err}");
+        let err = check(&gate(0, 100), &probe, &c, &Stop::default()).unwrap_err();
+        // Probed at 0, 10, …, 100 ms; another probe would end past the 100 ms timeout.
+        assert_eq!(err, "not healthy within 0s (11 probes); last: status 500, expected 200");
+        assert_eq!(c.monotonic(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_stopped_soak_ends_without_a_verdict() {
+        let c = clock();
+        let stop = Stop::default();
+        stop.raise();
+        let probe = Script(vec![200], Cell::new(0));
+        assert_eq!(check(&gate(40, 2000), &probe, &c, &stop).unwrap_err(), STOPPED);
+        assert_eq!(probe.1.get(), 1);
     }
 
     struct Alarms(std::cell::RefCell<Vec<Vec<(String, String, String)>>>);
@@ -197,20 +241,23 @@ mod tests {
 
     #[test]
     fn alarms_must_all_be_ok_and_stay_ok_for_the_soak() {
+        let (c, go) = (clock(), Stop::default());
         let ok = Alarms(vec![vec![state("a", "OK"), state("b", "OK")]].into());
-        assert!(check_alarms(&alarm_gate(30, false), &target(), &ok).unwrap().starts_with("2 alarm(s) OK for"));
+        // Checked at 0, 5, …, 30 ms: seven checks for a 30 ms soak at a 5 ms interval.
+        assert_eq!(check_alarms(&alarm_gate(30, false), &target(), &ok, &c, &go).unwrap(), "2 alarm(s) OK for 0s (7 check(s))");
         let flips = Alarms(vec![vec![state("a", "OK"), state("b", "OK")], vec![state("a", "OK"), state("b", "ALARM")]].into());
-        assert_eq!(check_alarms(&alarm_gate(1000, false), &target(), &flips).unwrap_err(), "alarm `b` is ALARM: because ALARM");
+        assert_eq!(check_alarms(&alarm_gate(1000, false), &target(), &flips, &c, &go).unwrap_err(), "alarm `b` is ALARM: because ALARM");
     }
 
     #[test]
     fn insufficient_data_and_missing_alarms_fail_unless_allowed() {
+        let (c, go) = (clock(), Stop::default());
         let unknown = Alarms(vec![vec![state("a", "OK"), state("b", "INSUFFICIENT_DATA")]].into());
-        assert!(check_alarms(&alarm_gate(0, false), &target(), &unknown).unwrap_err().contains("`b` is INSUFFICIENT_DATA"));
-        assert!(check_alarms(&alarm_gate(0, true), &target(), &unknown).is_ok());
+        assert!(check_alarms(&alarm_gate(0, false), &target(), &unknown, &c, &go).unwrap_err().contains("`b` is INSUFFICIENT_DATA"));
+        assert!(check_alarms(&alarm_gate(0, true), &target(), &unknown, &c, &go).is_ok());
         let missing = Alarms(vec![vec![state("a", "OK")]].into());
         assert_eq!(
-            check_alarms(&alarm_gate(0, true), &target(), &missing).unwrap_err(),
+            check_alarms(&alarm_gate(0, true), &target(), &missing, &c, &go).unwrap_err(),
             "alarm `b` does not exist in account 555555555555"
         );
     }

@@ -207,7 +207,7 @@ fn send_with_retries(svc: &Services, n: &Notification, message: &Message) -> (u3
             Err(e) if attempt >= ATTEMPTS => return (attempt, Err(e)),
             Err(e) => {
                 tracing::info!("notification to {} failed (attempt {attempt}): {}; retrying", n.describe(), e.message);
-                std::thread::sleep(wait);
+                svc.clock.sleep(wait);
                 wait = wait.saturating_mul(2).min(Duration::from_secs(30));
             }
         }

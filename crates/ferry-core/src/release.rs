@@ -67,7 +67,7 @@ pub fn create(
     let store = Draft::new(EventKind::Store, &actor, &pipeline.name).release(&id).details(json!({"location": svc.store.location()}));
     let last = svc.audit.append(store)?;
     // A signed checkpoint per release: a later truncation or rewrite of the log shows.
-    svc.audit.put_checkpoint(last.seq, &crate::audit::checkpoint(&last, signer)?.to_bytes()?)?;
+    svc.audit.put_checkpoint(last.seq, &crate::audit::checkpoint(&last, signer, svc.clock.now())?.to_bytes()?)?;
     Ok(CreatedRelease { release: id, manifest_sha256: digest, keyid: signer.keyid(), manifest })
 }
 

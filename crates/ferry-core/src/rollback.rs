@@ -1,6 +1,8 @@
 //! Rolling a stage back: choose the release to restore (the named one, or the last one that
 //! succeeded there before the latest attempt), audit the decision, and promote it again with
 //! full verification. Approvals apply unless the pipeline's policy waives them for rollbacks.
+//! `promote` wraps a promotion: when a post-deploy gate fails on a stage with
+//! `on_failure: rollback`, the rollback follows once the failed promotion is over.
 
 use serde::Serialize;
 use serde_json::json;
@@ -9,7 +11,7 @@ use crate::audit::{Draft, EventKind};
 use crate::error::{Error, Result};
 use crate::ids::{ReleaseId, StageName};
 use crate::keys::PublicKey;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{OnFailure, Pipeline};
 use crate::ports::Services;
 use crate::promote::{self, Outcome, Request};
 use crate::state::{StageRecord, StageStatus};
@@ -20,6 +22,33 @@ pub struct Rollback {
     pub from: Option<ReleaseId>,
     pub to: ReleaseId,
     pub outcome: Outcome,
+}
+
+/// A promotion's outcome and the automatic rollback that followed it, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct Guarded {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Present when a post-deploy gate failed on a stage with `on_failure: rollback`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Box<Rollback>>,
+}
+
+/// Promotes `req.release` to `req.stage`; when a post-deploy gate fails there and the stage
+/// says `on_failure: rollback`, rolls it back to the previous good release (after the failed
+/// promotion released its lock).
+pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Request) -> Result<Guarded> {
+    let outcome = promote::promote(svc, pipeline, pinned, req)?;
+    let rolls_back = pipeline.stage(&req.stage).is_some_and(|s| s.on_failure == OnFailure::Rollback) && !req.rollback;
+    let Outcome::PostDeployGateFailed { release, stage, gate } = &outcome else { return Ok(Guarded { outcome, rollback: None }) };
+    if !rolls_back {
+        return Ok(Guarded { outcome, rollback: None });
+    }
+    tracing::warn!("a post-deploy gate of `{stage}` failed; rolling back automatically");
+    let back = RollbackRequest { stage: stage.clone(), to: None, actor: req.actor.clone(), wait: req.wait, lease: req.lease };
+    let why = format!("automatic: post-deploy gate `{gate}` failed for {release}");
+    let rolled = rollback_because(svc, pipeline, pinned, &back, &why)?;
+    Ok(Guarded { outcome, rollback: Some(Box::new(rolled)) })
 }
 
 /// The release to restore in `stage`: `to` if it once succeeded there, else the most recent
@@ -93,9 +122,9 @@ mod tests {
 
     fn rec(release: &str, status: StageStatus, at: i64) -> StageRecord {
         let id = ReleaseId::for_manifest(&crate::ids::Sha256Digest::of(release.as_bytes()));
-        let mut r = StageRecord::new(&"p".parse().unwrap(), &id, &"prod".parse().unwrap(), &"a".parse().unwrap());
+        let t = Timestamp::from_unix(1_767_000_000).plus(std::time::Duration::from_secs(at as u64));
+        let mut r = StageRecord::new(&"p".parse().unwrap(), &id, &"prod".parse().unwrap(), &"a".parse().unwrap(), t);
         r.status = status;
-        r.updated_at = Timestamp::now().plus(std::time::Duration::from_secs(at as u64));
         r.succeeded_at = (status == StageStatus::Succeeded).then_some(r.updated_at);
         r
     }

@@ -74,17 +74,8 @@ pub struct StageRecord {
     pub audit_seq: u64,
 }
 
-/// A stored record and the revision it was read at (the precondition of the next write).
-#[derive(Debug, Clone)]
-pub struct Versioned<T> {
-    /// Opaque to the engine; it only hands it back as the precondition of a write.
-    pub revision: crate::ports::Version,
-    pub value: T,
-}
-
 impl StageRecord {
-    pub fn new(pipeline: &PipelineName, release: &ReleaseId, stage: &StageName, requested_by: &Actor) -> Self {
-        let now = Timestamp::now();
+    pub fn new(pipeline: &PipelineName, release: &ReleaseId, stage: &StageName, requested_by: &Actor, now: Timestamp) -> Self {
         Self {
             version: STATE_VERSION,
             pipeline: pipeline.clone(),

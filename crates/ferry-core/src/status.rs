@@ -77,7 +77,7 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
                 (Some(policy), Some(r)) => {
                     let parties = Parties { builder: Some(manifest.builder.actor.clone()), requester: Some(r.requested_by.clone()) };
                     let recs: Vec<_> = approvals.iter().filter(|a| a.release == id && a.stage == stage.name).cloned().collect();
-                    Some(approval::evaluate(Some(policy), &recs, &id, &stage.name, &parties, Timestamp::now()))
+                    Some(approval::evaluate(Some(policy), &recs, &id, &stage.name, &parties, svc.clock.now()))
                 }
                 _ => None,
             };
@@ -138,7 +138,7 @@ pub fn pending_for(svc: &Services, pipeline: &Pipeline, actor: &Actor) -> Result
         }
         let recs = svc.state.approvals(&pipeline.name, &r.release, &r.stage)?;
         if let ApprovalState::Pending { have, need, .. } =
-            approval::evaluate(Some(policy), &recs, &r.release, &r.stage, &parties, Timestamp::now())
+            approval::evaluate(Some(policy), &recs, &r.release, &r.stage, &parties, svc.clock.now())
             && !have.contains(actor)
         {
             out.push(Pending {

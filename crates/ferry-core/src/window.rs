@@ -1,10 +1,29 @@
-//! Deployment windows and freezes: whether a deploy may start at a given instant (allowed
-//! weekdays and hours in a named time zone, no freeze in force), and if not, why and the
-//! next instant it may. Pure functions; the time zone database is bundled (jiff).
+//! Deployment windows and freezes: the types a pipeline declares them with, and whether a
+//! deploy may start at a given instant (allowed weekdays and hours in a named time zone, no
+//! freeze in force), and if not, why and the next instant it may. Pure functions; the time
+//! zone database is bundled (jiff).
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::pipeline::{Freeze, Window};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    /// IANA name; `UTC` by default.
+    pub timezone: String,
+    /// Allowed weekdays, 0 = Monday; empty means every day.
+    pub days: Vec<u8>,
+    /// Allowed minutes of the day, `[start, end)`; `None` means all day.
+    pub hours: Option<(u16, u16)>,
+    pub freezes: Vec<Freeze>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Freeze {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub reason: Option<String>,
+}
 
 pub const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 

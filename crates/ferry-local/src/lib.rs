@@ -14,7 +14,7 @@ pub mod objects;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ferry_core::ports::Services;
+use ferry_core::ports::{Clock, Services};
 use ferry_core::storage::{self, Backing};
 
 /// The layout of a ferry home directory: `store/` (what the artifacts account holds on AWS:
@@ -27,6 +27,8 @@ pub struct Home {
     pub audit_segment_size: u64,
     /// Called after every durable write (crash tests).
     pub after_write: Option<storage::AfterWrite>,
+    /// Time for everything this home's services do (the system's, unless a test injects one).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Home {
@@ -37,7 +39,12 @@ impl std::fmt::Debug for Home {
 
 impl Home {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), audit_segment_size: storage::audit::DEFAULT_SEGMENT_SIZE, after_write: None }
+        Self {
+            root: root.into(),
+            audit_segment_size: storage::audit::DEFAULT_SEGMENT_SIZE,
+            after_write: None,
+            clock: Arc::new(ferry_core::clock::SystemClock),
+        }
     }
     pub fn keys(&self) -> keys::KeyStore {
         keys::KeyStore::new(self.root.join("keys"))
@@ -49,6 +56,7 @@ impl Home {
             objects: Arc::new(objects::FsObjects::new(self.root.join("store"))),
             audit: Arc::new(objects::FsObjects::new(self.root.join("audit"))),
             liveness: Arc::new(liveness::ProcessLiveness::default()),
+            clock: self.clock.clone(),
             segment_size: self.audit_segment_size,
             after_write: self.after_write.clone(),
         }
@@ -69,6 +77,7 @@ impl Home {
             alarms: Box::new(ferry_core::ports::NoAlarms),
             notifier: Box::new(notify::WebhookNotifier::new(std::collections::BTreeMap::new())),
             notify_backoff: std::time::Duration::from_millis(500),
+            clock: self.clock.clone(),
             work_dir: self.root.join("work"),
             account_root: Some(self.root.join("accounts")),
         }

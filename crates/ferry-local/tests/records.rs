@@ -20,6 +20,7 @@ fn records(dir: &std::path::Path, segment_size: u64) -> Records {
         objects: Arc::new(FsObjects::new(dir.join("store"))),
         audit: Arc::new(FsObjects::new(dir.join("audit"))),
         liveness: Arc::new(ProcessLiveness::default()),
+        clock: Arc::new(ferry_core::clock::SystemClock),
         segment_size,
         after_write: None,
     })
@@ -35,7 +36,7 @@ fn a_write_based_on_a_stale_version_conflicts_instead_of_losing_an_update() {
     let dir = tempfile::tempdir().unwrap();
     let state = records(dir.path(), 1000).state;
     let (p, s, r, a) = ids();
-    let mut rec = StageRecord::new(&p, &r, &s, &a);
+    let mut rec = StageRecord::new(&p, &r, &s, &a, ferry_core::clock::Timestamp::from_unix(1_767_000_000));
     let Write::Done(v1) = state.write_stage(&rec, None).unwrap() else { panic!("not written") };
     rec.status = StageStatus::InProgress;
     assert_eq!(state.write_stage(&rec, None).unwrap(), Write::Conflict, "create-if-absent");
@@ -70,7 +71,16 @@ fn a_lock_of_a_dead_process_is_stale_and_only_one_process_takes_it_over() {
     let dir = tempfile::tempdir().unwrap();
     let locks = records(dir.path(), 1000).locks;
     let (p, s, r, a) = ids();
-    let mut dead = LockInfo::new(&p, &s, &r, &a, Duration::from_secs(3600), &ferry_local::liveness::host_name(), "t".into());
+    let mut dead = LockInfo::new(
+        &p,
+        &s,
+        &r,
+        &a,
+        ferry_core::ports::Clock::now(&ferry_core::clock::SystemClock),
+        Duration::from_secs(3600),
+        &ferry_local::liveness::host_name(),
+        "t".into(),
+    );
     dead.pid = u32::MAX - 1; // no such process
     let objects = FsObjects::new(dir.path().join("store"));
     objects.create("locks/p/prod.lock", &serde_json::to_vec(&dead).unwrap()).unwrap();
@@ -137,7 +147,7 @@ fn a_log_image_is_what_appends_would_have_written() {
         if i % 7 == 0 { d.release(&r) } else { d }
     });
     let root = dir.path().join("audit");
-    let n = storage::audit::write_image(drafts, 5, &mut |key, bytes| {
+    let n = storage::audit::write_image(drafts, 5, ferry_core::clock::Timestamp::from_unix(1_767_000_000), &mut |key, bytes| {
         let path = root.join(&key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();

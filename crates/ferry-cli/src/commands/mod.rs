@@ -143,6 +143,7 @@ impl Ctx {
                     ci_tags: env::ci_tags(),
                     audit_segment_size: home.audit_segment_size,
                     after_write: home.after_write.clone(),
+                    clock: home.clock.clone(),
                 };
                 let mut b = ferry_aws::backend::connect(p, c)?;
                 notifier.ssm = Some(b.secret_reader());

@@ -5,13 +5,13 @@ use std::path::Path;
 
 use ferry_core::Error;
 use ferry_core::audit::{Draft, EventKind};
-use ferry_core::clock::Timestamp;
 use ferry_core::ids::{Actor, ReleaseId, StageName};
 use ferry_core::keys::PublicKey;
 use ferry_core::manifest::{BuilderInfo, MANIFEST_VERSION, ReleaseManifest};
 use ferry_core::pipeline::Pipeline;
-use ferry_core::promote::{self, Outcome, Request};
+use ferry_core::promote::{Outcome, Request};
 use ferry_core::release::{self, CreatedRelease};
+use ferry_core::rollback::{self, Guarded};
 use ferry_local::Home;
 use serde_json::json;
 
@@ -25,7 +25,7 @@ fn build_release(ctx: &Ctx, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Re
     let (svc, actor) = (ctx.svc(), &ctx.actor);
     // Check the signer before building: a release nobody can verify is never made.
     let signer = ctx.signer(home, p, pinned)?;
-    let started_at = Timestamp::now();
+    let started_at = svc.clock.now();
     ferry_local::build::run_command(p, svc.exec.as_ref(), actor)?;
     let collected = ferry_local::build::collect(p)?;
     let source = env::source(&p.working_dir());
@@ -41,7 +41,7 @@ fn build_release(ctx: &Ctx, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Re
         ci: env::ci_run(),
         build_command: p.build.command.clone(),
         started_at,
-        finished_at: Timestamp::now(),
+        finished_at: svc.clock.now(),
     };
     tracing::info!(keyid = %signer.keyid(), "signing the release");
     Ok(release::create(svc, p, manifest, &collected, signer.as_ref())?)
@@ -95,12 +95,8 @@ fn outcome_text(o: &Outcome) -> String {
             let next = next_allowed.map_or("not within the next two weeks".to_owned(), |t| t.to_string());
             format!("waiting: {release} may not enter `{stage}` now: {reason}\n  next allowed: {next}\n")
         }
-        Outcome::PostDeployGateFailed { release, stage, gate, rollback } => {
-            let mut h = format!("failed: {release} was deployed to `{stage}` but a post-deploy gate failed: {gate}\n");
-            if let Some(r) = rollback {
-                let _ = write!(h, "rolled back automatically to {}:\n  {}", r.to, outcome_text(&r.outcome));
-            }
-            h
+        Outcome::PostDeployGateFailed { release, stage, gate } => {
+            format!("failed: {release} was deployed to `{stage}` but a post-deploy gate failed: {gate}\n")
         }
         Outcome::AwaitingApproval { release, stage, have, need, eligible, excluded, approve_command } => {
             let mut h = format!("waiting: {release} needs approval to enter `{stage}` ({} of {need} approvals", have.len());
@@ -124,6 +120,15 @@ fn outcome_text(o: &Outcome) -> String {
     }
 }
 
+/// A promotion's outcome and the automatic rollback after it, if any.
+fn guarded_text(g: &Guarded) -> String {
+    let mut h = outcome_text(&g.outcome);
+    if let Some(r) = &g.rollback {
+        let _ = write!(h, "rolled back automatically to {}:\n  {}", r.to, outcome_text(&r.outcome));
+    }
+    h
+}
+
 fn outcome_exit(o: &Outcome) -> Exit {
     match o {
         Outcome::AwaitingApproval { .. } | Outcome::Blocked { .. } => Exit::AwaitingApproval,
@@ -137,8 +142,8 @@ pub fn promote(home: &Home, path: &Path, release: &str, to: &str, opts: &Promote
     let (release, stage): (ReleaseId, StageName) = (parse_id(release)?, parse_id(to)?);
     let pinned = pinned_key(&p)?;
     let ctx = Ctx::connect(home, &p, "promote")?;
-    let o = promote::promote(ctx.svc(), &p, &pinned, &request(&release, &stage, &ctx.actor, opts))?;
-    Ok(Report { human: outcome_text(&o), json: serde_json::to_value(&o).unwrap_or_default(), exit: outcome_exit(&o) })
+    let g = rollback::promote(ctx.svc(), &p, &pinned, &request(&release, &stage, &ctx.actor, opts))?;
+    Ok(Report { human: guarded_text(&g), json: serde_json::to_value(&g).unwrap_or_default(), exit: outcome_exit(&g.outcome) })
 }
 
 pub fn rollback(home: &Home, path: &Path, stage: &str, to: Option<&str>, opts: &PromoteOpts) -> Result<Report, Failure> {
@@ -147,9 +152,8 @@ pub fn rollback(home: &Home, path: &Path, stage: &str, to: Option<&str>, opts: &
     let to: Option<ReleaseId> = to.map(parse_id).transpose()?;
     let pinned = pinned_key(&p)?;
     let ctx = Ctx::connect(home, &p, "rollback")?;
-    let req =
-        ferry_core::rollback::RollbackRequest { stage: stage.clone(), to, actor: ctx.actor.clone(), wait: opts.wait, lease: opts.lease };
-    let r = ferry_core::rollback::rollback(ctx.svc(), &p, &pinned, &req)?;
+    let req = rollback::RollbackRequest { stage: stage.clone(), to, actor: ctx.actor.clone(), wait: opts.wait, lease: opts.lease };
+    let r = rollback::rollback(ctx.svc(), &p, &pinned, &req)?;
     let from = r.from.as_ref().map_or("(nothing)".to_owned(), ToString::to_string);
     let human = format!("rolling `{stage}` back from {from} to {}\n{}", r.to, outcome_text(&r.outcome));
     Ok(Report { human, json: serde_json::to_value(&r).unwrap_or_default(), exit: outcome_exit(&r.outcome) })
@@ -165,17 +169,17 @@ pub fn run(home: &Home, path: &Path, opts: &PromoteOpts) -> Result<Report, Failu
     let mut stages = Vec::new();
     let mut exit = Exit::Success;
     for stage in &p.stages {
-        let o = match promote::promote(svc, &p, &pinned, &request(&built.release, &stage.name, actor, opts)) {
-            Ok(o) => o,
+        let g = match rollback::promote(svc, &p, &pinned, &request(&built.release, &stage.name, actor, opts)) {
+            Ok(g) => g,
             Err(e) => {
                 // Report what happened so far, then the error (with its own exit code).
                 let _ = std::io::Write::write_all(&mut std::io::stderr(), human.as_bytes());
                 return Err(e.into());
             }
         };
-        human.push_str(&outcome_text(&o));
-        exit = outcome_exit(&o);
-        stages.push(serde_json::to_value(&o).unwrap_or_default());
+        human.push_str(&guarded_text(&g));
+        exit = outcome_exit(&g.outcome);
+        stages.push(serde_json::to_value(&g).unwrap_or_default());
         if exit != Exit::Success {
             break;
         }

@@ -213,8 +213,12 @@ mod tests {
         let mut out = Vec::new();
         let mut prev: Option<Tail> = None;
         for i in 0..n {
-            let e =
-                seal(Draft::new(EventKind::Build, &actor, &p).details(serde_json::json!({"i": i, "out": "a\nb"})), prev.as_ref()).unwrap();
+            let e = seal(
+                Draft::new(EventKind::Build, &actor, &p).details(serde_json::json!({"i": i, "out": "a\nb"})),
+                prev.as_ref(),
+                crate::clock::Timestamp::from_unix(1_767_000_000),
+            )
+            .unwrap();
             out.push((e.seq, e.to_bytes().unwrap()));
             prev = Some(e.tail());
         }

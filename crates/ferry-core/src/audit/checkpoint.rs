@@ -22,8 +22,8 @@ pub struct Checkpoint {
 }
 
 /// Signs a checkpoint of the log whose last event is `last`.
-pub fn checkpoint(last: &Event, signer: &dyn crate::attestation::Signer) -> Result<crate::attestation::Envelope> {
-    let c = Checkpoint { version: AUDIT_VERSION, seq: last.seq, head: last.hash.clone(), at: Timestamp::now() };
+pub fn checkpoint(last: &Event, signer: &dyn crate::attestation::Signer, at: Timestamp) -> Result<crate::attestation::Envelope> {
+    let c = Checkpoint { version: AUDIT_VERSION, seq: last.seq, head: last.hash.clone(), at };
     let v = serde_json::to_value(&c).map_err(|e| Error::failed(format!("cannot encode checkpoint: {e}")))?;
     crate::attestation::sign_payload(CHECKPOINT_TYPE, &v, signer)
 }

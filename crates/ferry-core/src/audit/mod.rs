@@ -143,7 +143,7 @@ pub struct Tail {
 }
 
 /// Gives a draft its place after `prev` (None for the first event) and computes its hash.
-pub fn seal(draft: Draft, prev: Option<&Tail>) -> Result<Event> {
+pub fn seal(draft: Draft, prev: Option<&Tail>, at: Timestamp) -> Result<Event> {
     let (seq, prev_hash) = match prev {
         Some(p) => (p.seq + 1, p.hash.clone()),
         None => (1, Sha256Digest::from_bytes([0; 32])),
@@ -152,7 +152,7 @@ pub fn seal(draft: Draft, prev: Option<&Tail>) -> Result<Event> {
         version: AUDIT_VERSION,
         seq,
         prev_hash,
-        at: Timestamp::now(),
+        at,
         kind: draft.kind,
         actor: draft.actor,
         pipeline: draft.pipeline,

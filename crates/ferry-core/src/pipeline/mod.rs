@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::ids::{AccountId, Actor, PipelineName, Region, RoleArn, StageName};
+pub use crate::window::{Freeze, Window};
 pub use parse::{load, load_freeze_file, parse_str};
 
 /// A validated pipeline definition.
@@ -296,24 +297,6 @@ pub struct HttpGate {
 pub enum When {
     Before,
     After,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Window {
-    /// IANA name; `UTC` by default.
-    pub timezone: String,
-    /// Allowed weekdays, 0 = Monday; empty means every day.
-    pub days: Vec<u8>,
-    /// Allowed minutes of the day, `[start, end)`; `None` means all day.
-    pub hours: Option<(u16, u16)>,
-    pub freezes: Vec<Freeze>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Freeze {
-    pub from: crate::clock::Timestamp,
-    pub to: crate::clock::Timestamp,
-    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

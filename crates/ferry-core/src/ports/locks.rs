@@ -28,17 +28,18 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
-    /// A lock for `holder` (this process on `host`), valid for `lease` from now.
+    /// A lock for `holder` (this process on `host`), valid for `lease` from `now`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pipeline: &PipelineName,
         stage: &StageName,
         release: &ReleaseId,
         holder: &Actor,
+        now: Timestamp,
         lease: Duration,
         host: &str,
         token: String,
     ) -> Self {
-        let now = Timestamp::now();
         LockInfo {
             version: 1,
             pipeline: pipeline.clone(),

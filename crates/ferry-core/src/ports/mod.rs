@@ -17,6 +17,7 @@ mod store;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::clock::{Clock, Stop};
 pub use audit::AuditLog;
 pub use deploy::{DeployReport, DeployRequest, Deployer, ImageRegistry, NoDeployer, NoRegistry};
 pub use exec::{CommandOutcome, CommandSpec, Executor, Target};
@@ -24,7 +25,7 @@ pub use locks::{Acquired, LOCK_TOKEN_VAR, LeasesOnly, Liveness, LockInfo, Locks}
 pub use notify::{NoNotifier, Notifier, SecretReader, TopicPublisher};
 pub use objects::{Object, ObjectStore, Version, Write};
 pub use probes::{AlarmProbe, HttpProbe, NoAlarms};
-pub use state::StateStore;
+pub use state::{StateStore, Versioned};
 pub use store::{ReleaseStore, StoredRelease};
 
 /// One backend's implementations of every port.
@@ -39,6 +40,8 @@ pub struct Services {
     pub http: Box<dyn HttpProbe>,
     pub alarms: Box<dyn AlarmProbe>,
     pub notifier: Box<dyn Notifier>,
+    /// Time: every read of the clock and every wait goes through it.
+    pub clock: std::sync::Arc<dyn Clock>,
     /// The first wait between delivery attempts (doubled each time).
     pub notify_backoff: Duration,
     /// Where deploy actions get their copies of the artifacts.

@@ -5,7 +5,7 @@ use crate::approval::ApprovalRecord;
 use crate::error::Result;
 use crate::ids::{PipelineName, ReleaseId, StageName};
 use crate::ports::{Version, Write};
-use crate::state::{StageRecord, Versioned};
+use crate::state::StageRecord;
 
 /// Promotion state and approval records. Stage records are written with a precondition on
 /// the version read (create-if-absent, replace-if-unchanged), so no update is ever lost.
@@ -20,4 +20,12 @@ pub trait StateStore: Send + Sync {
     fn approvals(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Vec<ApprovalRecord>>;
     /// Every approval and rejection of the pipeline, in one listing.
     fn all_approvals(&self, pipeline: &PipelineName) -> Result<Vec<ApprovalRecord>>;
+}
+
+/// A stored record and the revision it was read at (the precondition of the next write).
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    /// Opaque to the engine; it only hands it back as the precondition of a write.
+    pub revision: super::Version,
+    pub value: T,
 }

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use super::{Promotion, promote_command};
 use crate::audit::EventKind;
-use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::pipeline::Action;
 use crate::ports::{CommandSpec, DeployRequest};
@@ -166,7 +165,7 @@ impl Promotion<'_> {
             })?;
             return Err(e);
         }
-        let started = Timestamp::now();
+        let started = self.now();
         self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
         self.update(|r| {
             r.actions.retain(|a| a.index != i);
@@ -190,7 +189,7 @@ impl Promotion<'_> {
         self.update(|r| {
             if let Some(a) = r.actions.iter_mut().find(|a| a.index == i) {
                 a.status = status;
-                a.finished_at = Some(Timestamp::now());
+                a.finished_at = Some(self.now());
                 a.detail = Some(detail.clone());
             }
             if !ok {

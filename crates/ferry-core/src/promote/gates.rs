@@ -5,7 +5,6 @@ use serde_json::json;
 
 use super::{Outcome, Promotion};
 use crate::audit::EventKind;
-use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::pipeline::{Gate, When, Window};
 use crate::ports::CommandSpec;
@@ -27,7 +26,7 @@ impl Promotion<'_> {
             windows.push(&always);
         }
         for w in windows {
-            if let Some(closed) = crate::window::check(w, &org, Timestamp::now())? {
+            if let Some(closed) = crate::window::check(w, &org, self.now())? {
                 let details =
                     json!({"gate": "window", "window": w.describe(), "reason": closed.reason, "next_allowed": closed.next_allowed});
                 self.audit(EventKind::GateFailed, details)?;
@@ -62,14 +61,16 @@ impl Promotion<'_> {
                     let details = json!({"exit_code": out.exit_code, "timed_out": out.timed_out, "output": out.output_tail});
                     (out.success, format!("exit code {code}"), details)
                 }
-                Gate::Http(h) => match crate::health::check(h, self.svc.http.as_ref()) {
+                Gate::Http(h) => match crate::health::check(h, self.svc.http.as_ref(), self.svc.clock.as_ref(), &self.stop) {
                     Ok(summary) => (true, summary.clone(), json!({"result": summary})),
                     Err(why) => (false, why.clone(), json!({"result": why})),
                 },
-                Gate::Alarm(a) => match crate::health::check_alarms(a, &self.target(), self.svc.alarms.as_ref()) {
-                    Ok(summary) => (true, summary.clone(), json!({"result": summary})),
-                    Err(why) => (false, why.clone(), json!({"result": why, "reason": why})),
-                },
+                Gate::Alarm(a) => {
+                    match crate::health::check_alarms(a, &self.target(), self.svc.alarms.as_ref(), self.svc.clock.as_ref(), &self.stop) {
+                        Ok(summary) => (true, summary.clone(), json!({"result": summary})),
+                        Err(why) => (false, why.clone(), json!({"result": why, "reason": why})),
+                    }
+                }
             };
             let mut details = details;
             details["gate"] = json!(gate.summary());

@@ -8,7 +8,7 @@ mod gates;
 mod reconcile;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
@@ -21,9 +21,9 @@ use crate::ids::{Actor, ReleaseId, StageName};
 use crate::keys::PublicKey;
 use crate::notify::{self, Message};
 use crate::pipeline::{NotifyEvent, OnFailure, Pipeline, Stage, When};
-use crate::ports::{Acquired, LockInfo, Services, Target, Write};
+use crate::ports::{Acquired, LockInfo, Services, Target, Versioned, Write};
 use crate::release::{self, Verified};
-use crate::state::{ActionStatus, StageRecord, StageStatus, Versioned};
+use crate::state::{ActionStatus, StageRecord, StageStatus};
 
 /// What to promote and how.
 #[derive(Debug, Clone)]
@@ -70,13 +70,12 @@ pub enum Outcome {
         reason: String,
         next_allowed: Option<Timestamp>,
     },
-    /// Deployed, but a post-deploy gate failed; with `on_failure: rollback` the previous good
-    /// release was promoted again (`rollback`).
+    /// Deployed, but a post-deploy gate failed (`rollback::promote` then rolls back a stage
+    /// with `on_failure: rollback`).
     PostDeployGateFailed {
         release: ReleaseId,
         stage: StageName,
         gate: String,
-        rollback: Option<Box<crate::rollback::Rollback>>,
     },
 }
 
@@ -106,7 +105,17 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
             return Err(e);
         }
     };
-    let result = promote_verified(svc, pipeline, pinned, req, stage, &verified);
+    let p = Promotion {
+        svc,
+        pipeline,
+        stage,
+        req,
+        verified: &verified,
+        last_seq: std::cell::Cell::new(0),
+        lock_token: std::cell::RefCell::default(),
+        stop: crate::ports::Stop::default(),
+    };
+    let result = p.run();
     let with_manifest = |m: Message| m.with_manifest(&verified.manifest, &verified.manifest_sha256);
     let event = match &result {
         Ok(Outcome::Deployed { actions, .. }) => {
@@ -115,12 +124,12 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         Ok(Outcome::AwaitingApproval { have, need, approve_command, .. }) if before != Some(StageStatus::AwaitingApproval) => {
             let mut m = with_manifest(message(NotifyEvent::ApprovalNeeded, format!("needs {need} approval(s); {} so far", have.len())));
             m.approve_command = Some(approve_command.clone());
-            m.approval_expires_at = stage.approval.as_ref().map(|a| Timestamp::now().plus(a.expires));
+            m.approval_expires_at = stage.approval.as_ref().map(|a| svc.clock.now().plus(a.expires));
             Some(m)
         }
-        Ok(Outcome::PostDeployGateFailed { gate, rollback, .. }) => {
-            let back = rollback.as_ref().map(|r| format!("; rolled back to {}", r.to)).unwrap_or_default();
-            Some(with_manifest(message(NotifyEvent::PromotionFailed, format!("post-deploy gate failed: {gate}{back}"))))
+        Ok(Outcome::PostDeployGateFailed { gate, .. }) => {
+            let then = if stage.on_failure == OnFailure::Rollback && !req.rollback { "; rolling back" } else { "" };
+            Some(with_manifest(message(NotifyEvent::PromotionFailed, format!("post-deploy gate failed: {gate}{then}"))))
         }
         Err(e) if matches!(e.kind, ErrorKind::Failed | ErrorKind::Verification) => {
             Some(with_manifest(message(NotifyEvent::PromotionFailed, e.message.clone())))
@@ -133,36 +142,6 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
     result
 }
 
-fn promote_verified(
-    svc: &Services,
-    pipeline: &Pipeline,
-    pinned: &PublicKey,
-    req: &Request,
-    stage: &Stage,
-    verified: &Verified,
-) -> Result<Outcome> {
-    let p = Promotion { svc, pipeline, stage, req, verified, last_seq: std::cell::Cell::new(0), lock_token: std::cell::RefCell::default() };
-    let outcome = p.run()?;
-    // An automatic rollback runs once the failed promotion has released its lock.
-    if let Outcome::PostDeployGateFailed { release, stage: name, gate, rollback: None } = &outcome
-        && stage.on_failure == OnFailure::Rollback
-        && !req.rollback
-    {
-        tracing::warn!("a post-deploy gate of `{name}` failed; rolling back automatically");
-        let back =
-            crate::rollback::RollbackRequest { stage: name.clone(), to: None, actor: req.actor.clone(), wait: req.wait, lease: req.lease };
-        let why = format!("automatic: post-deploy gate `{gate}` failed for {release}");
-        let rolled = crate::rollback::rollback_because(svc, pipeline, pinned, &back, &why)?;
-        return Ok(Outcome::PostDeployGateFailed {
-            release: release.clone(),
-            stage: name.clone(),
-            gate: gate.clone(),
-            rollback: Some(Box::new(rolled)),
-        });
-    }
-    Ok(outcome)
-}
-
 struct Promotion<'a> {
     svc: &'a Services,
     pipeline: &'a Pipeline,
@@ -173,9 +152,15 @@ struct Promotion<'a> {
     last_seq: std::cell::Cell<u64>,
     /// The token of the stage lock once held: handed to every command run under it.
     lock_token: std::cell::RefCell<Option<String>>,
+    /// Raised when the stage lock is lost: ends the promotion's waits (soaks, polls).
+    stop: crate::ports::Stop,
 }
 
 impl Promotion<'_> {
+    fn now(&self) -> Timestamp {
+        self.svc.clock.now()
+    }
+
     /// Appends an event. Write-ahead: an outcome's event is written before the state that
     /// reports it, so after a crash the log is never behind the state.
     fn audit(&self, kind: EventKind, details: serde_json::Value) -> Result<()> {
@@ -195,10 +180,10 @@ impl Promotion<'_> {
             let current = self.read()?;
             let (mut record, expected) = match current {
                 Some(v) => (v.value, Some(v.revision)),
-                None => (StageRecord::new(&self.pipeline.name, &self.req.release, &self.stage.name, &self.req.actor), None),
+                None => (StageRecord::new(&self.pipeline.name, &self.req.release, &self.stage.name, &self.req.actor, self.now()), None),
             };
             change(&mut record);
-            record.updated_at = Timestamp::now();
+            record.updated_at = self.now();
             record.audit_seq = record.audit_seq.max(self.last_seq.get());
             if let Write::Done(_) = self.svc.state.write_stage(&record, expected.as_ref())? {
                 return Ok(record);
@@ -272,7 +257,7 @@ impl Promotion<'_> {
         }
         let parties = Parties { builder: Some(self.verified.manifest.builder.actor.clone()), requester: Some(record.requested_by.clone()) };
         let records = self.svc.state.approvals(&self.pipeline.name, &self.req.release, &self.stage.name)?;
-        match approval::evaluate(Some(policy), &records, &self.req.release, &self.stage.name, &parties, Timestamp::now()) {
+        match approval::evaluate(Some(policy), &records, &self.req.release, &self.stage.name, &parties, self.now()) {
             ApprovalState::NotRequired => Ok(None),
             ApprovalState::Approved { by } => {
                 self.audit(EventKind::GatePassed, json!({"gate": "approval", "approved_by": by, "required": policy.required}))?;
@@ -371,7 +356,7 @@ impl Promotion<'_> {
     fn clear_stale_lock(&self) -> Result<()> {
         let Some((lock, true)) = self.svc.locks.inspect(&self.pipeline.name, &self.stage.name)? else { return Ok(()) };
         if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
-            let age = human(lock.acquired_at.age(Timestamp::now()));
+            let age = human(lock.acquired_at.age(self.now()));
             self.audited_or_released(&ours, EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
             self.audit(EventKind::LockReleased, json!({"holder": ours.holder}))?;
             self.svc.locks.release(&ours)?;
@@ -381,7 +366,8 @@ impl Promotion<'_> {
 
     /// Takes the stage lock; also returns the stale lock it replaced, if any.
     fn lock(&self) -> Result<(LockInfo, Option<LockInfo>)> {
-        let deadline = self.req.wait.map(|w| Instant::now() + w);
+        let clock = self.svc.clock.as_ref();
+        let deadline = self.req.wait.map(|w| clock.monotonic() + w);
         loop {
             let attempt =
                 self.svc.locks.try_acquire(&self.pipeline.name, &self.stage.name, &self.req.release, &self.req.actor, self.req.lease)?;
@@ -393,18 +379,18 @@ impl Promotion<'_> {
                 }
                 Acquired::Held { lock, stale: true, .. } => {
                     if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
-                        let age = human(lock.acquired_at.age(Timestamp::now()));
+                        let age = human(lock.acquired_at.age(self.now()));
                         self.audited_or_released(&ours, EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
                         tracing::warn!(holder = %lock.holder, pid = lock.pid, host = %lock.host, %age, "took over the stale lock of stage `{}`", self.stage.name);
                         return Ok((ours, Some(lock)));
                     }
                 }
                 Acquired::Held { lock, stale: false, running } => {
-                    if deadline.is_some_and(|d| Instant::now() < d) {
-                        std::thread::sleep(Duration::from_millis(250));
+                    if deadline.is_some_and(|d| clock.monotonic() < d) {
+                        clock.sleep(Duration::from_millis(250));
                         continue;
                     }
-                    let age = human(lock.acquired_at.age(Timestamp::now()));
+                    let age = human(lock.acquired_at.age(self.now()));
                     self.audit(
                         EventKind::LockBusy,
                         json!({"holder": lock.holder, "release": lock.release, "pid": lock.pid, "host": lock.host, "age": age, "running": running}),
@@ -458,7 +444,7 @@ impl Promotion<'_> {
                     json!({"action": a.index, "summary": a.summary, "started_at": a.started_at, "previous_lock": previous}),
                 )?;
                 let who = previous.map_or(String::new(), |l| {
-                    let age = human(l.acquired_at.age(Timestamp::now()));
+                    let age = human(l.acquired_at.age(self.now()));
                     format!(" by `{}` (pid {} on `{}`, lock taken {age} ago; that process is gone)", l.holder, l.pid, l.host)
                 });
                 return Err(Error::failed(format!(
@@ -516,7 +502,7 @@ impl Promotion<'_> {
                 r.status = StageStatus::Failed;
                 r.message = Some(format!("deployed, then a post-deploy gate failed: {}", e.message));
             })?;
-            return Ok(Outcome::PostDeployGateFailed { release: release.clone(), stage: stage.clone(), gate: e.message, rollback: None });
+            return Ok(Outcome::PostDeployGateFailed { release: release.clone(), stage: stage.clone(), gate: e.message });
         }
         self.audit(
             EventKind::PromotionSucceeded,
@@ -525,7 +511,7 @@ impl Promotion<'_> {
         self.update(|r| {
             r.status = StageStatus::Succeeded;
             r.message = None;
-            r.succeeded_at = Some(Timestamp::now());
+            r.succeeded_at = Some(self.now());
         })?;
         Ok(Outcome::Deployed { release: release.clone(), stage: stage.clone(), actions: self.stage.deploy.len(), skipped })
     }

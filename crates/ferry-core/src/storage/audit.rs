@@ -28,6 +28,7 @@ use crate::audit::{
     AUDIT_VERSION, AuditReport, ChainProblem, CheckpointCount, Draft, Event, EventFilter, Linker, Run, Summary, Tail, check_checkpoint,
     seal, verify_run,
 };
+use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{ReleaseId, Sha256Digest};
 use crate::keys::PublicKey;
@@ -63,6 +64,7 @@ pub struct Audit {
     /// The segment size a new log gets.
     new_segment_size: u64,
     layout: OnceLock<Layout>,
+    clock: Arc<dyn crate::ports::Clock>,
 }
 
 fn damaged(location: &str, why: &str) -> Error {
@@ -85,8 +87,8 @@ impl Chunk {
 }
 
 impl Audit {
-    pub fn new(objects: Arc<dyn ObjectStore>, new_segment_size: u64) -> Self {
-        Self { objects, new_segment_size: new_segment_size.max(2), layout: OnceLock::new() }
+    pub fn new(objects: Arc<dyn ObjectStore>, new_segment_size: u64, clock: Arc<dyn crate::ports::Clock>) -> Self {
+        Self { objects, new_segment_size: new_segment_size.max(2), layout: OnceLock::new(), clock }
     }
 
     fn event_key(k: u64, seq: u64) -> String {
@@ -106,7 +108,7 @@ impl Audit {
         if let Some(l) = self.layout.get() {
             return Ok(Some(*l));
         }
-        let found = match with_retries(|| self.objects.get(LOG))? {
+        let found = match with_retries(self.clock.as_ref(), || self.objects.get(LOG))? {
             Some(o) => Some(o.bytes),
             None if create_new => {
                 let fresh = Layout { version: AUDIT_VERSION, segment_size: self.new_segment_size };
@@ -126,7 +128,7 @@ impl Audit {
     }
 
     fn read_head(&self) -> Result<Option<(Head, Version)>> {
-        match with_retries(|| self.objects.get(HEAD))? {
+        match with_retries(self.clock.as_ref(), || self.objects.get(HEAD))? {
             None => Ok(None),
             Some(o) => Ok(Some((super::parse(&o.bytes, &self.objects.location(HEAD), AUDIT_VERSION)?, o.version))),
         }
@@ -197,7 +199,7 @@ impl Audit {
             return Ok(false);
         }
         if seg > 0 {
-            let before = with_retries(|| self.objects.get(&Self::event_key(k, seg * k)))?;
+            let before = with_retries(self.clock.as_ref(), || self.objects.get(&Self::event_key(k, seg * k)))?;
             let linked = before.and_then(|o| Event::from_bytes(&o.bytes).ok()).map(|e| e.hash.to_string());
             if linked.as_deref() != run.first_prev.as_deref() {
                 tracing::warn!("audit segment {seg} is not sealed: it does not follow event {}", seg * k);
@@ -233,11 +235,11 @@ impl Audit {
     /// The events stored one by one in segment `seg`.
     fn read_unsealed(&self, seg: u64) -> Result<Chunk> {
         let prefix = format!("events/{seg:08}/");
-        let keys: Vec<String> = with_retries(|| self.objects.list(&prefix, None))?
+        let keys: Vec<String> = with_retries(self.clock.as_ref(), || self.objects.list(&prefix, None))?
             .into_iter()
             .filter(|k| k.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".json")).is_some_and(|n| n.parse::<u64>().is_ok()))
             .collect();
-        let objects = with_retries(|| self.objects.get_many(&keys))?;
+        let objects = with_retries(self.clock.as_ref(), || self.objects.get_many(&keys))?;
         let mut chunk = Chunk { seg, sealed: false, data: Vec::new(), lines: Vec::new() };
         for (key, o) in keys.iter().zip(objects) {
             let Some(o) = o else { continue };
@@ -252,7 +254,7 @@ impl Audit {
     /// Sealed segments `segs` (fetched together) as chunks.
     fn read_sealed(&self, layout: Layout, segs: &[u64]) -> Result<Vec<Chunk>> {
         let keys: Vec<String> = segs.iter().map(|s| Self::segment_key(*s)).collect();
-        let objects = with_retries(|| self.objects.get_many(&keys))?;
+        let objects = with_retries(self.clock.as_ref(), || self.objects.get_many(&keys))?;
         let k = layout.segment_size;
         Ok(segs
             .iter()
@@ -271,7 +273,7 @@ impl Audit {
     }
 
     fn sealed_segments(&self) -> Result<BTreeSet<u64>> {
-        Ok(with_retries(|| self.objects.list("segments/", None))?
+        Ok(with_retries(self.clock.as_ref(), || self.objects.list("segments/", None))?
             .iter()
             .filter_map(|k| k.strip_prefix("segments/")?.strip_suffix(".jsonl")?.parse().ok())
             .collect())
@@ -351,11 +353,11 @@ impl AuditLog for Audit {
         // store's own round trip (microseconds on a disk, milliseconds on S3), so many
         // writers take turns instead of all racing for every position.
         let event = loop {
-            let event = seal(draft.clone(), tail.as_ref())?;
+            let event = seal(draft.clone(), tail.as_ref(), self.clock.now())?;
             let bytes = event.to_bytes()?;
-            let started = std::time::Instant::now();
+            let started = self.clock.monotonic();
             let created = create(self.objects.as_ref(), &Self::event_key(k, event.seq), &bytes)?;
-            let rtt = started.elapsed();
+            let rtt = self.clock.monotonic() - started;
             match created {
                 Created::Ours(_) => break event,
                 Created::Theirs(o) => {
@@ -366,7 +368,7 @@ impl AuditLog for Audit {
                     }
                     lost += 1;
                     let unit = rtt.max(Duration::from_micros(200));
-                    Backoff::new(unit * 2u32.pow(lost.min(5)), unit * 32).wait();
+                    Backoff::new(unit * 2u32.pow(lost.min(5)), unit * 32).wait(self.clock.as_ref());
                     // Meanwhile others moved on: start again from the head when it is ahead.
                     tail = Some(match self.read_head()? {
                         Some((h, _)) if h.seq > there.seq => Tail { seq: h.seq, hash: h.hash },
@@ -431,7 +433,7 @@ impl AuditLog for Audit {
 
     fn verify(&self, key: Option<&PublicKey>) -> Result<AuditReport> {
         let checkpoint_keys: Vec<String> = match key {
-            Some(_) => with_retries(|| self.objects.list("checkpoints/", None))?,
+            Some(_) => with_retries(self.clock.as_ref(), || self.objects.list("checkpoints/", None))?,
             None => Vec::new(),
         };
         let checkpoints: Vec<(u64, String)> = checkpoint_keys
@@ -482,7 +484,7 @@ impl AuditLog for Audit {
         if let (None, Some(key)) = (&report.first_bad, key) {
             for batch in checkpoints.chunks(64) {
                 let keys: Vec<String> = batch.iter().map(|(_, k)| k.clone()).collect();
-                let envelopes = with_retries(|| self.objects.get_many(&keys))?;
+                let envelopes = with_retries(self.clock.as_ref(), || self.objects.get_many(&keys))?;
                 for ((seq, _), env) in batch.iter().zip(envelopes) {
                     let bytes = env.map(|o| o.bytes).unwrap_or_default();
                     if let Some(p) = check_checkpoint(*seq, &bytes, key, hashes.get(seq)) {
@@ -514,7 +516,10 @@ impl Audit {
     /// The sealed segments holding events of `release`.
     fn index_of(&self, release: &ReleaseId) -> Result<BTreeSet<u64>> {
         let prefix = format!("index/releases/{release}/");
-        Ok(with_retries(|| self.objects.list(&prefix, None))?.iter().filter_map(|k| k.strip_prefix(&prefix)?.parse().ok()).collect())
+        Ok(with_retries(self.clock.as_ref(), || self.objects.list(&prefix, None))?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix)?.parse().ok())
+            .collect())
     }
 }
 
@@ -525,6 +530,7 @@ impl Audit {
 pub fn write_image(
     drafts: impl IntoIterator<Item = Draft>,
     segment_size: u64,
+    at: Timestamp,
     put: &mut dyn FnMut(String, Vec<u8>) -> Result<()>,
 ) -> Result<u64> {
     let k = segment_size.max(2);
@@ -534,7 +540,7 @@ pub fn write_image(
     let mut releases: BTreeSet<String> = BTreeSet::new();
     let mut sealed = 0;
     for draft in drafts {
-        let event = seal(draft, tail.as_ref())?;
+        let event = seal(draft, tail.as_ref(), at)?;
         let bytes = event.to_bytes()?;
         put(Audit::event_key(k, event.seq), bytes.clone())?;
         segment.extend_from_slice(&bytes);

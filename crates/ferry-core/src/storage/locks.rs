@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Created, create, replace, to_json, with_retries};
-use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{Actor, PipelineName, ReleaseId, StageName};
-use crate::ports::{Acquired, Liveness, LockInfo, Locks, ObjectStore, Version, Write};
+use crate::ports::{Acquired, Clock, Liveness, LockInfo, Locks, ObjectStore, Version, Write};
 
 pub struct StageLocks {
     objects: Arc<dyn ObjectStore>,
     liveness: Arc<dyn Liveness>,
+    clock: Arc<dyn Clock>,
 }
 
 fn key(pipeline: &PipelineName, stage: &StageName) -> String {
@@ -23,16 +23,16 @@ fn key(pipeline: &PipelineName, stage: &StageName) -> String {
 }
 
 impl StageLocks {
-    pub fn new(objects: Arc<dyn ObjectStore>, liveness: Arc<dyn Liveness>) -> Self {
-        Self { objects, liveness }
+    pub fn new(objects: Arc<dyn ObjectStore>, liveness: Arc<dyn Liveness>, clock: Arc<dyn Clock>) -> Self {
+        Self { objects, liveness, clock }
     }
 
     fn new_lock(&self, pipeline: &PipelineName, stage: &StageName, release: &ReleaseId, holder: &Actor, lease: Duration) -> LockInfo {
-        LockInfo::new(pipeline, stage, release, holder, lease, &self.liveness.host(), super::token())
+        LockInfo::new(pipeline, stage, release, holder, self.clock.now(), lease, &self.liveness.host(), super::token())
     }
 
     fn read(&self, key: &str) -> Result<Option<(LockInfo, Version)>> {
-        match with_retries(|| self.objects.get(key))? {
+        match with_retries(self.clock.as_ref(), || self.objects.get(key))? {
             None => Ok(None),
             Some(o) => self.parse(key, &o.bytes).map(|l| Some((l, o.version))),
         }
@@ -58,7 +58,7 @@ impl StageLocks {
                 let running = self.liveness.running_with(&lock.token);
                 (running.is_empty(), running)
             }
-            None => (lock.expires_at < Timestamp::now(), Vec::new()),
+            None => (lock.expires_at < self.clock.now(), Vec::new()),
         }
     }
 
@@ -108,7 +108,7 @@ impl Locks for StageLocks {
         let k = key(&lock.pipeline, &lock.stage);
         match self.read(&k)? {
             Some((current, version)) if current.token == lock.token => {
-                let renewed = LockInfo { expires_at: Timestamp::now().plus(lease), ..current };
+                let renewed = LockInfo { expires_at: self.clock.now().plus(lease), ..current };
                 match replace(self.objects.as_ref(), &k, &to_json(&renewed)?, &version)? {
                     Write::Done(_) => Ok(renewed),
                     Write::Conflict => Err(Self::lost(lock, self.read(&k)?.map(|c| c.0).as_ref())),

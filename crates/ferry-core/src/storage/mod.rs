@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{ErrorKind, Result};
-use crate::ports::{AuditLog, Liveness, Locks, Object, ObjectStore, ReleaseStore, StateStore, Version, Write};
+use crate::ports::{AuditLog, Clock, Liveness, Locks, Object, ObjectStore, ReleaseStore, StateStore, Version, Write};
 
 /// The record ports of one backend.
 pub struct Records {
@@ -35,6 +35,8 @@ pub struct Backing {
     /// The audit log and its checkpoints (on AWS the security account's bucket).
     pub audit: Arc<dyn ObjectStore>,
     pub liveness: Arc<dyn Liveness>,
+    /// Lease expiry, event times and the waits between retries.
+    pub clock: Arc<dyn Clock>,
     /// Events per sealed segment, for a log created now (`audit::DEFAULT_SEGMENT_SIZE`).
     pub segment_size: u64,
     /// Called after every durable write (crash tests abort the process there).
@@ -46,7 +48,7 @@ pub type AfterWrite = Arc<dyn Fn() + Send + Sync>;
 
 /// The records over a backend's objects.
 pub fn open(backing: Backing) -> Records {
-    let Backing { objects, audit, liveness, segment_size, after_write } = backing;
+    let Backing { objects, audit, liveness, clock, segment_size, after_write } = backing;
     let (objects, audit) = match after_write {
         None => (objects, audit),
         Some(hook) => (
@@ -55,10 +57,10 @@ pub fn open(backing: Backing) -> Records {
         ),
     };
     Records {
-        store: Box::new(releases::Releases::new(objects.clone())),
-        state: Box::new(state::State::new(objects.clone())),
-        locks: Box::new(locks::StageLocks::new(objects, liveness)),
-        audit: Box::new(audit::Audit::new(audit, segment_size)),
+        store: Box::new(releases::Releases::new(objects.clone(), clock.clone())),
+        state: Box::new(state::State::new(objects.clone(), clock.clone())),
+        locks: Box::new(locks::StageLocks::new(objects, liveness, clock.clone())),
+        audit: Box::new(audit::Audit::new(audit, segment_size, clock)),
     }
 }
 
@@ -100,7 +102,7 @@ pub(crate) fn replace(objects: &dyn ObjectStore, key: &str, bytes: &[u8], expect
 
 /// Runs a read again when it failed for a reason other than bad data (a dropped connection
 /// mid-stream, a throttled request the SDK's own retries did not outlast).
-pub(crate) fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
+pub(crate) fn with_retries<T>(clock: &dyn Clock, mut read: impl FnMut() -> Result<T>) -> Result<T> {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempt = 0;
     loop {
@@ -108,7 +110,7 @@ pub(crate) fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> 
             Err(e) if e.kind == ErrorKind::Failed && attempt < 3 => {
                 attempt += 1;
                 tracing::warn!("{} (attempt {attempt}; retrying)", e.message);
-                backoff.wait();
+                backoff.wait(clock);
             }
             other => return other,
         }
@@ -127,11 +129,11 @@ impl Backoff {
         Self { next: first, cap }
     }
 
-    pub(crate) fn wait(&mut self) {
+    pub(crate) fn wait(&mut self, clock: &dyn Clock) {
         let mut raw = [0u8; 8];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
         let fraction = f64::from(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])) / f64::from(u32::MAX);
-        std::thread::sleep(self.next.mul_f64(fraction));
+        clock.sleep(self.next.mul_f64(fraction));
         self.next = (self.next * 2).min(self.cap);
     }
 }

@@ -16,6 +16,7 @@ use crate::ports::{ObjectStore, ReleaseStore, StoredRelease};
 
 pub struct Releases {
     objects: Arc<dyn ObjectStore>,
+    clock: Arc<dyn crate::ports::Clock>,
 }
 
 fn artifact_key(digest: &Sha256Digest) -> String {
@@ -59,8 +60,8 @@ impl<W> Hashing<W> {
 }
 
 impl Releases {
-    pub fn new(objects: Arc<dyn ObjectStore>) -> Self {
-        Self { objects }
+    pub fn new(objects: Arc<dyn ObjectStore>, clock: Arc<dyn crate::ports::Clock>) -> Self {
+        Self { objects, clock }
     }
 
     /// Stores a release document unless the same bytes are there; different bytes are refused.
@@ -86,7 +87,7 @@ impl ReleaseStore for Releases {
     }
 
     fn hash_artifact(&self, digest: &Sha256Digest) -> Result<(Sha256Digest, u64)> {
-        with_retries(|| {
+        with_retries(self.clock.as_ref(), || {
             let mut sink = Hashing::new(std::io::sink());
             match self.objects.read_into(&artifact_key(digest), &mut sink)? {
                 None => Err(self.missing(digest)),
@@ -102,7 +103,7 @@ impl ReleaseStore for Releases {
         let parent = dest.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, &e))?;
         let tmp = dest.with_extension("ferry-partial");
-        let result = with_retries(|| {
+        let result = with_retries(self.clock.as_ref(), || {
             let file = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, &e))?;
             let mut sink = Hashing::new(std::io::BufWriter::new(file));
             if self.objects.read_into(&artifact_key(digest), &mut sink)?.is_none() {
@@ -136,7 +137,7 @@ impl ReleaseStore for Releases {
     }
 
     fn get_release(&self, id: &ReleaseId) -> Result<StoredRelease> {
-        let docs = with_retries(|| self.objects.get_many(&[manifest_key(id), envelope_key(id)]))?;
+        let docs = with_retries(self.clock.as_ref(), || self.objects.get_many(&[manifest_key(id), envelope_key(id)]))?;
         let mut docs = docs.into_iter();
         let manifest = docs.next().flatten().ok_or_else(|| {
             Error::invalid(format!("no release `{id}` in the store at `{}`", self.location()))
@@ -149,7 +150,7 @@ impl ReleaseStore for Releases {
 
     fn get_releases(&self, ids: &[ReleaseId]) -> Result<Vec<Option<StoredRelease>>> {
         let keys: Vec<String> = ids.iter().flat_map(|id| [manifest_key(id), envelope_key(id)]).collect();
-        let mut docs = with_retries(|| self.objects.get_many(&keys))?.into_iter();
+        let mut docs = with_retries(self.clock.as_ref(), || self.objects.get_many(&keys))?.into_iter();
         Ok(ids
             .iter()
             .map(|id| match (docs.next().flatten(), docs.next().flatten()) {

@@ -9,11 +9,13 @@ use super::{Created, create, parse, replace, to_json, with_retries};
 use crate::approval::{APPROVAL_VERSION, ApprovalRecord};
 use crate::error::{Error, Result};
 use crate::ids::{PipelineName, ReleaseId, StageName};
+use crate::ports::Versioned;
 use crate::ports::{ObjectStore, StateStore, Version, Write};
-use crate::state::{STATE_VERSION, StageRecord, Versioned};
+use crate::state::{STATE_VERSION, StageRecord};
 
 pub struct State {
     objects: Arc<dyn ObjectStore>,
+    clock: Arc<dyn crate::ports::Clock>,
 }
 
 fn stage_key(pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> String {
@@ -31,13 +33,13 @@ fn slug(actor: &str) -> String {
 }
 
 impl State {
-    pub fn new(objects: Arc<dyn ObjectStore>) -> Self {
-        Self { objects }
+    pub fn new(objects: Arc<dyn ObjectStore>, clock: Arc<dyn crate::ports::Clock>) -> Self {
+        Self { objects, clock }
     }
 
     fn read_all<T: serde::de::DeserializeOwned>(&self, prefix: &str, version: u32) -> Result<Vec<T>> {
-        let keys = with_retries(|| self.objects.list(prefix, None))?;
-        let objects = with_retries(|| self.objects.get_many(&keys))?;
+        let keys = with_retries(self.clock.as_ref(), || self.objects.list(prefix, None))?;
+        let objects = with_retries(self.clock.as_ref(), || self.objects.get_many(&keys))?;
         keys.iter().zip(objects).filter_map(|(k, o)| o.map(|o| parse(&o.bytes, &self.objects.location(k), version))).collect()
     }
 }
@@ -45,7 +47,7 @@ impl State {
 impl StateStore for State {
     fn read_stage(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Option<Versioned<StageRecord>>> {
         let key = stage_key(pipeline, release, stage);
-        let Some(o) = with_retries(|| self.objects.get(&key))? else { return Ok(None) };
+        let Some(o) = with_retries(self.clock.as_ref(), || self.objects.get(&key))? else { return Ok(None) };
         Ok(Some(Versioned { revision: o.version, value: parse(&o.bytes, &self.objects.location(&key), STATE_VERSION)? }))
     }
 
