@@ -31,6 +31,8 @@ pub struct AwsWorld {
     pub store_bucket: String,
     pub audit_bucket: String,
     pub kms_key: String,
+    /// `FERRY_TIME_SCALE` for every ferry run (lease tests: 30 s leases in a few real seconds).
+    pub time_scale: std::cell::Cell<Option<u32>>,
 }
 
 fn unique(prefix: &str) -> String {
@@ -59,6 +61,7 @@ impl AwsWorld {
             store_bucket: unique("store"),
             audit_bucket: unique("audit"),
             kms_key: String::new(),
+            time_scale: std::cell::Cell::new(None),
         };
         w.create_bucket(ARTIFACTS, "ferry-artifacts", &w.store_bucket.clone());
         w.create_bucket(SECURITY, "ferry-audit", &w.audit_bucket.clone());
@@ -238,6 +241,9 @@ audit:
             c.env_remove(v);
         }
         c.envs(self.env_for(config));
+        if let Some(k) = self.time_scale.get() {
+            c.env("FERRY_TIME_SCALE", k.to_string());
+        }
         c
     }
 
@@ -389,11 +395,13 @@ fn two_runners_promoting_at_once_deploy_exactly_once_and_the_other_names_the_hol
 fn a_lease_left_by_a_killed_runner_is_taken_over_only_after_it_expires() {
     use std::os::unix::process::CommandExt as _;
     let w = AwsWorld::new();
+    // ferry's clock runs 5 times as fast: the 30 s lease lasts 6 s.
+    w.time_scale.set(Some(5));
     w.write_project("; [ -f fast ] || sleep 120");
     let ci = w.role(TOOLING, "ci", "github-run-4");
     let id = w.release(&ci);
     let mut crashed = w
-        .command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--lease", "15s"])
+        .command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--lease", "30s"])
         .process_group(0)
         .spawn()
         .unwrap();
@@ -403,7 +411,7 @@ fn a_lease_left_by_a_killed_runner_is_taken_over_only_after_it_expires() {
     // Another machine cannot see the process; until the lease runs out the stage is busy.
     let busy = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(5);
     assert!(busy.stderr.contains("is busy"), "{}", busy.stderr);
-    std::thread::sleep(std::time::Duration::from_secs(16));
+    std::thread::sleep(std::time::Duration::from_secs(7));
     let refused = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(1);
     assert!(refused.stderr.contains("never finished: it may have partly run"), "{}", refused.stderr);
     assert_eq!(w.deploys().len(), 1, "the interrupted deploy was not run again");

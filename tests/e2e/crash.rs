@@ -108,12 +108,14 @@ fn a_promotion_crashed_after_any_write_is_completed_by_the_next_run_without_a_do
 }
 
 /// On S3, every crash point at once: stage `sN` is promoted by a process that aborts after
-/// its N-th write. Locks there are leases, so the crashed runs take 2-second leases.
+/// its N-th write. Locks there are leases: the crashed runs take the shortest (30 s), on a
+/// clock running ten times as fast.
 #[test]
 fn on_s3_a_promotion_crashed_after_any_write_is_completed_without_a_double_deploy() {
     use crate::aws::{AwsWorld, TOOLING};
     const POINTS: u64 = 24;
     let w = AwsWorld::new();
+    w.time_scale.set(Some(10));
     w.write_project("");
     w.set_stages(&crate::support::independent_stages((1..=POINTS).map(|n| format!("s{n:02}")), "staging"));
     let ci = w.role(TOOLING, "ci", "github-run-1");
@@ -128,7 +130,7 @@ fn on_s3_a_promotion_crashed_after_any_write_is_completed_without_a_double_deplo
         .map(|n| {
             (
                 n,
-                promote(n, &["--lease", "2s"])
+                promote(n, &["--lease", "30s"])
                     .env("FERRY_CRASH_AFTER_WRITES", n.to_string())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
@@ -177,7 +179,7 @@ fn on_s3_a_promotion_crashed_after_any_write_is_completed_without_a_double_deplo
     // The next runs wait for the crashed runs' leases to lapse, then complete every stage.
     let mut redeployed = 0;
     for (n, _) in &crashed {
-        let mut r = Run::from(promote(*n, &["--wait", "30s"]).output().unwrap());
+        let mut r = Run::from(promote(*n, &["--wait", "300s"]).output().unwrap());
         if r.code == 1 && r.stderr.contains("--redeploy") {
             redeployed += 1;
             r = Run::from(promote(*n, &["--redeploy"]).output().unwrap());

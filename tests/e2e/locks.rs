@@ -31,8 +31,17 @@ fn wait_for_deploy_start(p: &Project, n: usize) {
     }
 }
 
-fn kill_group(child: &mut Child) {
-    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+/// What a crash of the machine leaves: ferry and every command it started (each runs in a
+/// process group of its own) killed at once — every process of this project's `FERRY_HOME`.
+fn kill_group(p: &Project, child: &mut Child) {
+    let marker = format!("FERRY_HOME={}", p.home().display());
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if env.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
     let _ = child.wait();
 }
 
@@ -71,7 +80,7 @@ fn a_sigkilled_promotion_is_detected_and_never_silently_deployed_twice() {
     let id = p.build();
     let mut crashed = spawn_promote(&p, "deployer-a", &id, &[]);
     wait_for_deploy_start(&p, 1);
-    kill_group(&mut crashed);
+    kill_group(&p, &mut crashed);
     assert!(p.home().join("store/locks/shop/staging.lock").exists(), "the lock outlives the killed process");
 
     let status = p.ferry("anyone", &["status", "pipeline.yaml"]).expect(0).stdout;
@@ -106,7 +115,7 @@ fn a_busy_stage_names_the_unlock_command_and_unlock_is_audited() {
     assert!(busy.stderr.contains("ferry unlock pipeline.yaml --stage staging"), "{}", busy.stderr);
     let unlocked = p.ferry("operator", &["unlock", "pipeline.yaml", "--stage", "staging"]).expect(0);
     assert!(unlocked.stdout.contains("held by `deployer-a`"), "{}", unlocked.stdout);
-    kill_group(&mut holder);
+    kill_group(&p, &mut holder);
     let last = p.audit_events().last().cloned().unwrap();
     assert_eq!(last["kind"], "lock_released");
     assert_eq!(last["details"]["forced"], true);
@@ -159,4 +168,58 @@ fn a_command_that_outlives_its_killed_promotion_keeps_the_stage_busy_until_it_en
         [format!("start {first}"), format!("end {first}"), format!("start {second}"), format!("end {second}")],
         "never two deploys at once"
     );
+}
+
+#[test]
+fn sigterm_to_ferry_mid_deploy_stops_the_command_and_everything_it_started_audits_it_and_frees_the_stage() {
+    // The deploy starts a grandchild that clears its environment (no lock token on it), logs
+    // its pid, and would log its end after a while.
+    let p = Project::new(&pipeline(TWO_APPROVERS).replacen(
+        r#"run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log"#,
+        r#"run: echo "start $FERRY_RELEASE" >> deploys.log; env -i sh -c 'echo $$ > grandchild.pid; sleep 30' & [ -f fast ] || sleep 30; echo "end $FERRY_RELEASE" >> deploys.log"#,
+        1,
+    ));
+    let first = p.build();
+    std::fs::write(p.path("app/src.txt"), "version two\n").unwrap();
+    let second = p.build();
+    let promoting = spawn_promote(&p, "deployer-a", &first, &[]);
+    wait_for_deploy_start(&p, 1);
+    let start = Instant::now();
+    while !p.path("grandchild.pid").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the grandchild did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let grandchild = std::fs::read_to_string(p.path("grandchild.pid")).unwrap().trim().to_owned();
+    // SIGTERM to ferry alone (not its process group).
+    std::process::Command::new("kill").args(["-TERM", &promoting.id().to_string()]).status().unwrap();
+    let stopped = Run::from(promoting.wait_with_output().unwrap()).expect(1);
+    assert!(stopped.stderr.contains("ferry received SIGTERM"), "{}", stopped.stderr);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{grandchild}")).exists()
+            || std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default().contains(") Z "),
+        "the grandchild {grandchild} was stopped with its group"
+    );
+    let events = p.audit_events();
+    let failed = events.iter().rev().find(|e| e["kind"] == "deploy_failed").expect("the stopped action is audited");
+    assert!(failed["details"]["detail"].as_str().unwrap().contains("stopped after"), "{failed}");
+    assert!(failed["details"]["detail"].as_str().unwrap().contains("ferry received SIGTERM"), "{failed}");
+    assert_eq!(events.last().unwrap()["kind"], "lock_released", "the lock was released on the way out");
+    // The stage is free at once, and the stopped deploy never ran on beside the next one.
+    std::fs::write(p.path("fast"), "").unwrap();
+    p.promote("deployer-b", &second, "staging").expect(0);
+    assert_eq!(p.deploys(), [format!("start {first}"), format!("start {second}"), format!("end {second}")]);
+    // The stopped release needs an explicit redeploy: its action may have partly run.
+    let again = p.promote("deployer-a", &first, "staging").expect(1);
+    assert!(again.stderr.contains("--redeploy"), "{}", again.stderr);
+}
+
+#[test]
+fn a_lease_shorter_than_thirty_seconds_is_refused_before_anything_happens() {
+    let p = Project::new(&slow_pipeline(0));
+    let id = p.build();
+    let before = p.audit_kinds().len();
+    let refused = p.ferry("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--lease", "10s"]).expect(2);
+    assert!(refused.stderr.contains("a lease of 10s is too short") && refused.stderr.contains("at least 30s"), "{}", refused.stderr);
+    assert_eq!(p.audit_kinds().len(), before, "nothing recorded");
+    assert!(p.deploys().is_empty());
 }

@@ -13,6 +13,7 @@ mod crash;
 mod faults;
 mod gates;
 mod github;
+mod leases;
 mod load;
 mod locks;
 mod notify;

@@ -40,6 +40,8 @@ pub struct Connect {
     pub after_write: Option<ferry_core::storage::AfterWrite>,
     /// Time for every port (leases, retries, waits).
     pub clock: std::sync::Arc<dyn ferry_core::ports::Clock>,
+    /// Raised when the process is asked to stop (SIGINT/SIGTERM).
+    pub interrupt: std::sync::Arc<ferry_core::ports::Stop>,
     /// A CI's OpenID Connect token to start from (GitHub Actions), instead of ambient credentials.
     pub web_identity: Option<WebIdentity>,
     /// Session tags every hop carries (repository, workflow, run id, actor, commit of the CI run).
@@ -190,6 +192,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         notifier: c.notifier,
         notify_backoff: std::time::Duration::from_millis(500),
         clock: c.clock,
+        interrupt: c.interrupt,
         work_dir: c.work_dir,
         account_root: None,
     };

@@ -172,8 +172,9 @@ pub struct PromoteOpts {
     /// Wait up to this long for a busy stage instead of failing at once.
     #[arg(long, value_parser = duration)]
     pub wait: Option<Duration>,
-    /// How long the stage lock is valid before others may treat it as abandoned.
-    #[arg(long, value_parser = duration, default_value = "1h")]
+    /// How long the stage lock is valid before others may treat it as abandoned (at least
+    /// 30s). A running promotion renews it every third of the lease, for as long as it runs.
+    #[arg(long, value_parser = duration, default_value = "5m")]
     pub lease: Duration,
 }
 

@@ -29,6 +29,12 @@ pub fn crash_after_writes() -> Option<u64> {
     std::env::var("FERRY_CRASH_AFTER_WRITES").ok()?.parse().ok().filter(|n| *n >= 1)
 }
 
+/// `FERRY_TIME_SCALE=K`: ferry's clock runs K times as fast (lease and expiry tests only: a
+/// 30 s lease then lasts 3 s of real time at K = 10).
+pub fn time_scale() -> Option<u32> {
+    std::env::var("FERRY_TIME_SCALE").ok()?.parse().ok().filter(|k| *k > 1)
+}
+
 pub fn actor() -> Result<Actor, Error> {
     let name = var("FERRY_ACTOR").or_else(|| var("USER")).or_else(|| var("LOGNAME")).or_else(|| {
         Command::new("id")

@@ -9,6 +9,7 @@ mod github;
 mod junit;
 mod output;
 mod progress;
+mod signals;
 
 use std::process::ExitCode;
 

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
@@ -88,28 +88,61 @@ pub trait Clock: Send + Sync {
     }
 }
 
-/// A flag another thread raises to end a `Clock::wait` early (a heartbeat told to stop).
+/// A flag another thread raises to end waits early: a heartbeat told to stop, a promotion
+/// that lost its stage lock, a process asked to stop (SIGINT/SIGTERM). A stop made `under`
+/// another is raised when that one is.
 #[derive(Debug, Default)]
 pub struct Stop {
-    raised: Mutex<bool>,
+    raised: Mutex<Option<String>>,
     changed: Condvar,
+    parent: Option<Arc<Stop>>,
 }
 
 impl Stop {
-    pub fn raise(&self) {
-        *self.raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+    /// A stop that is also raised whenever `parent` is.
+    pub fn under(parent: Arc<Stop>) -> Self {
+        Self { parent: Some(parent), ..Self::default() }
+    }
+
+    /// Raises the flag, saying why (the first reason is kept).
+    pub fn raise_because(&self, why: &str) {
+        self.raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert_with(|| why.to_owned());
         self.changed.notify_all();
     }
 
+    pub fn raise(&self) {
+        self.raise_because("stopped");
+    }
+
     pub fn is_raised(&self) -> bool {
-        *self.raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.reason().is_some()
+    }
+
+    /// Why it was raised (its own reason first, then its parent's), if it was.
+    pub fn reason(&self) -> Option<String> {
+        let own = self.raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        own.or_else(|| self.parent.as_ref().and_then(|p| p.reason()))
     }
 
     /// Blocks the calling thread up to `d` of real time for the flag (clock adapters only).
+    /// A parent's flag is looked at every 50 ms.
     pub(crate) fn block_for(&self, d: Duration) -> bool {
-        let guard = self.raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (guard, _) = self.changed.wait_timeout_while(guard, d, |raised| !*raised).unwrap_or_else(std::sync::PoisonError::into_inner);
-        *guard
+        let slice = if self.parent.is_some() { Duration::from_millis(50) } else { d };
+        let until = std::time::Instant::now() + d;
+        loop {
+            if self.is_raised() {
+                return true;
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let guard = self.raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = self
+                .changed
+                .wait_timeout_while(guard, left.min(slice), |raised| raised.is_none())
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
     }
 }
 
@@ -134,6 +167,40 @@ impl Clock for SystemClock {
     }
     fn wait(&self, d: Duration, stop: &Stop) -> bool {
         stop.block_for(d)
+    }
+}
+
+/// The system's clock running `rate` times as fast, for tests of leases that must be at least
+/// 30 s long (`FERRY_TIME_SCALE`): every process given the same rate agrees on the time, which
+/// runs faster from a fixed origin (2026-01-01T00:00:00Z).
+#[derive(Debug, Clone, Copy)]
+pub struct ScaledClock {
+    rate: u32,
+}
+
+impl ScaledClock {
+    const ORIGIN: i64 = 1_767_225_600;
+
+    pub fn new(rate: u32) -> Self {
+        Self { rate: rate.max(1) }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> Timestamp {
+        let real = SystemClock.now();
+        let origin = Timestamp::from_unix(Self::ORIGIN);
+        let since = Duration::try_from(real.0 - origin.0).unwrap_or_default();
+        origin.plus(since * self.rate)
+    }
+    fn monotonic(&self) -> Duration {
+        origin().elapsed() * self.rate
+    }
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d / self.rate);
+    }
+    fn wait(&self, d: Duration, stop: &Stop) -> bool {
+        stop.block_for(d / self.rate)
     }
 }
 

@@ -7,12 +7,12 @@ use ferry_core::digest::hash_file;
 use ferry_core::ids::Actor;
 use ferry_core::manifest::ManifestArtifact;
 use ferry_core::pipeline::{ArtifactSource, Pipeline};
-use ferry_core::ports::{CommandSpec, Executor, Target};
+use ferry_core::ports::{CommandSpec, Services, Target};
 use ferry_core::release::Collected;
 use ferry_core::{Error, Result};
 
 /// Runs the build command (if any) in the working directory.
-pub fn run_command(pipeline: &Pipeline, exec: &dyn Executor, actor: &Actor) -> Result<()> {
+pub fn run_command(pipeline: &Pipeline, svc: &Services, actor: &Actor) -> Result<()> {
     let Some(command) = &pipeline.build.command else { return Ok(()) };
     let mut env = pipeline.build.env.clone();
     env.insert("FERRY_PIPELINE".into(), pipeline.name.to_string());
@@ -33,8 +33,13 @@ pub fn run_command(pipeline: &Pipeline, exec: &dyn Executor, actor: &Actor) -> R
         label: "build".into(),
         target: Some(target),
         clear_env: Vec::new(),
+        stop: Some(svc.interrupt.clone()),
     };
-    let out = exec.run(&spec)?;
+    let out = svc.exec.run(&spec)?;
+    if out.interrupted {
+        let why = svc.interrupt.reason().unwrap_or_default();
+        return Err(Error::failed(format!("build command `{command}` was stopped: {why}")).hint("nothing was stored; build again"));
+    }
     if !out.success {
         return Err(Error::failed(format!(
             "build command `{command}` failed with exit code {}",

@@ -1,10 +1,14 @@
 //! Runs shell commands (build commands, command gates, command deploy actions) with `sh -c`,
-//! extra environment and an optional timeout. Their output goes to stderr as it comes (ferry's
-//! stdout stays machine-readable), and its last few KiB are kept for the record, with the
-//! values of secret variables masked.
+//! extra environment and an optional timeout. Each runs in a process group of its own, so a
+//! timeout or a stop (a lost lock, SIGINT/SIGTERM to ferry) ends it with everything it started
+//! (SIGTERM to the group, SIGKILL after a grace period), and a signal meant for ferry alone
+//! does not reach it. Output goes to stderr as it comes (ferry's stdout stays
+//! machine-readable), and its last few KiB are kept for the record, with the values of secret
+//! variables masked.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,6 +79,7 @@ impl ShellExecutor {
             command.env_remove(var);
         }
         let mut child = command
+            .process_group(0)
             .arg("-c")
             .arg(&spec.run)
             .current_dir(&spec.dir)
@@ -89,14 +94,19 @@ impl ShellExecutor {
             .into_iter()
             .flatten()
             .collect();
-        let mut timed_out = false;
+        let (mut timed_out, mut interrupted) = (false, false);
         let status = loop {
             match child.try_wait().map_err(|e| Error::failed(format!("waiting for `{}`: {e}", spec.run)))? {
                 Some(status) => break status,
                 None if spec.timeout.is_some_and(|t| start.elapsed() >= t) => {
                     timed_out = true;
-                    let _ = child.kill();
-                    break child.wait().map_err(|e| Error::failed(format!("waiting for `{}`: {e}", spec.run)))?;
+                    break stop_group(&mut child, &spec.run)?;
+                }
+                None if spec.stop.as_ref().is_some_and(|s| s.is_raised()) => {
+                    interrupted = true;
+                    let why = spec.stop.as_ref().and_then(|s| s.reason()).unwrap_or_default();
+                    tracing::warn!(label = %spec.label, "stopping `{}` and everything it started: {why}", spec.run);
+                    break stop_group(&mut child, &spec.run)?;
                 }
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
@@ -109,7 +119,41 @@ impl ShellExecutor {
         }
         let duration_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let output_tail = masked(&tail, spec);
-        Ok(CommandOutcome { success: status.success() && !timed_out, exit_code: status.code(), timed_out, duration_ms, output_tail })
+        Ok(CommandOutcome {
+            success: status.success() && !timed_out && !interrupted,
+            exit_code: status.code(),
+            timed_out,
+            interrupted,
+            duration_ms,
+            output_tail,
+        })
+    }
+}
+
+/// How long a stopped command's group has to exit after SIGTERM before it gets SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Stops the process group `child` leads: SIGTERM, then SIGKILL to whatever is left after
+/// `GRACE` (members that outlive the leader included).
+fn stop_group(child: &mut std::process::Child, run: &str) -> Result<std::process::ExitStatus> {
+    let Some(group) = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw) else {
+        let _ = child.kill();
+        return child.wait().map_err(|e| Error::failed(format!("waiting for `{run}`: {e}")));
+    };
+    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+    let deadline = Instant::now() + GRACE;
+    let status = loop {
+        match child.try_wait().map_err(|e| Error::failed(format!("waiting for `{run}`: {e}")))? {
+            Some(status) => break Some(status),
+            None if Instant::now() >= deadline => break None,
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    // Whatever of the group is still there (the leader past its grace, or its children).
+    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    match status {
+        Some(s) => Ok(s),
+        None => child.wait().map_err(|e| Error::failed(format!("waiting for `{run}`: {e}"))),
     }
 }
 
@@ -128,6 +172,7 @@ mod tests {
             label: "t".into(),
             target: None,
             clear_env: Vec::new(),
+            stop: None,
         }
     }
 

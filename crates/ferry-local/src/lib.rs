@@ -29,6 +29,8 @@ pub struct Home {
     pub after_write: Option<storage::AfterWrite>,
     /// Time for everything this home's services do (the system's, unless a test injects one).
     pub clock: Arc<dyn Clock>,
+    /// Raised when the process is asked to stop (the CLI's SIGINT/SIGTERM handler).
+    pub interrupt: Arc<ferry_core::ports::Stop>,
 }
 
 impl std::fmt::Debug for Home {
@@ -44,6 +46,7 @@ impl Home {
             audit_segment_size: storage::audit::DEFAULT_SEGMENT_SIZE,
             after_write: None,
             clock: Arc::new(ferry_core::clock::SystemClock),
+            interrupt: Arc::default(),
         }
     }
     pub fn keys(&self) -> keys::KeyStore {
@@ -78,6 +81,7 @@ impl Home {
             notifier: Box::new(notify::WebhookNotifier::new(std::collections::BTreeMap::new())),
             notify_backoff: std::time::Duration::from_millis(500),
             clock: self.clock.clone(),
+            interrupt: self.interrupt.clone(),
             work_dir: self.root.join("work"),
             account_root: Some(self.root.join("accounts")),
         }

@@ -33,6 +33,13 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
     if let Some(n) = env::crash_after_writes() {
         home.after_write = Some(crash_after(n));
     }
+    if let Some(k) = env::time_scale() {
+        home.clock = std::sync::Arc::new(ferry_core::clock::ScaledClock::new(k));
+    }
+    // Commands that run other processes and hold locks stop cleanly on SIGINT/SIGTERM.
+    if matches!(cli.command, Command::Build { .. } | Command::Promote { .. } | Command::Run { .. } | Command::Rollback { .. }) {
+        home.interrupt = crate::signals::install();
+    }
     match &cli.command {
         Command::Validate { files } => pipeline::validate(files),
         Command::Schema { markdown } => Ok(pipeline::schema(*markdown)),
@@ -58,10 +65,15 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
 }
 
 /// Aborts the process right after its `n`-th durable write: what a crash (SIGKILL, power loss)
-/// at that step leaves behind, for the crash tests.
+/// at that step leaves behind, for the crash tests. Only the main thread's writes count (a
+/// lease heartbeat's renewals come at times of their own; a crash after one is the same as a
+/// crash before the main thread's next write), so each `n` is one crash point.
 fn crash_after(n: u64) -> ferry_core::storage::AfterWrite {
     let count = std::sync::atomic::AtomicU64::new(0);
     std::sync::Arc::new(move || {
+        if std::thread::current().name() != Some("main") {
+            return;
+        }
         if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= n {
             std::process::abort();
         }
@@ -144,6 +156,7 @@ impl Ctx {
                     audit_segment_size: home.audit_segment_size,
                     after_write: home.after_write.clone(),
                     clock: home.clock.clone(),
+                    interrupt: home.interrupt.clone(),
                 };
                 let mut b = ferry_aws::backend::connect(p, c)?;
                 notifier.ssm = Some(b.secret_reader());

@@ -26,7 +26,7 @@ fn build_release(ctx: &Ctx, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Re
     // Check the signer before building: a release nobody can verify is never made.
     let signer = ctx.signer(home, p, pinned)?;
     let started_at = svc.clock.now();
-    ferry_local::build::run_command(p, svc.exec.as_ref(), actor)?;
+    ferry_local::build::run_command(p, svc, actor)?;
     let collected = ferry_local::build::collect(p)?;
     let source = env::source(&p.working_dir());
     let images = release::resolve_images(svc, p, source.as_ref())?;

@@ -49,6 +49,9 @@ pub enum EventKind {
     LockTakenOver,
     LockReleased,
     LockBusy,
+    /// The stage lock could not be renewed (taken over, removed, or the store unreachable
+    /// until the lease ran out): the promotion stopped.
+    LeaseLost,
     DeployStart,
     DeployEnd,
     DeployFailed,

@@ -24,6 +24,9 @@ pub struct CommandSpec {
     pub target: Option<Target>,
     /// Inherited variables to remove before running.
     pub clear_env: Vec<String>,
+    /// When raised, the command is stopped — with everything it started (its process group) —
+    /// and its outcome says `interrupted`.
+    pub stop: Option<std::sync::Arc<crate::clock::Stop>>,
 }
 
 /// Shows variable names only: the environment may hold a role's credentials.
@@ -57,6 +60,8 @@ pub struct CommandOutcome {
     pub success: bool,
     pub exit_code: Option<i32>,
     pub timed_out: bool,
+    /// Stopped because `CommandSpec::stop` was raised (a lost lock, SIGINT/SIGTERM to ferry).
+    pub interrupted: bool,
     pub duration_ms: u64,
     /// The last few KiB of the command's output, secrets masked (recorded, never the whole).
     pub output_tail: String,

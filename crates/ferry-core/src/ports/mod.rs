@@ -42,6 +42,9 @@ pub struct Services {
     pub notifier: Box<dyn Notifier>,
     /// Time: every read of the clock and every wait goes through it.
     pub clock: std::sync::Arc<dyn Clock>,
+    /// Raised when the process is asked to stop (SIGINT/SIGTERM): waits end, commands are
+    /// stopped, and a promotion records the interruption and releases its lock.
+    pub interrupt: std::sync::Arc<Stop>,
     /// The first wait between delivery attempts (doubled each time).
     pub notify_backoff: Duration,
     /// Where deploy actions get their copies of the artifacts.

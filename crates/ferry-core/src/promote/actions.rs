@@ -82,8 +82,12 @@ impl Promotion<'_> {
                     label: format!("deploy {}[{i}]", self.stage.name),
                     target: Some(self.target()),
                     clear_env: Vec::new(),
+                    stop: Some(self.stop.clone()),
                 };
                 match self.svc.exec.run(&spec) {
+                    Ok(o) if o.interrupted => {
+                        (false, format!("stopped after {} ms: {}", o.duration_ms, self.stop.reason().unwrap_or_default()), o.output_tail)
+                    }
                     Ok(o) if o.success => (true, format!("exit code 0 in {} ms", o.duration_ms), o.output_tail),
                     Ok(o) if o.timed_out => (false, format!("timed out after {} ms", o.duration_ms), o.output_tail),
                     Ok(o) => (

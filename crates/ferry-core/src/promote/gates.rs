@@ -44,6 +44,10 @@ impl Promotion<'_> {
             if gate.when() != phase {
                 continue;
             }
+            if matches!(gate, Gate::Window(_)) {
+                continue;
+            }
+            self.check_stop(&format!("gate {i}"))?;
             let (passed, why, details) = match gate {
                 Gate::Window(_) => continue,
                 Gate::Command { run, timeout, .. } => {
@@ -55,6 +59,7 @@ impl Promotion<'_> {
                         label: format!("gate {}[{i}]", self.stage.name),
                         target: Some(self.target()),
                         clear_env: Vec::new(),
+                        stop: Some(self.stop.clone()),
                     };
                     let out = self.svc.exec.run(&spec)?;
                     let code = out.exit_code.map_or("none".into(), |c| c.to_string());
@@ -72,6 +77,10 @@ impl Promotion<'_> {
                     }
                 }
             };
+            if !passed && self.stop.is_raised() {
+                // Stopped (SIGINT/SIGTERM, a lost lock) before the gate could decide.
+                self.check_stop(&format!("gate {i} decided"))?;
+            }
             let mut details = details;
             details["gate"] = json!(gate.summary());
             details["index"] = json!(i);

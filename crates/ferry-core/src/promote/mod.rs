@@ -5,7 +5,10 @@
 
 mod actions;
 mod gates;
+mod lease;
 mod reconcile;
+
+pub use lease::{MIN_LEASE, check_lease};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -94,6 +97,7 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
         Error::invalid(format!("pipeline `{}` has no stage `{}`", pipeline.name, req.stage)).hint(format!("stages: {}", names.join(", ")))
     })?;
+    check_lease(req.lease)?;
     let before = svc.state.read_stage(&pipeline.name, &req.release, &stage.name)?.map(|r| r.value.status);
     let message = |event, detail: String| Message::new(event, pipeline, &req.release, &stage.name, &req.actor, detail);
     let verified = match release::verify_audited(svc, pipeline, &req.release, pinned, &req.actor, &format!("promote to {}", stage.name)) {
@@ -113,7 +117,8 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         verified: &verified,
         last_seq: std::cell::Cell::new(0),
         lock_token: std::cell::RefCell::default(),
-        stop: crate::ports::Stop::default(),
+        stop: std::sync::Arc::new(crate::ports::Stop::under(svc.interrupt.clone())),
+        lost: lease::Lost::default(),
     };
     let result = p.run();
     let with_manifest = |m: Message| m.with_manifest(&verified.manifest, &verified.manifest_sha256);
@@ -152,8 +157,11 @@ struct Promotion<'a> {
     last_seq: std::cell::Cell<u64>,
     /// The token of the stage lock once held: handed to every command run under it.
     lock_token: std::cell::RefCell<Option<String>>,
-    /// Raised when the stage lock is lost: ends the promotion's waits (soaks, polls).
-    stop: crate::ports::Stop,
+    /// Raised when the stage lock is lost or the process is asked to stop: commands are
+    /// stopped, waits (soaks, polls) end.
+    stop: std::sync::Arc<crate::ports::Stop>,
+    /// Why the stage lock was lost, once it was: no state is written after that.
+    lost: lease::Lost,
 }
 
 impl Promotion<'_> {
@@ -176,6 +184,9 @@ impl Promotion<'_> {
 
     /// Applies `change` to the current record with optimistic concurrency, retrying on conflict.
     fn update(&self, change: impl Fn(&mut StageRecord)) -> Result<StageRecord> {
+        if let Some(why) = self.lost.get() {
+            return Err(Error::failed(why));
+        }
         for _ in 0..20 {
             let current = self.read()?;
             let (mut record, expected) = match current {
@@ -216,7 +227,22 @@ impl Promotion<'_> {
         self.run_gates(When::Before)?;
         let (lock, previous) = self.lock()?;
         self.lock_token.replace(Some(lock.token.clone()));
-        let result = self.deploy_locked(&lock, previous.as_ref());
+        let heartbeat = lease::Heartbeat {
+            locks: self.svc.locks.as_ref(),
+            clock: self.svc.clock.as_ref(),
+            lease: self.req.lease,
+            stop: &self.stop,
+            lost: &self.lost,
+        };
+        let (result, lock) = heartbeat.hold(&lock, || self.deploy_locked(&lock, previous.as_ref()));
+        if let Some(why) = self.lost.get() {
+            // Not ours any more: nothing to release; whoever holds it now owns the stage.
+            self.audit(EventKind::LeaseLost, json!({"holder": lock.holder, "reason": why, "lease": human(self.req.lease)}))?;
+            let during = result.err().map(|e| format!(" ({})", e.message)).unwrap_or_default();
+            return Err(Error::failed(format!("{why}; the promotion of release `{release}` to stage `{stage}` stopped{during}"))
+                .hint("a deploy action may have partly run; check the stage before promoting again")
+                .hint(format!("`ferry status {}` shows what the stage records", self.pipeline.file.display())));
+        }
         // The event first: a crash before the release leaves a lock the next run takes over.
         let audit = self.audit(EventKind::LockReleased, json!({"holder": lock.holder}));
         let released = self.svc.locks.release(&lock);
@@ -424,8 +450,26 @@ impl Promotion<'_> {
         }
     }
 
+    /// Fails the promotion before `next` starts if it was told to stop (SIGINT/SIGTERM, a lost
+    /// lock), audited and recorded.
+    fn check_stop(&self, next: &str) -> Result<()> {
+        let Some(why) = self.stop.reason() else { return Ok(()) };
+        self.audit(EventKind::PromotionFailed, json!({"reason": format!("stopped before {next}: {why}"), "interrupted": true}))?;
+        if self.lost.get().is_none() {
+            self.update(|r| {
+                r.status = StageStatus::Failed;
+                r.message = Some(format!("stopped before {next}: {why}"));
+            })?;
+        }
+        Err(Error::failed(format!(
+            "the promotion of release `{}` to stage `{}` stopped before {next}: {why}",
+            self.req.release, self.stage.name
+        ))
+        .hint(format!("promote again when ready: `{} --redeploy`", promote_command(self.pipeline, &self.req.release, &self.stage.name))))
+    }
+
     /// Runs the deploy actions while holding the lock.
-    fn deploy_locked(&self, lock: &LockInfo, previous: Option<&LockInfo>) -> Result<Outcome> {
+    fn deploy_locked(&self, _lock: &LockInfo, previous: Option<&LockInfo>) -> Result<Outcome> {
         let (release, stage) = (&self.req.release, &self.stage.name);
         // Re-read under the lock: another promotion may have finished while we waited.
         let mut current = self.read()?.map(|v| v.value);
@@ -490,8 +534,8 @@ impl Promotion<'_> {
                 tracing::info!("deploy action {i} of stage `{stage}` already succeeded; skipping");
                 continue;
             }
-            // Still ours, and good for another lease, before anything touches the stage.
-            self.svc.locks.renew(lock, self.req.lease)?;
+            // Nothing more starts once the promotion is told to stop (its heartbeat keeps the lock).
+            self.check_stop(&format!("deploy action {i}"))?;
             self.run_action(i, action, &artifacts)?;
         }
         if let Err(e) = self.run_gates(When::After) {

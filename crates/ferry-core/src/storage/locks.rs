@@ -64,8 +64,8 @@ impl StageLocks {
 
     fn lost(lock: &LockInfo, current: Option<&LockInfo>) -> Error {
         match current {
-            Some(c) => Error::failed(format!("the lock of stage `{}` is now held by `{}`; ours was taken over", lock.stage, c.holder)),
-            None => Error::failed(format!("the lock of stage `{}` was removed while we held it", lock.stage)),
+            Some(c) => Error::busy(format!("the lock of stage `{}` is now held by `{}`; ours was taken over", lock.stage, c.holder)),
+            None => Error::busy(format!("the lock of stage `{}` was removed while we held it", lock.stage)),
         }
     }
 }
