@@ -58,11 +58,11 @@ pub fn target(records: &[StageRecord], stage: &StageName, to: Option<&ReleaseId>
     let in_stage: Vec<&StageRecord> = records.iter().filter(|r| &r.stage == stage).collect();
     let latest = in_stage
         .iter()
-        .filter(|r| !matches!(r.status, StageStatus::Requested | StageStatus::AwaitingApproval | StageStatus::Rejected))
+        .filter(|r| !matches!(r.status(), StageStatus::Requested | StageStatus::AwaitingApproval | StageStatus::Rejected))
         .max_by_key(|r| r.updated_at)
         .map(|r| r.release.clone());
-    let mut succeeded: Vec<&&StageRecord> = in_stage.iter().filter(|r| r.succeeded_at.is_some()).collect();
-    succeeded.sort_by_key(|r| r.succeeded_at);
+    let mut succeeded: Vec<&&StageRecord> = in_stage.iter().filter(|r| r.succeeded_at().is_some()).collect();
+    succeeded.sort_by_key(|r| r.succeeded_at());
     let chosen = match to {
         Some(id) => succeeded.iter().find(|r| &r.release == id).map(|r| r.release.clone()).ok_or_else(|| {
             Error::invalid(format!("release `{id}` never succeeded in stage `{stage}`, so it cannot be rolled back to"))
@@ -119,13 +119,20 @@ pub fn rollback_because(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey,
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
+    use crate::state::Step;
 
     fn rec(release: &str, status: StageStatus, at: i64) -> StageRecord {
         let id = ReleaseId::for_manifest(&crate::ids::Sha256Digest::of(release.as_bytes()));
         let t = Timestamp::from_unix(1_767_000_000).plus(std::time::Duration::from_secs(at as u64));
         let mut r = StageRecord::new(&"p".parse().unwrap(), &id, &"prod".parse().unwrap(), &"a".parse().unwrap(), t);
-        r.status = status;
-        r.succeeded_at = (status == StageStatus::Succeeded).then_some(r.updated_at);
+        r.apply(Step::BeginDeploy { fresh: true }).unwrap();
+        r.apply(Step::ActionStarted { index: 0, summary: "deploy".into(), at: t }).unwrap();
+        let succeeded = status == StageStatus::Succeeded;
+        r.apply(Step::ActionEnded { index: 0, succeeded, detail: String::new(), at: t }).unwrap();
+        if succeeded {
+            r.apply(Step::Succeed { at: t }).unwrap();
+        }
+        assert_eq!(r.status(), status);
         r
     }
 
@@ -140,7 +147,7 @@ mod tests {
         assert!(target(&[a.clone(), failed.clone()], &prod, Some(&failed.release)).is_err(), "never succeeded");
         // A rollback to A that waits for approval is not the latest attempt: B still is.
         let mut pending_a = a.clone();
-        pending_a.status = StageStatus::AwaitingApproval;
+        pending_a.apply(Step::AwaitApproval { preview: Vec::new() }).unwrap();
         pending_a.updated_at = b.updated_at.plus(std::time::Duration::from_secs(5));
         assert_eq!(target(&[pending_a, b.clone()], &prod, None).unwrap(), (Some(b.release), a.release));
     }

@@ -71,8 +71,8 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
         let mut stages = Vec::new();
         for stage in &pipeline.stages {
             let record = records.iter().find(|r| r.release == id && r.stage == stage.name);
-            let status = record.map_or("not_started".to_owned(), |r| crate::wire_name(&r.status));
-            let pending = record.is_some_and(|r| r.status == StageStatus::AwaitingApproval);
+            let status = record.map_or("not_started".to_owned(), |r| crate::wire_name(&r.status()));
+            let pending = record.is_some_and(|r| r.status() == StageStatus::AwaitingApproval);
             let approvals = match (&stage.approval, record) {
                 (Some(policy), Some(r)) => {
                     let parties = Parties { builder: Some(manifest.builder.actor.clone()), requester: Some(r.requested_by.clone()) };
@@ -85,7 +85,7 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
             stages.push(StageStatusLine {
                 stage: stage.name.clone(),
                 status,
-                message: record.and_then(|r| r.message.clone()),
+                message: record.and_then(|r| r.message().map(str::to_owned)),
                 approvals,
                 approve_command,
             });
@@ -126,7 +126,7 @@ pub struct Pending {
 pub fn pending_for(svc: &Services, pipeline: &Pipeline, actor: &Actor) -> Result<Vec<Pending>> {
     let mut out = Vec::new();
     for r in svc.state.list_stages(&pipeline.name)? {
-        if r.status != StageStatus::AwaitingApproval {
+        if r.status() != StageStatus::AwaitingApproval {
             continue;
         }
         let Some(policy) = pipeline.stage(&r.stage).and_then(|s| s.approval.as_ref()) else { continue };

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ferry_core::audit::{Draft, EventFilter, EventKind};
 use ferry_core::ids::{Actor, PipelineName, ReleaseId, Sha256Digest, StageName};
 use ferry_core::ports::{Acquired, LockInfo, ObjectStore, Write};
-use ferry_core::state::{StageRecord, StageStatus};
+use ferry_core::state::{StageRecord, StageStatus, Step};
 use ferry_core::storage::{self, Backing, Records};
 use ferry_local::liveness::ProcessLiveness;
 use ferry_local::objects::FsObjects;
@@ -38,13 +38,13 @@ fn a_write_based_on_a_stale_version_conflicts_instead_of_losing_an_update() {
     let (p, s, r, a) = ids();
     let mut rec = StageRecord::new(&p, &r, &s, &a, ferry_core::clock::Timestamp::from_unix(1_767_000_000));
     let Write::Done(v1) = state.write_stage(&rec, None).unwrap() else { panic!("not written") };
-    rec.status = StageStatus::InProgress;
+    rec.apply(Step::BeginDeploy { fresh: true }).unwrap();
     assert_eq!(state.write_stage(&rec, None).unwrap(), Write::Conflict, "create-if-absent");
     let Write::Done(v2) = state.write_stage(&rec, Some(&v1)).unwrap() else { panic!("not written") };
-    rec.status = StageStatus::Failed;
+    rec.apply(Step::Stop { before: "deploy action 0".into(), reason: "test".into() }).unwrap();
     assert_eq!(state.write_stage(&rec, Some(&v1)).unwrap(), Write::Conflict, "replace-if-unchanged");
     let read = state.read_stage(&p, &r, &s).unwrap().unwrap();
-    assert_eq!((read.revision, read.value.status), (v2, StageStatus::InProgress));
+    assert_eq!((read.revision, read.value.status()), (v2, StageStatus::InProgress));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::audit::EventKind;
 use crate::error::{Error, Result};
 use crate::pipeline::Action;
 use crate::ports::{CommandSpec, DeployRequest};
-use crate::state::{ActionProgress, ActionStatus, StageStatus};
+use crate::state::Step;
 
 /// The release's artifacts, copied (and re-verified) where deploy actions read them. The
 /// copies are removed when the promotion is done with them, so `work/` does not grow with
@@ -102,7 +102,10 @@ impl Promotion<'_> {
                 Ok(r) => {
                     if !r.outputs.is_empty() {
                         let outputs = r.outputs.clone();
-                        if let Err(e) = self.update(|rec| rec.outputs.extend(outputs.clone())) {
+                        if let Err(e) = self.update(|rec| {
+                            rec.outputs.extend(outputs.clone());
+                            Ok(())
+                        }) {
                             return (false, e.to_string(), r.output);
                         }
                     }
@@ -163,44 +166,20 @@ impl Promotion<'_> {
         if let Err(e) = self.svc.exec.prepare(&self.target()) {
             self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": e.message, "started": false}))?;
             self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} could not start")}))?;
-            self.update(|r| {
-                r.status = StageStatus::Failed;
-                r.message = Some(format!("deploy action {i} could not start: {}", e.message));
-            })?;
+            self.step(Step::ActionNotStarted { index: i, detail: e.message.clone() })?;
             return Err(e);
         }
         let started = self.now();
         self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
-        self.update(|r| {
-            r.actions.retain(|a| a.index != i);
-            r.actions.push(ActionProgress {
-                index: i,
-                summary: summary.clone(),
-                status: ActionStatus::Started,
-                started_at: started,
-                finished_at: None,
-                detail: None,
-            });
-        })?;
+        self.step(Step::ActionStarted { index: i, summary: summary.clone(), at: started })?;
         let (ok, detail, output) = self.execute(i, action, artifacts);
-        let status = if ok { ActionStatus::Succeeded } else { ActionStatus::Failed };
         if ok {
             self.audit(EventKind::DeployEnd, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
         } else {
             self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;
             self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} failed")}))?;
         }
-        self.update(|r| {
-            if let Some(a) = r.actions.iter_mut().find(|a| a.index == i) {
-                a.status = status;
-                a.finished_at = Some(self.now());
-                a.detail = Some(detail.clone());
-            }
-            if !ok {
-                r.status = StageStatus::Failed;
-                r.message = Some(format!("deploy action {i} failed: {detail}"));
-            }
-        })?;
+        self.step(Step::ActionEnded { index: i, succeeded: ok, detail: detail.clone(), at: self.now() })?;
         if ok {
             Ok(())
         } else {

@@ -8,7 +8,7 @@ use crate::audit::EventKind;
 use crate::error::{Error, Result};
 use crate::pipeline::{Gate, When, Window};
 use crate::ports::CommandSpec;
-use crate::state::StageStatus;
+use crate::state::Step;
 
 impl Promotion<'_> {
     /// The stage's windows, and the organization's freezes unless the stage opts out.
@@ -38,18 +38,18 @@ impl Promotion<'_> {
         Ok(None)
     }
 
-    /// Runs the gates (command, http, alarm) of one phase; the first failure fails the promotion.
-    pub(super) fn run_gates(&self, phase: When) -> Result<()> {
-        for (i, gate) in self.stage.gates.iter().enumerate() {
-            if gate.when() != phase {
-                continue;
-            }
-            if matches!(gate, Gate::Window(_)) {
-                continue;
-            }
+    /// Runs gate `i` (command, http, alarm); a failure fails the promotion, recorded:
+    /// `Ok(Some(why))`. (`Err`: stopped, or the gate could not run.)
+    pub(super) fn run_gate(&self, i: usize) -> Result<Option<String>> {
+        let gate = &self.stage.gates[i];
+        let phase = gate.when();
+        {
             self.check_stop(&format!("gate {i}"))?;
+            if phase == When::After {
+                self.step(Step::CheckGate { index: i })?;
+            }
             let (passed, why, details) = match gate {
-                Gate::Window(_) => continue,
+                Gate::Window(_) => return Ok(None),
                 Gate::Command { run, timeout, .. } => {
                     let spec = CommandSpec {
                         run: run.clone(),
@@ -89,13 +89,14 @@ impl Promotion<'_> {
                 self.audit(EventKind::GatePassed, details)?;
             } else {
                 self.audit(EventKind::GateFailed, details)?;
-                self.update(|r| {
-                    r.status = StageStatus::Failed;
-                    r.message = Some(format!("gate {i} failed: {why}"));
+                let detail = format!("`{}`: {why}", gate.summary());
+                self.step(match phase {
+                    When::Before => Step::GateFailedBeforeDeploy { index: i, detail },
+                    When::After => Step::GateFailedAfterDeploy { index: i, detail },
                 })?;
-                return Err(Error::failed(format!("gate `{}` of stage `{}` failed: {why}", gate.summary(), self.stage.name)));
+                return Ok(Some(format!("gate `{}` of stage `{}` failed: {why}", gate.summary(), self.stage.name)));
             }
         }
-        Ok(())
+        Ok(None)
     }
 }

@@ -23,10 +23,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{Actor, ReleaseId, StageName};
 use crate::keys::PublicKey;
 use crate::notify::{self, Message};
-use crate::pipeline::{NotifyEvent, OnFailure, Pipeline, Stage, When};
+use crate::pipeline::{NotifyEvent, OnFailure, Pipeline, Stage};
+use crate::plan::StageStep;
 use crate::ports::{Acquired, LockInfo, Services, Target, Versioned, Write};
 use crate::release::{self, Verified};
-use crate::state::{ActionStatus, StageRecord, StageStatus};
+use crate::state::{Cause, Phase, StageRecord, StageStatus, Step};
 
 /// What to promote and how.
 #[derive(Debug, Clone)]
@@ -98,7 +99,7 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         Error::invalid(format!("pipeline `{}` has no stage `{}`", pipeline.name, req.stage)).hint(format!("stages: {}", names.join(", ")))
     })?;
     check_lease(req.lease)?;
-    let before = svc.state.read_stage(&pipeline.name, &req.release, &stage.name)?.map(|r| r.value.status);
+    let before = svc.state.read_stage(&pipeline.name, &req.release, &stage.name)?.map(|r| r.value.status());
     let message = |event, detail: String| Message::new(event, pipeline, &req.release, &stage.name, &req.actor, detail);
     let verified = match release::verify_audited(svc, pipeline, &req.release, pinned, &req.actor, &format!("promote to {}", stage.name)) {
         Ok(v) => v,
@@ -183,7 +184,20 @@ impl Promotion<'_> {
     }
 
     /// Applies `change` to the current record with optimistic concurrency, retrying on conflict.
-    fn update(&self, change: impl Fn(&mut StageRecord)) -> Result<StageRecord> {
+    /// Applies one step of the state machine to the record (`StageRecord::apply`).
+    fn step(&self, step: Step) -> Result<StageRecord> {
+        self.update(|r| {
+            r.apply(step.clone()).map_err(|illegal| {
+                Error::failed(format!(
+                    "the state of release `{}` in stage `{}` changed unexpectedly: {illegal}",
+                    self.req.release, self.stage.name
+                ))
+                .hint("another promotion of this release to this stage may be running; `ferry status PIPELINE` shows it")
+            })
+        })
+    }
+
+    fn update(&self, change: impl Fn(&mut StageRecord) -> Result<()>) -> Result<StageRecord> {
         if let Some(why) = self.lost.get() {
             return Err(Error::failed(why));
         }
@@ -193,7 +207,7 @@ impl Promotion<'_> {
                 Some(v) => (v.value, Some(v.revision)),
                 None => (StageRecord::new(&self.pipeline.name, &self.req.release, &self.stage.name, &self.req.actor, self.now()), None),
             };
-            change(&mut record);
+            change(&mut record)?;
             record.updated_at = self.now();
             record.audit_seq = record.audit_seq.max(self.last_seq.get());
             if let Write::Done(_) = self.svc.state.write_stage(&record, expected.as_ref())? {
@@ -203,28 +217,74 @@ impl Promotion<'_> {
         Err(Error::failed(format!("could not update the state of stage `{}`: too many concurrent writers", self.stage.name)))
     }
 
-    fn run(&self) -> Result<Outcome> {
-        let (release, stage) = (&self.req.release, &self.stage.name);
-        self.check_order()?;
+    /// The stage's record, created if new — or, when the release already succeeded there (and
+    /// no redeploy was asked for), the outcome that says so.
+    fn open_record(&self) -> Result<std::result::Result<StageRecord, Outcome>> {
         let record = self.read()?;
         if let Some(r) = &record
-            && r.value.status == StageStatus::Succeeded
+            && r.value.status() == StageStatus::Succeeded
             && !self.req.redeploy
         {
             self.clear_stale_lock()?;
-            return Ok(Outcome::AlreadyDeployed { release: release.clone(), stage: stage.clone() });
+            return Ok(Err(Outcome::AlreadyDeployed { release: self.req.release.clone(), stage: self.stage.name.clone() }));
         }
-        let record = match record {
+        Ok(Ok(match record {
             Some(r) => r.value,
-            None => self.update(|_| {})?,
-        };
-        if let Some(waiting) = self.check_approvals(&record)? {
-            return Ok(waiting);
+            None => self.update(|_| Ok(()))?,
+        }))
+    }
+
+    /// Executes the stage's plan (`plan::stage_steps`, what `ferry plan` prints), step by step.
+    fn run(&self) -> Result<Outcome> {
+        let (release, stage) = (&self.req.release, &self.stage.name);
+        let steps = crate::plan::stage_steps(self.pipeline, self.stage);
+        let (before, after) = steps.split_at(steps.iter().position(|s| *s == StageStep::Lock).unwrap_or(steps.len()));
+        let mut record = None;
+        let (mut order_checked, mut windows_checked) = (false, false);
+        for &step in before {
+            if record.is_none() && !matches!(step, StageStep::Verify | StageStep::Require(_)) {
+                match self.open_record()? {
+                    Ok(r) => record = Some(r),
+                    Err(done) => return Ok(done),
+                }
+            }
+            match step {
+                // `promote` verified the release before anything else.
+                StageStep::Verify => {}
+                // Every required stage at once (one audited decision).
+                StageStep::Require(_) if !order_checked => {
+                    order_checked = true;
+                    self.check_order()?;
+                }
+                StageStep::Approval => {
+                    // (The record was opened above: approvals follow the order check.)
+                    if let Some(r) = &record
+                        && let Some(waiting) = self.check_approvals(r)?
+                    {
+                        return Ok(waiting);
+                    }
+                }
+                // The windows and the organization's freezes are judged together (the next
+                // allowed instant must satisfy all of them).
+                s if s.is_window(self.stage) && !windows_checked => {
+                    windows_checked = true;
+                    if let Some(blocked) = self.check_windows()? {
+                        return Ok(blocked);
+                    }
+                }
+                StageStep::Gate(i) => {
+                    if let Some(why) = self.run_gate(i)? {
+                        return Err(Error::failed(why));
+                    }
+                }
+                _ => {}
+            }
         }
-        if let Some(blocked) = self.check_windows()? {
-            return Ok(blocked);
+        if record.is_none()
+            && let Err(done) = self.open_record()?
+        {
+            return Ok(done);
         }
-        self.run_gates(When::Before)?;
         let (lock, previous) = self.lock()?;
         self.lock_token.replace(Some(lock.token.clone()));
         let heartbeat = lease::Heartbeat {
@@ -234,7 +294,7 @@ impl Promotion<'_> {
             stop: &self.stop,
             lost: &self.lost,
         };
-        let (result, lock) = heartbeat.hold(&lock, || self.deploy_locked(&lock, previous.as_ref()));
+        let (result, lock) = heartbeat.hold(&lock, || self.deploy_locked(after, previous.as_ref()));
         if let Some(why) = self.lost.get() {
             // Not ours any more: nothing to release; whoever holds it now owns the stage.
             self.audit(EventKind::LeaseLost, json!({"holder": lock.holder, "reason": why, "lease": human(self.req.lease)}))?;
@@ -255,7 +315,7 @@ impl Promotion<'_> {
     fn check_order(&self) -> Result<()> {
         for req in &self.stage.requires {
             let done = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, req)?;
-            let status = done.as_ref().map(|d| d.value.status);
+            let status = done.as_ref().map(|d| d.value.status());
             if status != Some(StageStatus::Succeeded) {
                 let now = status.map_or("never promoted".to_owned(), |s| crate::wire_name(&s));
                 self.audit(EventKind::GateFailed, json!({"gate": "order", "requires": req, "status": now}))?;
@@ -291,10 +351,9 @@ impl Promotion<'_> {
             }
             ApprovalState::Rejected { by, comment, at } => {
                 self.audit(EventKind::GateFailed, json!({"gate": "approval", "rejected_by": by, "comment": comment}))?;
-                self.update(|r| {
-                    r.status = StageStatus::Rejected;
-                    r.message = Some(format!("rejected by {by}"));
-                })?;
+                if !matches!(record.phase(), Phase::Rejected { .. }) {
+                    self.step(Step::Reject { by: by.clone() })?;
+                }
                 let why = comment.map(|c| format!(": {c}")).unwrap_or_default();
                 Err(Error::failed(format!(
                     "release `{}` was rejected for stage `{}` by `{by}` at {at}{why}",
@@ -310,10 +369,7 @@ impl Promotion<'_> {
                     EventKind::ApprovalPending,
                     json!({"have": have, "need": need, "eligible": eligible, "excluded": excluded, "approve_command": cmd, "preview": preview}),
                 )?;
-                self.update(|r| {
-                    r.status = StageStatus::AwaitingApproval;
-                    r.preview.clone_from(&preview);
-                })?;
+                self.step(Step::AwaitApproval { preview: preview.clone() })?;
                 Ok(Some(Outcome::AwaitingApproval {
                     release: self.req.release.clone(),
                     stage: self.stage.name.clone(),
@@ -456,10 +512,7 @@ impl Promotion<'_> {
         let Some(why) = self.stop.reason() else { return Ok(()) };
         self.audit(EventKind::PromotionFailed, json!({"reason": format!("stopped before {next}: {why}"), "interrupted": true}))?;
         if self.lost.get().is_none() {
-            self.update(|r| {
-                r.status = StageStatus::Failed;
-                r.message = Some(format!("stopped before {next}: {why}"));
-            })?;
+            self.step(Step::Stop { before: next.to_owned(), reason: why.clone() })?;
         }
         Err(Error::failed(format!(
             "the promotion of release `{}` to stage `{}` stopped before {next}: {why}",
@@ -468,18 +521,19 @@ impl Promotion<'_> {
         .hint(format!("promote again when ready: `{} --redeploy`", promote_command(self.pipeline, &self.req.release, &self.stage.name))))
     }
 
-    /// Runs the deploy actions while holding the lock.
-    fn deploy_locked(&self, _lock: &LockInfo, previous: Option<&LockInfo>) -> Result<Outcome> {
+    /// Runs the plan's steps after taking the lock (deploy actions, post-deploy gates, the
+    /// outcome) while holding it.
+    fn deploy_locked(&self, steps: &[StageStep], previous: Option<&LockInfo>) -> Result<Outcome> {
         let (release, stage) = (&self.req.release, &self.stage.name);
         // Re-read under the lock: another promotion may have finished while we waited.
         let mut current = self.read()?.map(|v| v.value);
         if let Some(r) = &current
-            && (r.status == StageStatus::InProgress || r.interrupted_action().is_some())
+            && (r.phase().is_running() || r.interrupted_action().is_some())
         {
             current = Some(self.reconcile(r)?);
         }
         if let Some(r) = &current {
-            if r.status == StageStatus::Succeeded && !self.req.redeploy {
+            if r.status() == StageStatus::Succeeded && !self.req.redeploy {
                 return Ok(Outcome::AlreadyDeployed { release: release.clone(), stage: stage.clone() });
             }
             if let (Some(a), false) = (r.interrupted_action(), self.req.redeploy) {
@@ -498,65 +552,60 @@ impl Promotion<'_> {
                 .hint("ferry will not run it again on its own; check the stage, then re-run every action with:")
                 .hint(promote_command(self.pipeline, release, stage) + " --redeploy"));
             }
-            if r.status == StageStatus::Failed && !r.actions.is_empty() && !self.req.redeploy {
-                let failed = r.actions.iter().find(|a| a.status == ActionStatus::Failed).map(|a| a.index);
-                let cause = match (failed, &r.message) {
-                    (Some(i), _) => format!("failed at deploy action {i}"),
-                    (None, Some(m)) => m.clone(),
-                    (None, None) => "failed after its deploy actions".to_owned(),
+            if let (Phase::Failed { cause }, false, false) = (r.phase(), r.actions().is_empty(), self.req.redeploy) {
+                let action = match &cause {
+                    Cause::Action { index, .. } | Cause::ActionNotStarted { index, .. } => Some(*index),
+                    _ => None,
                 };
+                let note = if matches!(cause, Cause::Gate { after_deploy: true, .. }) { " (its deploy actions succeeded)" } else { "" };
                 self.audit(
                     EventKind::PromotionFailed,
-                    json!({"reason": "the previous attempt failed; --redeploy required", "action": failed, "previous": cause}),
+                    json!({"reason": "the previous attempt failed; --redeploy required", "action": action, "previous": cause.to_string()}),
                 )?;
                 return Err(Error::failed(format!(
-                    "the last promotion of release `{release}` to stage `{stage}` {}; ferry does not run deploy actions twice on its own",
-                    if failed.is_some() { cause } else { format!("{cause} (its deploy actions succeeded)") }
+                    "the last promotion of release `{release}` to stage `{stage}` failed: {cause}{note}; ferry does not run deploy actions twice on its own"
                 ))
                 .hint(format!("after fixing the cause: `{} --redeploy`", promote_command(self.pipeline, release, stage))));
             }
         }
-        let fresh = self.req.redeploy || current.as_ref().is_none_or(|r| r.status != StageStatus::InProgress);
-        self.update(|r| {
-            r.status = StageStatus::InProgress;
-            r.message = None;
-            if fresh {
-                r.attempt += 1;
-                r.actions.clear();
-            }
-        })?;
-        let record = self.read()?.map(|v| v.value);
+        let fresh = self.req.redeploy || current.as_ref().is_none_or(|r| !r.phase().is_running());
+        let record = self.step(Step::BeginDeploy { fresh })?;
         let artifacts = self.materialize()?;
         let mut skipped = 0;
-        for (i, action) in self.stage.deploy.iter().enumerate() {
-            if record.as_ref().is_some_and(|r| r.action_succeeded(i)) {
-                skipped += 1;
-                tracing::info!("deploy action {i} of stage `{stage}` already succeeded; skipping");
-                continue;
+        for &step in steps {
+            match step {
+                StageStep::Deploy(i) => {
+                    if record.action_succeeded(i) {
+                        skipped += 1;
+                        tracing::info!("deploy action {i} of stage `{stage}` already succeeded; skipping");
+                        continue;
+                    }
+                    // Nothing more starts once the promotion is told to stop (its heartbeat
+                    // keeps the lock meanwhile).
+                    self.check_stop(&format!("deploy action {i}"))?;
+                    self.run_action(i, &self.stage.deploy[i], &artifacts)?;
+                }
+                StageStep::Gate(i) => {
+                    if let Some(why) = self.run_gate(i)? {
+                        // Deployed, but not healthy: the promotion failed (the record names the
+                        // gate, not an action); `rollback::promote` may roll back.
+                        self.audit(EventKind::PromotionFailed, json!({"reason": why, "after_deploy": true}))?;
+                        return Ok(Outcome::PostDeployGateFailed { release: release.clone(), stage: stage.clone(), gate: why });
+                    }
+                }
+                StageStep::Record => {
+                    self.audit(
+                        EventKind::PromotionSucceeded,
+                        json!({"actions": self.stage.deploy.len(), "skipped": skipped, "manifest_sha256": self.verified.manifest_sha256}),
+                    )?;
+                    self.step(Step::Succeed { at: self.now() })?;
+                }
+                // The stage role is assumed by each action as it starts; a rollback wraps the
+                // outcome (`rollback::promote`).
+                StageStep::AssumeRole | StageStep::RollbackOnFailure | StageStep::Lock => {}
+                StageStep::Verify | StageStep::Require(_) | StageStep::Approval | StageStep::OrgFreeze => {}
             }
-            // Nothing more starts once the promotion is told to stop (its heartbeat keeps the lock).
-            self.check_stop(&format!("deploy action {i}"))?;
-            self.run_action(i, action, &artifacts)?;
         }
-        if let Err(e) = self.run_gates(When::After) {
-            // Deployed, but not healthy: the promotion failed; the caller may roll back. The
-            // record says why, so the next run names the gate, not an action.
-            self.audit(EventKind::PromotionFailed, json!({"reason": e.message, "after_deploy": true}))?;
-            self.update(|r| {
-                r.status = StageStatus::Failed;
-                r.message = Some(format!("deployed, then a post-deploy gate failed: {}", e.message));
-            })?;
-            return Ok(Outcome::PostDeployGateFailed { release: release.clone(), stage: stage.clone(), gate: e.message });
-        }
-        self.audit(
-            EventKind::PromotionSucceeded,
-            json!({"actions": self.stage.deploy.len(), "skipped": skipped, "manifest_sha256": self.verified.manifest_sha256}),
-        )?;
-        self.update(|r| {
-            r.status = StageStatus::Succeeded;
-            r.message = None;
-            r.succeeded_at = Some(self.now());
-        })?;
         Ok(Outcome::Deployed { release: release.clone(), stage: stage.clone(), actions: self.stage.deploy.len(), skipped })
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::Promotion;
 use crate::audit::{EventFilter, EventKind};
 use crate::error::Result;
-use crate::state::{ActionStatus, StageRecord, StageStatus};
+use crate::state::{ActionStatus, StageRecord, StageStatus, Step};
 
 impl Promotion<'_> {
     pub(super) fn reconcile(&self, record: &StageRecord) -> Result<StageRecord> {
@@ -21,33 +21,30 @@ impl Promotion<'_> {
         };
         let events = self.svc.audit.events(&filter)?;
         let mut changes: Vec<String> = Vec::new();
-        let mut ended: Vec<(usize, ActionStatus, String, crate::clock::Timestamp)> = Vec::new();
-        let mut succeeded = None;
-        let mut failed = None;
-        let started = |i: usize| record.actions.iter().any(|a| a.index == i && a.status == ActionStatus::Started);
+        let mut steps: Vec<Step> = Vec::new();
+        let started = |i: usize| record.actions().iter().any(|a| a.index == i && a.status == ActionStatus::Started);
         for e in &events {
             let action = e.details["action"].as_u64().and_then(|a| usize::try_from(a).ok());
             let detail = e.details["detail"].as_str().unwrap_or_default().to_owned();
             match (e.kind, action) {
-                (EventKind::DeployStart, Some(i)) if !record.actions.iter().any(|a| a.index == i) => {
+                (EventKind::DeployStart, Some(i)) if !record.actions().iter().any(|a| a.index == i) => {
                     changes.push(format!("event {}: deploy action {i} was logged as starting but never started", e.seq));
                 }
                 (EventKind::DeployEnd, Some(i)) if started(i) => {
                     changes.push(format!("event {}: deploy action {i} succeeded", e.seq));
-                    ended.push((i, ActionStatus::Succeeded, detail, e.at));
+                    steps.push(Step::ActionEnded { index: i, succeeded: true, detail, at: e.at });
                 }
                 (EventKind::DeployFailed, Some(i)) if started(i) => {
                     changes.push(format!("event {}: deploy action {i} failed", e.seq));
-                    ended.push((i, ActionStatus::Failed, detail.clone(), e.at));
-                    failed = Some(format!("deploy action {i} failed: {detail}"));
+                    steps.push(Step::ActionEnded { index: i, succeeded: false, detail, at: e.at });
                 }
-                (EventKind::DeployFailed, Some(i)) if e.details["started"] == false && record.status != StageStatus::Failed => {
+                (EventKind::DeployFailed, Some(i)) if e.details["started"] == false && record.status() != StageStatus::Failed => {
                     changes.push(format!("event {}: deploy action {i} could not start", e.seq));
-                    failed = Some(format!("deploy action {i} could not start: {detail}"));
+                    steps.push(Step::ActionNotStarted { index: i, detail });
                 }
-                (EventKind::PromotionSucceeded, _) if record.status != StageStatus::Succeeded => {
+                (EventKind::PromotionSucceeded, _) if record.status() != StageStatus::Succeeded => {
                     changes.push(format!("event {}: the promotion succeeded", e.seq));
-                    succeeded = Some(e.at);
+                    steps.push(Step::Succeed { at: e.at });
                 }
                 _ => {}
             }
@@ -59,22 +56,16 @@ impl Promotion<'_> {
         let last = events.last().map_or(record.audit_seq, |e| e.seq);
         self.audit(EventKind::Reconciled, json!({"from": record.audit_seq, "to": last, "changes": changes}))?;
         self.update(|r| {
-            for (i, status, detail, at) in &ended {
-                if let Some(a) = r.actions.iter_mut().find(|a| a.index == *i) {
-                    a.status = *status;
-                    a.finished_at = Some(*at);
-                    a.detail = Some(detail.clone());
-                }
+            for step in &steps {
+                r.apply(step.clone()).map_err(|illegal| {
+                    crate::Error::failed(format!(
+                        "the audit log of stage `{}` says what its state cannot follow: {illegal}",
+                        self.stage.name
+                    ))
+                    .hint("`ferry audit show --release RELEASE` shows the events; `ferry status PIPELINE` the state")
+                })?;
             }
-            if let Some(m) = &failed {
-                r.status = StageStatus::Failed;
-                r.message = Some(m.clone());
-            }
-            if let Some(at) = succeeded {
-                r.status = StageStatus::Succeeded;
-                r.message = None;
-                r.succeeded_at = Some(at);
-            }
+            Ok(())
         })
     }
 }
