@@ -45,8 +45,9 @@ fn a_run_in_github_actions_assumes_roles_from_the_oidc_token_masks_secrets_and_w
         server
     });
     let w = AwsWorld::new();
-    // The staging deploy writes the session token it was handed where the test can read it.
-    w.write_project(" && echo \"$AWS_SESSION_TOKEN\" > handed-token.txt");
+    // The staging deploy writes the token of the credentials endpoint it was handed where the
+    // test can read it.
+    w.write_project(" && echo \"$AWS_CONTAINER_AUTHORIZATION_TOKEN\" > handed-token.txt");
     w.ferry(&w.role(SECURITY, "ferry-signer", "key-export"), &["key", "export", "--kms", &w.kms_key, "--name", "shop", "--out", "keys"])
         .expect(0);
     let (outputs, summary) = (w.path("github-output.txt"), w.path("github-summary.md"));

@@ -48,9 +48,10 @@ pub struct Connect {
     pub ci_tags: Vec<(String, String)>,
 }
 
-/// Starting a chain from an OIDC token: `role` (default: the orchestrator) is assumed with it.
+/// Starting a chain from an OIDC token: `role` (default: the orchestrator) is assumed with it,
+/// and again with a fresh token from `tokens` before the session expires.
 pub struct WebIdentity {
-    pub token: String,
+    pub tokens: crate::chain::TokenSource,
     pub role: Option<RoleArn>,
     pub session_name: String,
 }
@@ -140,7 +141,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     let mut aws = Aws::load(Some(settings.region.as_str()))?;
     if let Some(w) = &c.web_identity {
         let role = w.role.as_ref().unwrap_or(&settings.orchestrator);
-        aws.base = aws.assume_with_web_identity(role, &w.session_name, &w.token, settings.session_duration)?;
+        aws.base = aws.assume_with_web_identity(role, &w.session_name, w.tokens.clone(), settings.session_duration)?;
     }
     let actor: Actor = aws.caller_arn(&aws.base)?.parse().map_err(|e: ferry_core::ids::IdError| Error::failed(e.to_string()))?;
     let name = pipeline.name.to_string();
@@ -169,8 +170,13 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         region: settings.region.to_string(),
         role: settings.store.role.to_string(),
     };
-    let access =
-        StageAccess { aws: aws.clone(), orchestrator: orchestrator.clone(), settings: settings.clone(), ci_tags: c.ci_tags.clone() };
+    let access = StageAccess {
+        aws: aws.clone(),
+        orchestrator: orchestrator.clone(),
+        settings: settings.clone(),
+        ci_tags: c.ci_tags.clone(),
+        sessions: std::sync::Arc::default(),
+    };
     let records = ferry_core::storage::open(ferry_core::storage::Backing {
         objects: std::sync::Arc::new(store),
         audit: std::sync::Arc::new(audit.under("audit")),

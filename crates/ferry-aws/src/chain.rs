@@ -2,8 +2,9 @@
 //! GitHub OIDC web identity, CodeBuild container credentials) and assumes roles hop by hop
 //! (caller → orchestrator → stage role). Each hop carries a session name that says pipeline,
 //! release and stage, the actor as `SourceIdentity` (so CloudTrail in every account shows who),
-//! session tags and an optional external id. The SDK's identity cache refreshes each hop's
-//! credentials before they expire.
+//! session tags and an optional external id. Each hop is assumed once: the credentials of that
+//! first call are what the SDK's identity cache gets first, and the hop assumes its role again
+//! only when they are within five minutes of expiring (so a promotion outlives any session).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -81,46 +82,42 @@ impl Aws {
             None => (self.base.clone(), "the caller".to_owned()),
         };
         for hop in hops {
-            let provider = AssumeHop { sts: aws_sdk_sts::Client::new(&config), hop: hop.clone(), who: who.clone() };
+            let provider = AssumeHop {
+                time: config.time_source().unwrap_or_default(),
+                sts: aws_sdk_sts::Client::new(&config),
+                hop: hop.clone(),
+                who: who.clone(),
+                current: tokio::sync::Mutex::new(None),
+            };
             who = hop.role.to_string();
-            self.rt.block_on(provider.assume()).map_err(|e| e.into_error())?;
+            self.rt.block_on(provider.credentials()).map_err(|e| e.into_error())?;
             config = config.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
         }
         Ok(config)
     }
 
     /// Exchanges an OpenID Connect token (GitHub Actions') for `role`'s credentials
-    /// (`AssumeRoleWithWebIdentity`, which needs no prior credentials). The session is not
-    /// refreshed: the token is short-lived, and a CI job is too.
-    pub fn assume_with_web_identity(&self, role: &RoleArn, session_name: &str, token: &str, duration: Duration) -> Result<SdkConfig> {
-        let sts = aws_sdk_sts::Client::new(&self.base);
-        let secs = i32::try_from(duration.as_secs()).unwrap_or(3600).clamp(900, 43_200);
-        let out = self
-            .rt
-            .block_on(
-                sts.assume_role_with_web_identity()
-                    .role_arn(role.as_str())
-                    .role_session_name(sts_name(session_name))
-                    .web_identity_token(token)
-                    .duration_seconds(secs)
-                    .send(),
-            )
-            .map_err(|e| {
-                crate::error::map(crate::error::Attempt { who: "the CI's OIDC token", action: "sts:AssumeRoleWithWebIdentity", resource: role.as_str() }, &e)
-                    .hint(format!("the role's trust policy must allow this repository's OIDC subject (token.actions.githubusercontent.com) to assume `{role}`"))
-            })?;
-        let c = out.credentials().ok_or_else(|| Error::failed(format!("STS returned no credentials for `{role}`")))?;
-        ferry_core::hooks::secret(c.secret_access_key());
-        ferry_core::hooks::secret(c.session_token());
-        let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
-        let creds = aws_credential_types::Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            expiry,
-            "ferry-web-identity",
-        );
-        Ok(self.base.to_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build())
+    /// (`AssumeRoleWithWebIdentity`, which needs no prior credentials). Before they expire, a
+    /// new token is fetched from `tokens` and exchanged again, so a long promotion keeps its
+    /// orchestrator session.
+    pub fn assume_with_web_identity(
+        &self,
+        role: &RoleArn,
+        session_name: &str,
+        tokens: TokenSource,
+        duration: Duration,
+    ) -> Result<SdkConfig> {
+        let provider = WebIdentityHop {
+            time: self.base.time_source().unwrap_or_default(),
+            sts: aws_sdk_sts::Client::new(&self.base),
+            role: role.clone(),
+            session_name: sts_name(session_name),
+            seconds: i32::try_from(duration.as_secs()).unwrap_or(3600).clamp(900, 43_200),
+            tokens,
+            current: tokio::sync::Mutex::new(None),
+        };
+        self.rt.block_on(provider.credentials()).map_err(|e| e.into_error())?;
+        Ok(self.base.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build())
     }
 
     /// The ARN `config` acts as (`sts:GetCallerIdentity`).
@@ -134,12 +131,89 @@ impl Aws {
     }
 }
 
+/// Where a fresh OpenID Connect token comes from (GitHub's token endpoint); called on a
+/// blocking thread each time the session needs renewing.
+pub type TokenSource = Arc<dyn Fn() -> Result<String> + Send + Sync>;
+
+struct WebIdentityHop {
+    time: aws_smithy_async::time::SharedTimeSource,
+    sts: aws_sdk_sts::Client,
+    role: RoleArn,
+    session_name: String,
+    seconds: i32,
+    tokens: TokenSource,
+    current: tokio::sync::Mutex<Option<Credentials>>,
+}
+
+impl std::fmt::Debug for WebIdentityHop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebIdentityHop").field("role", &self.role).field("session_name", &self.session_name).finish_non_exhaustive()
+    }
+}
+
+impl WebIdentityHop {
+    async fn credentials(&self) -> std::result::Result<Credentials, HopError> {
+        let mut current = self.current.lock().await;
+        if let Some(c) = current.as_ref().filter(|c| fresh(c, self.time.now())) {
+            return Ok(c.clone());
+        }
+        let tokens = self.tokens.clone();
+        let token = tokio::task::spawn_blocking(move || tokens())
+            .await
+            .map_err(|e| HopError(Error::failed(format!("fetching an OIDC token: {e}"))))?
+            .map_err(HopError)?;
+        let role = &self.role;
+        let out = self
+            .sts
+            .assume_role_with_web_identity()
+            .role_arn(role.as_str())
+            .role_session_name(&self.session_name)
+            .web_identity_token(token)
+            .duration_seconds(self.seconds)
+            .send()
+            .await
+            .map_err(|e| {
+                HopError(error::map(Attempt { who: "the CI's OIDC token", action: "sts:AssumeRoleWithWebIdentity", resource: role.as_str() }, &e)
+                    .hint(format!("the role's trust policy must allow this repository's OIDC subject (token.actions.githubusercontent.com) to assume `{role}`")))
+            })?;
+        let c = out.credentials().ok_or_else(|| HopError(Error::failed(format!("STS returned no credentials for `{role}`"))))?;
+        ferry_core::hooks::secret(c.secret_access_key());
+        ferry_core::hooks::secret(c.session_token());
+        let expiry = SystemTime::try_from(*c.expiration()).ok();
+        let creds =
+            Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_owned()), expiry, "ferry-web-identity");
+        *current = Some(creds.clone());
+        Ok(creds)
+    }
+}
+
+impl ProvideCredentials for WebIdentityHop {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move { self.credentials().await.map_err(|e| CredentialsError::provider_error(e.0)) })
+    }
+}
+
 #[derive(Debug)]
 struct AssumeHop {
+    /// The configuration's time source (the system's, unless a test injects one).
+    time: aws_smithy_async::time::SharedTimeSource,
     sts: aws_sdk_sts::Client,
     hop: Hop,
     /// Who assumes it, for error messages.
     who: String,
+    /// The credentials of the last assumption, until they near expiry.
+    current: tokio::sync::Mutex<Option<Credentials>>,
+}
+
+/// Credentials this close to expiry are replaced before use.
+const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+
+/// Whether `c` is still good for a while (credentials without an expiry always are).
+pub fn fresh(c: &Credentials, now: SystemTime) -> bool {
+    c.expiry().is_none_or(|e| e > now + REFRESH_BEFORE)
 }
 
 /// A failed hop: kept as a ferry error for ferry, and as a credentials error for the SDK.
@@ -153,6 +227,17 @@ impl HopError {
 }
 
 impl AssumeHop {
+    /// The hop's credentials: the last ones while fresh, else a new assumption.
+    async fn credentials(&self) -> std::result::Result<Credentials, HopError> {
+        let mut current = self.current.lock().await;
+        if let Some(c) = current.as_ref().filter(|c| fresh(c, self.time.now())) {
+            return Ok(c.clone());
+        }
+        let c = self.assume().await?;
+        *current = Some(c.clone());
+        Ok(c)
+    }
+
     async fn assume(&self) -> std::result::Result<Credentials, HopError> {
         let h = &self.hop;
         let mut req = self.sts.assume_role().role_arn(h.role.as_str()).role_session_name(sts_name(&h.session_name));
@@ -187,6 +272,6 @@ impl ProvideCredentials for AssumeHop {
     where
         Self: 'a,
     {
-        future::ProvideCredentials::new(async move { self.assume().await.map_err(|e| CredentialsError::provider_error(e.0)) })
+        future::ProvideCredentials::new(async move { self.credentials().await.map_err(|e| CredentialsError::provider_error(e.0)) })
     }
 }

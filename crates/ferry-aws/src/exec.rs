@@ -1,13 +1,13 @@
 //! Runs commands with a target account's role credentials: the role is assumed through the
 //! orchestrator (session named after pipeline, release and stage, source identity = the
-//! actor), and the command gets standard `AWS_*` variables. Inherited identity settings
-//! (profiles, web identity) are cleared so the command acts only as that role. Credentials
-//! are handed to the child's environment and never logged.
+//! actor), and the command finds its credentials at a container-credentials endpoint on
+//! 127.0.0.1 (`creds`), refreshed for as long as it runs. Inherited identity settings (static
+//! keys, profiles, web identity, other endpoints) are cleared so the command acts only as that
+//! role. Credentials are never logged, nor put in the child's environment.
 
 use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
-use aws_credential_types::provider::ProvideCredentials as _;
 use ferry_core::ids::RoleArn;
 use ferry_core::pipeline::AwsSettings;
 use ferry_core::ports::{CommandOutcome, CommandSpec, Executor, Target};
@@ -17,6 +17,9 @@ use crate::chain::{Aws, Hop, sts_name};
 
 /// Variables that would let a child pick another identity than the one we hand it.
 pub const CLEARED: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
@@ -27,7 +30,12 @@ pub const CLEARED: &[&str] = &[
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
 ];
 
-/// Assumes the role of a command's or action's target account, through the orchestrator.
+/// Sessions assumed so far, by role and session name (shared by every clone of a `StageAccess`).
+pub type Sessions = std::sync::Arc<std::sync::Mutex<BTreeMap<(String, String), (SdkConfig, RoleArn)>>>;
+
+/// Assumes the role of a command's or action's target account, through the orchestrator —
+/// once per role and session in a process (every action, gate and command of a promotion
+/// shares it; its provider refreshes the credentials before they expire).
 #[derive(Clone)]
 pub struct StageAccess {
     pub aws: Aws,
@@ -36,6 +44,8 @@ pub struct StageAccess {
     pub settings: AwsSettings,
     /// Session tags of the CI run (repository, workflow, run id, actor, commit).
     pub ci_tags: Vec<(String, String)>,
+    /// Sessions assumed so far, by role and session name.
+    pub sessions: Sessions,
 }
 
 impl StageAccess {
@@ -44,6 +54,10 @@ impl StageAccess {
     pub fn assume(&self, t: &Target) -> Result<(SdkConfig, RoleArn)> {
         let role =
             RoleArn::new(&t.account, t.role.as_deref().unwrap_or(&self.settings.deploy_role)).map_err(|e| Error::invalid(e.to_string()))?;
+        let key = (role.to_string(), t.session_name.clone());
+        if let Some(found) = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
+            return Ok(found.clone());
+        }
         let hop = Hop {
             role: role.clone(),
             session_name: t.session_name.clone(),
@@ -54,7 +68,9 @@ impl StageAccess {
         };
         let config = self.aws.assume_chain(Some((&self.orchestrator, self.settings.orchestrator.as_str())), &[hop])?;
         let region = t.region.as_ref().map_or_else(|| self.settings.region.to_string(), ToString::to_string);
-        Ok((config.to_builder().region(aws_config::Region::new(region)).build(), role))
+        let session = (config.to_builder().region(aws_config::Region::new(region)).build(), role);
+        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, session.clone());
+        Ok(session)
     }
 }
 
@@ -65,28 +81,21 @@ pub struct AwsExecutor {
 }
 
 impl AwsExecutor {
-    fn credentials_env(&self, spec: &CommandSpec) -> Result<BTreeMap<String, String>> {
+    /// The command's environment for its target, and the endpoint serving its credentials
+    /// (kept running until the command ends).
+    fn credentials_env(&self, spec: &CommandSpec) -> Result<(BTreeMap<String, String>, Option<crate::creds::Endpoint>)> {
         let mut env = BTreeMap::new();
-        let Some(t) = &spec.target else { return Ok(env) };
+        let Some(t) = &spec.target else { return Ok((env, None)) };
         let (config, role) = self.access.assume(t)?;
         let provider = config.credentials_provider().ok_or_else(|| Error::failed(format!("no credentials for `{role}`")))?;
-        let creds = self
-            .access
-            .aws
-            .rt
-            .block_on(provider.provide_credentials())
-            .map_err(|e| Error::failed(format!("credentials of `{role}`: {e}")))?;
-        env.insert("AWS_ACCESS_KEY_ID".into(), creds.access_key_id().to_owned());
-        env.insert("AWS_SECRET_ACCESS_KEY".into(), creds.secret_access_key().to_owned());
-        if let Some(token) = creds.session_token() {
-            env.insert("AWS_SESSION_TOKEN".into(), token.to_owned());
-        }
+        let endpoint = crate::creds::serve(&self.access.aws, provider)?;
+        env.extend(endpoint.env());
         let region = config.region().map(ToString::to_string).unwrap_or_default();
         env.insert("AWS_REGION".into(), region.clone());
         env.insert("AWS_DEFAULT_REGION".into(), region);
         env.insert("FERRY_ROLE_ARN".into(), role.to_string());
         tracing::info!(role = %role, session = %t.session_name, "assumed the target role for `{}`", spec.label);
-        Ok(env)
+        Ok((env, Some(endpoint)))
     }
 }
 
@@ -96,7 +105,7 @@ impl Executor for AwsExecutor {
     }
 
     fn run(&self, spec: &CommandSpec) -> Result<CommandOutcome> {
-        let creds = self.credentials_env(spec)?;
+        let (creds, _endpoint) = self.credentials_env(spec)?;
         let mut spec = spec.clone();
         for var in CLEARED {
             spec.env.remove(*var);

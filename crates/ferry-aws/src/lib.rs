@@ -8,6 +8,7 @@ pub mod backend;
 pub mod chain;
 pub mod cloudformation;
 pub mod codepipeline;
+pub mod creds;
 pub mod deploy;
 pub mod doctor;
 pub mod ecr;

@@ -538,3 +538,67 @@ mod pipelines {
         format!("arn:aws:iam::{account}:role/{name}")
     }
 }
+
+/// A clock the test moves (the SDK signs and caches by it; ferry's role chain refreshes by it).
+#[derive(Debug, Clone)]
+struct Manual(Arc<std::sync::Mutex<std::time::SystemTime>>);
+
+impl aws_smithy_async::time::TimeSource for Manual {
+    fn now(&self) -> std::time::SystemTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut req = reqwest::blocking::Client::new().get(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", t);
+    }
+    let res = req.send().unwrap();
+    (res.status().as_u16(), res.json().unwrap_or_default())
+}
+
+#[test]
+fn a_command_running_past_its_session_gets_fresh_credentials_from_the_endpoint_and_each_role_is_assumed_once() {
+    let moto = Moto::shared();
+    let proxy = ferry_testkit::proxy::Proxy::start(moto.port);
+    let rt = Arc::new(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap());
+    let clock = Manual(Arc::new(std::sync::Mutex::new(std::time::SystemTime::now())));
+    let base = rt.block_on(
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(proxy.endpoint())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .time_source(clock.clone())
+            .load(),
+    );
+    let aws = Aws { rt, base };
+    let orchestrator = aws.assume_chain(None, &[hop(TOOLING, "ferry-orchestrator", "ferry-test")]).unwrap();
+    // 15-minute sessions (STS's shortest).
+    let stage = aws.assume_chain(Some((&orchestrator, "orchestrator")), &[hop(STAGING, "ferry-deploy", "ferry-test")]).unwrap();
+    let assumed = |p: &ferry_testkit::proxy::Proxy| p.take_seen().iter().filter(|s| s.action.as_deref() == Some("AssumeRole")).count();
+    assert_eq!(assumed(&proxy), 2, "each hop assumed once");
+    // Using the chain does not assume it again while its credentials are fresh.
+    assert_eq!(aws.caller_arn(&stage).unwrap(), format!("arn:aws:sts::{STAGING}:assumed-role/ferry-deploy/ferry-test"));
+    assert_eq!(assumed(&proxy), 0, "the SDK got the first assumption's credentials");
+
+    let endpoint = ferry_aws::creds::serve(&aws, stage.credentials_provider().unwrap()).unwrap();
+    let (status, first) = get(&endpoint.url, Some(&endpoint.token));
+    assert_eq!(status, 200);
+    assert!(first["AccessKeyId"].as_str().is_some_and(|k| !k.is_empty()) && first["Token"].is_string(), "{first}");
+    assert_eq!(get(&endpoint.url, None).0, 403, "no token, no credentials");
+    assert_eq!(get(&endpoint.url, Some("guess")).0, 403);
+    // Five minutes on: the same session.
+    *clock.0.lock().unwrap() += Duration::from_secs(300);
+    assert_eq!(get(&endpoint.url, Some(&endpoint.token)).1["AccessKeyId"], first["AccessKeyId"]);
+    assert_eq!(assumed(&proxy), 0);
+    // Eleven minutes on, four before the session ends: a new one, assumed once.
+    *clock.0.lock().unwrap() += Duration::from_secs(360);
+    let (_, renewed) = get(&endpoint.url, Some(&endpoint.token));
+    assert_ne!(renewed["AccessKeyId"], first["AccessKeyId"], "refreshed before expiry");
+    assert_eq!(assumed(&proxy), 1, "only the stage hop (the orchestrator's session is still good)");
+    let url = endpoint.url.clone();
+    drop(endpoint);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(reqwest::blocking::get(&url).is_err(), "the endpoint stops with its command");
+}

@@ -23,7 +23,7 @@ pub struct ShellExecutor;
 pub const OUTPUT_TAIL: usize = 4096;
 
 /// Variables whose values never appear in recorded output.
-const SECRET_VARS: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"];
+const SECRET_VARS: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_CONTAINER_AUTHORIZATION_TOKEN"];
 
 type Tail = Arc<Mutex<VecDeque<u8>>>;
 

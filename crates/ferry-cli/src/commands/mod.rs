@@ -102,10 +102,14 @@ fn web_identity() -> Result<Option<ferry_aws::backend::WebIdentity>, Failure> {
         return Ok(None);
     }
     ferry_core::hooks::secret(&request_token);
-    let token = ferry_local::http::github_oidc_token(&url, &request_token, "sts.amazonaws.com")?;
-    ferry_core::hooks::secret(&token);
+    // A new token each time the orchestrator session is renewed (GitHub's tokens are short-lived).
+    let tokens: ferry_aws::chain::TokenSource = std::sync::Arc::new(move || {
+        let token = ferry_local::http::github_oidc_token(&url, &request_token, "sts.amazonaws.com")?;
+        ferry_core::hooks::secret(&token);
+        Ok(token)
+    });
     let role = env::web_identity_role().map(|r| parse_id(&r)).transpose()?;
-    Ok(Some(ferry_aws::backend::WebIdentity { token, role, session_name: env::ci_session_name() }))
+    Ok(Some(ferry_aws::backend::WebIdentity { tokens, role, session_name: env::ci_session_name() }))
 }
 
 /// A pipeline's backend, connected, and who is acting: on the local backend `FERRY_ACTOR` or
