@@ -50,6 +50,7 @@ fn main() {
     let a = args();
     let mut verdicts = Vec::new();
     local(&a, &mut verdicts);
+    artifacts(&a, &mut verdicts);
     if !a.local_only {
         moto(&a, &mut verdicts);
     }
@@ -165,14 +166,20 @@ impl Project {
 
 /// Time and peak RSS (MiB) of `ferry ARGS`, through `bench/peak_rss.py`.
 fn timed_rss(p: &Project, args: &[&str]) -> (Duration, f64) {
+    timed_rss_in(&p.ferry, p.dir.path(), args).0
+}
+
+/// Time and peak RSS (MiB) of `ferry ARGS` run in `dir` (with `dir/home`), and its stdout.
+fn timed_rss_in(ferry: &Path, dir: &Path, args: &[&str]) -> ((Duration, f64), String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peak_rss.py");
     let start = Instant::now();
     let out = Command::new("python3")
         .arg(script)
-        .arg(&p.ferry)
+        .arg(ferry)
         .args(args)
-        .current_dir(p.dir.path())
-        .env("FERRY_HOME", p.dir.path().join("home"))
+        .current_dir(dir)
+        .env("FERRY_HOME", dir.join("home"))
+        .env("FERRY_ACTOR", "bench")
         .env("FERRY_LOG", "warn")
         .output()
         .unwrap();
@@ -180,7 +187,77 @@ fn timed_rss(p: &Project, args: &[&str]) -> (Duration, f64) {
     assert!(out.status.success(), "ferry {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let rss = text.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or(f64::NAN);
-    (t, rss)
+    ((t, rss), text.into_owned())
+}
+
+/// One pass over a large artifact: `ferry build` of a 1 GiB file and `ferry promote` of it,
+/// each against `openssl dgst -sha256` + `cp` of the same file (page cache warm), with peak RSS.
+fn artifacts(a: &Args, verdicts: &mut Vec<(String, bool)>) {
+    const GIB: usize = 1 << 30;
+    println!("\n== a 1 GiB artifact (local backend)");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("pipeline.yaml"),
+        "version: 1\nname: big\naccounts:\n  dev: \"111111111111\"\n  staging: \"222222222222\"\n\
+         signing:\n  key: test\n  public_key: keys/test.pem\nbuild:\n  account: dev\n  working_dir: .\n\
+         \x20 artifacts:\n    - name: big\n      path: big.bin\nstages:\n  - name: staging\n    account: staging\n    deploy:\n\
+         \x20     - type: command\n        run: \"true\"\n",
+    )
+    .unwrap();
+    // Bytes that do not compress or deduplicate: xorshift, a MiB at a time.
+    let mut file = std::io::BufWriter::new(std::fs::File::create(root.join("big.bin")).unwrap());
+    let (mut x, mut chunk) = (0x9E37_79B9_7F4A_7C15u64, vec![0u8; 1 << 20]);
+    for _ in 0..GIB / chunk.len() {
+        for w in chunk.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        std::io::Write::write_all(&mut file, &chunk).unwrap();
+    }
+    drop(file);
+    let run = |args: &[&str]| {
+        let out = Command::new(&a.ferry).args(args).current_dir(root).env("FERRY_HOME", root.join("home")).output().unwrap();
+        assert!(out.status.success(), "ferry {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["keygen", "--name", "test"]);
+    run(&["key", "export", "--name", "test", "--out", "keys"]);
+    let reference = || {
+        let start = Instant::now();
+        assert!(Command::new("openssl").args(["dgst", "-sha256", "big.bin"]).current_dir(root).output().unwrap().status.success());
+        assert!(Command::new("cp").args(["big.bin", "copy.bin"]).current_dir(root).status().unwrap().success());
+        let t = start.elapsed();
+        std::fs::remove_file(root.join("copy.bin")).unwrap();
+        t
+    };
+    reference(); // warms the page cache
+    let (mut refs, mut builds, mut promotes, mut rss_build, mut rss_promote) = (Vec::new(), Vec::new(), Vec::new(), 0f64, 0f64);
+    for i in 0..3u64 {
+        // New bytes each time (as a new build makes): the store does not have them yet.
+        let mut f = std::fs::OpenOptions::new().write(true).open(root.join("big.bin")).unwrap();
+        std::io::Write::write_all(&mut f, &i.to_le_bytes()).unwrap();
+        drop(f);
+        refs.push(reference());
+        let ((t, rss), out) = timed_rss_in(&a.ferry, root, &["build", "pipeline.yaml", "--output", "json"]);
+        let id = out.lines().find(|l| l.contains("\"release\"")).and_then(|l| l.split('"').nth(3)).unwrap_or_default().to_owned();
+        builds.push(t);
+        rss_build = rss_build.max(rss);
+        let ((t, rss), _) = timed_rss_in(&a.ferry, root, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]);
+        promotes.push(t);
+        rss_promote = rss_promote.max(rss);
+    }
+    let (r, b, p) = (median(refs), median(builds), median(promotes));
+    let (rb, rp) = (b.as_secs_f64() / r.as_secs_f64(), p.as_secs_f64() / r.as_secs_f64());
+    println!("openssl dgst -sha256 + cp: {}; ferry build: {} ({rb:.2}x), peak RSS {rss_build:.1} MiB", ms(r), ms(b));
+    println!("ferry promote (verify + copy for the deploy actions): {} ({rp:.2}x), peak RSS {rss_promote:.1} MiB", ms(p));
+    verdicts.push((format!("build of 1 GiB: {rb:.2}x openssl dgst + cp (<= 1.2)"), rb <= 1.2));
+    verdicts.push((format!("promote of 1 GiB: {rp:.2}x openssl dgst + cp (<= 1.2)"), rp <= 1.2));
+    verdicts.push((
+        format!("build and promote of 1 GiB: peak RSS {:.1} MiB (< 100 MiB)", rss_build.max(rss_promote)),
+        rss_build.max(rss_promote) < 100.0,
+    ));
 }
 
 fn local(a: &Args, verdicts: &mut Vec<(String, bool)>) {

@@ -153,8 +153,8 @@ fn artifacts_are_content_addressed_never_overwritten_and_rehashed_on_read() {
     e.aws.rt.block_on(raw.put_object().bucket(&bucket.name).key(&key).body(b"evil".to_vec().into()).send()).unwrap();
     assert_ne!(store.hash_artifact(&digest).unwrap().0, digest);
     let dest = tmp.path().join("copy/small.bin");
-    assert_eq!(store.fetch_artifact(&digest, &dest).unwrap_err().kind, ferry_core::ErrorKind::Verification);
-    assert!(!dest.exists(), "no partial copy is left behind");
+    assert_ne!(store.fetch_artifact(&digest, &dest).unwrap().0, digest, "the copy says what the bytes hash to");
+    assert!(!dest.exists(), "no copy of the wrong bytes is left behind");
 }
 
 #[test]

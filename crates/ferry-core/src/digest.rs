@@ -31,6 +31,79 @@ pub fn hash_copy(mut reader: impl Read, mut sink: impl Write) -> std::io::Result
     Ok((Sha256Digest::from_bytes(hasher.finalize().into()), size))
 }
 
+/// A file writer that writes on a thread of its own, so the caller's hashing and the writing
+/// overlap: a large artifact is copied and hashed in about the time one of them takes. Bytes go over in 1 MiB blocks (at most eight
+/// in flight: memory stays bounded). `finish` waits for the last block and returns the file.
+pub struct Background {
+    block: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    handle: Option<std::thread::JoinHandle<std::io::Result<std::fs::File>>>,
+}
+
+const BLOCK: usize = 1 << 20;
+
+impl Background {
+    pub fn new(mut file: std::fs::File) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let handle = std::thread::spawn(move || {
+            for block in rx {
+                file.write_all(&block)?;
+            }
+            Ok(file)
+        });
+        Self { block: Vec::with_capacity(BLOCK), tx: Some(tx), handle: Some(handle) }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
+        match &self.tx {
+            Some(tx) if tx.send(block).is_ok() => Ok(()),
+            // The writer stopped: its error comes out of `finish`.
+            _ => Err(std::io::Error::other("the writer thread stopped")),
+        }
+    }
+
+    /// Waits for every byte to be written; the writer's first error.
+    pub fn finish(mut self) -> std::io::Result<std::fs::File> {
+        let sent = self.send();
+        self.tx = None;
+        let written = self.handle.take().map_or_else(
+            || Err(std::io::Error::other("finished twice")),
+            |h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked"))),
+        );
+        let file = written?;
+        sent?;
+        Ok(file)
+    }
+}
+
+impl Write for Background {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(BLOCK - self.block.len());
+        self.block.extend_from_slice(&buf[..n]);
+        if self.block.len() == BLOCK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    /// Hands over what is buffered (`finish` waits for it to be written).
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// Hashes a file by streaming it.
 pub fn hash_file(path: &Path) -> Result<(Sha256Digest, u64)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, &e))?;

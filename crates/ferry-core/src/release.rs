@@ -2,7 +2,7 @@
 //! and verifying one (manifest digest, signature with the pinned key, statement binding,
 //! every artifact re-hashed from the store).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::json;
@@ -23,6 +23,31 @@ pub struct Collected {
     pub file: PathBuf,
 }
 
+/// An artifact file the build produced, not yet stored.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The artifact's name in the manifest.
+    pub name: String,
+    /// Relative to the build's working directory.
+    pub path: String,
+    pub file: PathBuf,
+}
+
+/// Stores each artifact in the central store, hashing it on the way (one read of each file
+/// where the backend allows); what the manifest lists.
+pub fn store_artifacts(svc: &Services, found: &[Found]) -> Result<Vec<Collected>> {
+    found
+        .iter()
+        .map(|f| {
+            let (sha256, size) = svc.store.ingest_artifact(&f.file)?;
+            Ok(Collected {
+                entry: crate::manifest::ManifestArtifact { name: f.name.clone(), path: f.path.clone(), sha256, size },
+                file: f.file.clone(),
+            })
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CreatedRelease {
     pub release: ReleaseId,
@@ -32,20 +57,12 @@ pub struct CreatedRelease {
 }
 
 /// Stores the artifacts, signs the statement and stores the release; audits build, sign, store.
-pub fn create(
-    svc: &Services,
-    pipeline: &Pipeline,
-    manifest: ReleaseManifest,
-    files: &[Collected],
-    signer: &dyn Signer,
-) -> Result<CreatedRelease> {
+pub fn create(svc: &Services, pipeline: &Pipeline, manifest: ReleaseManifest, signer: &dyn Signer) -> Result<CreatedRelease> {
+    // The manifest's artifacts are in the store already (`store_artifacts`).
     let actor = manifest.builder.actor.clone();
     let bytes = manifest.to_bytes()?;
     let digest = ReleaseManifest::digest_of(&bytes);
     let id = ReleaseId::for_manifest(&digest);
-    for c in files {
-        svc.store.put_artifact(&c.file, &c.entry.sha256)?;
-    }
     let artifacts: Vec<_> = manifest.artifacts.iter().map(|a| json!({"name": a.name, "sha256": a.sha256, "size": a.size})).collect();
     svc.audit.append(Draft::new(EventKind::Build, &actor, &pipeline.name).release(&id).details(json!({
         "manifest_sha256": digest, "artifacts": artifacts, "images": manifest.images, "source": manifest.source, "ci": manifest.ci,
@@ -104,6 +121,12 @@ pub struct Verified {
 /// Verifies everything about a stored release against the pinned key. Any failure is a
 /// `Verification` error; nothing here touches a target account.
 pub fn verify(svc: &Services, id: &ReleaseId, pinned: &PublicKey) -> Result<Verified> {
+    verify_into(svc, id, pinned, None)
+}
+
+/// `verify`; with `copies`, each artifact is verified while it is copied to `copies/PATH` (one
+/// read of each: what a promotion's deploy actions then read).
+pub fn verify_into(svc: &Services, id: &ReleaseId, pinned: &PublicKey, copies: Option<&Path>) -> Result<Verified> {
     let stored = svc.store.get_release(id)?;
     let digest = ReleaseManifest::digest_of(&stored.manifest);
     if !id.matches(&digest) {
@@ -116,7 +139,14 @@ pub fn verify(svc: &Services, id: &ReleaseId, pinned: &PublicKey) -> Result<Veri
     for a in &manifest.artifacts {
         // Missing bytes are a verification failure; bytes that cannot be read (after retries)
         // are an I/O failure, not evidence of tampering.
-        let (actual, size) = svc.store.hash_artifact(&a.sha256).map_err(|e| match e.kind {
+        let checked = match copies {
+            None => svc.store.hash_artifact(&a.sha256),
+            Some(dir) => {
+                let dest = dir.join(&a.path);
+                svc.store.fetch_artifact(&a.sha256, &dest)
+            }
+        };
+        let (actual, size) = checked.map_err(|e| match e.kind {
             ErrorKind::Verification => Error::verification(format!("artifact `{}`: {}", a.name, e.message)),
             _ => Error::failed(format!("artifact `{}` could not be read from the store: {}", a.name, e.message))
                 .hint("nothing was verified or deployed; this is an I/O failure, not a verification failure: try again"),
@@ -140,7 +170,20 @@ pub fn verify_audited(
     actor: &Actor,
     purpose: &str,
 ) -> Result<Verified> {
-    match verify(svc, id, pinned) {
+    verify_audited_into(svc, pipeline, id, pinned, actor, purpose, None)
+}
+
+/// `verify_into`, audited.
+pub fn verify_audited_into(
+    svc: &Services,
+    pipeline: &Pipeline,
+    id: &ReleaseId,
+    pinned: &PublicKey,
+    actor: &Actor,
+    purpose: &str,
+    copies: Option<&Path>,
+) -> Result<Verified> {
+    match verify_into(svc, id, pinned, copies) {
         Ok(v) => {
             let d = json!({"purpose": purpose, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid, "artifacts": v.manifest.artifacts.len()});
             svc.audit.append(Draft::new(EventKind::VerifyOk, actor, &pipeline.name).release(id).details(d))?;

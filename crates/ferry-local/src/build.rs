@@ -3,12 +3,10 @@
 
 use std::path::Path;
 
-use ferry_core::digest::hash_file;
 use ferry_core::ids::Actor;
-use ferry_core::manifest::ManifestArtifact;
 use ferry_core::pipeline::{ArtifactSource, Pipeline};
 use ferry_core::ports::{CommandSpec, Services, Target};
-use ferry_core::release::Collected;
+use ferry_core::release::Found;
 use ferry_core::{Error, Result};
 
 /// Runs the build command (if any) in the working directory.
@@ -54,8 +52,9 @@ fn relative(base: &Path, file: &Path) -> String {
     file.strip_prefix(base).unwrap_or(file).to_string_lossy().replace('\\', "/")
 }
 
-/// Finds, checks and hashes every declared artifact.
-pub fn collect(pipeline: &Pipeline) -> Result<Vec<Collected>> {
+/// Finds and checks every declared artifact (`release::store_artifacts` hashes them while it
+/// stores them).
+pub fn collect(pipeline: &Pipeline) -> Result<Vec<Found>> {
     let base = pipeline.working_dir();
     let mut out = Vec::new();
     for decl in &pipeline.build.artifacts {
@@ -90,8 +89,7 @@ pub fn collect(pipeline: &Pipeline) -> Result<Vec<Collected>> {
             }
         };
         for (name, file) in files {
-            let (sha256, size) = hash_file(&file)?;
-            out.push(Collected { entry: ManifestArtifact { name, path: relative(&base, &file), sha256, size }, file });
+            out.push(Found { name, path: relative(&base, &file), file });
         }
     }
     Ok(out)

@@ -155,6 +155,51 @@ impl ObjectStore for FsObjects {
         Ok(if created { Write::Done(Version(digest.to_string())) } else { Write::Conflict })
     }
 
+    /// One read of the file by ferry: it is hashed while the kernel copies it into a
+    /// temporary file of the store (`copy_file_range`, a reflink where the file system has
+    /// them) on a thread of its own; the copy is flushed to disk, then linked under the key its
+    /// digest names (if that is new). A file that changes meanwhile (its size or modification
+    /// time) is refused, so the stored bytes are the hashed ones; promotions re-hash them anyway.
+    fn ingest_file(&self, from: &Path, key_for: &dyn Fn(&Sha256Digest) -> String) -> Result<(Sha256Digest, u64)> {
+        let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| Ok((m.len(), m.modified()?))).map_err(|e| Error::io("read", p, &e));
+        let before = stamp(from)?;
+        let src = std::fs::File::open(from).map_err(|e| Error::io("open", from, &e))?;
+        let tmp = fsutil::write_temp(&self.root.join(".incoming").join(ferry_core::storage::token()), b"")?;
+        let copied = std::thread::scope(|s| {
+            let copy = s.spawn(|| {
+                std::fs::copy(from, &tmp)?;
+                std::fs::File::open(&tmp)?.sync_all()
+            });
+            let hashed = hash_copy(std::io::BufReader::with_capacity(1 << 20, src), std::io::sink());
+            let copied = copy.join().unwrap_or_else(|_| Err(std::io::Error::other("the copy thread panicked")));
+            copied.and(hashed)
+        });
+        let (digest, size) = match copied {
+            Ok(hashed) if stamp(from)? == before && stamp(&tmp)?.0 == before.0 => hashed,
+            Ok(_) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::failed(format!("`{}` changed while it was stored", from.display()))
+                    .hint("nothing was stored; make sure the build has finished writing its artifacts, then build again"));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::io("copy", from, &e));
+            }
+        };
+        let target = self.path(&key_for(&digest))?;
+        if let Some(parent) = target.parent() {
+            fsutil::ensure_dir(parent)?;
+        }
+        if fsutil::link_new(&tmp, &target)? {
+            let _ = std::fs::metadata(&target).map(|m| {
+                let mut p = m.permissions();
+                p.set_readonly(true);
+                std::fs::set_permissions(&target, p)
+            });
+        }
+        Ok((digest, size))
+    }
+
     fn read_into(&self, key: &str, sink: &mut dyn std::io::Write) -> Result<Option<u64>> {
         let path = self.path(key)?;
         let mut file = match std::fs::File::open(&path) {
@@ -162,7 +207,18 @@ impl ObjectStore for FsObjects {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("open", &path, &e)),
         };
-        std::io::copy(&mut file, sink).map(Some).map_err(|e| Error::io("read", &path, &e))
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = match std::io::Read::read(&mut file, &mut buf) {
+                Ok(0) => return Ok(Some(size)),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read", &path, &e)),
+            };
+            sink.write_all(&buf[..n]).map_err(|e| Error::io("copy", &path, &e))?;
+            size += n as u64;
+        }
     }
 
     fn location(&self, key: &str) -> String {

@@ -27,7 +27,7 @@ fn build_release(ctx: &Ctx, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Re
     let signer = ctx.signer(home, p, pinned)?;
     let started_at = svc.clock.now();
     ferry_local::build::run_command(p, svc, actor)?;
-    let collected = ferry_local::build::collect(p)?;
+    let collected = release::store_artifacts(svc, &ferry_local::build::collect(p)?)?;
     let source = env::source(&p.working_dir());
     let images = release::resolve_images(svc, p, source.as_ref())?;
     let manifest = ReleaseManifest {
@@ -44,7 +44,7 @@ fn build_release(ctx: &Ctx, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Re
         finished_at: svc.clock.now(),
     };
     tracing::info!(keyid = %signer.keyid(), "signing the release");
-    Ok(release::create(svc, p, manifest, &collected, signer.as_ref())?)
+    Ok(release::create(svc, p, manifest, signer.as_ref())?)
 }
 
 fn built_text(r: &CreatedRelease) -> String {

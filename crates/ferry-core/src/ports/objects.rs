@@ -56,6 +56,14 @@ pub trait ObjectStore: Send + Sync {
     /// Streams the file at `path` to `key` if absent, checking on the way that it hashes to
     /// `digest` (a verification error if not; nothing is stored then).
     fn create_file(&self, key: &str, path: &Path, digest: &Sha256Digest) -> Result<Write>;
+    /// Streams the file at `path` to the key `key_for` names after its digest, if absent;
+    /// returns its digest and size. An adapter that can hash while it copies reads the file
+    /// once (the directory adapter); this default hashes first, then copies.
+    fn ingest_file(&self, path: &Path, key_for: &dyn Fn(&Sha256Digest) -> String) -> Result<(Sha256Digest, u64)> {
+        let (digest, size) = crate::digest::hash_file(path)?;
+        self.create_file(&key_for(&digest), path, &digest)?;
+        Ok((digest, size))
+    }
     /// Streams the object at `key` into `sink`; its size, or `None` if there is none.
     fn read_into(&self, key: &str, sink: &mut dyn std::io::Write) -> Result<Option<u64>>;
     /// Where `key` is, for messages (a path or an `s3://` URL).

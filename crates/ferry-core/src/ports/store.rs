@@ -19,11 +19,17 @@ pub trait ReleaseStore: Send + Sync {
     /// Stores the file at `path` under `digest`, streaming it and checking it hashes to
     /// `digest`. Storing identical bytes again is a no-op.
     fn put_artifact(&self, path: &Path, digest: &Sha256Digest) -> Result<()>;
+    /// Stores the file at `path` under the digest it hashes to (computed on the way, where the
+    /// backend can: one read); returns digest and size.
+    fn ingest_artifact(&self, path: &Path) -> Result<(Sha256Digest, u64)>;
     /// Re-hashes the stored artifact by streaming it; returns what the bytes hash to. A missing
     /// artifact is a verification error; one that cannot be read (after retries) an I/O failure.
     fn hash_artifact(&self, digest: &Sha256Digest) -> Result<(Sha256Digest, u64)>;
-    /// Copies the stored artifact to `dest`, failing if the bytes do not hash to `digest`.
-    fn fetch_artifact(&self, digest: &Sha256Digest, dest: &Path) -> Result<()>;
+    /// Copies the stored artifact to `dest`, hashing it on the way, and returns what its bytes
+    /// hash to and their size; `dest` is kept only if they hash to `digest` (on a mismatch
+    /// nothing is left for the caller, who reports it). A missing artifact is a verification
+    /// error; one that cannot be read (after retries) an I/O failure.
+    fn fetch_artifact(&self, digest: &Sha256Digest, dest: &Path) -> Result<(Sha256Digest, u64)>;
     /// Stores the envelope, then the manifest (a release is visible once its manifest is),
     /// then the entry in `pipeline`'s index of releases.
     fn put_release(&self, pipeline: &PipelineName, release: &StoredRelease) -> Result<()>;

@@ -14,29 +14,42 @@ use crate::pipeline::Action;
 use crate::ports::{CommandSpec, DeployRequest};
 use crate::state::Step;
 
-/// The release's artifacts, copied (and re-verified) where deploy actions read them. The
-/// copies are removed when the promotion is done with them, so `work/` does not grow with
-/// every release and stage.
+/// The copies of a release's artifacts a promotion verified while it made them (one read of
+/// each), where its deploy actions read them. Removed when the promotion is done with them, so
+/// `work/` does not grow with every release and stage; one directory per promotion, so two
+/// promotions never share copies.
+#[derive(Debug)]
+pub(super) struct WorkCopies(PathBuf);
+
+impl WorkCopies {
+    pub(super) fn new(work_dir: &std::path::Path, release: &crate::ids::ReleaseId, stage: &crate::ids::StageName) -> Self {
+        let token = crate::storage::token();
+        Self(work_dir.join(release.as_str()).join(format!("{stage}-{}", &token[..8])))
+    }
+
+    pub(super) fn dir(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkCopies {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What deploy actions are handed: the verified copies and the variables naming them.
 #[derive(Debug, Default)]
 pub(super) struct Materialized {
     pub(super) env: BTreeMap<String, String>,
     pub(super) files: Vec<(crate::manifest::ManifestArtifact, PathBuf)>,
-    dir: Option<PathBuf>,
-}
-
-impl Drop for Materialized {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
 }
 
 impl Promotion<'_> {
-    /// Copies the release's artifacts (re-verifying each digest) where actions can read them.
+    /// The verified copies of the release's artifacts, and the variables that name them.
     pub(super) fn materialize(&self) -> Result<Materialized> {
-        let dir: PathBuf = self.svc.work_dir.join(self.req.release.as_str()).join(self.stage.name.as_str());
-        let mut m = Materialized { env: BTreeMap::new(), files: Vec::new(), dir: Some(dir.clone()) };
+        let dir = self.copies.to_path_buf();
+        let mut m = Materialized { env: BTreeMap::new(), files: Vec::new() };
         m.env.insert("FERRY_ARTIFACTS_DIR".into(), dir.display().to_string());
         // Outputs of the stages this one requires (e.g. a stack's outputs), by stage name.
         let mut outputs = serde_json::Map::new();
@@ -47,13 +60,8 @@ impl Promotion<'_> {
         }
         m.env.insert("FERRY_OUTPUTS".into(), serde_json::Value::Object(outputs).to_string());
         for a in &self.verified.manifest.artifacts {
+            // Verified as it was copied here (`release::verify_into`).
             let dest = dir.join(&a.path);
-            self.svc.store.fetch_artifact(&a.sha256, &dest).map_err(|e| match e.kind {
-                crate::ErrorKind::Verification => {
-                    Error::verification(format!("artifact `{}` changed after verification: {}", a.name, e.message))
-                }
-                _ => e,
-            })?;
             let var: String = a.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
             m.env.insert(format!("FERRY_ARTIFACT_{var}"), dest.display().to_string());
             m.files.push((a.clone(), dest));

@@ -101,7 +101,10 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
     check_lease(req.lease)?;
     let before = svc.state.read_stage(&pipeline.name, &req.release, &stage.name)?.map(|r| r.value.status());
     let message = |event, detail: String| Message::new(event, pipeline, &req.release, &stage.name, &req.actor, detail);
-    let verified = match release::verify_audited(svc, pipeline, &req.release, pinned, &req.actor, &format!("promote to {}", stage.name)) {
+    // Verified while copied where the deploy actions will read it: one read of each artifact.
+    let copies = actions::WorkCopies::new(&svc.work_dir, &req.release, &stage.name);
+    let purpose = format!("promote to {}", stage.name);
+    let verified = match release::verify_audited_into(svc, pipeline, &req.release, pinned, &req.actor, &purpose, Some(copies.dir())) {
         Ok(v) => v,
         Err(e) => {
             if e.kind == ErrorKind::Verification {
@@ -116,6 +119,7 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         stage,
         req,
         verified: &verified,
+        copies: copies.dir(),
         last_seq: std::cell::Cell::new(0),
         lock_token: std::cell::RefCell::default(),
         stop: std::sync::Arc::new(crate::ports::Stop::under(svc.interrupt.clone())),
@@ -154,6 +158,8 @@ struct Promotion<'a> {
     stage: &'a Stage,
     req: &'a Request,
     verified: &'a Verified,
+    /// Where the verified copies of the artifacts are.
+    copies: &'a std::path::Path,
     /// The position of the last event this promotion wrote; every state write records it.
     last_seq: std::cell::Cell<u64>,
     /// The token of the stage lock once held: handed to every command run under it.

@@ -86,6 +86,10 @@ impl ReleaseStore for Releases {
         self.objects.create_file(&artifact_key(digest), path, digest).map(|_| ())
     }
 
+    fn ingest_artifact(&self, path: &Path) -> Result<(Sha256Digest, u64)> {
+        self.objects.ingest_file(path, &artifact_key)
+    }
+
     fn hash_artifact(&self, digest: &Sha256Digest) -> Result<(Sha256Digest, u64)> {
         with_retries(self.clock.as_ref(), || {
             let mut sink = Hashing::new(std::io::sink());
@@ -99,28 +103,29 @@ impl ReleaseStore for Releases {
         })
     }
 
-    fn fetch_artifact(&self, digest: &Sha256Digest, dest: &Path) -> Result<()> {
+    fn fetch_artifact(&self, digest: &Sha256Digest, dest: &Path) -> Result<(Sha256Digest, u64)> {
         let parent = dest.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, &e))?;
         let tmp = dest.with_extension("ferry-partial");
         let result = with_retries(self.clock.as_ref(), || {
             let file = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, &e))?;
-            let mut sink = Hashing::new(std::io::BufWriter::new(file));
+            // Hashed here while a thread of its own writes the copy.
+            let mut sink = Hashing::new(crate::digest::Background::new(file));
             if self.objects.read_into(&artifact_key(digest), &mut sink)?.is_none() {
                 return Err(self.missing(digest));
             }
-            let (actual, _, mut out) = sink.finish();
-            out.flush().map_err(|e| Error::io("write", &tmp, &e))?;
-            Ok(actual)
+            let (actual, size, mut out) = sink.finish();
+            out.flush().and_then(|()| out.finish()).map_err(|e| Error::io("write", &tmp, &e))?;
+            Ok((actual, size))
         });
         match result {
-            Ok(actual) if &actual == digest => std::fs::rename(&tmp, dest).map_err(|e| Error::io("write", dest, &e)),
-            Ok(actual) => {
+            Ok((actual, size)) if &actual == digest => {
+                std::fs::rename(&tmp, dest).map_err(|e| Error::io("write", dest, &e))?;
+                Ok((actual, size))
+            }
+            Ok(other) => {
                 let _ = std::fs::remove_file(&tmp);
-                Err(Error::verification(format!(
-                    "`{}` hashes to `{actual}`, expected `{digest}`",
-                    self.objects.location(&artifact_key(digest))
-                )))
+                Ok(other)
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
