@@ -124,6 +124,7 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         lock_token: std::cell::RefCell::default(),
         stop: std::sync::Arc::new(crate::ports::Stop::under(svc.interrupt.clone())),
         lost: lease::Lost::default(),
+        known: std::cell::RefCell::default(),
     };
     let result = p.run();
     let with_manifest = |m: Message| m.with_manifest(&verified.manifest, &verified.manifest_sha256);
@@ -169,6 +170,8 @@ struct Promotion<'a> {
     stop: std::sync::Arc<crate::ports::Stop>,
     /// Why the stage lock was lost, once it was: no state is written after that.
     lost: lease::Lost,
+    /// The record as this process last read or wrote it (the base of its next update).
+    known: std::cell::RefCell<Option<Versioned<StageRecord>>>,
 }
 
 impl Promotion<'_> {
@@ -186,7 +189,9 @@ impl Promotion<'_> {
     }
 
     fn read(&self) -> Result<Option<Versioned<StageRecord>>> {
-        self.svc.state.read_stage(&self.pipeline.name, &self.req.release, &self.stage.name)
+        let read = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, &self.stage.name)?;
+        self.known.replace(read.clone());
+        Ok(read)
     }
 
     /// Applies `change` to the current record with optimistic concurrency, retrying on conflict.
@@ -207,16 +212,29 @@ impl Promotion<'_> {
         if let Some(why) = self.lost.get() {
             return Err(Error::failed(why));
         }
-        for _ in 0..20 {
-            let current = self.read()?;
+        for attempt in 0..20 {
+            // The version this process last read or wrote saves a read; if someone wrote since,
+            // the conditional write conflicts and the next attempt reads.
+            let known = if attempt == 0 { self.known.take() } else { None };
+            let cached = known.is_some();
+            let current = match known {
+                Some(k) => Some(k),
+                None => self.read()?,
+            };
             let (mut record, expected) = match current {
                 Some(v) => (v.value, Some(v.revision)),
                 None => (StageRecord::new(&self.pipeline.name, &self.req.release, &self.stage.name, &self.req.actor, self.now()), None),
             };
-            change(&mut record)?;
+            if let Err(e) = change(&mut record) {
+                if cached {
+                    continue;
+                }
+                return Err(e);
+            }
             record.updated_at = self.now();
             record.audit_seq = record.audit_seq.max(self.last_seq.get());
-            if let Write::Done(_) = self.svc.state.write_stage(&record, expected.as_ref())? {
+            if let Write::Done(revision) = self.svc.state.write_stage(&record, expected.as_ref())? {
+                self.known.replace(Some(Versioned { revision, value: record.clone() }));
                 return Ok(record);
             }
         }
