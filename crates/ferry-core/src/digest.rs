@@ -31,6 +31,35 @@ pub fn hash_copy(mut reader: impl Read, mut sink: impl Write) -> std::io::Result
     Ok((Sha256Digest::from_bytes(hasher.finalize().into()), size))
 }
 
+/// Hashes what is written through it, passing it on to `inner`.
+pub struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W> Hashing<W> {
+    pub fn new(inner: W) -> Self {
+        Self { inner, hasher: Sha256::new(), size: 0 }
+    }
+    /// The digest and size of what went through, and the inner writer.
+    pub fn finish(self) -> (Sha256Digest, u64, W) {
+        (Sha256Digest::from_bytes(self.hasher.finalize().into()), self.size, self.inner)
+    }
+}
+
 /// A file writer that writes on a thread of its own, so the caller's hashing and the writing
 /// overlap: a large artifact is copied and hashed in about the time one of them takes. Bytes go over in 1 MiB blocks (at most eight
 /// in flight: memory stays bounded). `finish` waits for the last block and returns the file.

@@ -200,6 +200,30 @@ impl ObjectStore for FsObjects {
         Ok((digest, size))
     }
 
+    /// The kernel copies the object (`copy_file_range`, a reflink where the file system has
+    /// them) while ferry hashes it; an object that changes meanwhile is reported as such.
+    fn copy_to_file(&self, key: &str, dest: &Path) -> Result<Option<(Sha256Digest, u64)>> {
+        let path = self.path(key)?;
+        let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| Ok((m.len(), m.modified()?)));
+        let before = match stamp(&path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", &path, &e)),
+        };
+        let src = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
+        let copied = std::thread::scope(|s| {
+            let copy = s.spawn(|| std::fs::copy(&path, dest));
+            let hashed = hash_copy(std::io::BufReader::with_capacity(1 << 20, src), std::io::sink());
+            let copied = copy.join().unwrap_or_else(|_| Err(std::io::Error::other("the copy thread panicked")));
+            copied.and(hashed)
+        });
+        let hashed = copied.map_err(|e| Error::io("copy", &path, &e))?;
+        if stamp(&path).ok() != Some(before) || stamp(dest).map(|s| s.0).ok() != Some(before.0) {
+            return Err(Error::verification(format!("`{}` changed while it was copied", path.display())));
+        }
+        Ok(Some(hashed))
+    }
+
     fn read_into(&self, key: &str, sink: &mut dyn std::io::Write) -> Result<Option<u64>> {
         let path = self.path(key)?;
         let mut file = match std::fs::File::open(&path) {

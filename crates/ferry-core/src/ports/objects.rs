@@ -64,6 +64,20 @@ pub trait ObjectStore: Send + Sync {
         self.create_file(&key_for(&digest), path, &digest)?;
         Ok((digest, size))
     }
+    /// Copies the object at `key` to a new file `dest`, hashing it on the way: its digest and
+    /// size, or `None` if there is none. An adapter that can copy in the kernel meanwhile does
+    /// (the directory adapter); this default streams it through `read_into`, the copy written
+    /// on a thread of its own while the bytes are hashed.
+    fn copy_to_file(&self, key: &str, dest: &Path) -> Result<Option<(Sha256Digest, u64)>> {
+        let file = std::fs::File::create(dest).map_err(|e| crate::Error::io("create", dest, &e))?;
+        let mut sink = crate::digest::Hashing::new(crate::digest::Background::new(file));
+        if self.read_into(key, &mut sink)?.is_none() {
+            return Ok(None);
+        }
+        let (digest, size, mut out) = sink.finish();
+        std::io::Write::flush(&mut out).and_then(|()| out.finish()).map_err(|e| crate::Error::io("write", dest, &e))?;
+        Ok(Some((digest, size)))
+    }
     /// Streams the object at `key` into `sink`; its size, or `None` if there is none.
     fn read_into(&self, key: &str, sink: &mut dyn std::io::Write) -> Result<Option<u64>>;
     /// Where `key` is, for messages (a path or an `s3://` URL).

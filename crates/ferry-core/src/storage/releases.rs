@@ -3,11 +3,8 @@
 //! envelope at `releases/ID/`, and an index of each pipeline's releases at
 //! `pipelines/NAME/releases/ID` so `ferry status` never reads another pipeline's manifests.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
-
-use sha2::{Digest as _, Sha256};
 
 use super::{Created, create, with_retries};
 use crate::error::{Error, Result};
@@ -29,34 +26,6 @@ fn manifest_key(id: &ReleaseId) -> String {
 
 fn envelope_key(id: &ReleaseId) -> String {
     format!("releases/{id}/provenance.dsse.json")
-}
-
-/// Hashes what is written through it, passing it on to `inner`.
-struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<W: std::io::Write> std::io::Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl<W> Hashing<W> {
-    fn new(inner: W) -> Self {
-        Self { inner, hasher: Sha256::new(), size: 0 }
-    }
-    fn finish(self) -> (Sha256Digest, u64, W) {
-        (Sha256Digest::from_bytes(self.hasher.finalize().into()), self.size, self.inner)
-    }
 }
 
 impl Releases {
@@ -92,7 +61,7 @@ impl ReleaseStore for Releases {
 
     fn hash_artifact(&self, digest: &Sha256Digest) -> Result<(Sha256Digest, u64)> {
         with_retries(self.clock.as_ref(), || {
-            let mut sink = Hashing::new(std::io::sink());
+            let mut sink = crate::digest::Hashing::new(std::io::sink());
             match self.objects.read_into(&artifact_key(digest), &mut sink)? {
                 None => Err(self.missing(digest)),
                 Some(_) => {
@@ -108,15 +77,7 @@ impl ReleaseStore for Releases {
         std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, &e))?;
         let tmp = dest.with_extension("ferry-partial");
         let result = with_retries(self.clock.as_ref(), || {
-            let file = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, &e))?;
-            // Hashed here while a thread of its own writes the copy.
-            let mut sink = Hashing::new(crate::digest::Background::new(file));
-            if self.objects.read_into(&artifact_key(digest), &mut sink)?.is_none() {
-                return Err(self.missing(digest));
-            }
-            let (actual, size, mut out) = sink.finish();
-            out.flush().and_then(|()| out.finish()).map_err(|e| Error::io("write", &tmp, &e))?;
-            Ok((actual, size))
+            self.objects.copy_to_file(&artifact_key(digest), &tmp)?.ok_or_else(|| self.missing(digest))
         });
         match result {
             Ok((actual, size)) if &actual == digest => {
