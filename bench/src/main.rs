@@ -408,10 +408,12 @@ fn moto(a: &Args, verdicts: &mut Vec<(String, bool)>) {
     let seen = proxy.take_seen();
     let assume = seen.iter().filter(|s| s.action.as_deref() == Some("AssumeRole")).count();
     println!(
-        "3-stage `ferry run`: {} HTTP requests, {assume} AssumeRole, {:.2} s (before this issue: 124 and 16; the execution-engine issue sets the target)",
+        "3-stage `ferry run`: {} HTTP requests, {assume} AssumeRole, {:.2} s (before the execution-engine issue: 124 and 16)",
         seen.len(),
         took.as_secs_f64()
     );
+    verdicts.push((format!("3-stage run on moto: {} HTTP requests (<= 40)", seen.len()), seen.len() <= 40));
+    verdicts.push((format!("3-stage run on moto: {assume} AssumeRole (<= 6)"), assume <= 6));
     let mut by_kind: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for s in &seen {
         // `/BUCKET/PREFIX/KIND/...` on S3 (path style), the query action on STS.

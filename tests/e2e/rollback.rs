@@ -1,7 +1,7 @@
 //! `ferry rollback`: the previous (or named) release that once succeeded in a stage is
 //! promoted again, verified and audited; approvals apply unless the policy waives them.
 
-use crate::support::{Project, TWO_APPROVERS, pipeline};
+use crate::support::{Project, Run, TWO_APPROVERS, pipeline};
 
 /// Two releases, A then B, both deployed to staging; returns (project, A, B).
 fn two_releases(yaml: &str) -> (Project, String, String) {
@@ -65,14 +65,15 @@ fn rollback_in_an_approval_stage_needs_approvals_unless_the_policy_waives_them()
     let (p, a, b) = two_releases(&pipeline("      required: 2\n      approvers: [alice, bob, carol]\n      expires: 4s"));
     approve_both(&p, &a);
     approve_both(&p, &b);
-    std::thread::sleep(std::time::Duration::from_millis(4200));
-    let waiting = p.ferry("oncall", &["rollback", "pipeline.yaml", "--stage", "prod"]).expect(3);
+    // The approvals expire after 4 s: the rollback comes 5 s later (told to ferry's clock).
+    let later = |args: &[&str]| -> Run { p.command("oncall", args).env("FERRY_TIME_OFFSET", "5s").output().unwrap().into() };
+    let waiting = later(&["rollback", "pipeline.yaml", "--stage", "prod"]).expect(3);
     assert!(waiting.stdout.contains(&format!("ferry approve pipeline.yaml --release {a} --stage prod")), "{}", waiting.stdout);
 
     let waived = pipeline("      required: 2\n      approvers: [alice, bob, carol]\n      expires: 4s")
         .replace("build:\n", "policy:\n  allow_rollback_without_approval: true\nbuild:\n");
     std::fs::write(p.path("pipeline.yaml"), waived).unwrap();
-    p.ferry("oncall", &["rollback", "pipeline.yaml", "--stage", "prod"]).expect(0);
+    later(&["rollback", "pipeline.yaml", "--stage", "prod"]).expect(0);
     assert!(p.deploys().last().unwrap().starts_with(&format!("prod {a} ")));
     assert!(p.audit_events().iter().any(|e| e["kind"] == "gate_passed" && e["details"]["waived"].is_string()));
 }

@@ -43,11 +43,16 @@ fn env() -> Env {
 
 /// ferry's records over two buckets, as the aws backend opens them.
 fn records(store: Bucket, audit: Bucket, segment_size: u64) -> Records {
+    records_at(store, audit, segment_size, Arc::new(ferry_core::clock::SystemClock))
+}
+
+/// `records`, on `clock`.
+fn records_at(store: Bucket, audit: Bucket, segment_size: u64, clock: Arc<dyn ferry_core::ports::Clock>) -> Records {
     storage::open(Backing {
         objects: Arc::new(store),
         audit: Arc::new(audit),
         liveness: Arc::new(LeasesOnly("runner".into())),
-        clock: Arc::new(ferry_core::clock::SystemClock),
+        clock,
         segment_size,
         after_write: None,
     })
@@ -214,7 +219,8 @@ fn conditional_writes_never_lose_a_state_update() {
 #[test]
 fn exactly_one_runner_takes_a_lock_and_an_expired_lease_is_taken_over_once() {
     let e = env();
-    let locks = records(e.bucket(ARTIFACTS, "ferry-artifacts"), e.bucket(SECURITY, "ferry-audit"), 1000).locks;
+    let clock = Arc::new(ferry_core::clock::FakeClock::at(ferry_core::clock::Timestamp::from_unix(1_767_000_000)));
+    let locks = records_at(e.bucket(ARTIFACTS, "ferry-artifacts"), e.bucket(SECURITY, "ferry-audit"), 1000, clock.clone()).locks;
     let (p, s) = ("hello".parse().unwrap(), "prod".parse().unwrap());
     let id = ReleaseId::for_manifest(&Sha256Digest::of(b"m"));
     let actors: Vec<Actor> = (0..6).map(|i| format!("runner-{i}").parse().unwrap()).collect();
@@ -229,7 +235,7 @@ fn exactly_one_runner_takes_a_lock_and_an_expired_lease_is_taken_over_once() {
     let (held, stale) = locks.inspect(&p, &s).unwrap().unwrap();
     assert!(!stale);
     assert!(locks.take_over(&held, &actors[0], Duration::from_secs(60)).unwrap().is_none(), "a live lease is not taken over");
-    std::thread::sleep(Duration::from_millis(1200));
+    clock.advance(Duration::from_millis(1200));
     let winners: Vec<Option<_>> = std::thread::scope(|scope| {
         let hs: Vec<_> = actors.iter().map(|a| scope.spawn(|| locks.take_over(&held, a, Duration::from_secs(60)).unwrap())).collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()

@@ -35,6 +35,12 @@ pub fn time_scale() -> Option<u32> {
     std::env::var("FERRY_TIME_SCALE").ok()?.parse().ok().filter(|k| *k > 1)
 }
 
+/// `FERRY_TIME_OFFSET=DURATION`: ferry's clock runs that far ahead (tests of expiry: the time
+/// that passed is told, not waited for).
+pub fn time_offset() -> Option<std::time::Duration> {
+    humantime::parse_duration(&std::env::var("FERRY_TIME_OFFSET").ok()?).ok()
+}
+
 pub fn actor() -> Result<Actor, Error> {
     let name = var("FERRY_ACTOR").or_else(|| var("USER")).or_else(|| var("LOGNAME")).or_else(|| {
         Command::new("id")

@@ -170,19 +170,22 @@ impl Clock for SystemClock {
     }
 }
 
-/// The system's clock running `rate` times as fast, for tests of leases that must be at least
-/// 30 s long (`FERRY_TIME_SCALE`): every process given the same rate agrees on the time, which
-/// runs faster from a fixed origin (2026-01-01T00:00:00Z).
+/// The system's clock running `rate` times as fast and `ahead` of it, for tests of time
+/// that passes (`FERRY_TIME_SCALE`: leases that must be at least 30 s long;
+/// `FERRY_TIME_OFFSET`: an approval that expired, a lease that lapsed — told, not slept for).
+/// Every process given the same rate agrees on the time, which runs faster from a fixed origin
+/// (2026-01-01T00:00:00Z).
 #[derive(Debug, Clone, Copy)]
 pub struct ScaledClock {
     rate: u32,
+    ahead: Duration,
 }
 
 impl ScaledClock {
     const ORIGIN: i64 = 1_767_225_600;
 
-    pub fn new(rate: u32) -> Self {
-        Self { rate: rate.max(1) }
+    pub fn new(rate: u32, ahead: Duration) -> Self {
+        Self { rate: rate.max(1), ahead }
     }
 }
 
@@ -191,7 +194,7 @@ impl Clock for ScaledClock {
         let real = SystemClock.now();
         let origin = Timestamp::from_unix(Self::ORIGIN);
         let since = Duration::try_from(real.0 - origin.0).unwrap_or_default();
-        origin.plus(since * self.rate)
+        origin.plus(since * self.rate + self.ahead)
     }
     fn monotonic(&self) -> Duration {
         origin().elapsed() * self.rate

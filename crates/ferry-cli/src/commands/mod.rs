@@ -33,8 +33,9 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
     if let Some(n) = env::crash_after_writes() {
         home.after_write = Some(crash_after(n));
     }
-    if let Some(k) = env::time_scale() {
-        home.clock = std::sync::Arc::new(ferry_core::clock::ScaledClock::new(k));
+    if env::time_scale().is_some() || env::time_offset().is_some() {
+        let clock = ferry_core::clock::ScaledClock::new(env::time_scale().unwrap_or(1), env::time_offset().unwrap_or_default());
+        home.clock = std::sync::Arc::new(clock);
     }
     // Commands that run other processes and hold locks stop cleanly on SIGINT/SIGTERM.
     if matches!(cli.command, Command::Build { .. } | Command::Promote { .. } | Command::Run { .. } | Command::Rollback { .. }) {
