@@ -15,17 +15,10 @@ fn events(w: &AwsWorld, ci: &aws_config::SdkConfig) -> Vec<serde_json::Value> {
         .clone()
 }
 
-#[test]
-fn an_action_three_times_longer_than_the_lease_keeps_the_stage_and_a_second_runner_is_refused_the_whole_time() {
-    let w = AwsWorld::new();
-    // At 10× a 30 s lease lasts 3 s; the deploy runs 10 s: more than three leases.
-    w.time_scale.set(Some(10));
-    w.write_project("; sleep 10");
-    let ci = w.role(TOOLING, "ci", "github-run-1");
-    let other = w.role(TOOLING, "ci", "github-run-2");
-    let id = w.release(&ci);
+/// Starts a promotion to staging with a 30 s lease and returns once its deploy has started.
+fn promote_until_deploying(w: &AwsWorld, ci: &aws_config::SdkConfig, id: &str) -> (std::process::Child, Instant) {
     let first = w
-        .command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--lease", "30s"])
+        .command(ci, &["promote", "pipeline.yaml", "--release", id, "--to", "staging", "--lease", "30s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -35,6 +28,19 @@ fn an_action_three_times_longer_than_the_lease_keeps_the_stage_and_a_second_runn
         assert!(started.elapsed() < Duration::from_secs(60), "the deploy did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (first, started)
+}
+
+#[test]
+fn an_action_three_times_longer_than_the_lease_keeps_the_stage_and_a_second_runner_is_refused_the_whole_time() {
+    let w = AwsWorld::new();
+    // At 10× a 30 s lease lasts 3 s; the deploy runs 10 s: more than three leases.
+    w.time_scale.set(Some(10));
+    w.write_project("; sleep 10");
+    let ci = w.role(TOOLING, "ci", "github-run-1");
+    let other = w.role(TOOLING, "ci", "github-run-2");
+    let id = w.release(&ci);
+    let (first, _) = promote_until_deploying(&w, &ci, &id);
     let deploying = Instant::now();
     let mut refusals = 0;
     while deploying.elapsed() < Duration::from_secs(8) {
@@ -56,17 +62,7 @@ fn a_promotion_that_loses_its_lock_stops_its_command_and_fails_audited_and_is_ne
     w.write_project("; sleep 20; echo finished >> deploys.log");
     let ci = w.role(TOOLING, "ci", "github-run-1");
     let id = w.release(&ci);
-    let first = w
-        .command(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging", "--lease", "30s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while w.deploys().is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the deploy did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (first, started) = promote_until_deploying(&w, &ci, &id);
     // An operator removes the lock while the deploy runs.
     w.ferry(&ci, &["unlock", "pipeline.yaml", "--stage", "staging"]).expect(0);
     let lost = Run::from(first.wait_with_output().unwrap()).expect(1);

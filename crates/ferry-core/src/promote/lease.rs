@@ -1,4 +1,6 @@
-//! Holding the stage lock while a promotion works: a heartbeat on a thread of its own renews
+//! The stage lock of a promotion: taking it (waiting for a busy one if asked, taking over a
+//! stale one, refusing beside a gone holder's commands that still run), and holding it while
+//! the promotion works: a heartbeat on a thread of its own renews
 //! the lease every third of it during every action, gate, soak and wait. When the lock cannot
 //! be kept — taken over, removed, or not renewable before the lease runs out — the heartbeat
 //! raises the promotion's stop (commands are stopped, waits end) and says why; from then on
@@ -7,9 +9,13 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::clock::{Clock, Stop};
+use serde_json::json;
+
+use super::Promotion;
+use crate::audit::EventKind;
+use crate::clock::{Clock, Stop, human};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ports::{LockInfo, Locks};
+use crate::ports::{Acquired, LockInfo, Locks};
 
 /// The shortest lease ferry accepts: renewed at a third of it, a shorter one leaves too little
 /// room for a slow store.
@@ -87,6 +93,93 @@ impl Heartbeat<'_> {
                     // The store did not answer: try again soon, while the lease still holds.
                     tracing::warn!("could not renew the lock of stage `{}` (retrying): {}", lock.stage, e.message);
                     wait = (every / 6).max(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+impl Promotion<'_> {
+    /// Audits taking `lock`; if that fails, the lock is released again before the error is
+    /// returned, so an unaudited promotion never holds a stage.
+    pub(super) fn audited_or_released(&self, lock: &LockInfo, kind: EventKind, details: serde_json::Value) -> Result<()> {
+        if let Err(e) = self.audit(kind, details) {
+            if let Err(r) = self.svc.locks.release(lock) {
+                tracing::warn!("could not release the lock of stage `{}` after a failed audit: {}", self.stage.name, r.message);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A promotion that crashed after it finished (before it released its lock) leaves a stale
+    /// lock: the next run, finding nothing to do, takes it over and releases it, audited.
+    pub(super) fn clear_stale_lock(&self) -> Result<()> {
+        let Some((lock, true)) = self.svc.locks.inspect(&self.pipeline.name, &self.stage.name)? else { return Ok(()) };
+        if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
+            let age = human(lock.acquired_at.age(self.now()));
+            self.audited_or_released(&ours, EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
+            self.audit(EventKind::LockReleased, json!({"holder": ours.holder}))?;
+            self.svc.locks.release(&ours)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the stage lock; also returns the stale lock it replaced, if any.
+    pub(super) fn lock(&self) -> Result<(LockInfo, Option<LockInfo>)> {
+        let clock = self.svc.clock.as_ref();
+        let deadline = self.req.wait.map(|w| clock.monotonic() + w);
+        loop {
+            let attempt =
+                self.svc.locks.try_acquire(&self.pipeline.name, &self.stage.name, &self.req.release, &self.req.actor, self.req.lease)?;
+            match attempt {
+                Acquired::Taken(lock) => {
+                    let d = json!({"holder": lock.holder, "pid": lock.pid, "host": lock.host, "expires_at": lock.expires_at});
+                    self.audited_or_released(&lock, EventKind::LockTaken, d)?;
+                    return Ok((lock, None));
+                }
+                Acquired::Held { lock, stale: true, .. } => {
+                    if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
+                        let age = human(lock.acquired_at.age(self.now()));
+                        self.audited_or_released(&ours, EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
+                        tracing::warn!(holder = %lock.holder, pid = lock.pid, host = %lock.host, %age, "took over the stale lock of stage `{}`", self.stage.name);
+                        return Ok((ours, Some(lock)));
+                    }
+                }
+                Acquired::Held { lock, stale: false, running } => {
+                    if deadline.is_some_and(|d| clock.monotonic() < d) {
+                        clock.sleep(Duration::from_millis(250));
+                        continue;
+                    }
+                    let age = human(lock.acquired_at.age(self.now()));
+                    self.audit(
+                        EventKind::LockBusy,
+                        json!({"holder": lock.holder, "release": lock.release, "pid": lock.pid, "host": lock.host, "age": age, "running": running}),
+                    )?;
+                    if !running.is_empty() {
+                        let pids: Vec<String> = running.iter().map(u32::to_string).collect();
+                        return Err(Error::busy(format!(
+                            "stage `{}` is busy: the promotion of release `{}` by `{}` (pid {} on `{}`) is gone, but what it started still runs (pid {})",
+                            self.stage.name,
+                            lock.release,
+                            lock.holder,
+                            lock.pid,
+                            lock.host,
+                            pids.join(", ")
+                        ))
+                        .hint(format!("see what it is doing with `ps -o pid,args -p {}`; ferry will not deploy beside it", pids.join(",")))
+                        .hint(format!("wait for it with `--wait 10m`, or stop it: `kill {}`", pids.join(" "))));
+                    }
+                    return Err(Error::busy(format!(
+                        "stage `{}` is busy: release `{}` is being promoted by `{}` (pid {} on `{}`) since {} ({age} ago)",
+                        self.stage.name, lock.release, lock.holder, lock.pid, lock.host, lock.acquired_at
+                    ))
+                    .hint("retry later, or wait for it with `--wait 10m`")
+                    .hint(format!(
+                        "if that promotion is gone for good: `ferry unlock {} --stage {}`",
+                        self.pipeline.file.display(),
+                        self.stage.name
+                    )));
                 }
             }
         }
