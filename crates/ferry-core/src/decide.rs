@@ -126,7 +126,7 @@ pub fn summary(
     actor: &Actor,
 ) -> Result<(Summary, release::Verified)> {
     let (stage, policy) = approval_stage(pipeline, stage_name)?;
-    let verified = release::verify_audited(svc, pipeline, release_id, pinned, actor, &format!("approval for {stage_name}"))?;
+    let verified = release::verify_audited(svc, pipeline, release_id, pinned, actor, &format!("approval for {stage_name}"), None)?;
     let record = svc.state.read_stage(&pipeline.name, release_id, stage_name)?.map(|r| r.value);
     let parties =
         Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.as_ref().map(|r| r.requested_by.clone()) };

@@ -119,14 +119,10 @@ pub struct Verified {
 }
 
 /// Verifies everything about a stored release against the pinned key. Any failure is a
-/// `Verification` error; nothing here touches a target account.
-pub fn verify(svc: &Services, id: &ReleaseId, pinned: &PublicKey) -> Result<Verified> {
-    verify_into(svc, id, pinned, None)
-}
-
-/// `verify`; with `copies`, each artifact is verified while it is copied to `copies/PATH` (one
-/// read of each: what a promotion's deploy actions then read).
-pub fn verify_into(svc: &Services, id: &ReleaseId, pinned: &PublicKey, copies: Option<&Path>) -> Result<Verified> {
+/// `Verification` error; nothing here touches a target account. With `copies`, each artifact
+/// is verified while it is copied to `copies/PATH` (one read of each: what a promotion's
+/// deploy actions then read).
+pub fn verify(svc: &Services, id: &ReleaseId, pinned: &PublicKey, copies: Option<&Path>) -> Result<Verified> {
     let stored = svc.store.get_release(id)?;
     let digest = ReleaseManifest::digest_of(&stored.manifest);
     if !id.matches(&digest) {
@@ -169,21 +165,9 @@ pub fn verify_audited(
     pinned: &PublicKey,
     actor: &Actor,
     purpose: &str,
-) -> Result<Verified> {
-    verify_audited_into(svc, pipeline, id, pinned, actor, purpose, None)
-}
-
-/// `verify_into`, audited.
-pub fn verify_audited_into(
-    svc: &Services,
-    pipeline: &Pipeline,
-    id: &ReleaseId,
-    pinned: &PublicKey,
-    actor: &Actor,
-    purpose: &str,
     copies: Option<&Path>,
 ) -> Result<Verified> {
-    match verify_into(svc, id, pinned, copies) {
+    match verify(svc, id, pinned, copies) {
         Ok(v) => {
             let d = json!({"purpose": purpose, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid, "artifacts": v.manifest.artifacts.len()});
             svc.audit.append(Draft::new(EventKind::VerifyOk, actor, &pipeline.name).release(id).details(d))?;

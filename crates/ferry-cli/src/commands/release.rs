@@ -196,7 +196,7 @@ pub fn verify(home: &Home, path: &Path, release: &str) -> Result<Report, Failure
     let id: ReleaseId = parse_id(release)?;
     let pinned = pinned_key(&p)?;
     let ctx = Ctx::connect(home, &p, "verify")?;
-    let v = release::verify_audited(ctx.svc(), &p, &id, &pinned, &ctx.actor, "ferry verify")?;
+    let v = release::verify_audited(ctx.svc(), &p, &id, &pinned, &ctx.actor, "ferry verify", None)?;
     let mut h = format!("release {} verified: manifest sha256 {}, signature by pinned key {}\n", v.release, v.manifest_sha256, v.keyid);
     for a in &v.manifest.artifacts {
         let _ = writeln!(h, "  ok  {}  {}", a.sha256, a.name);

@@ -60,7 +60,7 @@ impl Promotion<'_> {
         }
         m.env.insert("FERRY_OUTPUTS".into(), serde_json::Value::Object(outputs).to_string());
         for a in &self.verified.manifest.artifacts {
-            // Verified as it was copied here (`release::verify_into`).
+            // Verified as it was copied here (`release::verify`).
             let dest = dir.join(&a.path);
             let var: String = a.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
             m.env.insert(format!("FERRY_ARTIFACT_{var}"), dest.display().to_string());

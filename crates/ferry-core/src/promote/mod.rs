@@ -104,7 +104,7 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
     // Verified while copied where the deploy actions will read it: one read of each artifact.
     let copies = actions::WorkCopies::new(&svc.work_dir, &req.release, &stage.name);
     let purpose = format!("promote to {}", stage.name);
-    let verified = match release::verify_audited_into(svc, pipeline, &req.release, pinned, &req.actor, &purpose, Some(copies.dir())) {
+    let verified = match release::verify_audited(svc, pipeline, &req.release, pinned, &req.actor, &purpose, Some(copies.dir())) {
         Ok(v) => v,
         Err(e) => {
             if e.kind == ErrorKind::Verification {
