@@ -1,7 +1,8 @@
 """Verifies a ferry audit log directory without ferry: every event line's hash is the sha256
 of its body bytes (and of the body re-canonicalised with the standard library), positions run
 1..N without a gap, each event names its predecessor's hash, and each sealed segment holds
-exactly the events stored one by one.
+exactly the events stored an append at a time (`events/SEGMENT/SEQ.json` holds the events
+of one append, one line each, from position SEQ on).
 
 Usage: verify_audit_log.py AUDIT_DIR; prints the event count; exits 1 on the first problem.
 """
@@ -37,13 +38,15 @@ events_dir = os.path.join(root, "events")
 for seg in sorted(os.listdir(events_dir)):
     names = sorted(n for n in os.listdir(os.path.join(events_dir, seg)) if not n.startswith("."))
     sealed = os.path.join(root, "segments", f"{seg}.jsonl")
-    lines = [open(os.path.join(events_dir, seg, n), "rb").read() for n in names]
+    appends = [(int(n.split(".")[0]), open(os.path.join(events_dir, seg, n), "rb").read().splitlines(keepends=True)) for n in names]
+    lines = [line for _, object_lines in appends for line in object_lines]
     if os.path.exists(sealed):
         copy = open(sealed, "rb").read().splitlines(keepends=True)
         assert copy == lines, f"segment {seg} differs from its events"
         assert len(copy) == k, f"segment {seg} holds {len(copy)} events, not {k}"
-    for name, line in zip(names, lines):
-        assert int(name.split(".")[0]) == pos, f"event {pos} is missing"
-        prev = check(line, pos, prev)
-        pos += 1
+    for first, object_lines in appends:
+        assert first == pos, f"event {pos} is missing"
+        for line in object_lines:
+            prev = check(line, pos, prev)
+            pos += 1
 print(pos - 1)

@@ -5,10 +5,13 @@ use std::path::PathBuf;
 
 use crate::support::{Project, Run, TWO_APPROVERS, pipeline};
 
+/// A built release promoted to staging, its log stored one event per file (what the tamper
+/// tests edit; the same log as the appends wrote it, which verifies alike).
 fn project_with_history() -> (Project, String) {
     let p = Project::new(&pipeline(TWO_APPROVERS));
     let id = p.build();
     p.promote("deployer", &id, "staging").expect(0);
+    p.unbatch_audit();
     (p, id)
 }
 
@@ -24,6 +27,23 @@ fn an_untouched_log_verifies() {
     let n = p.audit_events().len();
     assert_eq!(n, 9, "build, sign, store, verify, lock, deploy start/end, success, unlock");
     assert_eq!(p.ferry("auditor", &["audit", "verify", "--output", "json"]).expect(0).json()["events"], n);
+}
+
+#[test]
+fn a_promotion_writes_its_events_in_a_few_appends_and_an_edit_inside_one_is_pinpointed() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    // build + sign before the release is stored, store after; the promotion's decisions before
+    // its deploy action runs, and its outcome before the lock is released.
+    let lines: Vec<usize> = p.audit_event_files().iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count()).collect();
+    assert_eq!(lines, [2, 1, 3, 3], "{lines:?}");
+    p.ferry("auditor", &["audit", "verify"]).expect(0);
+    let second = &p.audit_event_files()[3];
+    let text = std::fs::read_to_string(second).unwrap().replacen("\"action\":0", "\"action\":1", 1);
+    std::fs::write(second, text).unwrap();
+    let r = p.ferry("auditor", &["audit", "verify"]).expect(4);
+    assert!(r.stdout.contains("first bad event is 7: event 7 does not match its own hash"), "{}", r.stdout);
 }
 
 #[test]

@@ -196,3 +196,39 @@ fn a_promotion_deploys_from_verified_copies_and_removes_them_when_it_ends() {
     assert_eq!(p.deploys().len(), 1, "the action read the verified copy of the artifact");
     assert!(!p.home().join("work").join(&id).join("staging").exists(), "the work copy is gone");
 }
+
+#[test]
+fn a_run_hands_each_stage_the_signed_bytes_even_after_an_earlier_stage_changed_its_copy() {
+    // Staging's command writes into its copy of the artifact; prod, promoted by the same
+    // `ferry run`, still gets exactly the signed bytes (the kept copy is re-hashed, found
+    // changed, and fetched again), and nothing is left in the work directory.
+    let yaml = pipeline(TWO_APPROVERS)
+        .replace(&format!("    approval:\n{TWO_APPROVERS}\n"), "")
+        .replacen(
+            r#"run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log"#,
+            r#"run: cmp "$FERRY_ARTIFACT_APP" app/src.txt && echo changed >> "$FERRY_ARTIFACT_APP" && echo staging >> deploys.log"#,
+            1,
+        )
+        .replacen(
+            r#"run: echo "$FERRY_STAGE $FERRY_RELEASE $FERRY_ACCOUNT_ID" >> deploys.log"#,
+            r#"run: cmp "$FERRY_ARTIFACT_APP" app/src.txt && echo prod >> deploys.log"#,
+            1,
+        );
+    let p = Project::new(&yaml);
+    p.ferry("deployer", &["run", "pipeline.yaml"]).expect(0);
+    assert_eq!(p.deploys(), ["staging", "prod"]);
+    let left: Vec<_> = walk(&p.home().join("work"));
+    assert!(left.is_empty(), "the work directory is empty after the run: {left:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}

@@ -53,7 +53,8 @@ fn a_lost_answer_to_an_audit_append_leaves_no_duplicate_event() {
     let (w, ci) = world();
     let rule = w.proxy.inject(Rule::once("PUT", "/audit/events/", Fault::LoseAnswer).skip(1));
     let id = build(&w, &ci);
-    let rule2 = w.proxy.inject(Rule::once("PUT", "/audit/events/", Fault::LoseAnswer).skip(2));
+    // The promotion's second append: its outcome.
+    let rule2 = w.proxy.inject(Rule::once("PUT", "/audit/events/", Fault::LoseAnswer).skip(1));
     w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
     assert_eq!((w.proxy.fired(rule), w.proxy.fired(rule2)), (1, 1));
     assert_eq!(kinds(&w, &ci), build_then_staging());
@@ -89,7 +90,7 @@ fn a_lost_answer_to_a_state_write_is_recognised() {
     let (w, ci) = world();
     let id = build(&w, &ci);
     let first = w.proxy.inject(Rule::once("PUT", "/state/", Fault::LoseAnswer));
-    let later = w.proxy.inject(Rule::once("PUT", "/state/", Fault::LoseAnswer).skip(2));
+    let later = w.proxy.inject(Rule::once("PUT", "/state/", Fault::LoseAnswer).skip(1));
     w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
     assert_eq!((w.proxy.fired(first), w.proxy.fired(later)), (1, 1));
     let status = w.ferry(&ci, &["status", "pipeline.yaml", "--output", "json"]).expect(0).json();

@@ -168,12 +168,28 @@ impl Project {
         self.audit_events().iter().map(|e| e["kind"].as_str().unwrap_or_default().to_owned()).collect()
     }
 
-    /// The stored audit events (unsealed ones, one file each), in order, as their bodies.
+    /// The stored audit events (an append's events in one file), in order, as their bodies.
     pub fn audit_events(&self) -> Vec<Value> {
         self.audit_event_files()
             .iter()
-            .map(|p| serde_json::from_slice::<Value>(&std::fs::read(p).unwrap()).unwrap()["body"].clone())
+            .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(str::to_owned).collect::<Vec<_>>())
+            .map(|line| serde_json::from_str::<Value>(&line).unwrap()["body"].clone())
             .collect()
+    }
+
+    /// Stores the audit log's events one file each (`events/SEGMENT/SEQ.json` for event SEQ):
+    /// the same log, as appends of one event would have left it (what tamper tests edit).
+    pub fn unbatch_audit(&self) {
+        for file in self.audit_event_files() {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let first: u64 = file.file_stem().unwrap().to_string_lossy().parse().unwrap();
+            if text.lines().count() < 2 {
+                continue;
+            }
+            for (i, line) in text.lines().enumerate() {
+                std::fs::write(file.with_file_name(format!("{:012}.json", first + i as u64)), format!("{line}\n")).unwrap();
+            }
+        }
     }
 
     /// The files of the unsealed audit events (`audit/events/SEGMENT/SEQ.json`), in order.

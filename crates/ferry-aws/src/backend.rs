@@ -184,6 +184,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         clock: c.clock.clone(),
         segment_size: c.audit_segment_size,
         after_write: c.after_write,
+        keep_copies: Some(c.work_dir.clone()),
     });
     let services = Services {
         store: records.store,

@@ -77,11 +77,21 @@ impl Aws {
     /// credentials if `None`); the result acts as the last role. Each hop is tried at once, so
     /// a failure names both the role and who tried to assume it.
     pub fn assume_chain(&self, from: Option<(&SdkConfig, &str)>, hops: &[Hop]) -> Result<SdkConfig> {
+        self.chain(from, hops, true)
+    }
+
+    /// `assume_chain`, but the last hop is assumed only when its credentials are first asked
+    /// for (a command that never calls AWS never assumes its role).
+    pub fn lazy_chain(&self, from: Option<(&SdkConfig, &str)>, hops: &[Hop]) -> Result<SdkConfig> {
+        self.chain(from, hops, false)
+    }
+
+    fn chain(&self, from: Option<(&SdkConfig, &str)>, hops: &[Hop], eager_last: bool) -> Result<SdkConfig> {
         let (mut config, mut who) = match from {
             Some((c, w)) => (c.clone(), w.to_owned()),
             None => (self.base.clone(), "the caller".to_owned()),
         };
-        for hop in hops {
+        for (i, hop) in hops.iter().enumerate() {
             let provider = AssumeHop {
                 time: config.time_source().unwrap_or_default(),
                 sts: aws_sdk_sts::Client::new(&config),
@@ -90,7 +100,9 @@ impl Aws {
                 current: tokio::sync::Mutex::new(None),
             };
             who = hop.role.to_string();
-            self.rt.block_on(provider.credentials()).map_err(|e| e.into_error())?;
+            if eager_last || i + 1 < hops.len() {
+                self.rt.block_on(provider.credentials()).map_err(|e| e.into_error())?;
+            }
             config = config.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
         }
         Ok(config)

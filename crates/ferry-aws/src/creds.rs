@@ -45,7 +45,7 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 /// Serves `provider`'s credentials on 127.0.0.1 to holders of a fresh random token.
-pub fn serve(aws: &Aws, provider: SharedCredentialsProvider) -> Result<Endpoint> {
+pub fn serve(aws: &Aws, provider: SharedCredentialsProvider, role: String) -> Result<Endpoint> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::failed(format!("cannot open the credentials endpoint: {e}")))?;
     listener.set_nonblocking(true).map_err(|e| Error::failed(format!("credentials endpoint: {e}")))?;
@@ -56,7 +56,7 @@ pub fn serve(aws: &Aws, provider: SharedCredentialsProvider) -> Result<Endpoint>
     let task = aws.rt.spawn(async move {
         let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
         while let Ok((mut conn, _)) = listener.accept().await {
-            let (provider, expected) = (provider.clone(), expected.clone());
+            let (provider, expected, role) = (provider.clone(), expected.clone(), role.clone());
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 2048];
@@ -84,7 +84,11 @@ pub fn serve(aws: &Aws, provider: SharedCredentialsProvider) -> Result<Endpoint>
                             })
                             .to_string(),
                         ),
-                        Err(e) => ("500 Internal Server Error", serde_json::json!({"message": e.to_string()}).to_string()),
+                        Err(e) => {
+                            let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+                            tracing::error!("a command asked for the credentials of `{role}`, which could not be assumed: {why}");
+                            ("500 Internal Server Error", serde_json::json!({"message": why}).to_string())
+                        }
                     }
                 };
                 let response = format!(

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
+use aws_credential_types::provider::ProvideCredentials as _;
 use ferry_core::ids::RoleArn;
 use ferry_core::pipeline::AwsSettings;
 use ferry_core::ports::{CommandOutcome, CommandSpec, Executor, Target};
@@ -30,8 +31,9 @@ pub const CLEARED: &[&str] = &[
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
 ];
 
-/// Sessions assumed so far, by role and session name (shared by every clone of a `StageAccess`).
-pub type Sessions = std::sync::Arc<std::sync::Mutex<BTreeMap<(String, String), (SdkConfig, RoleArn)>>>;
+/// Sessions made so far, by role and session name (shared by every clone of a `StageAccess`),
+/// and whether each was assumed yet.
+pub type Sessions = std::sync::Arc<std::sync::Mutex<BTreeMap<(String, String), (SdkConfig, RoleArn, bool)>>>;
 
 /// Assumes the role of a command's or action's target account, through the orchestrator —
 /// once per role and session in a process (every action, gate and command of a promotion
@@ -44,19 +46,42 @@ pub struct StageAccess {
     pub settings: AwsSettings,
     /// Session tags of the CI run (repository, workflow, run id, actor, commit).
     pub ci_tags: Vec<(String, String)>,
-    /// Sessions assumed so far, by role and session name.
+    /// Sessions made so far, by role and session name.
     pub sessions: Sessions,
 }
 
 impl StageAccess {
-    /// Credentials of the target's role; the session is named after pipeline, release and
-    /// stage, and carries the actor as source identity and the target's tags.
+    /// Credentials of the target's role, assumed now (so a failure is known before anything
+    /// starts); the session is named after pipeline, release and stage, and carries the actor
+    /// as source identity and the target's tags.
     pub fn assume(&self, t: &Target) -> Result<(SdkConfig, RoleArn)> {
+        self.get(t, true)
+    }
+
+    /// The target role's session, assumed when its credentials are first asked for (by an
+    /// SDK call, or a command at its credentials endpoint).
+    pub fn session(&self, t: &Target) -> Result<(SdkConfig, RoleArn)> {
+        self.get(t, false)
+    }
+
+    fn get(&self, t: &Target, now: bool) -> Result<(SdkConfig, RoleArn)> {
         let role =
             RoleArn::new(&t.account, t.role.as_deref().unwrap_or(&self.settings.deploy_role)).map_err(|e| Error::invalid(e.to_string()))?;
         let key = (role.to_string(), t.session_name.clone());
-        if let Some(found) = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
-            return Ok(found.clone());
+        let found = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
+        match found {
+            Some((config, role, assumed)) if assumed || !now => return Ok((config, role)),
+            Some((config, role, _)) => {
+                // Made lazily before, asked for now: assumed through its provider.
+                let provider = config.credentials_provider().ok_or_else(|| Error::failed(format!("no credentials for `{role}`")))?;
+                self.aws
+                    .rt
+                    .block_on(provider.provide_credentials())
+                    .map_err(|e| Error::failed(std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string)))?;
+                self.remember(key, &config, &role, true);
+                return Ok((config, role));
+            }
+            None => {}
         }
         let hop = Hop {
             role: role.clone(),
@@ -66,11 +91,16 @@ impl StageAccess {
             external_id: self.settings.external_id.clone(),
             duration: Some(self.settings.session_duration),
         };
-        let config = self.aws.assume_chain(Some((&self.orchestrator, self.settings.orchestrator.as_str())), &[hop])?;
+        let from = Some((&self.orchestrator, self.settings.orchestrator.as_str()));
+        let config = if now { self.aws.assume_chain(from, &[hop])? } else { self.aws.lazy_chain(from, &[hop])? };
         let region = t.region.as_ref().map_or_else(|| self.settings.region.to_string(), ToString::to_string);
-        let session = (config.to_builder().region(aws_config::Region::new(region)).build(), role);
-        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, session.clone());
-        Ok(session)
+        let config = config.to_builder().region(aws_config::Region::new(region)).build();
+        self.remember(key, &config, &role, now);
+        Ok((config, role))
+    }
+
+    fn remember(&self, key: (String, String), config: &SdkConfig, role: &RoleArn, assumed: bool) {
+        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, (config.clone(), role.clone(), assumed));
     }
 }
 
@@ -86,15 +116,17 @@ impl AwsExecutor {
     fn credentials_env(&self, spec: &CommandSpec) -> Result<(BTreeMap<String, String>, Option<crate::creds::Endpoint>)> {
         let mut env = BTreeMap::new();
         let Some(t) = &spec.target else { return Ok((env, None)) };
-        let (config, role) = self.access.assume(t)?;
+        // Assumed when the command first asks for credentials: one that never calls AWS (a
+        // build that only compiles) never assumes the role.
+        let (config, role) = self.access.session(t)?;
         let provider = config.credentials_provider().ok_or_else(|| Error::failed(format!("no credentials for `{role}`")))?;
-        let endpoint = crate::creds::serve(&self.access.aws, provider)?;
+        let endpoint = crate::creds::serve(&self.access.aws, provider, role.to_string())?;
         env.extend(endpoint.env());
         let region = config.region().map(ToString::to_string).unwrap_or_default();
         env.insert("AWS_REGION".into(), region.clone());
         env.insert("AWS_DEFAULT_REGION".into(), region);
         env.insert("FERRY_ROLE_ARN".into(), role.to_string());
-        tracing::info!(role = %role, session = %t.session_name, "assumed the target role for `{}`", spec.label);
+        tracing::info!(role = %role, session = %t.session_name, "`{}` gets the credentials of the target role (assumed when first asked for)", spec.label);
         Ok((env, Some(endpoint)))
     }
 }

@@ -55,6 +55,7 @@ fn records_at(store: Bucket, audit: Bucket, segment_size: u64, clock: Arc<dyn fe
         clock,
         segment_size,
         after_write: None,
+        keep_copies: None,
     })
 }
 
@@ -254,10 +255,10 @@ fn the_s3_adapter_passes_the_object_store_conformance_tests_and_the_log_holds_un
     let e = env();
     ferry_testkit::conformance::object_store(&e.bucket(ARTIFACTS, "ferry-artifacts"), "c/");
     // Segments of 4 events: the 12 events end up in three sealed segments in the security account.
-    let bucket = e.bucket(SECURITY, "ferry-audit");
-    let audit = records(e.bucket(ARTIFACTS, "ferry-artifacts"), bucket.clone(), 4).audit;
-    assert!(audit.location().starts_with("s3://ferry-"));
-    ferry_testkit::conformance::concurrent_appends(Arc::from(audit), 3, 4, 4);
+    let (store, bucket) = (e.bucket(ARTIFACTS, "ferry-artifacts"), e.bucket(SECURITY, "ferry-audit"));
+    let open = || records(store.clone(), bucket.clone(), 4).audit;
+    assert!(open().location().starts_with("s3://ferry-"));
+    ferry_testkit::conformance::concurrent_appends(&open, 3, 4, 4);
     assert_eq!(bucket.list("segments/", None).unwrap().len(), 3);
 }
 
@@ -588,7 +589,7 @@ fn a_command_running_past_its_session_gets_fresh_credentials_from_the_endpoint_a
     assert_eq!(aws.caller_arn(&stage).unwrap(), format!("arn:aws:sts::{STAGING}:assumed-role/ferry-deploy/ferry-test"));
     assert_eq!(assumed(&proxy), 0, "the SDK got the first assumption's credentials");
 
-    let endpoint = ferry_aws::creds::serve(&aws, stage.credentials_provider().unwrap()).unwrap();
+    let endpoint = ferry_aws::creds::serve(&aws, stage.credentials_provider().unwrap(), "stage".to_owned()).unwrap();
     let (status, first) = get(&endpoint.url, Some(&endpoint.token));
     assert_eq!(status, 200);
     assert!(first["AccessKeyId"].as_str().is_some_and(|k| !k.is_empty()) && first["Token"].is_string(), "{first}");

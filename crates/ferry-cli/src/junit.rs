@@ -43,7 +43,7 @@ pub fn wrap(slot: &mut Box<dyn AuditLog>) {
 struct Detached;
 
 impl AuditLog for Detached {
-    fn append(&self, _: Draft) -> Result<Event> {
+    fn append_all(&self, _: Vec<Draft>) -> Result<Vec<Event>> {
         Err(ferry_core::Error::failed("the audit log is detached"))
     }
     fn events(&self, _: &EventFilter) -> Result<Vec<Event>> {
@@ -123,14 +123,15 @@ fn check_of(e: &Event, started: &Mutex<Vec<(u64, ferry_core::clock::Timestamp)>>
 }
 
 impl AuditLog for RecordingAudit {
-    fn append(&self, draft: Draft) -> Result<Event> {
-        let event = self.inner.append(draft)?;
-        if let Some(c) = check_of(&event, &self.started)
-            && let Ok(mut checks) = self.checks.lock()
-        {
-            checks.push(c);
+    fn append_all(&self, drafts: Vec<Draft>) -> Result<Vec<Event>> {
+        let events = self.inner.append_all(drafts)?;
+        if let Ok(mut checks) = self.checks.lock() {
+            checks.extend(events.iter().filter_map(|e| check_of(e, &self.started)));
         }
-        Ok(event)
+        Ok(events)
+    }
+    fn flush(&self) -> Result<()> {
+        self.inner.flush()
     }
     fn events(&self, filter: &EventFilter) -> Result<Vec<Event>> {
         self.inner.events(filter)

@@ -64,16 +64,16 @@ pub fn create(svc: &Services, pipeline: &Pipeline, manifest: ReleaseManifest, si
     let digest = ReleaseManifest::digest_of(&bytes);
     let id = ReleaseId::for_manifest(&digest);
     let artifacts: Vec<_> = manifest.artifacts.iter().map(|a| json!({"name": a.name, "sha256": a.sha256, "size": a.size})).collect();
-    svc.audit.append(Draft::new(EventKind::Build, &actor, &pipeline.name).release(&id).details(json!({
+    let built = Draft::new(EventKind::Build, &actor, &pipeline.name).release(&id).at(svc.clock.now()).details(json!({
         "manifest_sha256": digest, "artifacts": artifacts, "images": manifest.images, "source": manifest.source, "ci": manifest.ci,
-    })))?;
+    }));
     let statement = attestation::statement(&manifest, &digest);
     let envelope = attestation::sign(&statement, signer)?;
-    svc.audit.append(
-        Draft::new(EventKind::Sign, &actor, &pipeline.name)
-            .release(&id)
-            .details(json!({"keyid": signer.keyid(), "predicate_type": attestation::PROVENANCE_TYPE})),
-    )?;
+    let signed = Draft::new(EventKind::Sign, &actor, &pipeline.name)
+        .release(&id)
+        .details(json!({"keyid": signer.keyid(), "predicate_type": attestation::PROVENANCE_TYPE}));
+    // On record before the release lands in the store (one append).
+    svc.audit.append_all(vec![built, signed])?;
     let stored = StoredRelease { id: id.clone(), manifest: bytes, envelope: envelope.to_bytes()? };
     if let Err(e) = svc.store.put_release(&pipeline.name, &stored) {
         // The log already says `build` and `sign`: it must also say the release never existed.
@@ -167,18 +167,34 @@ pub fn verify_audited(
     purpose: &str,
     copies: Option<&Path>,
 ) -> Result<Verified> {
-    match verify(svc, id, pinned, copies) {
-        Ok(v) => {
-            let d = json!({"purpose": purpose, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid, "artifacts": v.manifest.artifacts.len()});
-            svc.audit.append(Draft::new(EventKind::VerifyOk, actor, &pipeline.name).release(id).details(d))?;
-            Ok(v)
-        }
-        // Only a real mismatch is a failed verification; an I/O failure verified nothing.
-        Err(e) if e.kind != ErrorKind::Verification => Err(e),
-        Err(e) => {
-            let d = json!({"purpose": purpose, "reason": e.message, "pinned_keyid": pinned.keyid()});
-            svc.audit.append(Draft::new(EventKind::VerifyFailed, actor, &pipeline.name).release(id).details(d))?;
-            Err(e)
-        }
+    let (result, event) = verify_recorded(svc, pipeline, id, pinned, actor, purpose, copies);
+    if let Some(d) = event {
+        svc.audit.append(d)?;
     }
+    result
+}
+
+/// `verify`, and the event that records its outcome, for the caller to write (a promotion
+/// writes it with its next decisions): `verify_ok` or `verify_failed`, none for an I/O failure,
+/// which verified nothing.
+pub fn verify_recorded(
+    svc: &Services,
+    pipeline: &Pipeline,
+    id: &ReleaseId,
+    pinned: &PublicKey,
+    actor: &Actor,
+    purpose: &str,
+    copies: Option<&Path>,
+) -> (Result<Verified>, Option<Draft>) {
+    let result = verify(svc, id, pinned, copies);
+    let draft = |kind, d| Some(Draft::new(kind, actor, &pipeline.name).release(id).details(d).at(svc.clock.now()));
+    let event = match &result {
+        Ok(v) => draft(
+            EventKind::VerifyOk,
+            json!({"purpose": purpose, "manifest_sha256": v.manifest_sha256, "keyid": v.keyid, "artifacts": v.manifest.artifacts.len()}),
+        ),
+        Err(e) if e.kind != ErrorKind::Verification => None,
+        Err(e) => draft(EventKind::VerifyFailed, json!({"purpose": purpose, "reason": e.message, "pinned_keyid": pinned.keyid()})),
+    };
+    (result, event)
 }

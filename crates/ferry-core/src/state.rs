@@ -160,6 +160,10 @@ pub enum Step {
         before: String,
         reason: String,
     },
+    /// A deploy action's outputs (a stack's), offered to later actions and stages.
+    RecordOutputs {
+        outputs: std::collections::BTreeMap<String, String>,
+    },
 }
 
 impl Step {
@@ -176,6 +180,7 @@ impl Step {
             Step::GateFailedAfterDeploy { .. } => "fail a post-deploy gate",
             Step::Succeed { .. } => "succeed",
             Step::Stop { .. } => "stop",
+            Step::RecordOutputs { .. } => "record outputs",
         }
     }
 }
@@ -340,6 +345,7 @@ impl StageRecord {
                     Phase::Failed { cause: Cause::Action { index: *index, detail: detail.clone() } }
                 }
             }
+            (Phase::Deploying { .. }, Step::RecordOutputs { .. }) => from.clone(),
             (Phase::Deploying { .. }, Step::ActionNotStarted { index, detail }) => {
                 Phase::Failed { cause: Cause::ActionNotStarted { index: *index, detail: detail.clone() } }
             }
@@ -379,6 +385,7 @@ impl StageRecord {
                 }
             }
             Step::Succeed { at } => self.succeeded_at = Some(*at),
+            Step::RecordOutputs { outputs } => self.outputs.extend(outputs.clone()),
             _ => {}
         }
         self.status = next.status();
@@ -436,6 +443,7 @@ mod tests {
         let ended = |index, succeeded| Step::ActionEnded { index, succeeded, detail: "exit 2".into(), at: t() };
         let stop = Step::Stop { before: "deploy action 1".into(), reason: "ferry received SIGTERM".into() };
         let stopped = failed(Cause::Stopped { before: "deploy action 1".into(), reason: "ferry received SIGTERM".into() });
+        let outputs = Step::RecordOutputs { outputs: [("BucketName".to_owned(), "site-prod".to_owned())].into() };
         use Phase::*;
         // (from, step, the phase after it; None: refused)
         let table: Vec<(Phase, Step, Option<Phase>)> = vec![
@@ -487,6 +495,10 @@ mod tests {
             (Requested, Step::Succeed { at: t() }, None),
             (action_failed.clone(), Step::Succeed { at: t() }, None),
             (AwaitingApproval, Step::CheckGate { index: 0 }, None),
+            // Outputs come from deploy actions, so only while deploying.
+            (Deploying { action: 1 }, outputs.clone(), Some(Deploying { action: 1 })),
+            (CheckingGate { gate: 0 }, outputs.clone(), None),
+            (Succeeded, outputs.clone(), None),
         ];
         for (from, step, expected) in table {
             let mut r = record_in(&from);

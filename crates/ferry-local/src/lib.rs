@@ -62,6 +62,7 @@ impl Home {
             clock: self.clock.clone(),
             segment_size: self.audit_segment_size,
             after_write: self.after_write.clone(),
+            keep_copies: Some(self.root.join("work")),
         }
     }
 

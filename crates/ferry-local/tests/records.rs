@@ -23,6 +23,7 @@ fn records(dir: &std::path::Path, segment_size: u64) -> Records {
         clock: Arc::new(ferry_core::clock::SystemClock),
         segment_size,
         after_write: None,
+        keep_copies: None,
     })
 }
 
@@ -102,7 +103,7 @@ fn a_lock_of_a_dead_process_is_stale_and_only_one_process_takes_it_over() {
 fn the_directory_adapter_passes_the_object_store_conformance_tests() {
     let dir = tempfile::tempdir().unwrap();
     ferry_testkit::conformance::object_store(&FsObjects::new(dir.path().to_owned()), "c/");
-    ferry_testkit::conformance::concurrent_appends(Arc::from(records(dir.path(), 5).audit), 4, 10, 5);
+    ferry_testkit::conformance::concurrent_appends(&|| records(dir.path(), 5).audit, 4, 10, 5);
 }
 
 #[test]
@@ -164,4 +165,47 @@ fn a_log_image_is_what_appends_would_have_written() {
         audit.append(Draft::new(EventKind::Build, &a, &p)).unwrap();
     }
     assert_eq!(audit.verify(None).unwrap().sealed_segments, 5);
+}
+
+#[test]
+fn an_append_of_several_events_is_one_object_cut_at_a_segments_end_and_one_write_while_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = records(dir.path(), 5).audit;
+    let (p, _, _, a) = ids();
+    let drafts = |n: usize| (0..n).map(|i| Draft::new(EventKind::Build, &a, &p).details(serde_json::json!({"i": i}))).collect::<Vec<_>>();
+    let events = audit.append_all(drafts(7)).unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
+    let objects = FsObjects::new(dir.path().join("audit"));
+    assert_eq!(objects.list("events/", None).unwrap(), ["events/00000000/000000000001.json", "events/00000001/000000000006.json"]);
+    let lines = |key: &str| String::from_utf8(objects.get(key).unwrap().unwrap().bytes).unwrap().lines().count();
+    assert_eq!((lines("events/00000000/000000000001.json"), lines("events/00000001/000000000006.json")), (5, 2));
+    let report = audit.verify(None).unwrap();
+    assert_eq!((report.events, report.sealed_segments, report.first_bad.clone()), (7, 1, None), "{report:?}");
+    // Alone, the writer knows where its appends end: the next one is a single create.
+    let before = std::fs::read_dir(dir.path().join("audit/events/00000001")).unwrap().count();
+    audit.append_all(drafts(2)).unwrap();
+    assert_eq!(std::fs::read_dir(dir.path().join("audit/events/00000001")).unwrap().count(), before + 1);
+    // The head lags until the writer goes away (a command ends), then names its last event.
+    let head = || serde_json::from_slice::<serde_json::Value>(&objects.get("head.json").unwrap().unwrap().bytes).unwrap()["seq"].clone();
+    assert_eq!(head(), 7, "moved when the append sealed segment 0");
+    drop(audit);
+    assert_eq!(head(), 9);
+}
+
+#[test]
+fn writers_that_do_not_see_each_other_walk_past_each_others_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, _, _, a) = ids();
+    let (one, two) = (records(dir.path(), 4).audit, records(dir.path(), 4).audit);
+    let drafts = |who: &str, n: usize| {
+        (0..n).map(|_| Draft::new(EventKind::Build, &a, &p).details(serde_json::json!({"by": who}))).collect::<Vec<_>>()
+    };
+    one.append_all(drafts("one", 2)).unwrap();
+    // `two` starts where the (lagging) head says, finds `one`'s events and goes on after them.
+    assert_eq!(two.append_all(drafts("two", 3)).unwrap()[0].seq, 3);
+    // `one` remembers where its own appends ended, which is stale now: it walks on too.
+    assert_eq!(one.append_all(drafts("one", 1)).unwrap()[0].seq, 6);
+    assert_eq!(two.append(Draft::new(EventKind::Build, &a, &p)).unwrap().seq, 7);
+    let report = records(dir.path(), 4).audit.verify(None).unwrap();
+    assert_eq!((report.events, report.sealed_segments, report.first_bad.clone()), (7, 1, None), "{report:?}");
 }

@@ -3,8 +3,6 @@
 //! listings, and ferry's records built on top of them holding under concurrent writers. A new
 //! backend (DynamoDB, GCS, Azure Blob) passes these before anything else.
 
-use std::sync::Arc;
-
 use ferry_core::audit::{Draft, EventFilter, EventKind};
 use ferry_core::ids::{Actor, PipelineName, ReleaseId, Sha256Digest};
 use ferry_core::ports::{AuditLog, ObjectStore, Write};
@@ -32,23 +30,37 @@ pub fn object_store(o: &dyn ObjectStore, prefix: &str) {
     assert!(o.get(&k("a/b.json")).unwrap().is_none());
 }
 
-/// `writers` threads append `each` events to `audit` at once (writer 0's name a release): one
-/// chain, every full segment sealed, the release's events found through the index.
-pub fn concurrent_appends(audit: Arc<dyn AuditLog>, writers: usize, each: usize, segment_size: u64) {
+/// `writers` threads, each with a log of its own from `open` (as separate processes would
+/// have), append `each` events at once, in appends of one to three events (writer 0's name a
+/// release): one chain, every full segment sealed, the release's events found through the
+/// index, each append's events consecutive.
+pub fn concurrent_appends(open: &(dyn Fn() -> Box<dyn AuditLog> + Sync), writers: usize, each: usize, segment_size: u64) {
     let p: PipelineName = "p".parse().unwrap();
     let r = ReleaseId::for_manifest(&Sha256Digest::of(b"conformance"));
     std::thread::scope(|scope| {
         for t in 0..writers {
-            let (audit, p, r) = (audit.clone(), &p, &r);
+            let (p, r) = (&p, &r);
             scope.spawn(move || {
+                let audit = open();
                 let actor: Actor = format!("writer-{t}").parse().unwrap();
-                for i in 0..each {
-                    let d = Draft::new(EventKind::Build, &actor, p).details(serde_json::json!({"i": i}));
-                    audit.append(if t == 0 { d.release(r) } else { d }).unwrap();
+                let mut i = 0;
+                while i < each {
+                    let n = (1 + (i + t) % 3).min(each - i);
+                    let drafts: Vec<Draft> = (i..i + n)
+                        .map(|j| {
+                            let d = Draft::new(EventKind::Build, &actor, p).details(serde_json::json!({"i": j}));
+                            if t == 0 { d.release(r) } else { d }
+                        })
+                        .collect();
+                    let events = audit.append_all(drafts).unwrap();
+                    assert_eq!(events.len(), n);
+                    assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1 && w[1].prev_hash == w[0].hash), "one append, one run");
+                    i += n;
                 }
             });
         }
     });
+    let audit = open();
     let n = (writers * each) as u64;
     let report = audit.verify(None).unwrap();
     assert_eq!((report.events, report.first_bad.clone()), (n, None), "{report:?}");

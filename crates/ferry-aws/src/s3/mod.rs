@@ -175,7 +175,10 @@ impl ObjectStore for Bucket {
     }
 
     fn create_file(&self, key: &str, path: &Path, digest: &Sha256Digest) -> Result<Write> {
-        if self.rt.block_on(self.exists(key))? {
+        // A small file is one conditional PUT (refused if present); a large one is looked for
+        // first, so bytes already stored are not uploaded again.
+        let size = std::fs::metadata(path).map_err(|e| Error::io("read", path, &e))?.len();
+        if size >= PART_SIZE as u64 && self.rt.block_on(self.exists(key))? {
             return Ok(Write::Conflict);
         }
         self.rt.block_on(self.upload(path, digest, key))

@@ -74,11 +74,19 @@ pub struct Draft {
     pub release: Option<ReleaseId>,
     pub stage: Option<StageName>,
     pub details: Value,
+    /// When it happened, if it is written later (a promotion writes what it decided in one
+    /// append before its next step); the time of the append otherwise.
+    pub at: Option<Timestamp>,
 }
 
 impl Draft {
     pub fn new(kind: EventKind, actor: &Actor, pipeline: &PipelineName) -> Self {
-        Self { kind, actor: actor.clone(), pipeline: Some(pipeline.clone()), release: None, stage: None, details: Value::Null }
+        Self { kind, actor: actor.clone(), pipeline: Some(pipeline.clone()), release: None, stage: None, details: Value::Null, at: None }
+    }
+    #[must_use]
+    pub fn at(mut self, at: Timestamp) -> Self {
+        self.at = Some(at);
+        self
     }
     #[must_use]
     pub fn release(mut self, r: &ReleaseId) -> Self {
@@ -145,8 +153,10 @@ pub struct Tail {
     pub hash: Sha256Digest,
 }
 
-/// Gives a draft its place after `prev` (None for the first event) and computes its hash.
+/// Gives a draft its place after `prev` (None for the first event) and computes its hash; it
+/// happened at the draft's own time, else at `at`.
 pub fn seal(draft: Draft, prev: Option<&Tail>, at: Timestamp) -> Result<Event> {
+    let at = draft.at.unwrap_or(at);
     let (seq, prev_hash) = match prev {
         Some(p) => (p.seq + 1, p.hash.clone()),
         None => (1, Sha256Digest::from_bytes([0; 32])),

@@ -7,8 +7,18 @@ use crate::keys::PublicKey;
 
 /// The append-only, hash-chained audit log.
 pub trait AuditLog: Send + Sync {
-    /// Seals `draft` after the current last event and stores it without overwriting anything.
-    fn append(&self, draft: Draft) -> Result<Event>;
+    /// Seals `drafts`, in order, after the current last event and stores them without
+    /// overwriting anything: one write for all of them (two when they cross a segment's end).
+    fn append_all(&self, drafts: Vec<Draft>) -> Result<Vec<Event>>;
+    /// Seals and stores one event.
+    fn append(&self, draft: Draft) -> Result<Event> {
+        self.append_all(vec![draft])?.pop().ok_or_else(|| crate::Error::failed("the audit log stored no event"))
+    }
+    /// Makes what this process appended quick to find for the next writer (moves the log's
+    /// head up to it); run when a command ends. Appends stay durable without it.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
     /// The events `filter` selects, in order (a release's events through the index).
     fn events(&self, filter: &EventFilter) -> Result<Vec<Event>>;
     /// Proves the chain from the first event to the last, and with `key` the signed checkpoints.

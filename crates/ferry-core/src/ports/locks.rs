@@ -25,6 +25,10 @@ pub struct LockInfo {
     pub expires_at: Timestamp,
     /// Random token proving ownership when releasing.
     pub token: String,
+    /// The version this process wrote it at (not stored): renewing and releasing start from
+    /// it instead of reading the lock first.
+    #[serde(skip)]
+    pub written: Option<crate::ports::Version>,
 }
 
 impl LockInfo {
@@ -51,6 +55,7 @@ impl LockInfo {
             acquired_at: now,
             expires_at: now.plus(lease),
             token,
+            written: None,
         }
     }
 }

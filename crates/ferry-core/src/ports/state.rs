@@ -13,6 +13,9 @@ pub trait StateStore: Send + Sync {
     fn read_stage(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Option<Versioned<StageRecord>>>;
     /// Writes `record` if the current version is `expected` (`None`: no record yet).
     fn write_stage(&self, record: &StageRecord, expected: Option<&Version>) -> Result<Write>;
+    /// The record as this process last wrote it, if it wrote one (no request): what a later
+    /// stage of the same `ferry run` checks its order against and takes outputs from.
+    fn written_here(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Option<StageRecord>;
     /// Every stage record of the pipeline (read concurrently where the backend can).
     fn list_stages(&self, pipeline: &PipelineName) -> Result<Vec<StageRecord>>;
     /// Adds an approval or rejection; records are never changed once written.

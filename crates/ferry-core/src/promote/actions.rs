@@ -54,8 +54,8 @@ impl Promotion<'_> {
         // Outputs of the stages this one requires (e.g. a stack's outputs), by stage name.
         let mut outputs = serde_json::Map::new();
         for req in &self.stage.requires {
-            if let Some(r) = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, req)? {
-                outputs.insert(req.to_string(), json!(r.value.outputs));
+            if let Some(r) = self.required(req)? {
+                outputs.insert(req.to_string(), json!(r.outputs));
             }
         }
         m.env.insert("FERRY_OUTPUTS".into(), serde_json::Value::Object(outputs).to_string());
@@ -108,14 +108,10 @@ impl Promotion<'_> {
             }
             other => match self.svc.deployer.deploy(&self.deploy_request(other, artifacts)) {
                 Ok(r) => {
-                    if !r.outputs.is_empty() {
-                        let outputs = r.outputs.clone();
-                        if let Err(e) = self.update(|rec| {
-                            rec.outputs.extend(outputs.clone());
-                            Ok(())
-                        }) {
-                            return (false, e.to_string(), r.output);
-                        }
+                    if !r.outputs.is_empty()
+                        && let Err(e) = self.step(Step::RecordOutputs { outputs: r.outputs.clone() })
+                    {
+                        return (false, e.to_string(), r.output);
                     }
                     (true, r.detail, r.output)
                 }
@@ -180,6 +176,8 @@ impl Promotion<'_> {
         let started = self.now();
         self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
         self.step(Step::ActionStarted { index: i, summary: summary.clone(), at: started })?;
+        // On record before it runs: a crash from here on is never followed by a silent second run.
+        self.commit()?;
         let (ok, detail, output) = self.execute(i, action, artifacts);
         if ok {
             self.audit(EventKind::DeployEnd, json!({"action": i, "summary": summary, "detail": detail, "output": output}))?;

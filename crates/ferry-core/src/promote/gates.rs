@@ -43,11 +43,16 @@ impl Promotion<'_> {
     pub(super) fn run_gate(&self, i: usize) -> Result<Option<String>> {
         let gate = &self.stage.gates[i];
         let phase = gate.when();
+        if let Gate::Window(_) = gate {
+            return Ok(None);
+        }
         {
             self.check_stop(&format!("gate {i}"))?;
             if phase == When::After {
                 self.step(Step::CheckGate { index: i })?;
             }
+            // What was decided so far is on record before the gate probes anything.
+            self.commit()?;
             let (passed, why, details) = match gate {
                 Gate::Window(_) => return Ok(None),
                 Gate::Command { run, timeout, .. } => {

@@ -100,27 +100,17 @@ impl Heartbeat<'_> {
 }
 
 impl Promotion<'_> {
-    /// Audits taking `lock`; if that fails, the lock is released again before the error is
-    /// returned, so an unaudited promotion never holds a stage.
-    pub(super) fn audited_or_released(&self, lock: &LockInfo, kind: EventKind, details: serde_json::Value) -> Result<()> {
-        if let Err(e) = self.audit(kind, details) {
-            if let Err(r) = self.svc.locks.release(lock) {
-                tracing::warn!("could not release the lock of stage `{}` after a failed audit: {}", self.stage.name, r.message);
-            }
-            return Err(e);
-        }
-        Ok(())
-    }
-
     /// A promotion that crashed after it finished (before it released its lock) leaves a stale
     /// lock: the next run, finding nothing to do, takes it over and releases it, audited.
     pub(super) fn clear_stale_lock(&self) -> Result<()> {
         let Some((lock, true)) = self.svc.locks.inspect(&self.pipeline.name, &self.stage.name)? else { return Ok(()) };
         if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
             let age = human(lock.acquired_at.age(self.now()));
-            self.audited_or_released(&ours, EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
+            self.audit(EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
             self.audit(EventKind::LockReleased, json!({"holder": ours.holder}))?;
+            let committed = self.commit();
             self.svc.locks.release(&ours)?;
+            committed?;
         }
         Ok(())
     }
@@ -135,13 +125,15 @@ impl Promotion<'_> {
             match attempt {
                 Acquired::Taken(lock) => {
                     let d = json!({"holder": lock.holder, "pid": lock.pid, "host": lock.host, "expires_at": lock.expires_at});
-                    self.audited_or_released(&lock, EventKind::LockTaken, d)?;
+                    // On record with the promotion's next commit, before it deploys (if that
+                    // fails, the promotion fails and releases the lock).
+                    self.audit(EventKind::LockTaken, d)?;
                     return Ok((lock, None));
                 }
                 Acquired::Held { lock, stale: true, .. } => {
                     if let Some(ours) = self.svc.locks.take_over(&lock, &self.req.actor, self.req.lease)? {
                         let age = human(lock.acquired_at.age(self.now()));
-                        self.audited_or_released(&ours, EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
+                        self.audit(EventKind::LockTakenOver, json!({"previous": lock, "age": age}))?;
                         tracing::warn!(holder = %lock.holder, pid = lock.pid, host = %lock.host, %age, "took over the stale lock of stage `{}`", self.stage.name);
                         return Ok((ours, Some(lock)));
                     }

@@ -2,6 +2,12 @@
 //! order, approvals, gates, the stage lock, deploy actions with per-action progress, outcome.
 //! Every decision is audited before it is returned; the pipeline's notification channels hear
 //! about approvals needed, promotions that succeeded or failed, and failed verifications.
+//!
+//! What a promotion decides is kept in its journal and written at commit points: before
+//! anything happens outside ferry's records (a deploy action or a gate starts, the lock is
+//! released) and when it returns — its events in one append, then its record in one write
+//! (write-ahead: the log is never behind the state). A crash between commit points loses only
+//! decisions nothing has acted on yet.
 
 mod actions;
 mod gates;
@@ -99,14 +105,18 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         Error::invalid(format!("pipeline `{}` has no stage `{}`", pipeline.name, req.stage)).hint(format!("stages: {}", names.join(", ")))
     })?;
     check_lease(req.lease)?;
-    let before = svc.state.read_stage(&pipeline.name, &req.release, &stage.name)?.map(|r| r.value.status());
     let message = |event, detail: String| Message::new(event, pipeline, &req.release, &stage.name, &req.actor, detail);
     // Verified while copied where the deploy actions will read it: one read of each artifact.
     let copies = actions::WorkCopies::new(&svc.work_dir, &req.release, &stage.name);
     let purpose = format!("promote to {}", stage.name);
-    let verified = match release::verify_audited(svc, pipeline, &req.release, pinned, &req.actor, &purpose, Some(copies.dir())) {
+    // Its event is written with the promotion's first decisions (a failure's at once).
+    let (verified, verify_event) = release::verify_recorded(svc, pipeline, &req.release, pinned, &req.actor, &purpose, Some(copies.dir()));
+    let verified = match verified {
         Ok(v) => v,
         Err(e) => {
+            if let Some(d) = verify_event {
+                svc.audit.append(d)?;
+            }
             if e.kind == ErrorKind::Verification {
                 notify::notify(svc, pipeline, &req.actor, &message(NotifyEvent::VerificationFailed, e.message.clone()));
             }
@@ -124,9 +134,21 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         lock_token: std::cell::RefCell::default(),
         stop: std::sync::Arc::new(crate::ports::Stop::under(svc.interrupt.clone())),
         lost: lease::Lost::default(),
-        known: std::cell::RefCell::default(),
+        journal: std::cell::RefCell::new(Journal { events: verify_event.into_iter().collect(), ..Journal::default() }),
+        required: std::cell::RefCell::default(),
     };
     let result = p.run();
+    // What it decided last is written before it is reported.
+    let result = match (result, p.commit()) {
+        (Ok(outcome), Ok(())) => Ok(outcome),
+        (Ok(_), Err(e)) => Err(e),
+        (Err(e), Err(c)) => {
+            tracing::warn!("could not record the end of the promotion: {}", c.message);
+            Err(e)
+        }
+        (Err(e), Ok(())) => Err(e),
+    };
+    let before = p.journal.borrow().first_status;
     let with_manifest = |m: Message| m.with_manifest(&verified.manifest, &verified.manifest_sha256);
     let event = match &result {
         Ok(Outcome::Deployed { actions, .. }) => {
@@ -170,8 +192,27 @@ struct Promotion<'a> {
     stop: std::sync::Arc<crate::ports::Stop>,
     /// Why the stage lock was lost, once it was: no state is written after that.
     lost: lease::Lost,
-    /// The record as this process last read or wrote it (the base of its next update).
-    known: std::cell::RefCell<Option<Versioned<StageRecord>>>,
+    /// What it decided and has not written yet.
+    journal: std::cell::RefCell<Journal>,
+    /// The records of the stages this one requires, as read for its order check.
+    required: std::cell::RefCell<BTreeMap<StageName, Option<StageRecord>>>,
+}
+
+/// A promotion's decisions until its next commit point: events to append, and steps of its
+/// record's state machine to write after them.
+#[derive(Default)]
+struct Journal {
+    events: Vec<Draft>,
+    /// The record as this process last read or wrote it (the base of its next write).
+    stored: Option<Versioned<StageRecord>>,
+    /// Whether the record was read yet (it may not exist).
+    opened: bool,
+    /// The stage's status when this promotion first read it.
+    first_status: Option<StageStatus>,
+    /// Steps taken since the last write, and the record they lead to (`Some` while there is
+    /// something to write, a new record included).
+    steps: Vec<Step>,
+    record: Option<StageRecord>,
 }
 
 impl Promotion<'_> {
@@ -179,66 +220,117 @@ impl Promotion<'_> {
         self.svc.clock.now()
     }
 
-    /// Appends an event. Write-ahead: an outcome's event is written before the state that
-    /// reports it, so after a crash the log is never behind the state.
+    /// Records an event, written at the next commit point (before the state that reports it).
     fn audit(&self, kind: EventKind, details: serde_json::Value) -> Result<()> {
-        let d = Draft::new(kind, &self.req.actor, &self.pipeline.name).release(&self.req.release).stage(&self.stage.name).details(details);
-        let event = self.svc.audit.append(d)?;
-        self.last_seq.set(self.last_seq.get().max(event.seq));
+        let d = Draft::new(kind, &self.req.actor, &self.pipeline.name)
+            .release(&self.req.release)
+            .stage(&self.stage.name)
+            .details(details)
+            .at(self.now());
+        self.journal.borrow_mut().events.push(d);
         Ok(())
     }
 
-    fn read(&self) -> Result<Option<Versioned<StageRecord>>> {
+    /// Reads the record (the steps not yet written re-applied to it).
+    fn read(&self) -> Result<Option<StageRecord>> {
         let read = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, &self.stage.name)?;
-        self.known.replace(read.clone());
-        Ok(read)
+        let mut j = self.journal.borrow_mut();
+        if !j.opened {
+            j.first_status = read.as_ref().map(|r| r.value.status());
+            j.opened = true;
+        }
+        j.stored = read;
+        if j.steps.is_empty() {
+            j.record = None;
+            return Ok(j.stored.as_ref().map(|v| v.value.clone()));
+        }
+        let mut record = j.stored.as_ref().map_or_else(|| self.new_record(), |v| v.value.clone());
+        for step in &j.steps {
+            record.apply(step.clone()).map_err(|illegal| self.changed(&illegal))?;
+        }
+        j.record = Some(record.clone());
+        Ok(Some(record))
     }
 
-    /// Applies `change` to the current record with optimistic concurrency, retrying on conflict.
-    /// Applies one step of the state machine to the record (`StageRecord::apply`).
+    fn new_record(&self) -> StageRecord {
+        StageRecord::new(&self.pipeline.name, &self.req.release, &self.stage.name, &self.req.actor, self.now())
+    }
+
+    fn changed(&self, illegal: &crate::state::Illegal) -> Error {
+        Error::failed(format!("the state of release `{}` in stage `{}` changed unexpectedly: {illegal}", self.req.release, self.stage.name))
+            .hint("another promotion of this release to this stage may be running; `ferry status PIPELINE` shows it")
+    }
+
+    /// Takes one step of the state machine (`StageRecord::apply`); written at the next commit
+    /// point. Returns the record as it is now.
     fn step(&self, step: Step) -> Result<StageRecord> {
-        self.update(|r| {
-            r.apply(step.clone()).map_err(|illegal| {
-                Error::failed(format!(
-                    "the state of release `{}` in stage `{}` changed unexpectedly: {illegal}",
-                    self.req.release, self.stage.name
-                ))
-                .hint("another promotion of this release to this stage may be running; `ferry status PIPELINE` shows it")
-            })
-        })
+        let mut j = self.journal.borrow_mut();
+        let mut record = match (&j.record, &j.stored) {
+            (Some(r), _) => r.clone(),
+            (None, Some(v)) => v.value.clone(),
+            (None, None) => self.new_record(),
+        };
+        record.apply(step.clone()).map_err(|illegal| self.changed(&illegal))?;
+        j.steps.push(step);
+        j.record = Some(record.clone());
+        Ok(record)
     }
 
-    fn update(&self, change: impl Fn(&mut StageRecord) -> Result<()>) -> Result<StageRecord> {
+    /// A commit point: the events decided so far in one append, then the record in one write
+    /// (optimistic: at the version last read or written; on a conflict the record is read
+    /// again and the steps re-applied to it).
+    fn commit(&self) -> Result<()> {
+        let events = std::mem::take(&mut self.journal.borrow_mut().events);
+        if !events.is_empty() {
+            match self.svc.audit.append_all(events.clone()) {
+                Ok(stored) => self.last_seq.set(self.last_seq.get().max(stored.last().map_or(0, |e| e.seq))),
+                Err(e) => {
+                    // Kept for the next commit point; the state waits for them.
+                    let mut j = self.journal.borrow_mut();
+                    let later = std::mem::replace(&mut j.events, events);
+                    j.events.extend(later);
+                    return Err(e);
+                }
+            }
+        }
+        if self.journal.borrow().record.is_none() {
+            return Ok(());
+        }
         if let Some(why) = self.lost.get() {
+            // The stage is someone else's now: nothing more is written to its record.
+            let mut j = self.journal.borrow_mut();
+            j.steps.clear();
+            j.record = None;
             return Err(Error::failed(why));
         }
+        let steps = self.journal.borrow().steps.clone();
         for attempt in 0..20 {
-            // The version this process last read or wrote saves a read; if someone wrote since,
-            // the conditional write conflicts and the next attempt reads.
-            let known = if attempt == 0 { self.known.take() } else { None };
-            let cached = known.is_some();
-            let current = match known {
-                Some(k) => Some(k),
-                None => self.read()?,
-            };
+            let current = if attempt == 0 { self.journal.borrow().stored.clone() } else { self.reread()? };
             let (mut record, expected) = match current {
                 Some(v) => (v.value, Some(v.revision)),
-                None => (StageRecord::new(&self.pipeline.name, &self.req.release, &self.stage.name, &self.req.actor, self.now()), None),
+                None => (self.new_record(), None),
             };
-            if let Err(e) = change(&mut record) {
-                if cached {
-                    continue;
-                }
-                return Err(e);
+            for step in &steps {
+                record.apply(step.clone()).map_err(|illegal| self.changed(&illegal))?;
             }
             record.updated_at = self.now();
             record.audit_seq = record.audit_seq.max(self.last_seq.get());
             if let Write::Done(revision) = self.svc.state.write_stage(&record, expected.as_ref())? {
-                self.known.replace(Some(Versioned { revision, value: record.clone() }));
-                return Ok(record);
+                let mut j = self.journal.borrow_mut();
+                j.stored = Some(Versioned { revision, value: record });
+                j.steps.clear();
+                j.record = None;
+                return Ok(());
             }
         }
         Err(Error::failed(format!("could not update the state of stage `{}`: too many concurrent writers", self.stage.name)))
+    }
+
+    /// The stored record, read again after a conflicting write.
+    fn reread(&self) -> Result<Option<Versioned<StageRecord>>> {
+        let read = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, &self.stage.name)?;
+        self.journal.borrow_mut().stored.clone_from(&read);
+        Ok(read)
     }
 
     /// The stage's record, created if new — or, when the release already succeeded there (and
@@ -246,15 +338,20 @@ impl Promotion<'_> {
     fn open_record(&self) -> Result<std::result::Result<StageRecord, Outcome>> {
         let record = self.read()?;
         if let Some(r) = &record
-            && r.value.status() == StageStatus::Succeeded
+            && r.status() == StageStatus::Succeeded
             && !self.req.redeploy
         {
             self.clear_stale_lock()?;
             return Ok(Err(Outcome::AlreadyDeployed { release: self.req.release.clone(), stage: self.stage.name.clone() }));
         }
         Ok(Ok(match record {
-            Some(r) => r.value,
-            None => self.update(|_| Ok(()))?,
+            Some(r) => r,
+            None => {
+                // Created at the next commit point.
+                let r = self.new_record();
+                self.journal.borrow_mut().record = Some(r.clone());
+                r
+            }
         }))
     }
 
@@ -304,12 +401,17 @@ impl Promotion<'_> {
                 _ => {}
             }
         }
-        if record.is_none()
-            && let Err(done) = self.open_record()?
-        {
-            return Ok(done);
-        }
-        let (lock, previous) = self.lock()?;
+        // A stage with nothing to judge before its lock reads its record only under the lock;
+        // a busy lock still finds a release that is there already.
+        let (lock, previous) = match self.lock() {
+            Err(e) if e.kind == ErrorKind::Busy && record.is_none() => {
+                if let Err(done) = self.open_record()? {
+                    return Ok(done);
+                }
+                return Err(e);
+            }
+            other => other?,
+        };
         self.lock_token.replace(Some(lock.token.clone()));
         let heartbeat = lease::Heartbeat {
             locks: self.svc.locks.as_ref(),
@@ -327,19 +429,20 @@ impl Promotion<'_> {
                 .hint("a deploy action may have partly run; check the stage before promoting again")
                 .hint(format!("`ferry status {}` shows what the stage records", self.pipeline.file.display())));
         }
-        // The event first: a crash before the release leaves a lock the next run takes over.
-        let audit = self.audit(EventKind::LockReleased, json!({"holder": lock.holder}));
+        // The events and state first: a crash before the release leaves a lock the next run
+        // takes over.
+        self.audit(EventKind::LockReleased, json!({"holder": lock.holder}))?;
+        let committed = self.commit();
         let released = self.svc.locks.release(&lock);
         let outcome = result?;
-        audit?;
+        committed?;
         released?;
         Ok(outcome)
     }
 
     fn check_order(&self) -> Result<()> {
         for req in &self.stage.requires {
-            let done = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, req)?;
-            let status = done.as_ref().map(|d| d.value.status());
+            let status = self.required(req)?.map(|r| r.status());
             if status != Some(StageStatus::Succeeded) {
                 let now = status.map_or("never promoted".to_owned(), |s| crate::wire_name(&s));
                 self.audit(EventKind::GateFailed, json!({"gate": "order", "requires": req, "status": now}))?;
@@ -354,6 +457,20 @@ impl Promotion<'_> {
             self.audit(EventKind::GatePassed, json!({"gate": "order", "requires": self.stage.requires}))?;
         }
         Ok(())
+    }
+
+    /// The record of the release in stage `stage` (one this stage requires): as this process
+    /// wrote it when it succeeded here (a `ferry run`), else read; once per promotion.
+    fn required(&self, stage: &StageName) -> Result<Option<StageRecord>> {
+        if let Some(r) = self.required.borrow().get(stage) {
+            return Ok(r.clone());
+        }
+        let record = match self.svc.state.written_here(&self.pipeline.name, &self.req.release, stage) {
+            Some(r) if r.status() == StageStatus::Succeeded => Some(r),
+            _ => self.svc.state.read_stage(&self.pipeline.name, &self.req.release, stage)?.map(|v| v.value),
+        };
+        self.required.borrow_mut().insert(stage.clone(), record.clone());
+        Ok(record)
     }
 
     fn check_approvals(&self, record: &StageRecord) -> Result<Option<Outcome>> {
@@ -464,12 +581,17 @@ impl Promotion<'_> {
     /// outcome) while holding it.
     fn deploy_locked(&self, steps: &[StageStep], previous: Option<&LockInfo>) -> Result<Outcome> {
         let (release, stage) = (&self.req.release, &self.stage.name);
-        // Re-read under the lock: another promotion may have finished while we waited.
-        let mut current = self.read()?.map(|v| v.value);
-        if let Some(r) = &current
-            && (r.phase().is_running() || r.interrupted_action().is_some())
-        {
-            current = Some(self.reconcile(r)?);
+        // Read under the lock: another promotion may have finished while we waited.
+        let mut current = self.read()?;
+        match &current {
+            Some(r) if r.phase().is_running() || r.interrupted_action().is_some() => current = Some(self.reconcile(r)?),
+            // A holder that died between logging its decisions and writing its record may
+            // have logged an action's start (the action never ran: it runs only once the record
+            // says it started); the run that takes its lock over says so.
+            None if previous.is_some() => {
+                self.reconcile(&self.new_record())?;
+            }
+            _ => {}
         }
         if let Some(r) = &current {
             if r.status() == StageStatus::Succeeded && !self.req.redeploy {

@@ -54,18 +54,18 @@ impl Promotion<'_> {
         }
         tracing::warn!("the state of stage `{}` was behind its audit log; caught up: {}", self.stage.name, changes.join("; "));
         let last = events.last().map_or(record.audit_seq, |e| e.seq);
-        self.audit(EventKind::Reconciled, json!({"from": record.audit_seq, "to": last, "changes": changes}))?;
-        self.update(|r| {
-            for step in &steps {
-                r.apply(step.clone()).map_err(|illegal| {
-                    crate::Error::failed(format!(
-                        "the audit log of stage `{}` says what its state cannot follow: {illegal}",
-                        self.stage.name
-                    ))
+        let mut caught_up = record.clone();
+        for step in &steps {
+            caught_up.apply(step.clone()).map_err(|illegal| {
+                crate::Error::failed(format!("the audit log of stage `{}` says what its state cannot follow: {illegal}", self.stage.name))
                     .hint("`ferry audit show --release RELEASE` shows the events; `ferry status PIPELINE` the state")
-                })?;
-            }
-            Ok(())
-        })
+            })?;
+        }
+        // Written with the promotion's next commit (the event first).
+        self.audit(EventKind::Reconciled, json!({"from": record.audit_seq, "to": last, "changes": changes}))?;
+        for step in steps {
+            self.step(step)?;
+        }
+        Ok(caught_up)
     }
 }

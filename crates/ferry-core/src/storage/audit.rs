@@ -2,12 +2,17 @@
 //! log"; in short:
 //!
 //! - `log.json` — created once: the format version and the segment size K.
-//! - `events/SEGMENT/SEQ.json` — one create-only object per event; the truth. Event SEQ is in
-//!   segment (SEQ - 1) / K, so the unsealed tail is always one or two small listings away.
-//! - `head.json` — the last event's position and hash, and how many segments are sealed: a
-//!   hint, advanced by compare-and-swap after the event exists. It may lag (a crash between the
-//!   two writes), never lead; an append starts at the head and walks forward over whatever
-//!   others created since, so it costs three requests whatever the log's length.
+//! - `events/SEGMENT/SEQ.json` — one create-only object per append, holding the events of that
+//!   append from position SEQ on (one line each, never past the segment's end); the truth.
+//!   Event SEQ is in segment (SEQ - 1) / K, so the unsealed tail is always one or two small
+//!   listings away.
+//! - `head.json` — a recent last event's position and hash, and how many segments are sealed:
+//!   a hint, advanced by compare-and-swap after the events exist. It may lag, never lead. A
+//!   writer reads it once, then remembers where its own appends ended: an append is one
+//!   request while nobody else writes, and after losing a race it re-reads the head and walks
+//!   forward over whatever others created since. The head is moved every
+//!   `HEAD_EVERY` writes, when a segment is sealed, and when a command ends (`flush`), so it
+//!   lags a working writer by a few objects at most.
 //! - `segments/SEGMENT.jsonl` — the K events of a full segment, copied into one create-only
 //!   object by the writer of its last event once it checked their chain (CloudTrail's digest
 //!   files are the model). Verification and `ferry audit show` read these, not K objects.
@@ -38,6 +43,8 @@ use crate::ports::{AuditLog, ObjectStore, Version, Write};
 pub const DEFAULT_SEGMENT_SIZE: u64 = 1000;
 /// Segments fetched (and verified in parallel) at a time: bounds memory to a few MiB.
 const BATCH: u64 = 8;
+/// A writer moves the head after this many writes of its own (and when it is flushed).
+const HEAD_EVERY: u32 = 8;
 
 const LOG: &str = "log.json";
 const HEAD: &str = "head.json";
@@ -57,6 +64,10 @@ struct Head {
     hash: Sha256Digest,
     /// Segments 0..sealed are sealed.
     sealed: u64,
+    /// The log's segment size (a copy of `log.json`'s): a writer that read the head need not
+    /// read the layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    segment_size: Option<u64>,
 }
 
 pub struct Audit {
@@ -65,6 +76,22 @@ pub struct Audit {
     new_segment_size: u64,
     layout: OnceLock<Layout>,
     clock: Arc<dyn crate::ports::Clock>,
+    /// Where this process's appends ended, and the head as it last read or wrote it. Held
+    /// during an append: a process appends one batch at a time.
+    writer: std::sync::Mutex<Writer>,
+}
+
+/// What a writer remembers between its appends.
+#[derive(Default)]
+struct Writer {
+    /// Read the head yet?
+    started: bool,
+    /// The last event as far as this writer knows (None: the log is empty).
+    tail: Option<Tail>,
+    /// The head and its version as last read or written.
+    head: Option<(Head, Version)>,
+    /// Writes since the head was last moved.
+    unheaded: u32,
 }
 
 fn damaged(location: &str, why: &str) -> Error {
@@ -88,7 +115,11 @@ impl Chunk {
 
 impl Audit {
     pub fn new(objects: Arc<dyn ObjectStore>, new_segment_size: u64, clock: Arc<dyn crate::ports::Clock>) -> Self {
-        Self { objects, new_segment_size: new_segment_size.max(2), layout: OnceLock::new(), clock }
+        Self { objects, new_segment_size: new_segment_size.max(2), layout: OnceLock::new(), clock, writer: std::sync::Mutex::default() }
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn event_key(k: u64, seq: u64) -> String {
@@ -103,12 +134,22 @@ impl Audit {
         self.objects.location("")
     }
 
-    /// The log's layout; with `create`, a new log gets one.
+    fn segment_size(&self) -> Option<u64> {
+        self.layout.get().map(|l| l.segment_size)
+    }
+
+    /// The log's layout; with `create`, a new log gets one (tried first with `likely_new`: a
+    /// writer that found no head).
     fn layout(&self, create_new: bool) -> Result<Option<Layout>> {
+        self.layout_of(create_new, false)
+    }
+
+    fn layout_of(&self, create_new: bool, likely_new: bool) -> Result<Option<Layout>> {
         if let Some(l) = self.layout.get() {
             return Ok(Some(*l));
         }
-        let found = match with_retries(self.clock.as_ref(), || self.objects.get(LOG))? {
+        let read = if likely_new && create_new { None } else { with_retries(self.clock.as_ref(), || self.objects.get(LOG))? };
+        let found = match read {
             Some(o) => Some(o.bytes),
             None if create_new => {
                 let fresh = Layout { version: AUDIT_VERSION, segment_size: self.new_segment_size };
@@ -134,45 +175,80 @@ impl Audit {
         }
     }
 
-    /// Moves the head forward with `change`, re-reading on conflict; it is a hint, so a few
-    /// lost races are left to the next writer.
-    fn advance_head(&self, mut known: Option<(Head, Version)>, change: impl Fn(&Head) -> Option<Head>, start: Head) -> Result<()> {
+    /// Moves the head forward with `change`, starting from the version `w` knows and
+    /// re-reading on conflict; it is a hint, so a few lost races are left to the next writer.
+    fn advance_head(&self, w: &mut Writer, change: impl Fn(&Head) -> Option<Head>, start: Head) -> Result<()> {
         for _ in 0..5 {
-            let written = match &known {
+            let (written, next) = match &w.head {
                 None => match create(self.objects.as_ref(), HEAD, &super::to_json(&start)?)? {
-                    Created::Ours(_) => return Ok(()),
-                    Created::Theirs(_) => Write::Conflict,
+                    Created::Ours(v) => (Write::Done(v), start.clone()),
+                    Created::Theirs(_) => (Write::Conflict, start.clone()),
                 },
                 Some((head, version)) => match change(head) {
                     None => return Ok(()),
-                    Some(next) => replace(self.objects.as_ref(), HEAD, &super::to_json(&next)?, version)?,
+                    Some(next) => (replace(self.objects.as_ref(), HEAD, &super::to_json(&next)?, version)?, next),
                 },
             };
-            if let Write::Done(_) = written {
+            if let Write::Done(v) = written {
+                w.head = Some((next, v));
                 return Ok(());
             }
-            known = self.read_head()?;
+            w.head = self.read_head()?;
         }
         Ok(())
     }
 
+    /// Moves the head up to this writer's last event.
+    fn move_head(&self, w: &mut Writer) -> Result<()> {
+        let Some(tail) = w.tail.clone() else { return Ok(()) };
+        let sealed = w.head.as_ref().map_or(0, |(h, _)| h.sealed);
+        let k = self.segment_size();
+        let ahead = |h: &Head| (h.seq < tail.seq).then(|| Head { seq: tail.seq, hash: tail.hash.clone(), segment_size: k, ..h.clone() });
+        let start = Head { version: AUDIT_VERSION, seq: tail.seq, hash: tail.hash.clone(), sealed, segment_size: k };
+        self.advance_head(w, ahead, start)?;
+        w.unheaded = 0;
+        Ok(())
+    }
+
     /// Seals complete segments from the head's count on (at most two per call).
-    fn seal_from(&self, layout: Layout, upto: u64) {
+    fn seal_from(&self, w: &mut Writer, layout: Layout, upto: u64) {
         for _ in 0..2 {
             let result = (|| -> Result<bool> {
-                let head = self.read_head()?;
-                let sealed = head.as_ref().map_or(0, |(h, _)| h.sealed);
+                w.head = self.read_head()?;
+                let sealed = w.head.as_ref().map_or(0, |(h, _)| h.sealed);
                 if sealed >= upto {
                     return Ok(false);
                 }
                 if !self.seal(layout, sealed)? {
                     return Ok(false);
                 }
-                let bump = |h: &Head| (h.sealed == sealed).then(|| Head { sealed: sealed + 1, ..h.clone() });
-                // Without a head (deleted), a new one says only how much is sealed; its
-                // position 0 makes the next append find the end by itself.
-                let start = Head { version: AUDIT_VERSION, seq: 0, hash: Sha256Digest::from_bytes([0; 32]), sealed: sealed + 1 };
-                self.advance_head(head, bump, start)?;
+                // The head moves up to this writer's events too (it never leads them).
+                let tail = w.tail.clone();
+                let bump = |h: &Head| {
+                    (h.sealed == sealed)
+                        .then(|| match &tail {
+                            Some(t) if t.seq > h.seq => Head { sealed: sealed + 1, seq: t.seq, hash: t.hash.clone(), ..h.clone() },
+                            _ => Head { sealed: sealed + 1, ..h.clone() },
+                        })
+                        .map(|h| Head { segment_size: Some(layout.segment_size), ..h })
+                };
+                let start = match &tail {
+                    Some(t) => Head {
+                        version: AUDIT_VERSION,
+                        seq: t.seq,
+                        hash: t.hash.clone(),
+                        sealed: sealed + 1,
+                        segment_size: Some(layout.segment_size),
+                    },
+                    None => Head {
+                        version: AUDIT_VERSION,
+                        seq: 0,
+                        hash: Sha256Digest::from_bytes([0; 32]),
+                        sealed: sealed + 1,
+                        segment_size: Some(layout.segment_size),
+                    },
+                };
+                self.advance_head(w, bump, start)?;
                 Ok(true)
             })();
             match result {
@@ -199,8 +275,15 @@ impl Audit {
             return Ok(false);
         }
         if seg > 0 {
-            let before = with_retries(self.clock.as_ref(), || self.objects.get(&Self::event_key(k, seg * k)))?;
-            let linked = before.and_then(|o| Event::from_bytes(&o.bytes).ok()).map(|e| e.hash.to_string());
+            // The object holding event seg * k: the last one of the previous segment.
+            let prefix = format!("events/{:08}/", seg - 1);
+            let keys = with_retries(self.clock.as_ref(), || self.objects.list(&prefix, None))?;
+            let before = match keys.last() {
+                Some(key) => with_retries(self.clock.as_ref(), || self.objects.get(key))?,
+                None => None,
+            };
+            let last_line = |bytes: &[u8]| bytes.split_inclusive(|b| *b == b'\n').next_back().and_then(|l| Event::from_bytes(l).ok());
+            let linked = before.and_then(|o| last_line(&o.bytes)).filter(|e| e.seq == seg * k).map(|e| e.hash.to_string());
             if linked.as_deref() != run.first_prev.as_deref() {
                 tracing::warn!("audit segment {seg} is not sealed: it does not follow event {}", seg * k);
                 return Ok(false);
@@ -232,7 +315,22 @@ impl Audit {
         Ok(true)
     }
 
-    /// The events stored one by one in segment `seg`.
+    /// Checks that another writer's object at `first` holds events that follow `tail`; the
+    /// position and hash of its last one.
+    fn follows(&self, bytes: &[u8], first: u64, tail: Option<&Tail>) -> Result<Tail> {
+        let mut prev = tail.cloned();
+        for (i, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+            let seq = first + i as u64;
+            let there = Event::from_bytes(line).map_err(|e| damaged(&self.where_(), &format!("event {seq}: {}", e.message)))?;
+            if there.seq != seq || prev.as_ref().is_some_and(|t| t.hash != there.prev_hash) {
+                return Err(damaged(&self.where_(), &format!("event {seq} does not follow event {}", seq - 1)));
+            }
+            prev = Some(there.tail());
+        }
+        prev.filter(|t| t.seq >= first).ok_or_else(|| damaged(&self.where_(), &format!("the object of event {first} is empty")))
+    }
+
+    /// The events stored an append at a time in segment `seg`.
     fn read_unsealed(&self, seg: u64) -> Result<Chunk> {
         let prefix = format!("events/{seg:08}/");
         let keys: Vec<String> = with_retries(self.clock.as_ref(), || self.objects.list(&prefix, None))?
@@ -243,10 +341,12 @@ impl Audit {
         let mut chunk = Chunk { seg, sealed: false, data: Vec::new(), lines: Vec::new() };
         for (key, o) in keys.iter().zip(objects) {
             let Some(o) = o else { continue };
-            let pos = key.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".json")).and_then(|n| n.parse().ok()).unwrap_or(0);
-            let start = chunk.data.len();
-            chunk.data.extend_from_slice(&o.bytes);
-            chunk.lines.push((pos, start..chunk.data.len()));
+            let first: u64 = key.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".json")).and_then(|n| n.parse().ok()).unwrap_or(0);
+            for (i, line) in o.bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+                let start = chunk.data.len();
+                chunk.data.extend_from_slice(line);
+                chunk.lines.push((first + i as u64, start..chunk.data.len()));
+            }
         }
         Ok(chunk)
     }
@@ -318,6 +418,16 @@ impl Audit {
     }
 }
 
+/// A writer that goes away (a command ending) moves the head up to its appends, so the next
+/// writer starts right at the end.
+impl Drop for Audit {
+    fn drop(&mut self) {
+        if let Err(e) = AuditLog::flush(self) {
+            tracing::warn!("could not move the audit head forward (the next append will): {}", e.message);
+        }
+    }
+}
+
 /// Verifies chunks in parallel (each on its own), returning their runs in order.
 fn verify_chunks(chunks: &[Chunk], k: u64, want: &(dyn Fn(u64) -> bool + Sync)) -> Vec<Run> {
     let verify = |c: &Chunk| -> Run {
@@ -342,56 +452,96 @@ fn verify_chunks(chunks: &[Chunk], k: u64, want: &(dyn Fn(u64) -> bool + Sync)) 
 }
 
 impl AuditLog for Audit {
-    fn append(&self, draft: Draft) -> Result<Event> {
-        let layout = self.layout(true)?.ok_or_else(|| Error::failed("the audit log has no layout"))?;
+    fn append_all(&self, drafts: Vec<Draft>) -> Result<Vec<Event>> {
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut w = self.writer();
+        if !w.started {
+            w.head = self.read_head()?;
+            w.tail = w.head.as_ref().filter(|(h, _)| h.seq > 0).map(|(h, _)| Tail { seq: h.seq, hash: h.hash.clone() });
+            // The head carries the layout; without a head the log is most likely new.
+            if let Some(k) = w.head.as_ref().and_then(|(h, _)| h.segment_size)
+                && k >= 2
+            {
+                let _ = self.layout.set(Layout { version: AUDIT_VERSION, segment_size: k });
+            }
+            w.started = true;
+        }
+        let layout = self.layout_of(true, w.head.is_none())?.ok_or_else(|| Error::failed("the audit log has no layout"))?;
         let k = layout.segment_size;
-        let head = self.read_head()?;
-        let mut tail: Option<Tail> = head.as_ref().filter(|(h, _)| h.seq > 0).map(|(h, _)| Tail { seq: h.seq, hash: h.hash.clone() });
+        let mut stored: Vec<Event> = Vec::with_capacity(drafts.len());
         let mut lost = 0u32;
+        let mut seals = Vec::new();
         // Never gives up on contention: each lost race moves on to the next free position.
         // Losers back off for a random time that grows with their losses, in units of the
         // store's own round trip (microseconds on a disk, milliseconds on S3), so many
         // writers take turns instead of all racing for every position.
-        let event = loop {
-            let event = seal(draft.clone(), tail.as_ref(), self.clock.now())?;
-            let bytes = event.to_bytes()?;
+        while stored.len() < drafts.len() {
+            let first = w.tail.as_ref().map_or(1, |t| t.seq + 1);
+            // One object per append, cut at the segment's end.
+            let room = usize::try_from(k - (first - 1) % k).unwrap_or(usize::MAX);
+            let part = &drafts[stored.len()..drafts.len().min(stored.len() + room)];
+            let now = self.clock.now();
+            let mut tail = w.tail.clone();
+            let mut events = Vec::with_capacity(part.len());
+            let mut bytes = Vec::new();
+            for d in part {
+                let event = seal(d.clone(), tail.as_ref(), now)?;
+                bytes.extend_from_slice(&event.to_bytes()?);
+                tail = Some(event.tail());
+                events.push(event);
+            }
             let started = self.clock.monotonic();
-            let created = create(self.objects.as_ref(), &Self::event_key(k, event.seq), &bytes)?;
+            let created = create(self.objects.as_ref(), &Self::event_key(k, first), &bytes)?;
             let rtt = self.clock.monotonic() - started;
             match created {
-                Created::Ours(_) => break event,
-                Created::Theirs(o) => {
-                    let there =
-                        Event::from_bytes(&o.bytes).map_err(|e| damaged(&self.where_(), &format!("event {}: {}", event.seq, e.message)))?;
-                    if there.seq != event.seq || tail.as_ref().is_some_and(|t| t.hash != there.prev_hash) {
-                        return Err(damaged(&self.where_(), &format!("event {} does not follow event {}", event.seq, event.seq - 1)));
+                Created::Ours(_) => {
+                    let last = tail.as_ref().map_or(first, |t| t.seq);
+                    w.tail = tail;
+                    w.unheaded += 1;
+                    stored.extend(events);
+                    // The writer of a segment's last event seals it; halfway into a segment,
+                    // a missed seal of an earlier one is made up.
+                    let seg = (first - 1) / k;
+                    let sealed = w.head.as_ref().map_or(0, |(h, _)| h.sealed);
+                    if last.is_multiple_of(k) {
+                        seals.push(seg + 1);
+                    } else if (first..=last).contains(&(seg * k + k / 2)) && sealed < seg {
+                        seals.push(seg);
                     }
+                }
+                Created::Theirs(o) => {
+                    let there = self.follows(&o.bytes, first, w.tail.as_ref())?;
                     lost += 1;
                     let unit = rtt.max(Duration::from_micros(200));
                     Backoff::new(unit * 2u32.pow(lost.min(5)), unit * 32).wait(self.clock.as_ref());
                     // Meanwhile others moved on: start again from the head when it is ahead.
-                    tail = Some(match self.read_head()? {
-                        Some((h, _)) if h.seq > there.seq => Tail { seq: h.seq, hash: h.hash },
-                        _ => there.tail(),
+                    w.head = self.read_head()?;
+                    w.tail = Some(match &w.head {
+                        Some((h, _)) if h.seq > there.seq => Tail { seq: h.seq, hash: h.hash.clone() },
+                        _ => there,
                     });
                 }
             }
-        };
-        let sealed = head.as_ref().map_or(0, |(h, _)| h.sealed);
-        let ahead = |h: &Head| (h.seq < event.seq).then(|| Head { seq: event.seq, hash: event.hash.clone(), ..h.clone() });
-        let start = Head { version: AUDIT_VERSION, seq: event.seq, hash: event.hash.clone(), sealed };
-        if let Err(e) = self.advance_head(head, ahead, start) {
+        }
+        for upto in seals {
+            self.seal_from(&mut w, layout, upto);
+        }
+        if w.unheaded >= HEAD_EVERY
+            && let Err(e) = self.move_head(&mut w)
+        {
             tracing::warn!("could not move the audit head forward (the next append will): {}", e.message);
         }
-        // The writer of a segment's last event seals it; halfway into a segment, a missed
-        // seal of an earlier one is made up.
-        let seg = (event.seq - 1) / k;
-        if event.seq % k == 0 {
-            self.seal_from(layout, seg + 1);
-        } else if event.seq % k == k / 2 && sealed < seg {
-            self.seal_from(layout, seg);
+        Ok(stored)
+    }
+
+    fn flush(&self) -> Result<()> {
+        let mut w = self.writer();
+        if w.unheaded == 0 {
+            return Ok(());
         }
-        Ok(event)
+        self.move_head(&mut w)
     }
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<Event>> {
@@ -559,7 +709,7 @@ pub fn write_image(
     }
     let n = tail.as_ref().map_or(0, |t| t.seq);
     if let Some(t) = tail {
-        put(HEAD.to_owned(), super::to_json(&Head { version: AUDIT_VERSION, seq: t.seq, hash: t.hash, sealed })?)?;
+        put(HEAD.to_owned(), super::to_json(&Head { version: AUDIT_VERSION, seq: t.seq, hash: t.hash, sealed, segment_size: Some(k) })?)?;
     }
     Ok(n)
 }

@@ -82,7 +82,7 @@ impl Locks for StageLocks {
         let lock = self.new_lock(pipeline, stage, release, holder, lease);
         let k = key(pipeline, stage);
         match create(self.objects.as_ref(), &k, &to_json(&lock)?)? {
-            Created::Ours(_) => Ok(Acquired::Taken(lock)),
+            Created::Ours(v) => Ok(Acquired::Taken(LockInfo { written: Some(v), ..lock })),
             Created::Theirs(o) => {
                 let held = self.parse(&k, &o.bytes)?;
                 let (stale, running) = self.staleness(&held);
@@ -99,18 +99,25 @@ impl Locks for StageLocks {
         }
         let ours = self.new_lock(&stale.pipeline, &stale.stage, &stale.release, holder, lease);
         Ok(match replace(self.objects.as_ref(), &k, &to_json(&ours)?, &version)? {
-            Write::Done(_) => Some(ours),
+            Write::Done(v) => Some(LockInfo { written: Some(v), ..ours }),
             Write::Conflict => None,
         })
     }
 
     fn renew(&self, lock: &LockInfo, lease: Duration) -> Result<LockInfo> {
         let k = key(&lock.pipeline, &lock.stage);
+        // From the version this process wrote: one request while nobody touched the lock.
+        if let Some(written) = &lock.written {
+            let renewed = LockInfo { expires_at: self.clock.now().plus(lease), written: None, ..lock.clone() };
+            if let Write::Done(v) = replace(self.objects.as_ref(), &k, &to_json(&renewed)?, written)? {
+                return Ok(LockInfo { written: Some(v), ..renewed });
+            }
+        }
         match self.read(&k)? {
             Some((current, version)) if current.token == lock.token => {
-                let renewed = LockInfo { expires_at: self.clock.now().plus(lease), ..current };
+                let renewed = LockInfo { expires_at: self.clock.now().plus(lease), written: None, ..current };
                 match replace(self.objects.as_ref(), &k, &to_json(&renewed)?, &version)? {
-                    Write::Done(_) => Ok(renewed),
+                    Write::Done(v) => Ok(LockInfo { written: Some(v), ..renewed }),
                     Write::Conflict => Err(Self::lost(lock, self.read(&k)?.map(|c| c.0).as_ref())),
                 }
             }
@@ -120,6 +127,18 @@ impl Locks for StageLocks {
 
     fn release(&self, lock: &LockInfo) -> Result<()> {
         let k = key(&lock.pipeline, &lock.stage);
+        // From the version this process wrote: one request while nobody touched the lock.
+        if let Some(written) = &lock.written {
+            match self.objects.delete(&k, written)? {
+                Write::Done(_) => return Ok(()),
+                // A lost answer (the retry finds it gone), or it changed: read and decide.
+                Write::Conflict => match self.read(&k)? {
+                    None => return Ok(()),
+                    Some((c, _)) if c.token != lock.token => return Err(Self::lost(lock, Some(&c))),
+                    Some(_) => {}
+                },
+            }
+        }
         match self.read(&k)? {
             Some((current, version)) if current.token == lock.token => match self.objects.delete(&k, &version)? {
                 Write::Done(_) => Ok(()),

@@ -41,6 +41,9 @@ pub struct Backing {
     pub segment_size: u64,
     /// Called after every durable write (crash tests abort the process there).
     pub after_write: Option<AfterWrite>,
+    /// Where the artifact copies a promotion verified are kept (linked, not copied) for this
+    /// process's next promotion of the same release: the work directory, or `None`.
+    pub keep_copies: Option<std::path::PathBuf>,
 }
 
 /// A hook run after each durable write of either store.
@@ -48,7 +51,7 @@ pub type AfterWrite = Arc<dyn Fn() + Send + Sync>;
 
 /// The records over a backend's objects.
 pub fn open(backing: Backing) -> Records {
-    let Backing { objects, audit, liveness, clock, segment_size, after_write } = backing;
+    let Backing { objects, audit, liveness, clock, segment_size, after_write, keep_copies } = backing;
     let (objects, audit) = match after_write {
         None => (objects, audit),
         Some(hook) => (
@@ -57,7 +60,7 @@ pub fn open(backing: Backing) -> Records {
         ),
     };
     Records {
-        store: Box::new(releases::Releases::new(objects.clone(), clock.clone())),
+        store: Box::new(releases::Releases::new(objects.clone(), clock.clone(), keep_copies)),
         state: Box::new(state::State::new(objects.clone(), clock.clone())),
         locks: Box::new(locks::StageLocks::new(objects, liveness, clock.clone())),
         audit: Box::new(audit::Audit::new(audit, segment_size, clock)),

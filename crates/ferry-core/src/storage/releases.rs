@@ -2,6 +2,11 @@
 //! (streamed, checked on the way in and on every read), each release's manifest and DSSE
 //! envelope at `releases/ID/`, and an index of each pipeline's releases at
 //! `pipelines/NAME/releases/ID` so `ferry status` never reads another pipeline's manifests.
+//! Release documents are never overwritten, so a process keeps those it wrote or read and
+//! reads each from the store once (every use still verifies them). An artifact copy a
+//! promotion fetched and verified is kept, as a hard link, for the process's next promotion of
+//! the same release (`ferry run`): re-hashed there instead of read from the store again, and
+//! fetched again if a deploy command changed it. The kept links go when the process does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +19,57 @@ use crate::ports::{ObjectStore, ReleaseStore, StoredRelease};
 pub struct Releases {
     objects: Arc<dyn ObjectStore>,
     clock: Arc<dyn crate::ports::Clock>,
+    /// The release documents this process wrote or read.
+    known: std::sync::Mutex<std::collections::HashMap<ReleaseId, StoredRelease>>,
+    /// Verified artifact copies kept for the next promotion.
+    kept: Kept,
+}
+
+/// Hard links to the artifact copies this process verified, in a directory of its own under
+/// the work directory (same filesystem as the copies); removed when the store is dropped.
+struct Kept {
+    root: Option<std::path::PathBuf>,
+    dir: std::sync::OnceLock<std::path::PathBuf>,
+}
+
+impl Kept {
+    fn path(&self, digest: &Sha256Digest) -> Option<std::path::PathBuf> {
+        let root = self.root.as_ref()?;
+        let dir = self.dir.get_or_init(|| root.join(format!(".verified-{}", &super::token()[..12])));
+        Some(dir.join(digest.as_str()))
+    }
+
+    /// Links the verified copy at `copy` (best effort: without it, the next promotion reads
+    /// the store).
+    fn keep(&self, digest: &Sha256Digest, copy: &Path) {
+        let Some(link) = self.path(digest) else { return };
+        let _ = std::fs::create_dir_all(link.parent().unwrap_or(Path::new(".")));
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::hard_link(copy, &link);
+    }
+
+    /// A copy of the kept bytes of `digest` at `tmp`, if they still hash to it.
+    fn reuse(&self, digest: &Sha256Digest, tmp: &Path) -> Option<(Sha256Digest, u64)> {
+        let link = self.path(digest)?;
+        std::fs::hard_link(&link, tmp).ok()?;
+        match crate::digest::hash_file(tmp) {
+            Ok((d, size)) if &d == digest => Some((d, size)),
+            _ => {
+                // Changed since (a deploy command wrote to its copy): fetched again.
+                let _ = std::fs::remove_file(tmp);
+                let _ = std::fs::remove_file(&link);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.get() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 fn artifact_key(digest: &Sha256Digest) -> String {
@@ -29,8 +85,12 @@ fn envelope_key(id: &ReleaseId) -> String {
 }
 
 impl Releases {
-    pub fn new(objects: Arc<dyn ObjectStore>, clock: Arc<dyn crate::ports::Clock>) -> Self {
-        Self { objects, clock }
+    pub fn new(objects: Arc<dyn ObjectStore>, clock: Arc<dyn crate::ports::Clock>, keep_copies: Option<std::path::PathBuf>) -> Self {
+        Self { objects, clock, known: std::sync::Mutex::default(), kept: Kept { root: keep_copies, dir: std::sync::OnceLock::new() } }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<ReleaseId, StoredRelease>> {
+        self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Stores a release document unless the same bytes are there; different bytes are refused.
@@ -76,12 +136,18 @@ impl ReleaseStore for Releases {
         let parent = dest.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, &e))?;
         let tmp = dest.with_extension("ferry-partial");
+        let _ = std::fs::remove_file(&tmp);
+        if let Some(found) = self.kept.reuse(digest, &tmp) {
+            std::fs::rename(&tmp, dest).map_err(|e| Error::io("write", dest, &e))?;
+            return Ok(found);
+        }
         let result = with_retries(self.clock.as_ref(), || {
             self.objects.copy_to_file(&artifact_key(digest), &tmp)?.ok_or_else(|| self.missing(digest))
         });
         match result {
             Ok((actual, size)) if &actual == digest => {
                 std::fs::rename(&tmp, dest).map_err(|e| Error::io("write", dest, &e))?;
+                self.kept.keep(digest, dest);
                 Ok((actual, size))
             }
             Ok(other) => {
@@ -99,10 +165,15 @@ impl ReleaseStore for Releases {
         self.put_doc(&envelope_key(&release.id), &release.envelope, &release.id)?;
         // The manifest last: a release is visible only once both documents are in place.
         self.put_doc(&manifest_key(&release.id), &release.manifest, &release.id)?;
-        self.put_doc(&format!("pipelines/{}/releases/{}", pipeline, release.id), b"", &release.id)
+        self.put_doc(&format!("pipelines/{}/releases/{}", pipeline, release.id), b"", &release.id)?;
+        self.known().insert(release.id.clone(), release.clone());
+        Ok(())
     }
 
     fn get_release(&self, id: &ReleaseId) -> Result<StoredRelease> {
+        if let Some(r) = self.known().get(id) {
+            return Ok(r.clone());
+        }
         let docs = with_retries(self.clock.as_ref(), || self.objects.get_many(&[manifest_key(id), envelope_key(id)]))?;
         let mut docs = docs.into_iter();
         let manifest = docs.next().flatten().ok_or_else(|| {
@@ -111,7 +182,9 @@ impl ReleaseStore for Releases {
         })?;
         let envelope =
             docs.next().flatten().ok_or_else(|| Error::verification(format!("release `{id}` has no signed envelope in the store")))?;
-        Ok(StoredRelease { id: id.clone(), manifest: manifest.bytes, envelope: envelope.bytes })
+        let release = StoredRelease { id: id.clone(), manifest: manifest.bytes, envelope: envelope.bytes };
+        self.known().insert(id.clone(), release.clone());
+        Ok(release)
     }
 
     fn get_releases(&self, ids: &[ReleaseId]) -> Result<Vec<Option<StoredRelease>>> {

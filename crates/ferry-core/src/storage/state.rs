@@ -16,6 +16,8 @@ use crate::state::{STATE_VERSION, StageRecord};
 pub struct State {
     objects: Arc<dyn ObjectStore>,
     clock: Arc<dyn crate::ports::Clock>,
+    /// The stage records this process wrote, by key, as it last wrote them.
+    written: std::sync::Mutex<std::collections::HashMap<String, StageRecord>>,
 }
 
 fn stage_key(pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> String {
@@ -34,7 +36,7 @@ fn slug(actor: &str) -> String {
 
 impl State {
     pub fn new(objects: Arc<dyn ObjectStore>, clock: Arc<dyn crate::ports::Clock>) -> Self {
-        Self { objects, clock }
+        Self { objects, clock, written: std::sync::Mutex::default() }
     }
 
     fn read_all<T: serde::de::DeserializeOwned>(&self, prefix: &str, version: u32) -> Result<Vec<T>> {
@@ -54,13 +56,21 @@ impl StateStore for State {
     fn write_stage(&self, record: &StageRecord, expected: Option<&Version>) -> Result<Write> {
         let key = stage_key(&record.pipeline, &record.release, &record.stage);
         let bytes = to_json(record)?;
-        match expected {
-            None => Ok(match create(self.objects.as_ref(), &key, &bytes)? {
+        let written = match expected {
+            None => match create(self.objects.as_ref(), &key, &bytes)? {
                 Created::Ours(v) => Write::Done(v),
                 Created::Theirs(_) => Write::Conflict,
-            }),
-            Some(v) => replace(self.objects.as_ref(), &key, &bytes, v),
+            },
+            Some(v) => replace(self.objects.as_ref(), &key, &bytes, v)?,
+        };
+        if let Write::Done(_) = written {
+            self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, record.clone());
         }
+        Ok(written)
+    }
+
+    fn written_here(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Option<StageRecord> {
+        self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&stage_key(pipeline, release, stage)).cloned()
     }
 
     fn list_stages(&self, pipeline: &PipelineName) -> Result<Vec<StageRecord>> {
