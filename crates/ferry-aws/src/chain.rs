@@ -60,7 +60,9 @@ impl Aws {
             .enable_all()
             .build()
             .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // One HTTP client (and connection pool) for every SDK client of the process, whatever
+        // account or service it calls: without it each client builds its own.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(shared_http_client());
         if let Some(r) = region {
             loader = loader.region(aws_config::Region::new(r.to_owned()));
         }
@@ -141,6 +143,21 @@ impl Aws {
             .map_err(|e| error::map(Attempt { who: "the current credentials", action: "sts:GetCallerIdentity", resource: "*" }, &e))?;
         out.arn.ok_or_else(|| Error::failed("sts:GetCallerIdentity returned no ARN"))
     }
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc-rs, proxies from the environment), built
+/// once so every client shares its connections.
+fn shared_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig, tls};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut conn = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    })
 }
 
 /// Where a fresh OpenID Connect token comes from (GitHub's token endpoint); called on a

@@ -69,6 +69,8 @@ pub struct Seen {
 struct Shared {
     rules: Vec<(Rule, usize)>,
     seen: Vec<Seen>,
+    /// Client connections accepted.
+    connections: usize,
 }
 
 /// A running proxy; stops when dropped.
@@ -92,6 +94,7 @@ impl Proxy {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                s.lock().unwrap().connections += 1;
                 let s = s.clone();
                 std::thread::spawn(move || serve(conn, upstream, &s));
             }
@@ -118,6 +121,11 @@ impl Proxy {
     /// Removes every rule (the counts of requests stay).
     pub fn clear_rules(&self) {
         self.shared.lock().unwrap().rules.clear();
+    }
+
+    /// The client connections accepted so far, and forgets them.
+    pub fn take_connections(&self) -> usize {
+        std::mem::take(&mut self.shared.lock().unwrap().connections)
     }
 
     /// The requests seen so far, and forgets them.

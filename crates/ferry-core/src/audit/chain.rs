@@ -91,7 +91,9 @@ pub fn verify_run<'a>(first: u64, lines: impl IntoIterator<Item = (u64, &'a [u8]
             return run;
         }
         if summary.seq != expected {
-            run.problem = bad(format!("position {expected} holds event {}: events were reordered or inserted", summary.seq));
+            // (An append stores several events in one object, positioned by their order in it.)
+            let how = if summary.seq > expected { "events were deleted or reordered" } else { "events were inserted or reordered" };
+            run.problem = bad(format!("position {expected} holds event {}: {how}", summary.seq));
             return run;
         }
         match &prev {
@@ -260,13 +262,15 @@ mod tests {
         let mut l = log(5);
         l.remove(1);
         assert_eq!(verify_chain(&l).first_bad.unwrap().seq, 2);
-        // Renumbered after the deletion: the chain breaks at the same place.
+        // Renumbered after the deletion (a line removed from an append's object): the chain
+        // breaks at the same place, and says what happened.
         let mut l = log(5);
         l.remove(1);
         for (i, e) in l.iter_mut().enumerate() {
             e.0 = i as u64 + 1;
         }
-        assert_eq!(verify_chain(&l).first_bad.unwrap().seq, 2);
+        let bad = verify_chain(&l).first_bad.unwrap();
+        assert_eq!((bad.seq, bad.problem.as_str()), (2, "position 2 holds event 3: events were deleted or reordered"));
     }
 
     #[test]
