@@ -27,6 +27,8 @@ pub struct Run<'a> {
     pub summary: String,
     /// The role acting, for error messages.
     pub role: &'a str,
+    /// The promotion's stop: waiting ends when it is raised.
+    pub stop: Option<&'a ferry_core::ports::Stop>,
 }
 
 pub fn deploy(access: &crate::exec::StageAccess, req: &DeployRequest<'_>) -> Result<DeployReport> {
@@ -46,6 +48,7 @@ pub fn deploy(access: &crate::exec::StageAccess, req: &DeployRequest<'_>) -> Res
             req.release, req.pipeline, req.stage
         ),
         role: role.as_str(),
+        stop: req.stop.as_deref(),
     };
     access.aws.rt.block_on(execute(&Client::new(&config), &run))
 }
@@ -114,7 +117,7 @@ pub async fn execute(cp: &Client, run: &Run<'_>) -> Result<DeployReport> {
             ))
             .hint("it keeps running in the stage account; raise the action's `timeout` or stop the execution there"));
         }
-        tokio::time::sleep(run.poll).await;
+        crate::deploy::pause(run.stop, run.poll, &format!("CodePipeline `{name}` execution {id}")).await?;
     }
 }
 

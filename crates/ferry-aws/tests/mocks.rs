@@ -115,12 +115,21 @@ fn request<'a>(action: &'a ferry_core::pipeline::Action, template: &std::path::P
         )],
         images: Vec::new(),
         tags: BTreeMap::new(),
+        stop: None,
     }
 }
 
 fn run_script(
     final_status: StackStatus,
     outputs: &'static [(&'static str, &'static str)],
+) -> ferry_core::Result<ferry_core::ports::DeployReport> {
+    run_script_stopped(final_status, outputs, None)
+}
+
+fn run_script_stopped(
+    final_status: StackStatus,
+    outputs: &'static [(&'static str, &'static str)],
+    stop: Option<std::sync::Arc<ferry_core::ports::Stop>>,
 ) -> ferry_core::Result<ferry_core::ports::DeployReport> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -133,7 +142,7 @@ fn run_script(
         parameters: params.clone(),
         capabilities: Vec::new(),
     };
-    let req = request(&action, &template);
+    let req = DeployRequest { stop, ..request(&action, &template) };
     let spec = StackAction { name: "shop", template: "template", parameters: &params, capabilities: &[] };
     run(&scripted(final_status, outputs), &rt, "arn:aws:iam::666666666666:role/ferry-deploy", &req, &spec, Mode::Deploy)
 }
@@ -151,6 +160,15 @@ fn a_successful_update_reports_its_changes_and_captures_the_outputs() {
     assert_eq!(report.detail, "stack `shop` UPDATE_COMPLETE: 1 change(s)");
     assert!(report.output.starts_with("Modify Queue AWS::SQS::Queue"), "{}", report.output);
     assert_eq!(report.outputs.get("QueueUrl").map(String::as_str), Some("https://sqs/shop"));
+}
+
+#[test]
+fn a_promotion_told_to_stop_stops_waiting_for_its_stack_and_says_the_update_goes_on() {
+    let stop = std::sync::Arc::new(ferry_core::ports::Stop::default());
+    stop.raise_because("ferry received SIGTERM");
+    let err = run_script_stopped(StackStatus::UpdateInProgress, &[], Some(stop)).unwrap_err();
+    assert_eq!(err.message, "stopped waiting for stack `shop` (UPDATE_IN_PROGRESS): ferry received SIGTERM");
+    assert!(err.hints.iter().any(|h| h.contains("goes on in the stage account")), "{:?}", err.hints);
 }
 
 mod codepipeline {
@@ -221,6 +239,7 @@ mod codepipeline {
             poll: Duration::from_millis(10),
             summary: "Approved by ferry: release r0123456789abcdef passed its gates".into(),
             role: "arn:aws:iam::666666666666:role/ferry-deploy",
+            stop: None,
         }
     }
 

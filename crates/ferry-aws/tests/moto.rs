@@ -516,6 +516,7 @@ mod pipelines {
             poll: Duration::from_millis(50),
             summary: String::new(),
             role: "ferry-deploy",
+            stop: None,
         };
         let report = env.aws.rt.block_on(execute(&cp, &run)).unwrap();
         let id = &report.outputs[&format!("codepipeline.{name}.execution")];

@@ -87,6 +87,7 @@ mod tests {
                 tag: "abc".into(),
             }],
             tags: Default::default(),
+            stop: None,
         }
     }
 

@@ -24,6 +24,9 @@ pub struct DeployRequest<'a> {
     /// The release's images, by digest.
     pub images: Vec<crate::manifest::ManifestImage>,
     pub tags: BTreeMap<String, String>,
+    /// Raised when the promotion must stop (SIGINT/SIGTERM, a lost lock): an action that waits
+    /// (a stack update, a pipeline execution) stops waiting and fails, saying what goes on.
+    pub stop: Option<std::sync::Arc<crate::ports::Stop>>,
 }
 
 /// What a deploy action did, for the state and the audit log.

@@ -130,6 +130,7 @@ impl Promotion<'_> {
             artifacts: artifacts.files.clone(),
             images: self.verified.manifest.images.clone(),
             tags: self.pipeline.tags_for(self.stage, &self.req.release),
+            stop: Some(self.stop.clone()),
         }
     }
 
