@@ -184,6 +184,23 @@ impl ObjectStore for Bucket {
         self.rt.block_on(self.upload(path, digest, key))
     }
 
+    /// A file smaller than one part is read once: hashed in memory, then stored under its
+    /// digest. A larger one is hashed, then streamed in parts (the digest names the key the
+    /// multipart upload starts with, so it is read twice: uploading to a temporary key and
+    /// copying would cost a server-side copy of every large artifact instead).
+    fn ingest_file(&self, path: &Path, key_for: &dyn Fn(&Sha256Digest) -> String) -> Result<(Sha256Digest, u64)> {
+        let size = std::fs::metadata(path).map_err(|e| Error::io("read", path, &e))?.len();
+        if size >= PART_SIZE as u64 {
+            let (digest, size) = ferry_core::digest::hash_file(path)?;
+            self.create_file(&key_for(&digest), path, &digest)?;
+            return Ok((digest, size));
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, &e))?;
+        let (digest, size) = (Sha256Digest::of(&bytes), bytes.len() as u64);
+        self.rt.block_on(self.put_artifact(&key_for(&digest), bytes, &digest))?;
+        Ok((digest, size))
+    }
+
     fn read_into(&self, key: &str, sink: &mut dyn std::io::Write) -> Result<Option<u64>> {
         self.rt.block_on(self.download(key, sink))
     }

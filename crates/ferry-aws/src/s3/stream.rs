@@ -31,6 +31,24 @@ async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Resul
 }
 
 impl Bucket {
+    /// Stores a small artifact's bytes under `rel` unless something is there (its digest names
+    /// it: what is there is these bytes).
+    pub(super) async fn put_artifact(&self, rel: &str, bytes: Vec<u8>, digest: &Sha256Digest) -> Result<Write> {
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.name)
+            .key(self.key(rel))
+            .if_none_match("*")
+            .metadata("sha256", digest.as_str())
+            .body(ByteStream::from(bytes));
+        match req.send().await {
+            Ok(_) => Ok(Write::Done(Version(digest.to_string()))),
+            Err(e) if lost_race(&e) => Ok(Write::Conflict), // stored concurrently under its digest
+            Err(e) => Err(self.fail("s3:PutObject", rel, &e)),
+        }
+    }
+
     pub(super) async fn upload(&self, path: &Path, digest: &Sha256Digest, rel: &str) -> Result<Write> {
         let b = self;
         let key = b.key(rel);
@@ -47,19 +65,8 @@ impl Bucket {
                     path.display()
                 )));
             }
-            let req = b
-                .client
-                .put_object()
-                .bucket(&b.name)
-                .key(&key)
-                .if_none_match("*")
-                .metadata("sha256", digest.as_str())
-                .body(ByteStream::from(buf[..n].to_vec()));
-            return match req.send().await {
-                Ok(_) => Ok(Write::Done(Version(digest.to_string()))),
-                Err(e) if lost_race(&e) => Ok(Write::Conflict), // stored concurrently under its digest
-                Err(e) => Err(b.fail("s3:PutObject", rel, &e)),
-            };
+            buf.truncate(n);
+            return b.put_artifact(rel, buf, digest).await;
         }
         let created = b
             .client
