@@ -118,7 +118,7 @@ pub fn run(
             match d.status() {
                 Some(ChangeSetStatus::CreateComplete | ChangeSetStatus::Failed) => break d,
                 _ if waited.elapsed() > MAX_WAIT => return Err(Error::failed(format!("change set `{change_set}` did not finish"))),
-                _ => crate::deploy::pause(req.stop.as_deref(), POLL, &format!("change set `{change_set}`")).await?,
+                _ => crate::wait::pause(req.stop.as_deref(), POLL, &format!("change set `{change_set}`")).await?,
             }
         };
         if described.status() == Some(&ChangeSetStatus::Failed) {
@@ -180,7 +180,7 @@ pub fn run(
                 return Err(Error::failed(format!("stack `{}` is still {s}", stack.name)));
             }
             tracing::info!(stack = stack.name, status = s, "waiting");
-            crate::deploy::pause(req.stop.as_deref(), POLL, &format!("stack `{}` ({s})", stack.name)).await?;
+            crate::wait::pause(req.stop.as_deref(), POLL, &format!("stack `{}` ({s})", stack.name)).await?;
         };
         if failed(&status) {
             let cause = first_failure(&cfn, stack.name).await;

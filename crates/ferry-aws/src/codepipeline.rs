@@ -117,7 +117,7 @@ pub async fn execute(cp: &Client, run: &Run<'_>) -> Result<DeployReport> {
             ))
             .hint("it keeps running in the stage account; raise the action's `timeout` or stop the execution there"));
         }
-        crate::deploy::pause(run.stop, run.poll, &format!("CodePipeline `{name}` execution {id}")).await?;
+        crate::wait::pause(run.stop, run.poll, &format!("CodePipeline `{name}` execution {id}")).await?;
     }
 }
 

@@ -16,3 +16,4 @@ pub mod error;
 pub mod exec;
 pub mod kms;
 pub mod s3;
+mod wait;
