@@ -12,7 +12,7 @@ use ferry_core::pipeline::{AwsSettings, BucketRef, Pipeline, SigningKey};
 use ferry_core::ports::{Executor, Services};
 use ferry_core::{Error, Result};
 
-use crate::chain::{Aws, Hop, sts_name};
+use crate::chain::{Aws, Hop};
 use crate::deploy::AwsDeployer;
 use crate::ecr::EcrRegistry;
 use crate::exec::{AwsExecutor, StageAccess};
@@ -123,12 +123,12 @@ impl AwsBackend {
 }
 
 fn hop(settings: &AwsSettings, actor: &Actor, pipeline: &str, role: &RoleArn, session: &str, ci_tags: &[(String, String)]) -> Hop {
-    let mut tags = vec![("ferry-pipeline".to_owned(), pipeline.to_owned())];
+    let mut tags = vec![("ferry-pipeline".to_owned(), pipeline.to_owned()), crate::chain::caller_tag(actor.as_str())];
     tags.extend(ci_tags.iter().cloned());
     Hop {
         role: role.clone(),
         session_name: session.to_owned(),
-        source_identity: Some(sts_name(actor.as_str())),
+        source_identity: Some(crate::chain::source_identity(actor.as_str(), ci_tags)),
         tags,
         external_id: if role == &settings.orchestrator { None } else { settings.external_id.clone() },
         duration: Some(settings.session_duration),

@@ -39,6 +39,50 @@ pub fn sts_name(raw: &str) -> String {
     s
 }
 
+/// Who acts, as STS `SourceIdentity` (CloudTrail shows it in every account the chain reaches,
+/// and no later hop can change it): a readable, stable name within STS's 64 characters of
+/// `[\w+=,.@-]`. In CI, the run: `gh.OWNER.REPO.RUN_ID` on GitHub Actions, `codebuild.BUILD`
+/// on CodeBuild. Otherwise the person the caller ARN names: an IAM Identity Center user's name
+/// (the session name AWS sets on `AWSReservedSSO_*` roles), `SESSION@ROLE` for another role
+/// (whose session name the caller picks, so the role stays in it), an IAM user's name. The full
+/// caller ARN rides along as the `ferry-caller` session tag.
+pub fn source_identity(caller: &str, ci_tags: &[(String, String)]) -> String {
+    let tag = |k: &str| ci_tags.iter().find(|(t, _)| t == k).map(|(_, v)| v.as_str());
+    let clean =
+        |s: &str| -> String { s.chars().map(|c| if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) { c } else { '.' }).collect() };
+    let fit = |keep_end: &str, head: String| -> String {
+        // The end (a run id) is kept whole; the head is cut to make room.
+        let room = 64usize.saturating_sub(keep_end.len());
+        let mut s: String = head.chars().take(room).collect();
+        s.push_str(keep_end);
+        sts_name(&s)
+    };
+    if let (Some(repo), Some(run)) = (tag("ferry-repository"), tag("ferry-run-id")) {
+        return fit(&format!(".{}", clean(run)), format!("gh.{}", clean(repo)));
+    }
+    if let Some(build) = tag("ferry-codebuild-id") {
+        return sts_name(&format!("codebuild.{}", clean(build)));
+    }
+    let resource = caller.splitn(6, ':').nth(5).unwrap_or(caller);
+    let parts: Vec<&str> = resource.split('/').collect();
+    let who = match parts.as_slice() {
+        ["assumed-role", role, session] if role.starts_with("AWSReservedSSO_") => clean(session),
+        ["assumed-role", role, session] => {
+            let role = clean(role);
+            return fit(&format!("@{}", role.chars().take(40).collect::<String>()), clean(session));
+        }
+        ["user", .., name] => clean(name),
+        ["root"] | [] => format!("root@{}", caller.split(':').nth(4).unwrap_or("")),
+        _ => clean(resource),
+    };
+    sts_name(&who)
+}
+
+/// The full caller ARN as a session tag (values may hold `:` and `/`, up to 256 characters).
+pub fn caller_tag(caller: &str) -> (String, String) {
+    ("ferry-caller".to_owned(), caller.chars().take(256).collect())
+}
+
 /// The AWS side of a ferry process: a runtime to block on, and the base configuration.
 #[derive(Clone)]
 pub struct Aws {
@@ -302,5 +346,33 @@ impl ProvideCredentials for AssumeHop {
         Self: 'a,
     {
         future::ProvideCredentials::new(async move { self.credentials().await.map_err(|e| CredentialsError::provider_error(e.0)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_identity;
+
+    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_source_identity_names_the_person_or_the_run_readably_within_stss_limits() {
+        let sso = "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_ReleaseManagers_0123456789abcdef/alice@example.com";
+        assert_eq!(source_identity(sso, &[]), "alice@example.com");
+        let role = "arn:aws:sts::111111111111:assumed-role/release-approvers/carol";
+        assert_eq!(source_identity(role, &[]), "carol@release-approvers", "a session name the caller picks keeps its role");
+        assert_eq!(source_identity("arn:aws:iam::111111111111:user/bob", &[]), "bob");
+        let gh = tags(&[("ferry-repository", "acme/shop"), ("ferry-run-id", "9876543210")]);
+        assert_eq!(source_identity("arn:aws:sts::111111111111:assumed-role/ferry-orchestrator/gh", &gh), "gh.acme.shop.9876543210");
+        let long = tags(&[("ferry-repository", &format!("acme/{}", "x".repeat(80))), ("ferry-run-id", "9876543210")]);
+        let id = source_identity("arn:aws:sts::1:assumed-role/r/s", &long);
+        assert!(id.len() <= 64 && id.ends_with(".9876543210") && id.starts_with("gh.acme."), "{id}");
+        let cb = tags(&[("ferry-codebuild-id", "shop-build:4f1c-9a")]);
+        assert_eq!(source_identity("arn:aws:sts::1:assumed-role/cb/s", &cb), "codebuild.shop-build.4f1c-9a");
+        for id in [source_identity(sso, &[]), source_identity(role, &gh)] {
+            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)), "{id}");
+        }
     }
 }

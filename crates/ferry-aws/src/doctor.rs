@@ -10,7 +10,7 @@ use ferry_core::pipeline::{BucketRef, Pipeline, SigningKey};
 use ferry_core::{Error, Result};
 use serde::Serialize;
 
-use crate::chain::{Aws, Hop, sts_name};
+use crate::chain::{Aws, Hop};
 use crate::error;
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,7 +45,7 @@ impl Doctor<'_> {
         Hop {
             role: role.clone(),
             session_name: format!("ferry-{}-doctor", self.pipeline.name),
-            source_identity: Some(sts_name(&self.actor)),
+            source_identity: Some(crate::chain::source_identity(&self.actor, &[])),
             tags: vec![("ferry-pipeline".into(), self.pipeline.name.to_string())],
             external_id: if external { settings.and_then(|s| s.external_id.clone()) } else { None },
             duration: None,

@@ -14,7 +14,7 @@ use ferry_core::pipeline::AwsSettings;
 use ferry_core::ports::{CommandOutcome, CommandSpec, Executor, Target};
 use ferry_core::{Error, Result};
 
-use crate::chain::{Aws, Hop, sts_name};
+use crate::chain::{Aws, Hop};
 
 /// Variables that would let a child pick another identity than the one we hand it.
 pub const CLEARED: &[&str] = &[
@@ -86,8 +86,14 @@ impl StageAccess {
         let hop = Hop {
             role: role.clone(),
             session_name: t.session_name.clone(),
-            source_identity: Some(sts_name(t.actor.as_str())),
-            tags: t.tags.iter().map(|(k, v)| (k.replace(':', "-"), v.clone())).chain(self.ci_tags.iter().cloned()).collect(),
+            source_identity: Some(crate::chain::source_identity(t.actor.as_str(), &self.ci_tags)),
+            tags: t
+                .tags
+                .iter()
+                .map(|(k, v)| (k.replace(':', "-"), v.clone()))
+                .chain([crate::chain::caller_tag(t.actor.as_str())])
+                .chain(self.ci_tags.iter().cloned())
+                .collect(),
             external_id: self.settings.external_id.clone(),
             duration: Some(self.settings.session_duration),
         };
