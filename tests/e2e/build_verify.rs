@@ -232,3 +232,21 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn an_artifact_that_is_a_symlink_or_resolves_outside_the_working_directory_is_refused_and_nothing_is_stored() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    std::fs::write(p.path("secret.txt"), "not for release\n").unwrap();
+    // A symbolic link in the build output, to a file outside the working directory.
+    std::fs::write(p.path("app/build.sh"), "mkdir -p out && ln -sf ../../secret.txt out/app.bin\n").unwrap();
+    let r = p.ferry("builder", &["build", "pipeline.yaml"]).expect(2);
+    assert!(r.stderr.contains("artifact `app`:") && r.stderr.contains("is a symbolic link"), "{}", r.stderr);
+    // A path through a linked directory that leads out of it (`..` itself is refused when the
+    // pipeline is read).
+    std::fs::write(p.path("app/build.sh"), "mkdir -p ../outside && cp src.txt ../outside/app.bin && rm -rf out && ln -s ../outside out\n")
+        .unwrap();
+    let r = p.ferry("builder", &["build", "pipeline.yaml"]).expect(2);
+    assert!(r.stderr.contains("outside the build's working directory"), "{}", r.stderr);
+    assert!(!p.home().join("store/releases").exists(), "no release was stored");
+    assert!(p.audit_events().is_empty(), "nothing was signed or audited");
+}

@@ -19,5 +19,6 @@ mod locks;
 mod notify;
 mod quickstart;
 mod rollback;
+mod secrets;
 mod support;
 mod validate;

@@ -100,6 +100,28 @@ pub fn github() -> Option<GitHub> {
         .then(|| GitHub { output: var("GITHUB_OUTPUT").map(Into::into), summary: var("GITHUB_STEP_SUMMARY").map(Into::into) })
 }
 
+/// Variables of ferry's own environment that hold secrets: announced (CI log masking) and
+/// redacted from everything ferry stores, whatever prints them.
+const SECRET_VARS: &[&str] = &[
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+];
+
+/// Makes the secrets of ferry's environment known (before anything runs).
+pub fn announce_secrets() {
+    for name in SECRET_VARS {
+        if let Some(v) = var(name) {
+            ferry_core::hooks::secret(&v);
+        }
+    }
+}
+
 /// GitHub's OIDC token endpoint and its request token, when the job may ask for a token.
 pub fn github_oidc_request() -> Option<(String, String)> {
     Some((var("ACTIONS_ID_TOKEN_REQUEST_URL")?, var("ACTIONS_ID_TOKEN_REQUEST_TOKEN")?))

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
             b.update(&a);
         }
     }));
+    env::announce_secrets();
     let format = cli.global.output;
     let checks = cli.global.junit.as_ref().map(|_| junit::activate());
     let result = commands::dispatch(&cli);

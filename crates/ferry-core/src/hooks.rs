@@ -5,8 +5,13 @@
 //! one, announcements go nowhere. Secrets are handed to the hook only, never to a log.
 //! Long steps (hashing, uploading, waiting for a soak) also report progress, which the binary
 //! shows as progress bars on a terminal and ignores in CI.
+//!
+//! Every secret announced is also remembered for the life of the process, and `redact`
+//! replaces each (8 characters or longer) with `***`: audit events and stage records are
+//! redacted before they are stored, so a command that prints a token or a webhook URL leaves
+//! it in nothing ferry keeps.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// What the CI system is told.
 pub enum Announce<'a> {
@@ -41,10 +46,58 @@ fn announce(a: Announce<'_>) {
     }
 }
 
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Secrets shorter than this are announced but not redacted from stored text (they would
+/// match ordinary words).
+pub const REDACT_MIN: usize = 8;
+
 /// `value` is a secret from now on (empty values are ignored).
 pub fn secret(value: &str) {
-    if !value.trim().is_empty() {
-        announce(Announce::Secret(value));
+    if value.trim().is_empty() {
+        return;
+    }
+    if value.len() >= REDACT_MIN {
+        let mut known = SECRETS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !known.iter().any(|s| s == value) {
+            known.push(value.to_owned());
+            // Longest first, so a secret containing another is replaced whole.
+            known.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+    announce(Announce::Secret(value));
+}
+
+/// `text` with every secret this process knows replaced by `***`.
+pub fn redact(text: &str) -> String {
+    let known = SECRETS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = text.to_owned();
+    for s in known.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// Every string in `value` (keys included) redacted.
+pub fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            let r = redact(s);
+            if r != *s {
+                *s = r;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(map) => {
+            let taken = std::mem::take(map);
+            for (k, mut v) in taken {
+                redact_json(&mut v);
+                map.insert(redact(&k), v);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -52,6 +52,31 @@ fn relative(base: &Path, file: &Path) -> String {
     file.strip_prefix(base).unwrap_or(file).to_string_lossy().replace('\\', "/")
 }
 
+/// An artifact is a regular file inside the working directory: a symbolic link (which could
+/// make `/etc/passwd` a signed artifact) or a path that resolves outside it is refused.
+fn check_inside(name: &str, base: &Path, file: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(file).map_err(|e| Error::io("read", file, &e))?;
+    if meta.file_type().is_symlink() {
+        return Err(Error::invalid(format!("artifact `{name}`: `{}` is a symbolic link; ferry signs regular files only", file.display()))
+            .hint("have the build copy the file into its output instead of linking it"));
+    }
+    if !meta.is_file() {
+        return Err(Error::invalid(format!("artifact `{name}`: `{}` is not a regular file", file.display())));
+    }
+    let root = base.canonicalize().map_err(|e| Error::io("read", base, &e))?;
+    let real = file.canonicalize().map_err(|e| Error::io("read", file, &e))?;
+    if !real.starts_with(&root) {
+        return Err(Error::invalid(format!(
+            "artifact `{name}`: `{}` resolves to `{}`, outside the build's working directory `{}`",
+            file.display(),
+            real.display(),
+            root.display()
+        ))
+        .hint("artifacts must be files the build wrote under its working directory"));
+    }
+    Ok(())
+}
+
 /// Finds and checks every declared artifact (`release::store_artifacts` hashes them while it
 /// stores them).
 pub fn collect(pipeline: &Pipeline) -> Result<Vec<Found>> {
@@ -61,10 +86,11 @@ pub fn collect(pipeline: &Pipeline) -> Result<Vec<Found>> {
         let files: Vec<(String, std::path::PathBuf)> = match &decl.source {
             ArtifactSource::Path(p) => {
                 let file = base.join(p);
-                if !file.is_file() {
+                if std::fs::symlink_metadata(&file).is_err() {
                     return Err(Error::failed(format!("artifact `{}`: `{}` was not found after the build", decl.name, file.display()))
                         .hint(format!("the build must write `{p}` under `{}`", base.display())));
                 }
+                check_inside(&decl.name, &base, &file)?;
                 vec![(decl.name.clone(), file)]
             }
             ArtifactSource::Glob(g) => {
@@ -78,7 +104,9 @@ pub fn collect(pipeline: &Pipeline) -> Result<Vec<Found>> {
                 let mut files = Vec::new();
                 for p in paths {
                     let p = p.map_err(|e| Error::failed(format!("artifact `{}`: {e}", decl.name)))?;
-                    if p.is_file() {
+                    let link = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+                    if link || p.is_file() {
+                        check_inside(&decl.name, &base, &p)?;
                         files.push((format!("{}/{}", decl.name, relative(&literal, &p)), p));
                     }
                 }

@@ -25,6 +25,10 @@ pub const OUTPUT_TAIL: usize = 4096;
 /// Variables whose values never appear in recorded output.
 const SECRET_VARS: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_CONTAINER_AUTHORIZATION_TOKEN"];
 
+/// What a command never inherits: the CI's means to mint an identity (GitHub's OIDC token
+/// request), with which a deploy command could assume roles ferry did not hand it.
+pub const NEVER_INHERITED: &[&str] = &["ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"];
+
 type Tail = Arc<Mutex<VecDeque<u8>>>;
 
 /// Copies `from` to stderr as it arrives, keeping the last `OUTPUT_TAIL` bytes in `tail`.
@@ -52,7 +56,8 @@ fn masked(tail: &Tail, spec: &CommandSpec) -> String {
             text = text.replace(value.as_str(), "***");
         }
     }
-    text
+    // And every other secret the process knows (inherited keys, tokens, webhook URLs).
+    ferry_core::hooks::redact(&text)
 }
 
 impl Executor for ShellExecutor {
@@ -75,7 +80,7 @@ impl ShellExecutor {
         tracing::info!(label = %spec.label, dir = %spec.dir.display(), "running `{}`", spec.run);
         let start = Instant::now();
         let mut command = Command::new("sh");
-        for var in &spec.clear_env {
+        for var in spec.clear_env.iter().map(String::as_str).chain(NEVER_INHERITED.iter().copied()) {
             command.env_remove(var);
         }
         let mut child = command

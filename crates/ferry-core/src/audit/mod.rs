@@ -157,6 +157,9 @@ pub struct Tail {
 /// happened at the draft's own time, else at `at`.
 pub fn seal(draft: Draft, prev: Option<&Tail>, at: Timestamp) -> Result<Event> {
     let at = draft.at.unwrap_or(at);
+    // Nothing this process knows to be secret is ever stored (a command's output may hold one).
+    let mut details = draft.details;
+    crate::hooks::redact_json(&mut details);
     let (seq, prev_hash) = match prev {
         Some(p) => (p.seq + 1, p.hash.clone()),
         None => (1, Sha256Digest::from_bytes([0; 32])),
@@ -171,7 +174,7 @@ pub fn seal(draft: Draft, prev: Option<&Tail>, at: Timestamp) -> Result<Event> {
         pipeline: draft.pipeline,
         release: draft.release,
         stage: draft.stage,
-        details: draft.details,
+        details,
         hash: Sha256Digest::from_bytes([0; 32]),
     };
     event.hash = Sha256Digest::of(event.body()?.as_bytes());

@@ -163,8 +163,12 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], location: &str
     serde_json::from_value(v).map_err(|e| crate::Error::invalid(format!("`{location}` is malformed: {e}")))
 }
 
+/// A record as stored: JSON with every secret the process knows redacted (a stage record holds
+/// command output and error messages).
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| crate::Error::failed(format!("cannot encode: {e}")))?;
+    let mut value = serde_json::to_value(value).map_err(|e| crate::Error::failed(format!("cannot encode: {e}")))?;
+    crate::hooks::redact_json(&mut value);
+    let mut bytes = serde_json::to_vec_pretty(&value).map_err(|e| crate::Error::failed(format!("cannot encode: {e}")))?;
     bytes.push(b'\n');
     Ok(bytes)
 }
