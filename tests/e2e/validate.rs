@@ -260,3 +260,61 @@ fn the_readme_pipeline_reference_is_what_ferry_schema_markdown_prints() {
     let out = Command::new(FERRY).args(["schema", "--markdown"]).output().unwrap();
     assert_eq!(&readme[start..end], String::from_utf8(out.stdout).unwrap(), "regenerate the README table with `ferry schema --markdown`");
 }
+
+/// A template as JSON (tags such as `!Sub` are kept as the parser gives them).
+fn template_json(path: &std::path::Path) -> serde_json::Value {
+    use ferry_core::yaml::{Kind, Node, parse};
+    fn conv(n: &Node) -> serde_json::Value {
+        match &n.kind {
+            Kind::Null => serde_json::Value::Null,
+            Kind::Scalar { text, .. } => serde_json::Value::String(text.clone()),
+            Kind::Seq(items) => items.iter().map(conv).collect(),
+            Kind::Map(fields) => fields.iter().map(|(k, v)| (k.as_scalar().unwrap_or_default().to_owned(), conv(v))).collect(),
+        }
+    }
+    conv(&parse("t", &std::fs::read_to_string(path).unwrap()).unwrap())
+}
+
+#[test]
+fn the_security_accounts_bucket_refuses_every_write_that_could_rewrite_the_audit_log() {
+    // What moto cannot enforce (S3's conditional-write condition keys in a bucket policy,
+    // object lock), checked on the template itself.
+    let t = template_json(&repo_root().join("bootstrap/security.yaml"));
+    let bucket = &t["Resources"]["AuditBucket"]["Properties"];
+    assert_eq!(bucket["ObjectLockEnabled"], "true", "object lock is always on");
+    assert_eq!(bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"], "COMPLIANCE");
+    let days: u64 = t["Parameters"]["AuditRetentionDays"]["Default"].as_str().unwrap().parse().unwrap();
+    let min: u64 = t["Parameters"]["AuditRetentionDays"]["MinValue"].as_str().unwrap().parse().unwrap();
+    assert!(days >= 365 && min >= 1, "retention {days} days by default, never off");
+    let statements = t["Resources"]["AuditBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"].as_array().unwrap().clone();
+    let sid = |s: &str| statements.iter().find(|x| x["Sid"] == s).unwrap_or_else(|| panic!("no statement {s}")).clone();
+    let create_only = sid("CreateOnly");
+    assert_eq!((create_only["Effect"].as_str(), create_only["Principal"].as_str()), (Some("Deny"), Some("*")));
+    assert_eq!(create_only["Action"], "s3:PutObject");
+    assert_eq!(create_only["Condition"]["Null"]["s3:if-none-match"], "true", "a put without If-None-Match is refused");
+    assert!(create_only["NotResource"].as_str().unwrap().ends_with("/*head.json"), "all but the head");
+    let head = sid("HeadCompareAndSwap");
+    assert_eq!(head["Effect"], "Deny");
+    assert!(head["Resource"].as_str().unwrap().ends_with("/*head.json"));
+    assert_eq!(
+        (head["Condition"]["Null"]["s3:if-none-match"].as_str(), head["Condition"]["Null"]["s3:if-match"].as_str()),
+        (Some("true"), Some("true"))
+    );
+    let deletes = sid("NoDeletes");
+    assert_eq!(deletes["Effect"], "Deny");
+    for action in ["s3:DeleteObject", "s3:DeleteObjectVersion"] {
+        assert!(deletes["Action"].as_array().unwrap().iter().any(|a| a == action), "{action} is refused");
+    }
+    // The audit role itself may only read, list and add.
+    let role = &t["Resources"]["AuditRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    let actions: Vec<String> = role
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_owned()).collect::<Vec<_>>(),
+            one => vec![one.as_str().unwrap().to_owned()],
+        })
+        .collect();
+    assert_eq!(actions, ["s3:ListBucket", "s3:GetObject", "s3:PutObject"]);
+}
