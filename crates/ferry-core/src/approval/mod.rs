@@ -1,5 +1,9 @@
 //! Approval policy: who may approve a (release, stage), how many distinct approvers are
 //! needed, when approvals expire, and separation of duties. Pure functions of the records.
+//! `signed` holds approvals as signatures: the envelope an approver signs and the rule by
+//! which signed approvals count.
+
+pub mod signed;
 
 use serde::{Deserialize, Serialize};
 
