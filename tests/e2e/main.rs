@@ -11,6 +11,7 @@ mod codebuild;
 mod conformance;
 mod crash;
 mod faults;
+mod forgery;
 mod gates;
 mod github;
 mod leases;

@@ -202,6 +202,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         interrupt: c.interrupt,
         work_dir: c.work_dir,
         account_root: None,
+        attester: None,
     };
     Ok(AwsBackend { aws, actor, orchestrator, settings, services, pipeline: name, ci_tags: c.ci_tags })
 }

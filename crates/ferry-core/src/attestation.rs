@@ -182,3 +182,57 @@ pub fn check_binding(statement: &Value, manifest: &ReleaseManifest, manifest_dig
     }
     Ok(())
 }
+
+/// The predicate type of a deployment attestation: a stage's success, signed with the
+/// pipeline's key (in the manner of a SLSA verification summary), which later stages check
+/// instead of trusting a state field.
+pub const DEPLOYMENT_PREDICATE: &str = "https://ferry.invalid/deployment/v1";
+
+/// What a release's success in `stage` says: the release (by manifest digest), the stage and
+/// its actions, the attempt, when.
+pub fn deployment_statement(
+    pipeline: &crate::ids::PipelineName,
+    release: &ReleaseId,
+    manifest_digest: &Sha256Digest,
+    stage: &crate::ids::StageName,
+    actions: &[String],
+    attempt: u32,
+    at: crate::clock::Timestamp,
+) -> Value {
+    json!({
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": format!("ferry-release:{release}"), "digest": {"sha256": manifest_digest}}],
+        "predicateType": DEPLOYMENT_PREDICATE,
+        "predicate": {"pipeline": pipeline, "stage": stage, "actions": actions, "attempt": attempt, "deployed_at": at},
+    })
+}
+
+/// Checks that `envelope`, signed by `key`, says release `release` (manifest `manifest_digest`)
+/// succeeded in `stage` of `pipeline`; the error says what does not hold.
+pub fn check_deployment(
+    envelope: &Envelope,
+    key: &PublicKey,
+    pipeline: &crate::ids::PipelineName,
+    release: &ReleaseId,
+    manifest_digest: &Sha256Digest,
+    stage: &crate::ids::StageName,
+) -> Result<()> {
+    let statement = envelope.verify(key)?;
+    if statement["_type"] != STATEMENT_TYPE || statement["predicateType"] != DEPLOYMENT_PREDICATE {
+        return Err(Error::verification("the signed statement is not a ferry deployment attestation"));
+    }
+    let subject = &statement["subject"][0];
+    let (name, digest) = (subject["name"].as_str().unwrap_or(""), subject["digest"]["sha256"].as_str().unwrap_or(""));
+    if name != format!("ferry-release:{release}") || digest != manifest_digest.as_str() {
+        return Err(Error::verification(format!("the deployment attestation is for `{name}` ({digest}), not release `{release}`")));
+    }
+    let p = &statement["predicate"];
+    if p["pipeline"].as_str() != Some(pipeline.as_str()) || p["stage"].as_str() != Some(stage.as_str()) {
+        return Err(Error::verification(format!(
+            "the deployment attestation is for stage `{}` of pipeline `{}`, not stage `{stage}` of `{pipeline}`",
+            p["stage"].as_str().unwrap_or("?"),
+            p["pipeline"].as_str().unwrap_or("?")
+        )));
+    }
+    Ok(())
+}

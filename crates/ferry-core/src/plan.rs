@@ -124,7 +124,7 @@ impl StageStep {
     pub fn describe(self, p: &Pipeline, s: &Stage) -> String {
         match self {
             StageStep::Verify => "verify artifact digests and the release signature with the pinned key".to_owned(),
-            StageStep::Require(i) => format!("require: release succeeded in `{}`", s.requires[i]),
+            StageStep::Require(i) => format!("require: release succeeded in `{}` (its signed deployment attestation)", s.requires[i]),
             StageStep::Approval => {
                 let Some(a) = &s.approval else { return String::new() };
                 let who = if a.approvers.is_empty() {

@@ -130,7 +130,7 @@ mod tests {
         let succeeded = status == StageStatus::Succeeded;
         r.apply(Step::ActionEnded { index: 0, succeeded, detail: String::new(), at: t }).unwrap();
         if succeeded {
-            r.apply(Step::Succeed { at: t }).unwrap();
+            r.apply(Step::Succeed { at: t, evidence: None }).unwrap();
         }
         assert_eq!(r.status(), status);
         r

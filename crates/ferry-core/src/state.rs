@@ -153,8 +153,10 @@ pub enum Step {
         index: usize,
         detail: String,
     },
+    /// Deployed and healthy; `evidence` is the deployment attestation signed for it.
     Succeed {
         at: Timestamp,
+        evidence: Option<crate::attestation::Envelope>,
     },
     Stop {
         before: String,
@@ -250,6 +252,10 @@ pub struct StageRecord {
     /// CloudFormation change set's summary), shown by `ferry approve`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preview: Vec<String>,
+    /// The signed deployment attestation of the last success (`attestation::DEPLOYMENT_PREDICATE`):
+    /// the evidence a later stage's order check verifies, not `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<crate::attestation::Envelope>,
     /// The position of the last audit event this record reflects. Events are written before
     /// the state that reports them, so a crash leaves the log ahead: the next run reads the
     /// events after this position and catches the record up (`reconciled`).
@@ -273,6 +279,7 @@ impl StageRecord {
             updated_at: now,
             message: None,
             succeeded_at: None,
+            deployment: None,
             outputs: std::collections::BTreeMap::new(),
             preview: Vec::new(),
             audit_seq: 0,
@@ -365,6 +372,7 @@ impl StageRecord {
             Step::BeginDeploy { fresh: true } => {
                 self.attempt += 1;
                 self.actions.clear();
+                self.deployment = None;
             }
             Step::ActionStarted { index, summary, at } => {
                 self.actions.retain(|a| a.index != *index);
@@ -384,7 +392,10 @@ impl StageRecord {
                     a.detail = Some(detail.clone());
                 }
             }
-            Step::Succeed { at } => self.succeeded_at = Some(*at),
+            Step::Succeed { at, evidence } => {
+                self.succeeded_at = Some(*at);
+                self.deployment.clone_from(evidence);
+            }
             Step::RecordOutputs { outputs } => self.outputs.extend(outputs.clone()),
             _ => {}
         }
@@ -473,8 +484,8 @@ mod tests {
             (Deploying { action: 1 }, Step::CheckGate { index: 0 }, Some(CheckingGate { gate: 0 })),
             (CheckingGate { gate: 0 }, Step::CheckGate { index: 2 }, Some(CheckingGate { gate: 2 })),
             (CheckingGate { gate: 0 }, Step::GateFailedAfterDeploy { index: 0, detail: "503".into() }, Some(gate_failed.clone())),
-            (CheckingGate { gate: 0 }, Step::Succeed { at: t() }, Some(Succeeded)),
-            (Deploying { action: 1 }, Step::Succeed { at: t() }, Some(Succeeded)),
+            (CheckingGate { gate: 0 }, Step::Succeed { at: t(), evidence: None }, Some(Succeeded)),
+            (Deploying { action: 1 }, Step::Succeed { at: t(), evidence: None }, Some(Succeeded)),
             (Deploying { action: 1 }, stop.clone(), Some(stopped.clone())),
             (Requested, stop.clone(), Some(stopped.clone())),
             // Refused: nothing follows a rejection; nothing decided before the lock while a run
@@ -492,8 +503,8 @@ mod tests {
             (CheckingGate { gate: 0 }, started(0), None),
             (CheckingGate { gate: 1 }, Step::GateFailedAfterDeploy { index: 0, detail: "503".into() }, None),
             (Deploying { action: 0 }, Step::GateFailedAfterDeploy { index: 0, detail: "503".into() }, None),
-            (Requested, Step::Succeed { at: t() }, None),
-            (action_failed.clone(), Step::Succeed { at: t() }, None),
+            (Requested, Step::Succeed { at: t(), evidence: None }, None),
+            (action_failed.clone(), Step::Succeed { at: t(), evidence: None }, None),
             (AwaitingApproval, Step::CheckGate { index: 0 }, None),
             // Outputs come from deploy actions, so only while deploying.
             (Deploying { action: 1 }, outputs.clone(), Some(Deploying { action: 1 })),
@@ -537,7 +548,7 @@ mod tests {
     fn success_is_remembered_across_later_attempts() {
         let mut r = record_in(&Phase::Requested);
         r.apply(Step::BeginDeploy { fresh: true }).unwrap();
-        r.apply(Step::Succeed { at: t() }).unwrap();
+        r.apply(Step::Succeed { at: t(), evidence: None }).unwrap();
         r.apply(Step::AwaitApproval { preview: vec!["stack `web`: Modify Bucket".into()] }).unwrap();
         assert_eq!((r.status(), r.succeeded_at(), r.preview.len()), (StageStatus::AwaitingApproval, Some(t()), 1));
     }

@@ -85,6 +85,7 @@ impl Home {
             interrupt: self.interrupt.clone(),
             work_dir: self.root.join("work"),
             account_root: Some(self.root.join("accounts")),
+            attester: None,
         }
     }
 }

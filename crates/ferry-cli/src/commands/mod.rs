@@ -187,8 +187,16 @@ impl Ctx {
         }
     }
 
+    /// Signs deployment attestations with `signer` (the pipeline's key) from now on.
+    pub fn attest_with(&mut self, signer: Box<dyn Signer + Send + Sync>) {
+        match &mut self.backend {
+            Connected::Local(s) => s.attester = Some(signer),
+            Connected::Aws(b) => b.services.attester = Some(signer),
+        }
+    }
+
     /// The pipeline's signer, checked against the pinned key so no unverifiable release is made.
-    pub fn signer(&self, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Result<Box<dyn Signer>, Failure> {
+    pub fn signer(&self, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Result<Box<dyn Signer + Send + Sync>, Failure> {
         match (&p.signing.key, &self.backend) {
             (SigningKey::Local(name), _) => {
                 let key = home.keys().load(name)?;

@@ -6,7 +6,6 @@ use std::path::Path;
 use ferry_core::Error;
 use ferry_core::audit::{Draft, EventKind};
 use ferry_core::ids::{Actor, ReleaseId, StageName};
-use ferry_core::keys::PublicKey;
 use ferry_core::manifest::{BuilderInfo, MANIFEST_VERSION, ReleaseManifest};
 use ferry_core::pipeline::Pipeline;
 use ferry_core::promote::{Outcome, Request};
@@ -21,10 +20,10 @@ use crate::env;
 use crate::exit::Exit;
 use crate::output::{Failure, Report};
 
-fn build_release(ctx: &Ctx, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Result<CreatedRelease, Failure> {
+/// Builds, stores and signs a release with `signer` (checked against the pinned key before
+/// anything is built: a release nobody can verify is never made).
+fn build_release(ctx: &Ctx, signer: &dyn ferry_core::attestation::Signer, p: &Pipeline) -> Result<CreatedRelease, Failure> {
     let (svc, actor) = (ctx.svc(), &ctx.actor);
-    // Check the signer before building: a release nobody can verify is never made.
-    let signer = ctx.signer(home, p, pinned)?;
     let started_at = svc.clock.now();
     ferry_local::build::run_command(p, svc, actor)?;
     let collected = release::store_artifacts(svc, &ferry_local::build::collect(p)?)?;
@@ -44,7 +43,7 @@ fn build_release(ctx: &Ctx, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Re
         finished_at: svc.clock.now(),
     };
     tracing::info!(keyid = %signer.keyid(), "signing the release");
-    Ok(release::create(svc, p, manifest, signer.as_ref())?)
+    Ok(release::create(svc, p, manifest, signer)?)
 }
 
 fn built_text(r: &CreatedRelease) -> String {
@@ -63,7 +62,8 @@ pub fn build(home: &Home, path: &Path) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let pinned = pinned_key(&p)?;
     let ctx = Ctx::connect(home, &p, "build")?;
-    let r = build_release(&ctx, home, &p, &pinned)?;
+    let signer = ctx.signer(home, &p, &pinned)?;
+    let r = build_release(&ctx, signer.as_ref(), &p)?;
     Ok(Report::ok(
         built_text(&r),
         json!({"release": r.release, "manifest_sha256": r.manifest_sha256, "keyid": r.keyid, "manifest": r.manifest}),
@@ -141,7 +141,10 @@ pub fn promote(home: &Home, path: &Path, release: &str, to: &str, opts: &Promote
     let p = load_pipeline(path)?;
     let (release, stage): (ReleaseId, StageName) = (parse_id(release)?, parse_id(to)?);
     let pinned = pinned_key(&p)?;
-    let ctx = Ctx::connect(home, &p, "promote")?;
+    let mut ctx = Ctx::connect(home, &p, "promote")?;
+    // A success is recorded with a deployment attestation signed with the pipeline's key.
+    let signer = ctx.signer(home, &p, &pinned)?;
+    ctx.attest_with(signer);
     let g = rollback::promote(ctx.svc(), &p, &pinned, &request(&release, &stage, &ctx.actor, opts))?;
     Ok(Report { human: guarded_text(&g), json: serde_json::to_value(&g).unwrap_or_default(), exit: outcome_exit(&g.outcome) })
 }
@@ -151,7 +154,9 @@ pub fn rollback(home: &Home, path: &Path, stage: &str, to: Option<&str>, opts: &
     let stage: StageName = parse_id(stage)?;
     let to: Option<ReleaseId> = to.map(parse_id).transpose()?;
     let pinned = pinned_key(&p)?;
-    let ctx = Ctx::connect(home, &p, "rollback")?;
+    let mut ctx = Ctx::connect(home, &p, "rollback")?;
+    let signer = ctx.signer(home, &p, &pinned)?;
+    ctx.attest_with(signer);
     let req = rollback::RollbackRequest { stage: stage.clone(), to, actor: ctx.actor.clone(), wait: opts.wait, lease: opts.lease };
     let r = rollback::rollback(ctx.svc(), &p, &pinned, &req)?;
     let from = r.from.as_ref().map_or("(nothing)".to_owned(), ToString::to_string);
@@ -162,9 +167,12 @@ pub fn rollback(home: &Home, path: &Path, stage: &str, to: Option<&str>, opts: &
 pub fn run(home: &Home, path: &Path, opts: &PromoteOpts) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let pinned = pinned_key(&p)?;
-    let ctx = Ctx::connect(home, &p, "run")?;
+    let mut ctx = Ctx::connect(home, &p, "run")?;
+    // One signer for the release and the deployment attestations of its stages.
+    let signer = ctx.signer(home, &p, &pinned)?;
+    let built = build_release(&ctx, signer.as_ref(), &p)?;
+    ctx.attest_with(signer);
     let (svc, actor) = (ctx.svc(), &ctx.actor);
-    let built = build_release(&ctx, home, &p, &pinned)?;
     let mut human = built_text(&built);
     let mut stages = Vec::new();
     let mut exit = Exit::Success;

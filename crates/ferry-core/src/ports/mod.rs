@@ -52,4 +52,7 @@ pub struct Services {
     /// On the local backend, accounts are namespaces: `ROOT/ACCOUNT_ID` is handed to actions
     /// as `FERRY_ACCOUNT_DIR`.
     pub account_root: Option<PathBuf>,
+    /// Signs a stage's deployment attestation (the pipeline's release key) when a promotion
+    /// succeeds; without one the success carries no evidence, and no later stage accepts it.
+    pub attester: Option<Box<dyn crate::attestation::Signer + Send + Sync>>,
 }

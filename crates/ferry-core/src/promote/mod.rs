@@ -129,6 +129,7 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         stage,
         req,
         verified: &verified,
+        pinned,
         copies: copies.dir(),
         last_seq: std::cell::Cell::new(0),
         lock_token: std::cell::RefCell::default(),
@@ -181,6 +182,8 @@ struct Promotion<'a> {
     stage: &'a Stage,
     req: &'a Request,
     verified: &'a Verified,
+    /// The pipeline's pinned key: what deployment attestations of required stages verify with.
+    pinned: &'a PublicKey,
     /// Where the verified copies of the artifacts are.
     copies: &'a std::path::Path,
     /// The position of the last event this promotion wrote; every state write records it.
@@ -440,14 +443,55 @@ impl Promotion<'_> {
         Ok(outcome)
     }
 
+    /// The deployment attestation of this success, signed with the pipeline's key (what later
+    /// stages check); none if this process cannot sign.
+    fn attest(&self, attempt: u32) -> Result<Option<crate::attestation::Envelope>> {
+        let Some(signer) = &self.svc.attester else {
+            tracing::warn!("no signing key for deployment attestations: the success of stage `{}` carries no evidence", self.stage.name);
+            return Ok(None);
+        };
+        let actions: Vec<String> = self.stage.deploy.iter().map(crate::pipeline::Action::summary).collect();
+        let statement = crate::attestation::deployment_statement(
+            &self.pipeline.name,
+            &self.req.release,
+            &self.verified.manifest_sha256,
+            &self.stage.name,
+            &actions,
+            attempt,
+            self.now(),
+        );
+        Ok(Some(crate::attestation::sign(&statement, signer.as_ref())?))
+    }
+
+    /// Whether `record` (of required stage `stage`) proves the release succeeded there: its
+    /// status, and a deployment attestation signed with the pinned key for this release and
+    /// stage (a state file anyone with the store's role can write proves nothing by itself).
+    fn proves_success(&self, stage: &StageName, record: Option<&StageRecord>) -> std::result::Result<(), String> {
+        let Some(r) = record else { return Err("never promoted".into()) };
+        if r.status() != StageStatus::Succeeded {
+            return Err(crate::wire_name(&r.status()));
+        }
+        let Some(evidence) = &r.deployment else {
+            return Err("its record says succeeded but carries no signed deployment attestation".into());
+        };
+        crate::attestation::check_deployment(
+            evidence,
+            self.pinned,
+            &self.pipeline.name,
+            &self.req.release,
+            &self.verified.manifest_sha256,
+            stage,
+        )
+        .map_err(|e| format!("its deployment attestation is not valid: {}", e.message))
+    }
+
     fn check_order(&self) -> Result<()> {
         for req in &self.stage.requires {
-            let status = self.required(req)?.map(|r| r.status());
-            if status != Some(StageStatus::Succeeded) {
-                let now = status.map_or("never promoted".to_owned(), |s| crate::wire_name(&s));
-                self.audit(EventKind::GateFailed, json!({"gate": "order", "requires": req, "status": now}))?;
+            let record = self.required(req)?;
+            if let Err(why) = self.proves_success(req, record.as_ref()) {
+                self.audit(EventKind::GateFailed, json!({"gate": "order", "requires": req, "status": why}))?;
                 return Err(Error::failed(format!(
-                    "release `{}` has not succeeded in stage `{req}` ({now}), which stage `{}` requires",
+                    "release `{}` has not succeeded in stage `{req}` ({why}), which stage `{}` requires",
                     self.req.release, self.stage.name
                 ))
                 .hint(format!("promote it there first: `{}`", promote_command(self.pipeline, &self.req.release, req))));
@@ -655,11 +699,13 @@ impl Promotion<'_> {
                     }
                 }
                 StageStep::Record => {
+                    let evidence = self.attest(record.attempt)?;
                     self.audit(
                         EventKind::PromotionSucceeded,
-                        json!({"actions": self.stage.deploy.len(), "skipped": skipped, "manifest_sha256": self.verified.manifest_sha256}),
+                        json!({"actions": self.stage.deploy.len(), "skipped": skipped, "manifest_sha256": self.verified.manifest_sha256,
+                               "attestation": evidence}),
                     )?;
-                    self.step(Step::Succeed { at: self.now() })?;
+                    self.step(Step::Succeed { at: self.now(), evidence })?;
                 }
                 // The stage role is assumed by each action as it starts; a rollback wraps the
                 // outcome (`rollback::promote`).

@@ -44,7 +44,9 @@ impl Promotion<'_> {
                 }
                 (EventKind::PromotionSucceeded, _) if record.status() != StageStatus::Succeeded => {
                     changes.push(format!("event {}: the promotion succeeded", e.seq));
-                    steps.push(Step::Succeed { at: e.at });
+                    // The attestation it signed is in the event.
+                    let evidence = serde_json::from_value(e.details["attestation"].clone()).ok();
+                    steps.push(Step::Succeed { at: e.at, evidence });
                 }
                 _ => {}
             }
