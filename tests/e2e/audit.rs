@@ -106,7 +106,8 @@ fn audit_show_filters_by_release() {
 fn truncating_the_log_is_caught_by_the_signed_checkpoint() {
     let (p, _) = project_with_history();
     let ok = p.ferry("auditor", &["audit", "verify", "--pipeline", "pipeline.yaml"]).expect(0);
-    assert!(ok.stdout.contains("1 signed checkpoints verified"), "{}", ok.stdout);
+    // One checkpoint per command that decided something: the build's and the promotion's.
+    assert!(ok.stdout.contains("2 signed checkpoints verified"), "{}", ok.stdout);
     let n = p.audit_events().len() as u64;
     for seq in 3..=n {
         std::fs::remove_file(event_file(&p, seq)).unwrap();
@@ -132,7 +133,9 @@ fn truncating_the_log_is_caught_by_the_signed_checkpoint() {
 fn a_forged_checkpoint_does_not_verify() {
     let (p, _) = project_with_history();
     let dir = p.home().join("audit/checkpoints");
-    let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let file = files[0].clone();
     let mut env: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     env["signatures"][0]["sig"] = serde_json::Value::String("AAAA".into());
     std::fs::write(&file, serde_json::to_vec(&env).unwrap()).unwrap();
@@ -164,4 +167,30 @@ fn an_auditor_verifies_the_stored_log_with_the_python_standard_library_alone() {
     let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert_eq!(n, 22);
     assert_eq!(p.ferry("auditor", &["audit", "verify", "--output", "json"]).expect(0).json()["sealed_segments"], 5);
+}
+
+#[test]
+fn a_log_with_no_events_is_not_reported_as_verified() {
+    // A wrong FERRY_HOME, bucket or prefix looks exactly like an empty log.
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let r = p.ferry("auditor", &["audit", "verify"]).expect(1);
+    assert!(r.stderr.contains("holds no events: nothing was verified") && r.stderr.contains("--pipeline FILE"), "{}", r.stderr);
+}
+
+#[test]
+fn a_cut_after_the_last_promotion_is_caught_by_its_checkpoint() {
+    // Checkpoints follow every command that decided something, not only builds: cutting the
+    // promotion's events off (and rewinding the head) is named.
+    let (p, _) = project_with_history();
+    let n = p.audit_events().len() as u64;
+    for seq in 5..=n {
+        std::fs::remove_file(event_file(&p, seq)).unwrap();
+    }
+    let head = p.home().join("audit/head.json");
+    let mut h: serde_json::Value = serde_json::from_slice(&std::fs::read(&head).unwrap()).unwrap();
+    h["seq"] = 4.into();
+    h["hash"] = serde_json::from_slice::<serde_json::Value>(&std::fs::read(event_file(&p, 4)).unwrap()).unwrap()["hash"].clone();
+    std::fs::write(&head, serde_json::to_vec(&h).unwrap()).unwrap();
+    let r = p.ferry("auditor", &["audit", "verify", "--pipeline", "pipeline.yaml"]).expect(4);
+    assert!(r.stdout.contains(&format!("first bad event is {n}: a signed checkpoint says the log had {n} events")), "{}", r.stdout);
 }

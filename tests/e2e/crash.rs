@@ -75,8 +75,8 @@ fn a_promotion_crashed_after_any_write_is_completed_by_the_next_run_without_a_do
         );
         if crashed.code == 0 {
             // Lock taken, decisions appended, record created, outcome appended, record written,
-            // lock released, the log's head moved.
-            assert_eq!(n, 8, "a promotion of one action makes seven durable writes (this one made {})", n - 1);
+            // lock released, a signed checkpoint, the log's head moved.
+            assert_eq!(n, 9, "a promotion of one action makes eight durable writes (this one made {})", n - 1);
             eprintln!("crashed after each of {} writes", n - 1);
             break;
         }
@@ -110,12 +110,12 @@ fn a_promotion_crashed_after_any_write_is_completed_by_the_next_run_without_a_do
 }
 
 /// On S3, every crash point at once: stage `sN` is promoted by a process that aborts after
-/// its N-th write (a promotion of one action makes seven; the eighth run completes). Locks there are leases: the crashed runs take the shortest (30 s), on a
+/// its N-th write (a promotion of one action makes eight; the ninth run completes). Locks there are leases: the crashed runs take the shortest (30 s), on a
 /// clock running ten times as fast.
 #[test]
 fn on_s3_a_promotion_crashed_after_any_write_is_completed_without_a_double_deploy() {
     use crate::aws::{AwsWorld, TOOLING};
-    const POINTS: u64 = 8;
+    const POINTS: u64 = 9;
     let w = AwsWorld::new();
     w.time_scale.set(Some(10));
     w.write_project("");

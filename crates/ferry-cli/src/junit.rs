@@ -133,6 +133,9 @@ impl AuditLog for RecordingAudit {
     fn flush(&self) -> Result<()> {
         self.inner.flush()
     }
+    fn tail(&self) -> Option<ferry_core::audit::Tail> {
+        self.inner.tail()
+    }
     fn events(&self, filter: &EventFilter) -> Result<Vec<Event>> {
         self.inner.events(filter)
     }

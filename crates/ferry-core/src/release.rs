@@ -82,10 +82,18 @@ pub fn create(svc: &Services, pipeline: &Pipeline, manifest: ReleaseManifest, si
         return Err(e);
     }
     let store = Draft::new(EventKind::Store, &actor, &pipeline.name).release(&id).details(json!({"location": svc.store.location()}));
-    let last = svc.audit.append(store)?;
-    // A signed checkpoint per release: a later truncation or rewrite of the log shows.
-    svc.audit.put_checkpoint(last.seq, &crate::audit::checkpoint(&last, signer, svc.clock.now())?.to_bytes()?)?;
+    svc.audit.append(store)?;
     Ok(CreatedRelease { release: id, manifest_sha256: digest, keyid: signer.keyid(), manifest })
+}
+
+/// A signed checkpoint of the log where this process's appends ended (none if it appended
+/// nothing): written by every command that decided something and holds the pipeline's key —
+/// build, promote, run, rollback — so a later cut or rewrite of the log shows.
+pub fn checkpoint_log(svc: &Services, signer: &dyn Signer) -> Result<Option<u64>> {
+    let Some(tail) = svc.audit.tail() else { return Ok(None) };
+    let envelope = crate::audit::checkpoint(&tail, signer, svc.clock.now())?;
+    svc.audit.put_checkpoint(tail.seq, &envelope.to_bytes()?)?;
+    Ok(Some(tail.seq))
 }
 
 /// Resolves each image the build declares to its digest in the central registry. `${commit}`

@@ -86,6 +86,14 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
     let json = serde_json::to_value(&report).unwrap_or_default();
     let n = report.checkpoints.count;
     match &report.first_bad {
+        // Nothing verified is not a verified log (a wrong bucket, prefix or FERRY_HOME looks
+        // exactly like this).
+        None if report.events == 0 => {
+            Err(ferry_core::Error::failed(format!("the audit log at {} holds no events: nothing was verified", log.location()))
+                .hint("to verify a pipeline's log (on AWS, in the security account's bucket) pass `--pipeline FILE`")
+                .hint("check the pipeline's `audit:` bucket and prefix, or FERRY_HOME on the local backend")
+                .into())
+        }
         None => {
             let head = report.head.as_ref().map(ToString::to_string).unwrap_or_else(|| "(empty)".into());
             let cps = match key {

@@ -20,6 +20,18 @@ use crate::env;
 use crate::exit::Exit;
 use crate::output::{Failure, Report};
 
+/// Ends a command that decided something with a signed checkpoint of the log where its
+/// appends ended (whether it succeeded or not); a checkpoint that cannot be written is a
+/// warning, not the command's failure.
+fn checkpointed<T>(svc: &ferry_core::ports::Services, signer: Option<&dyn ferry_core::attestation::Signer>, result: T) -> T {
+    if let Some(signer) = signer
+        && let Err(e) = release::checkpoint_log(svc, signer)
+    {
+        tracing::warn!("could not write a signed checkpoint of the audit log: {}", e.message);
+    }
+    result
+}
+
 /// Builds, stores and signs a release with `signer` (checked against the pinned key before
 /// anything is built: a release nobody can verify is never made).
 fn build_release(ctx: &Ctx, signer: &dyn ferry_core::attestation::Signer, p: &Pipeline) -> Result<CreatedRelease, Failure> {
@@ -63,7 +75,7 @@ pub fn build(home: &Home, path: &Path) -> Result<Report, Failure> {
     let pinned = pinned_key(&p)?;
     let ctx = Ctx::connect(home, &p, "build")?;
     let signer = ctx.signer(home, &p, &pinned)?;
-    let r = build_release(&ctx, signer.as_ref(), &p)?;
+    let r = checkpointed(ctx.svc(), Some(signer.as_ref()), build_release(&ctx, signer.as_ref(), &p))?;
     Ok(Report::ok(
         built_text(&r),
         json!({"release": r.release, "manifest_sha256": r.manifest_sha256, "keyid": r.keyid, "manifest": r.manifest}),
@@ -145,7 +157,12 @@ pub fn promote(home: &Home, path: &Path, release: &str, to: &str, opts: &Promote
     // A success is recorded with a deployment attestation signed with the pipeline's key.
     let signer = ctx.signer(home, &p, &pinned)?;
     ctx.attest_with(signer);
-    let g = rollback::promote(ctx.svc(), &p, &pinned, &request(&release, &stage, &ctx.actor, opts))?;
+    let svc = ctx.svc();
+    let g = checkpointed(
+        svc,
+        svc.attester.as_deref().map(|s| s as _),
+        rollback::promote(svc, &p, &pinned, &request(&release, &stage, &ctx.actor, opts)),
+    )?;
     Ok(Report { human: guarded_text(&g), json: serde_json::to_value(&g).unwrap_or_default(), exit: outcome_exit(&g.outcome) })
 }
 
@@ -158,7 +175,8 @@ pub fn rollback(home: &Home, path: &Path, stage: &str, to: Option<&str>, opts: &
     let signer = ctx.signer(home, &p, &pinned)?;
     ctx.attest_with(signer);
     let req = rollback::RollbackRequest { stage: stage.clone(), to, actor: ctx.actor.clone(), wait: opts.wait, lease: opts.lease };
-    let r = rollback::rollback(ctx.svc(), &p, &pinned, &req)?;
+    let svc = ctx.svc();
+    let r = checkpointed(svc, svc.attester.as_deref().map(|s| s as _), rollback::rollback(svc, &p, &pinned, &req))?;
     let from = r.from.as_ref().map_or("(nothing)".to_owned(), ToString::to_string);
     let human = format!("rolling `{stage}` back from {from} to {}\n{}", r.to, outcome_text(&r.outcome));
     Ok(Report { human, json: serde_json::to_value(&r).unwrap_or_default(), exit: outcome_exit(&r.outcome) })
@@ -170,33 +188,40 @@ pub fn run(home: &Home, path: &Path, opts: &PromoteOpts) -> Result<Report, Failu
     let mut ctx = Ctx::connect(home, &p, "run")?;
     // One signer for the release and the deployment attestations of its stages.
     let signer = ctx.signer(home, &p, &pinned)?;
-    let built = build_release(&ctx, signer.as_ref(), &p)?;
+    let built = match build_release(&ctx, signer.as_ref(), &p) {
+        Ok(b) => b,
+        Err(e) => return checkpointed(ctx.svc(), Some(signer.as_ref()), Err(e)),
+    };
     ctx.attest_with(signer);
     let (svc, actor) = (ctx.svc(), &ctx.actor);
-    let mut human = built_text(&built);
-    let mut stages = Vec::new();
-    let mut exit = Exit::Success;
-    for stage in &p.stages {
-        let g = match rollback::promote(svc, &p, &pinned, &request(&built.release, &stage.name, actor, opts)) {
-            Ok(g) => g,
-            Err(e) => {
-                // Report what happened so far, then the error (with its own exit code).
-                let _ = std::io::Write::write_all(&mut std::io::stderr(), human.as_bytes());
-                return Err(e.into());
+    let promoted = (|| -> Result<Report, Failure> {
+        let mut human = built_text(&built);
+        let mut stages = Vec::new();
+        let mut exit = Exit::Success;
+        for stage in &p.stages {
+            let g = match rollback::promote(svc, &p, &pinned, &request(&built.release, &stage.name, actor, opts)) {
+                Ok(g) => g,
+                Err(e) => {
+                    // Report what happened so far, then the error (with its own exit code).
+                    let _ = std::io::Write::write_all(&mut std::io::stderr(), human.as_bytes());
+                    return Err(e.into());
+                }
+            };
+            human.push_str(&guarded_text(&g));
+            exit = outcome_exit(&g.outcome);
+            stages.push(serde_json::to_value(&g).unwrap_or_default());
+            if exit != Exit::Success {
+                break;
             }
-        };
-        human.push_str(&guarded_text(&g));
-        exit = outcome_exit(&g.outcome);
-        stages.push(serde_json::to_value(&g).unwrap_or_default());
-        if exit != Exit::Success {
-            break;
         }
-    }
-    Ok(Report {
-        human,
-        json: json!({"release": built.release, "manifest_sha256": built.manifest_sha256, "keyid": built.keyid, "manifest": built.manifest, "stages": stages}),
-        exit,
-    })
+        Ok(Report {
+            human,
+            json: json!({"release": built.release, "manifest_sha256": built.manifest_sha256, "keyid": built.keyid, "manifest": built.manifest, "stages": stages}),
+            exit,
+        })
+    })();
+    // One checkpoint for the whole run, the build's events included.
+    checkpointed(svc, svc.attester.as_deref().map(|s| s as _), promoted)
 }
 
 pub fn verify(home: &Home, path: &Path, release: &str) -> Result<Report, Failure> {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AUDIT_VERSION, ChainProblem, Event};
+use super::{AUDIT_VERSION, ChainProblem, Tail};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::Sha256Digest;
@@ -22,7 +22,7 @@ pub struct Checkpoint {
 }
 
 /// Signs a checkpoint of the log whose last event is `last`.
-pub fn checkpoint(last: &Event, signer: &dyn crate::attestation::Signer, at: Timestamp) -> Result<crate::attestation::Envelope> {
+pub fn checkpoint(last: &Tail, signer: &dyn crate::attestation::Signer, at: Timestamp) -> Result<crate::attestation::Envelope> {
     let c = Checkpoint { version: AUDIT_VERSION, seq: last.seq, head: last.hash.clone(), at };
     let v = serde_json::to_value(&c).map_err(|e| Error::failed(format!("cannot encode checkpoint: {e}")))?;
     crate::attestation::sign_payload(CHECKPOINT_TYPE, &v, signer)

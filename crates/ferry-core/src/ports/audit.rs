@@ -19,6 +19,11 @@ pub trait AuditLog: Send + Sync {
     fn flush(&self) -> Result<()> {
         Ok(())
     }
+    /// Where this process's appends ended (what a checkpoint at the end of a command signs);
+    /// `None` if it appended nothing.
+    fn tail(&self) -> Option<crate::audit::Tail> {
+        None
+    }
     /// The events `filter` selects, in order (a release's events through the index).
     fn events(&self, filter: &EventFilter) -> Result<Vec<Event>>;
     /// Proves the chain from the first event to the last, and with `key` the signed checkpoints.

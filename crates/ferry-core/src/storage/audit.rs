@@ -92,6 +92,8 @@ struct Writer {
     head: Option<(Head, Version)>,
     /// Writes since the head was last moved.
     unheaded: u32,
+    /// Whether this writer appended anything.
+    appended: bool,
 }
 
 fn damaged(location: &str, why: &str) -> Error {
@@ -500,6 +502,7 @@ impl AuditLog for Audit {
                     let last = tail.as_ref().map_or(first, |t| t.seq);
                     w.tail = tail;
                     w.unheaded += 1;
+                    w.appended = true;
                     stored.extend(events);
                     // The writer of a segment's last event seals it; halfway into a segment,
                     // a missed seal of an earlier one is made up.
@@ -534,6 +537,11 @@ impl AuditLog for Audit {
             tracing::warn!("could not move the audit head forward (the next append will): {}", e.message);
         }
         Ok(stored)
+    }
+
+    fn tail(&self) -> Option<Tail> {
+        let w = self.writer();
+        w.appended.then(|| w.tail.clone()).flatten()
     }
 
     fn flush(&self) -> Result<()> {
