@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Try ferry with no AWS account: builds ferry, creates the demo signing key, and runs
+# Try ferry with no AWS account: builds ferry, creates the demo signing key and the keys of
+# its three approvers (alice, bob, carol), and runs
 # pipelines/hello.yaml on the embedded local backend. It stops at prod's approval gate and
 # prints the command that approves it.
 set -euo pipefail
@@ -17,6 +18,11 @@ if [ ! -f "$FERRY_HOME/keys/hello.key" ]; then
   rm -f pipelines/keys/hello.pem pipelines/keys/hello.json
 fi
 [ -f pipelines/keys/hello.pem ] || "$ferry" key export --name hello --out pipelines/keys
+# The three approvers' own keys (on one machine for the demo); approvals they sign count.
+for who in alice bob carol; do
+  [ -f "$FERRY_HOME/keys/$who.key" ] || { "$ferry" keygen --name "$who" >/dev/null; rm -f "pipelines/keys/$who.pem"; }
+  [ -f "pipelines/keys/$who.pem" ] || "$ferry" key export --name "$who" --out pipelines/keys >/dev/null
+done
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 code=0

@@ -95,7 +95,7 @@ impl Project {
         std::fs::write(
             p.dir.path().join("pipeline.yaml"),
             "version: 1\nname: shop\naccounts:\n  dev: \"111111111111\"\n  staging: \"222222222222\"\n  prod: \"333333333333\"\n\
-             signing:\n  key: test\n  public_key: keys/test.pem\nbuild:\n  account: dev\n  working_dir: app\n  command: sh build.sh\n\
+             signing:\n  key: test\n  public_key: keys/test.pem\napprovers:\n  alice: {public_key: keys/alice.pem}\nbuild:\n  account: dev\n  working_dir: app\n  command: sh build.sh\n\
              \x20 artifacts:\n    - name: app\n      path: out/app.bin\nstages:\n  - name: staging\n    account: staging\n    deploy:\n\
              \x20     - type: command\n        run: \"true\"\n  - name: prod\n    account: prod\n    approval:\n      required: 1\n\
              \x20     approvers: [alice]\n      expires: 1h\n    deploy:\n      - type: command\n        run: \"true\"\n",
@@ -103,6 +103,8 @@ impl Project {
         .unwrap();
         p.ok("builder", &["keygen", "--name", "test"]);
         p.ok("builder", &["key", "export", "--name", "test", "--out", "keys"]);
+        p.ok("alice", &["keygen", "--name", "alice"]);
+        p.ok("alice", &["key", "export", "--name", "alice", "--out", "keys"]);
         if seed > 0 {
             let root = p.dir.path().join("home/audit");
             let start = Instant::now();

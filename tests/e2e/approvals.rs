@@ -1,14 +1,20 @@
-//! Approvals are bound to (release, stage), need N distinct allowed approvers, expire, and
-//! exclude the builder and requester; a rejection blocks.
+//! Approvals are signatures by pinned approver keys, bound to (release, stage) and the approval
+//! request, need N distinct allowed approvers, expire, and exclude the builder and requester;
+//! a rejection blocks.
 
 use crate::support::{Project, TWO_APPROVERS, pipeline};
 
 /// A project with a release already in staging, waiting for prod.
 fn at_prod_gate(approval: &str) -> (Project, String) {
+    at_prod_gate_by(approval, "builder", "deployer")
+}
+
+/// `at_prod_gate`, the release built by `builder` and its promotion to prod asked by `requester`.
+fn at_prod_gate_by(approval: &str, builder: &str, requester: &str) -> (Project, String) {
     let p = Project::new(&pipeline(approval));
-    let id = p.build();
+    let id = p.ferry(builder, &["build", "pipeline.yaml", "--output", "json"]).expect(0).json()["release"].as_str().unwrap().to_owned();
     p.promote("deployer", &id, "staging").expect(0);
-    let waiting = p.promote("deployer", &id, "prod").expect(3);
+    let waiting = p.promote(requester, &id, "prod").expect(3);
     assert!(
         waiting.stdout.contains(&format!("approve with: ferry approve pipeline.yaml --release {id} --stage prod")),
         "{}",
@@ -38,33 +44,38 @@ fn two_distinct_approvers_are_needed_when_the_policy_says_two() {
 
 #[test]
 fn the_builder_cannot_approve_and_the_refusal_is_audited() {
-    let (p, id) = at_prod_gate("      required: 1");
-    let r = p.approve("builder", &id, "prod").expect(1);
-    assert!(r.stderr.contains("`builder` built this release and cannot approve it"), "{}", r.stderr);
+    let (p, id) = at_prod_gate_by("      required: 1", "alice", "deployer");
+    let r = p.approve("alice", &id, "prod").expect(1);
+    assert!(r.stderr.contains("`alice` built this release and cannot approve it"), "{}", r.stderr);
     assert_eq!(p.audit_kinds().last().map(String::as_str), Some("approval_refused"));
     p.promote("deployer", &id, "prod").expect(3);
 }
 
 #[test]
 fn the_requester_cannot_approve_their_own_promotion() {
-    let (p, id) = at_prod_gate("      required: 1");
-    let r = p.approve("deployer", &id, "prod").expect(1);
-    assert!(r.stderr.contains("requested the promotion of this release"), "{}", r.stderr);
+    let (p, id) = at_prod_gate_by("      required: 1", "builder", "carol");
+    let r = p.approve("carol", &id, "prod").expect(1);
+    assert!(r.stderr.contains("`carol` requested the promotion of this release"), "{}", r.stderr);
 }
 
 #[test]
 fn self_approval_is_allowed_when_the_pipeline_says_so() {
-    let (p, id) = at_prod_gate("      required: 1\n      allow_self_approval: true");
-    p.approve("builder", &id, "prod").expect(0);
+    let (p, id) = at_prod_gate_by("      required: 1\n      allow_self_approval: true", "alice", "deployer");
+    p.approve("alice", &id, "prod").expect(0);
     p.promote("deployer", &id, "prod").expect(0);
 }
 
 #[test]
-fn only_listed_approvers_may_approve() {
+fn only_pinned_and_listed_approvers_may_approve() {
     let (p, id) = at_prod_gate(TWO_APPROVERS);
     let r = p.approve("mallory", &id, "prod").expect(1);
-    assert!(r.stderr.contains("`mallory` is not an approver for stage `prod`"), "{}", r.stderr);
-    assert!(r.stderr.contains("allowed approvers: alice, bob, carol"), "{}", r.stderr);
+    assert!(r.stderr.contains("`mallory` is none of the pipeline's approvers"), "{}", r.stderr);
+    assert!(r.stderr.contains("pinned approvers: alice, bob, carol"), "{}", r.stderr);
+    let (p, id) = at_prod_gate("      required: 1\n      approvers: [alice, bob]");
+    let r = p.approve("carol", &id, "prod").expect(1);
+    assert!(r.stderr.contains("`carol` is not an approver for stage `prod`"), "{}", r.stderr);
+    assert!(r.stderr.contains("allowed approvers: alice, bob"), "{}", r.stderr);
+    assert_eq!(p.audit_kinds().iter().filter(|k| *k == "approval_refused").count(), 1, "the refusal is audited");
 }
 
 #[test]
@@ -109,14 +120,14 @@ fn a_rejection_blocks_the_release_in_that_stage() {
 
 #[test]
 fn status_shows_pending_approvals_who_may_approve_and_the_command() {
-    let (p, id) = at_prod_gate(TWO_APPROVERS);
+    let (p, id) = at_prod_gate_by(TWO_APPROVERS, "alice", "deployer");
     p.approve("carol", &id, "prod").expect(0);
     let s = p.ferry("anyone", &["status", "pipeline.yaml"]).expect(0).stdout;
     assert!(s.contains("staging      succeeded"), "{s}");
     assert!(s.contains("prod         awaiting_approval"), "{s}");
     assert!(s.contains("approvals 1/2 (carol)"), "{s}");
-    assert!(s.contains("may approve: alice, bob"), "{s}");
-    assert!(s.contains("may not approve: builder, deployer"), "{s}");
+    assert!(s.contains("may approve: bob"), "{s}");
+    assert!(s.contains("may not approve: alice"), "{s}");
     assert!(s.contains("earliest approval expires at"), "{s}");
     let v = p.ferry("anyone", &["status", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
     assert_eq!(v["releases"][0]["stages"][1]["approvals"]["state"], "pending");
@@ -209,5 +220,5 @@ fn on_a_terminal_a_protected_stage_is_approved_only_by_typing_its_name() {
     assert!(wrong.stdout.contains("not confirmed; nothing was recorded"), "{}", wrong.stdout);
     assert!(!p.audit_kinds().iter().any(|k| k == "approved"));
     let right = on_a_terminal(&p, "alice", &args, "prod").expect(0);
-    assert!(right.stdout.contains(&format!("alice approved {id} for `prod`")), "{}", right.stdout);
+    assert!(right.stdout.contains(&format!("alice (alice) approved {id} for `prod`, signed with key ")), "{}", right.stdout);
 }

@@ -153,11 +153,12 @@ fn an_auditor_verifies_the_stored_log_with_the_python_standard_library_alone() {
         std::fs::write(p.path("app/src.txt"), format!("version {version}\n")).unwrap();
         let id = run(&["build", "pipeline.yaml", "--output", "json"]).expect(0).json()["release"].as_str().unwrap().to_owned();
         run(&["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
+        run(&["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
         let reject =
             ["reject", "pipeline.yaml", "--release", &id, "--stage", "prod", "--comment", "går inte\n\"andra\" raden\t\u{1}", "--yes"];
         Run::from(p.command("bob", &reject).output().unwrap()).expect(0);
     }
-    assert!(p.home().join("audit/segments/00000004.jsonl").exists(), "22 events in segments of 4: five sealed");
+    assert!(p.home().join("audit/segments/00000004.jsonl").exists(), "more than 20 events in segments of 4: five or more sealed");
     let out = std::process::Command::new(crate::support::venv_python())
         .arg(crate::support::repo_root().join("tests/conformance/verify_audit_log.py"))
         .arg(p.home().join("audit"))
@@ -165,8 +166,9 @@ fn an_auditor_verifies_the_stored_log_with_the_python_standard_library_alone() {
         .unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    assert_eq!(n, 22);
-    assert_eq!(p.ferry("auditor", &["audit", "verify", "--output", "json"]).expect(0).json()["sealed_segments"], 5);
+    let ferry = p.ferry("auditor", &["audit", "verify", "--output", "json"]).expect(0).json();
+    assert_eq!(ferry["events"], n, "the standard library counts what ferry counts");
+    assert_eq!(ferry["sealed_segments"], n / 4);
 }
 
 #[test]

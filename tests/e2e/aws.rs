@@ -147,6 +147,13 @@ aws:
 signing:
   kms_key: {key}
   public_key: keys/shop.pem
+approvers:
+  alice:
+    public_key: keys/alice.pem
+    identities: ["arn:aws:sts::{TOOLING}:assumed-role/release-approvers/alice"]
+  bob:
+    public_key: keys/bob.pem
+    identities: ["arn:aws:sts::{TOOLING}:assumed-role/release-approvers/bob"]
 build:
   account: dev
   working_dir: app
@@ -164,7 +171,7 @@ stages:
     account: prod
     approval:
       required: 2
-      approvers: [arn:aws:iam::{TOOLING}:role/release-approvers]
+      approvers: [alice, bob]
     deploy:
       - type: command
         run: {whoami}
@@ -178,6 +185,13 @@ audit:
             key = self.kms_key,
         );
         std::fs::write(self.path("pipeline.yaml"), pipeline).unwrap();
+        // The approvers' own signing keys (local ones: each person's machine holds theirs).
+        if !self.path("keys/alice.pem").exists() {
+            for who in ["alice", "bob"] {
+                self.ferry(&self.base, &["keygen", "--name", who]).expect(0);
+                self.ferry(&self.base, &["key", "export", "--name", who, "--out", "keys"]).expect(0);
+            }
+        }
     }
 
     /// Replaces the project's `stages:` block (up to `audit:`) with `stages`.
@@ -314,7 +328,7 @@ fn build_staging_prod_across_six_accounts_with_kms_signing_and_two_assumed_role_
     let waiting = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
     assert!(waiting.stdout.contains("approve with: ferry approve pipeline.yaml"), "{}", waiting.stdout);
     let refused = w.ferry(&ci, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes"]).expect(1);
-    assert!(refused.stderr.contains("cannot approve"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("is none of the pipeline's approvers"), "{}", refused.stderr);
     let alice = w.role(TOOLING, "release-approvers", "alice");
     let bob = w.role(TOOLING, "release-approvers", "bob");
     w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes"]).expect(0);

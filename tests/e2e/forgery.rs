@@ -77,3 +77,110 @@ fn on_s3_a_staging_state_written_with_the_store_role_does_not_let_a_release_into
     assert!(r.stderr.contains(&format!("the deployment attestation is for `ferry-release:{genuine}`")), "{}", r.stderr);
     assert_eq!(w.deploys(), ["staging"], "prod never deployed");
 }
+
+/// Approval records an attacker can write into the store, each with the reason it must be
+/// refused for (as `approval_refused` says).
+#[test]
+fn approvals_nobody_signed_or_signed_wrongly_are_refused_audited_and_never_deploy() {
+    use ferry_core::approval::Verdict;
+    use ferry_core::approval::signed::{ApprovalPredicate, sign};
+    use ferry_core::clock::Timestamp;
+    use ferry_core::ids::{ReleaseId, Sha256Digest};
+    // Built by carol (so her key is the builder's); `dave` is pinned with alice's key.
+    let yaml = pipeline(TWO_APPROVERS)
+        .replace("  carol: {public_key: keys/carol.pem}\n", "  carol: {public_key: keys/carol.pem}\n  dave: {public_key: keys/alice.pem}\n")
+        .replace("approvers: [alice, bob, carol]", "approvers: [alice, bob, carol, dave]");
+    let p = Project::new(&yaml);
+    let id = p.ferry("carol", &["build", "pipeline.yaml", "--output", "json"]).expect(0).json()["release"].as_str().unwrap().to_owned();
+    p.promote("deployer", &id, "staging").expect(0);
+    p.promote("deployer", &id, "prod").expect(3);
+    let record: Value = serde_json::from_slice(&std::fs::read(state_file(&p, &id, "prod")).unwrap()).unwrap();
+    let request: Sha256Digest = record["request"].as_str().unwrap().parse().unwrap();
+    let manifest = Sha256Digest::of(&std::fs::read(p.release_dir(&id).join("manifest.json")).unwrap());
+    let release: ReleaseId = id.parse().unwrap();
+    let key = |name: &str| ferry_local::keys::KeyStore::new(p.home().join("keys")).load(name).unwrap();
+    let now = Timestamp::from_unix(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64);
+    let predicate = |approver: &str| ApprovalPredicate {
+        pipeline: "shop".parse().unwrap(),
+        stage: "prod".parse().unwrap(),
+        verdict: Verdict::Approve,
+        approver: approver.to_owned(),
+        request: request.clone(),
+        at: now,
+        not_after: now.plus(std::time::Duration::from_secs(3600)),
+        comment: None,
+    };
+    let dir = p.home().join(format!("store/approvals/shop/{id}/prod"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let put = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
+    // Two plain records naming alice and bob, as the store role can write them.
+    for who in ["alice", "bob"] {
+        put(
+            &format!("0-{who}-forged.json"),
+            serde_json::to_vec(&serde_json::json!({"actor": who, "verdict": "approve", "release": id})).unwrap(),
+        );
+    }
+    let signed = |approver: &str, signer: &str, edit: &dyn Fn(&mut ApprovalPredicate) -> Option<ReleaseId>| {
+        let mut pr = predicate(approver);
+        let r = edit(&mut pr).unwrap_or_else(|| release.clone());
+        sign(&r, &manifest, &pr, &key(signer)).unwrap().to_bytes().unwrap()
+    };
+    let mallory = ferry_core::keys::PrivateKey::generate(ferry_core::keys::Algorithm::Ed25519);
+    put("1-unpinned.dsse.json", sign(&release, &manifest, &predicate("alice"), &mallory).unwrap().to_bytes().unwrap());
+    let other: ReleaseId = ReleaseId::for_manifest(&Sha256Digest::of(b"another release"));
+    put("2-other-release.dsse.json", signed("alice", "alice", &|_| Some(other.clone())));
+    put(
+        "3-other-stage.dsse.json",
+        signed("alice", "alice", &|pr| {
+            pr.stage = "staging".parse().unwrap();
+            None
+        }),
+    );
+    put(
+        "4-older-request.dsse.json",
+        signed("alice", "alice", &|pr| {
+            pr.request = Sha256Digest::of(b"an older request");
+            None
+        }),
+    );
+    put(
+        "5-expired.dsse.json",
+        signed("alice", "alice", &|pr| {
+            pr.not_after = Timestamp::from_unix(1);
+            None
+        }),
+    );
+    put("6-builder.dsse.json", signed("carol", "carol", &|_| None));
+    put("7-alice.dsse.json", signed("alice", "alice", &|_| None));
+    put("8-alice-as-dave.dsse.json", signed("dave", "alice", &|_| None));
+    let r = p.promote("deployer", &id, "prod").expect(3);
+    assert!(r.stdout.contains("(1 of 2 approvals: alice)"), "only alice's genuine approval counts: {}", r.stdout);
+    let refused: Vec<(String, String)> = p
+        .audit_events()
+        .into_iter()
+        .filter(|e| e["kind"] == "approval_refused")
+        .map(|e| {
+            (
+                e["details"]["record"].as_str().unwrap().rsplit('/').next().unwrap().to_owned(),
+                e["details"]["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let reason = |file: &str| {
+        refused.iter().find(|(f, _)| f == file).map(|(_, r)| r.clone()).unwrap_or_else(|| panic!("{file} not refused: {refused:?}"))
+    };
+    assert_eq!(reason("0-alice-forged.json"), "it is not a signed approval (a DSSE envelope)");
+    assert_eq!(reason("0-bob-forged.json"), "it is not a signed approval (a DSSE envelope)");
+    assert!(reason("1-unpinned.dsse.json").contains("which is no pinned approver's"));
+    assert!(reason("2-other-release.dsse.json").contains(&format!("it approves release `{other}`")));
+    assert_eq!(reason("3-other-stage.dsse.json"), "it is for stage `staging`, not `prod`");
+    assert!(reason("4-older-request.dsse.json").contains("another approval request"));
+    assert!(reason("5-expired.dsse.json").starts_with("it expired at"));
+    assert!(reason("6-builder.dsse.json").contains("`carol`, who built or requested this release"));
+    assert!(reason("8-alice-as-dave.dsse.json").contains("a key counts once"));
+    assert_eq!(refused.len(), 9, "{refused:?}");
+    assert_eq!(p.deploys().iter().filter(|d| d.starts_with("prod")).count(), 0, "prod never deployed");
+    // A second real approver: prod deploys.
+    p.approve("bob", &id, "prod").expect(0);
+    p.promote("deployer", &id, "prod").expect(0);
+}

@@ -28,6 +28,10 @@ accounts:
 signing:
   key: test
   public_key: keys/test.pem
+approvers:
+  alice: {{public_key: keys/alice.pem}}
+  bob: {{public_key: keys/bob.pem}}
+  carol: {{public_key: keys/carol.pem}}
 build:
   account: dev
   working_dir: app
@@ -65,6 +69,9 @@ pub fn independent_stages(names: impl IntoIterator<Item = String>, account: &str
     }
     out
 }
+
+/// The pinned approvers of `pipeline`, each with a key in the project's key store.
+pub const APPROVERS: [&str; 3] = ["alice", "bob", "carol"];
 
 pub const TWO_APPROVERS: &str = "      required: 2\n      approvers: [alice, bob, carol]\n      expires: 1h";
 
@@ -115,6 +122,11 @@ impl Project {
         std::fs::write(p.path("pipeline.yaml"), pipeline_yaml).unwrap();
         p.ferry("builder", &["keygen", "--name", "test", "--algorithm", algorithm]).expect(0);
         p.ferry("builder", &["key", "export", "--name", "test", "--out", "keys"]).expect(0);
+        // The approvers' own keys (pinned by the pipeline), in the one key store the tests share.
+        for approver in APPROVERS {
+            p.ferry(approver, &["keygen", "--name", approver]).expect(0);
+            p.ferry(approver, &["key", "export", "--name", approver, "--out", "keys"]).expect(0);
+        }
         p
     }
 

@@ -230,7 +230,7 @@ fn aws_actions_on_the_local_backend_are_refused_at_validation() {
     );
     std::fs::write(p.path("s3.yaml"), yaml).unwrap();
     let r = p.ferry("dev", &["validate", "s3.yaml"]).expect(2);
-    assert!(r.stderr.contains("s3.yaml:22:15: stages[0].deploy[0].type: the `s3` action needs `backend: aws`"), "{}", r.stderr);
+    assert!(r.stderr.contains("s3.yaml:26:15: stages[0].deploy[0].type: the `s3` action needs `backend: aws`"), "{}", r.stderr);
 }
 
 #[test]

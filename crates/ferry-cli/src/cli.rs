@@ -187,6 +187,10 @@ pub struct Decide {
     pub stage: String,
     #[arg(long)]
     pub comment: Option<String>,
+    /// Decide as this pinned approver (default: the one you are, by name or identity); the
+    /// decision is signed with their key from your key store.
+    #[arg(long = "as", value_name = "APPROVER")]
+    pub approver: Option<String>,
     /// Record the decision without asking (required when stdin is not a terminal); the
     /// summary of what is being decided is printed either way.
     #[arg(long, short = 'y')]

@@ -4,19 +4,33 @@
 
 use serde_json::json;
 
-use crate::approval::{self, APPROVAL_VERSION, ApprovalRecord, ApprovalState, Parties, Verdict};
+use crate::approval::signed::{self, ApprovalPredicate, ApprovalRequest};
+use crate::approval::{self, ApprovalState, Parties, Verdict};
+use crate::attestation::Signer;
 use crate::audit::{Draft, EventKind};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{Actor, ReleaseId, StageName};
+use crate::ids::{Actor, ReleaseId, Sha256Digest, StageName};
 use crate::keys::PublicKey;
 use crate::pipeline::Pipeline;
 use crate::ports::Services;
 use crate::release;
+use crate::state::StageRecord;
 
+/// A decision as recorded: signed by the approver's key, bound to one release, stage and
+/// approval request.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Decision {
-    pub record: ApprovalRecord,
+    pub approver: String,
+    pub keyid: String,
+    pub verdict: Verdict,
+    pub comment: Option<String>,
+    pub at: Timestamp,
+    pub expires_at: Timestamp,
+    /// The digest of the approval request decided on.
+    pub request: Sha256Digest,
+    /// Where the signed decision (a DSSE envelope) is stored.
+    pub location: String,
     /// Where the stage's approvals stand after this decision.
     pub state: ApprovalState,
 }
@@ -27,6 +41,8 @@ pub struct DecisionRequest {
     pub release: ReleaseId,
     pub stage: StageName,
     pub actor: Actor,
+    /// The pinned approver deciding (whose key signs); `None`: the one `actor` is.
+    pub approver: Option<String>,
     pub verdict: Verdict,
     pub comment: Option<String>,
 }
@@ -45,42 +61,141 @@ fn approval_stage<'p>(
     Ok((stage, policy))
 }
 
-/// Records the decision on a release `summary` verified (and audited as verified) for it.
-pub fn decide(svc: &Services, pipeline: &Pipeline, verified: &release::Verified, req: &DecisionRequest) -> Result<Decision> {
-    let DecisionRequest { release: release_id, stage: stage_name, actor, verdict, comment } = req;
+/// The stage's record and the approval request it asks approvers to decide on, if any.
+fn request_of(
+    svc: &Services,
+    pipeline: &Pipeline,
+    release: &ReleaseId,
+    stage: &StageName,
+) -> Result<(Option<StageRecord>, Option<ApprovalRequest>)> {
+    let record = svc.state.read_stage(&pipeline.name, release, stage)?.map(|r| r.value);
+    let request = match record.as_ref().and_then(|r| r.request.clone()) {
+        Some(digest) => svc.state.request(&pipeline.name, release, stage, &digest)?,
+        None => None,
+    };
+    Ok((record, request))
+}
+
+/// Where the signed decisions on (release, stage) stand, against `request` (none yet: nothing
+/// counts), and the records that do not count.
+pub fn standing(
+    svc: &Services,
+    pipeline: &Pipeline,
+    release: &ReleaseId,
+    manifest_sha256: &Sha256Digest,
+    stage: &StageName,
+    request: Option<&Sha256Digest>,
+    parties: &Parties,
+) -> Result<(ApprovalState, Vec<signed::Refused>)> {
+    let policy = pipeline.stage(stage).and_then(|s| s.approval.as_ref());
+    let pinned = approval::pinned(pipeline)?;
+    let decisions = svc.state.decisions(&pipeline.name, release, stage)?;
+    let none = Sha256Digest::from_bytes([0; 32]);
+    let expected = signed::Expected {
+        pipeline: &pipeline.name,
+        release,
+        manifest: manifest_sha256,
+        stage,
+        request: request.unwrap_or(&none),
+        now: svc.clock.now(),
+    };
+    Ok(approval::evaluate(policy, pipeline, &pinned, &decisions, &expected, parties))
+}
+
+/// Records the decision, signed by `signer` (the approver's key, if this machine holds it), on
+/// a release `summary` verified (and audited as verified) for it. Every refusal is audited.
+pub fn decide(
+    svc: &Services,
+    pipeline: &Pipeline,
+    verified: &release::Verified,
+    req: &DecisionRequest,
+    signer: Option<&dyn Signer>,
+) -> Result<Decision> {
+    let DecisionRequest { release: release_id, stage: stage_name, actor, approver, verdict, comment } = req;
     let (verdict, comment) = (*verdict, comment.clone());
     let (_, policy) = approval_stage(pipeline, stage_name)?;
     if &verified.release != release_id {
         return Err(Error::invalid(format!("release `{}` was verified, not `{release_id}`", verified.release)));
     }
-    let record = svc.state.read_stage(&pipeline.name, release_id, stage_name)?;
-    let parties = Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.map(|r| r.value.requested_by) };
+    let (record, request) = request_of(svc, pipeline, release_id, stage_name)?;
+    let parties =
+        Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.as_ref().map(|r| r.requested_by.clone()) };
     let audit = |kind: EventKind, details: serde_json::Value| {
         svc.audit.append(Draft::new(kind, actor, &pipeline.name).release(release_id).stage(stage_name).details(details))
     };
-    if let Err(e) = approval::check_approver(policy, actor, &parties, stage_name) {
-        audit(EventKind::ApprovalRefused, json!({"verdict": verdict, "reason": e.message}))?;
-        return Err(e);
+    let refuse = |e: Error| -> Result<Decision> {
+        audit(EventKind::ApprovalRefused, json!({"verdict": verdict, "approver": approver, "reason": e.message}))?;
+        Err(e)
+    };
+    let approver = match approver {
+        Some(name) => name.clone(),
+        None => match approval::approver_for(pipeline, actor) {
+            Ok(a) => a.name.clone(),
+            Err(e) => return refuse(e),
+        },
+    };
+    let approver = &approver;
+    let Some(request) = request else {
+        return refuse(Error::failed(format!("release `{release_id}` has not been put up for approval in stage `{stage_name}` yet")).hint(
+            format!("a promotion asks for approvals: `ferry promote {} --release {release_id} --to {stage_name}`", pipeline.file.display()),
+        ));
+    };
+    if let Err(e) = approval::check_approver(policy, pipeline, approver, &parties, stage_name) {
+        return refuse(e);
+    }
+    let pinned = approval::pinned(pipeline)?;
+    let Some(key) = pinned.iter().find(|a| &a.name == approver) else {
+        return refuse(Error::failed(format!("`{approver}` is not a pinned approver of pipeline `{}`", pipeline.name)));
+    };
+    let Some(signer) = signer else {
+        return refuse(Error::failed(format!("this machine holds no key for approver `{approver}`")).hint(format!(
+            "an approval is signed with the approver's own key: `ferry keygen --name {approver}` (then pin its public key)"
+        )));
+    };
+    if signer.keyid() != key.key.keyid() {
+        return refuse(
+            Error::failed(format!(
+                "the key this decision would be signed with ({}) is not approver `{approver}`'s pinned key ({})",
+                signer.keyid(),
+                key.key.keyid()
+            ))
+            .hint(format!(
+                "sign with `{approver}`'s own key (`ferry keygen --name {approver}` made it), or correct the pinned key in the pipeline"
+            )),
+        );
     }
     let now = svc.clock.now();
-    let record = ApprovalRecord {
-        version: APPROVAL_VERSION,
+    let digest = request.digest();
+    let predicate = ApprovalPredicate {
         pipeline: pipeline.name.clone(),
-        release: release_id.clone(),
         stage: stage_name.clone(),
-        actor: actor.clone(),
         verdict,
-        comment: comment.clone(),
+        approver: approver.clone(),
+        request: digest.clone(),
         at: now,
-        expires_at: now.plus(policy.expires),
+        not_after: now.plus(policy.expires),
+        comment: comment.clone(),
     };
+    let envelope = signed::sign(release_id, &verified.manifest_sha256, &predicate, signer)?;
     // The event first: the log is never behind the approvals that count.
     let kind = if verdict == Verdict::Approve { EventKind::Approved } else { EventKind::Rejected };
-    audit(kind, json!({"comment": comment, "expires_at": record.expires_at}))?;
-    svc.state.add_approval(&record)?;
-    let all = svc.state.approvals(&pipeline.name, release_id, stage_name)?;
-    let state = approval::evaluate(Some(policy), &all, release_id, stage_name, &parties, svc.clock.now());
-    Ok(Decision { record, state })
+    audit(
+        kind,
+        json!({"approver": approver, "keyid": signer.keyid(), "request": digest, "comment": comment, "expires_at": predicate.not_after}),
+    )?;
+    let location = svc.state.add_decision(&pipeline.name, release_id, stage_name, approver, now, &envelope.to_bytes()?)?;
+    let (state, _) = standing(svc, pipeline, release_id, &verified.manifest_sha256, stage_name, Some(&digest), &parties)?;
+    Ok(Decision {
+        approver: approver.clone(),
+        keyid: signer.keyid(),
+        verdict,
+        comment,
+        at: now,
+        expires_at: predicate.not_after,
+        request: digest,
+        location,
+        state,
+    })
 }
 
 /// Everything a person should see before approving or rejecting: what the release is, where
@@ -113,6 +228,8 @@ pub struct Summary {
     pub deploy: Vec<String>,
     /// The change sets CloudFormation prepared for this release and stage (one line a change).
     pub change_sets: Vec<String>,
+    /// The digest of the approval request a decision now signs (none: not put up for approval yet).
+    pub request: Option<Sha256Digest>,
 }
 
 /// What `actor` is about to decide on, from the release verified once against the pinned key
@@ -127,10 +244,11 @@ pub fn summary(
 ) -> Result<(Summary, release::Verified)> {
     let (stage, policy) = approval_stage(pipeline, stage_name)?;
     let verified = release::verify_audited(svc, pipeline, release_id, pinned, actor, &format!("approval for {stage_name}"), None)?;
-    let record = svc.state.read_stage(&pipeline.name, release_id, stage_name)?.map(|r| r.value);
+    let (record, request) = request_of(svc, pipeline, release_id, stage_name)?;
     let parties =
         Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.as_ref().map(|r| r.requested_by.clone()) };
-    let all = svc.state.approvals(&pipeline.name, release_id, stage_name)?;
+    let digest = request.as_ref().map(ApprovalRequest::digest);
+    let (approvals, _) = standing(svc, pipeline, release_id, &verified.manifest_sha256, stage_name, digest.as_ref(), &parties)?;
     let now = svc.clock.now();
     let m = verified.manifest.clone();
     let summary = Summary {
@@ -149,12 +267,13 @@ pub fn summary(
         ci: m.ci,
         requested_by: record.as_ref().map(|r| r.requested_by.clone()),
         requested_at: record.as_ref().map(|r| r.requested_at),
-        approvals: approval::evaluate(Some(policy), &all, release_id, stage_name, &parties, now),
+        approvals,
         required: policy.required,
         approval_expires_at: now.plus(policy.expires),
         critical: pipeline.policy.protected_stages.contains(stage_name),
-        deploy: stage.deploy.iter().map(crate::pipeline::Action::summary).collect(),
-        change_sets: record.map(|r| r.preview).unwrap_or_default(),
+        deploy: request.as_ref().map_or_else(|| stage.deploy.iter().map(crate::pipeline::Action::summary).collect(), |r| r.deploy.clone()),
+        change_sets: request.as_ref().map(|r| r.preview.clone()).unwrap_or_default(),
+        request: digest,
     };
     Ok((summary, verified))
 }

@@ -128,6 +128,13 @@ string_id!(
     "an actor is a non-empty printable name"
 );
 
+/// Whether `actor` is who the identity `entry` names: the same identity, or, for an IAM role
+/// ARN, any session of that role (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`), which is
+/// how people reach AWS through SSO or `assume-role`.
+pub fn identity_matches(entry: &Actor, actor: &Actor) -> bool {
+    entry == actor || entry.as_str().parse::<RoleArn>().is_ok_and(|role| role.is_session(actor.as_str()))
+}
+
 string_id!(
     /// An IAM role ARN, `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
     RoleArn,

@@ -147,7 +147,7 @@ mod tests {
         assert!(target(&[a.clone(), failed.clone()], &prod, Some(&failed.release)).is_err(), "never succeeded");
         // A rollback to A that waits for approval is not the latest attempt: B still is.
         let mut pending_a = a.clone();
-        pending_a.apply(Step::AwaitApproval { preview: Vec::new() }).unwrap();
+        pending_a.apply(Step::AwaitApproval { preview: Vec::new(), request: None }).unwrap();
         pending_a.updated_at = b.updated_at.plus(std::time::Duration::from_secs(5));
         assert_eq!(target(&[pending_a, b.clone()], &prod, None).unwrap(), (Some(b.release), a.release));
     }

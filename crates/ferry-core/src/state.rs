@@ -114,9 +114,11 @@ impl Phase {
 /// One change to a stage record: the only way a record's phase changes (`StageRecord::apply`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Approvals are pending; approvers are shown `preview`.
+    /// Approvals are pending; approvers are shown `preview`, and decide on `request` (the digest
+    /// of the approval request written for them).
     AwaitApproval {
         preview: Vec<String>,
+        request: Option<crate::ids::Sha256Digest>,
     },
     Reject {
         by: Actor,
@@ -252,6 +254,9 @@ pub struct StageRecord {
     /// CloudFormation change set's summary), shown by `ferry approve`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preview: Vec<String>,
+    /// The digest of the approval request approvers decide on (`approval::signed::ApprovalRequest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<crate::ids::Sha256Digest>,
     /// The signed deployment attestation of the last success (`attestation::DEPLOYMENT_PREDICATE`):
     /// the evidence a later stage's order check verifies, not `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,6 +287,7 @@ impl StageRecord {
             deployment: None,
             outputs: std::collections::BTreeMap::new(),
             preview: Vec::new(),
+            request: None,
             audit_seq: 0,
         }
     }
@@ -368,7 +374,10 @@ impl StageRecord {
             _ => return Err(illegal()),
         };
         match &step {
-            Step::AwaitApproval { preview } => self.preview.clone_from(preview),
+            Step::AwaitApproval { preview, request } => {
+                self.preview.clone_from(preview);
+                self.request.clone_from(request);
+            }
             Step::BeginDeploy { fresh: true } => {
                 self.attempt += 1;
                 self.actions.clear();
@@ -458,9 +467,9 @@ mod tests {
         use Phase::*;
         // (from, step, the phase after it; None: refused)
         let table: Vec<(Phase, Step, Option<Phase>)> = vec![
-            (Requested, Step::AwaitApproval { preview: vec![] }, Some(AwaitingApproval)),
-            (AwaitingApproval, Step::AwaitApproval { preview: vec![] }, Some(AwaitingApproval)),
-            (Succeeded, Step::AwaitApproval { preview: vec![] }, Some(AwaitingApproval)),
+            (Requested, Step::AwaitApproval { preview: vec![], request: None }, Some(AwaitingApproval)),
+            (AwaitingApproval, Step::AwaitApproval { preview: vec![], request: None }, Some(AwaitingApproval)),
+            (Succeeded, Step::AwaitApproval { preview: vec![], request: None }, Some(AwaitingApproval)),
             (AwaitingApproval, Step::Reject { by: carol.clone() }, Some(rejected.clone())),
             (
                 Requested,
@@ -491,10 +500,10 @@ mod tests {
             // Refused: nothing follows a rejection; nothing decided before the lock while a run
             // deploys; no resuming what is not running; actions only while deploying, and in order.
             (rejected.clone(), Step::BeginDeploy { fresh: true }, None),
-            (rejected.clone(), Step::AwaitApproval { preview: vec![] }, None),
+            (rejected.clone(), Step::AwaitApproval { preview: vec![], request: None }, None),
             (rejected.clone(), stop.clone(), None),
             (Deploying { action: 0 }, Step::Reject { by: carol.clone() }, None),
-            (Deploying { action: 0 }, Step::AwaitApproval { preview: vec![] }, None),
+            (Deploying { action: 0 }, Step::AwaitApproval { preview: vec![], request: None }, None),
             (CheckingGate { gate: 0 }, Step::GateFailedBeforeDeploy { index: 0, detail: "d".into() }, None),
             (Succeeded, Step::BeginDeploy { fresh: false }, None),
             (Requested, started(0), None),
@@ -549,7 +558,7 @@ mod tests {
         let mut r = record_in(&Phase::Requested);
         r.apply(Step::BeginDeploy { fresh: true }).unwrap();
         r.apply(Step::Succeed { at: t(), evidence: None }).unwrap();
-        r.apply(Step::AwaitApproval { preview: vec!["stack `web`: Modify Bucket".into()] }).unwrap();
+        r.apply(Step::AwaitApproval { preview: vec!["stack `web`: Modify Bucket".into()], request: None }).unwrap();
         assert_eq!((r.status(), r.succeeded_at(), r.preview.len()), (StageStatus::AwaitingApproval, Some(t()), 1));
     }
 

@@ -54,8 +54,9 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
         None => svc.store.list_releases(&pipeline.name)?,
     };
     let stored = svc.store.get_releases(&ids)?;
-    let approvals =
-        if pipeline.stages.iter().any(|s| s.approval.is_some()) { svc.state.all_approvals(&pipeline.name)? } else { Vec::new() };
+    let with_approvals = pipeline.stages.iter().any(|s| s.approval.is_some());
+    let approvals = if with_approvals { svc.state.all_decisions(&pipeline.name)? } else { Vec::new() };
+    let pinned = if with_approvals { approval::pinned(pipeline)? } else { Vec::new() };
     let mut releases = Vec::new();
     for (id, stored) in ids.into_iter().zip(stored) {
         let Some(stored) = stored else {
@@ -68,6 +69,7 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
         if manifest.pipeline != pipeline.name {
             continue;
         }
+        let manifest_sha256 = ReleaseManifest::digest_of(&stored.manifest);
         let mut stages = Vec::new();
         for stage in &pipeline.stages {
             let record = records.iter().find(|r| r.release == id && r.stage == stage.name);
@@ -76,8 +78,21 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
             let approvals = match (&stage.approval, record) {
                 (Some(policy), Some(r)) => {
                     let parties = Parties { builder: Some(manifest.builder.actor.clone()), requester: Some(r.requested_by.clone()) };
-                    let recs: Vec<_> = approvals.iter().filter(|a| a.release == id && a.stage == stage.name).cloned().collect();
-                    Some(approval::evaluate(Some(policy), &recs, &id, &stage.name, &parties, svc.clock.now()))
+                    let recs: Vec<(String, Vec<u8>)> = approvals
+                        .iter()
+                        .filter(|a| a.release == id && a.stage == stage.name)
+                        .map(|a| (a.location.clone(), a.bytes.clone()))
+                        .collect();
+                    let none = crate::ids::Sha256Digest::from_bytes([0; 32]);
+                    let expected = crate::approval::signed::Expected {
+                        pipeline: &pipeline.name,
+                        release: &id,
+                        manifest: &manifest_sha256,
+                        stage: &stage.name,
+                        request: r.request.as_ref().unwrap_or(&none),
+                        now: svc.clock.now(),
+                    };
+                    Some(approval::evaluate(Some(policy), pipeline, &pinned, &recs, &expected, &parties).0)
                 }
                 _ => None,
             };
@@ -133,13 +148,14 @@ pub fn pending_for(svc: &Services, pipeline: &Pipeline, actor: &Actor) -> Result
         let Ok(stored) = svc.store.get_release(&r.release) else { continue };
         let Ok(manifest) = ReleaseManifest::from_bytes(&stored.manifest) else { continue };
         let parties = Parties { builder: Some(manifest.builder.actor.clone()), requester: Some(r.requested_by.clone()) };
-        if approval::check_approver(policy, actor, &parties, &r.stage).is_err() {
+        let Ok(me) = approval::approver_for(pipeline, actor) else { continue };
+        if approval::check_approver(policy, pipeline, &me.name, &parties, &r.stage).is_err() {
             continue;
         }
-        let recs = svc.state.approvals(&pipeline.name, &r.release, &r.stage)?;
-        if let ApprovalState::Pending { have, need, .. } =
-            approval::evaluate(Some(policy), &recs, &r.release, &r.stage, &parties, svc.clock.now())
-            && !have.contains(actor)
+        let manifest_sha256 = ReleaseManifest::digest_of(&stored.manifest);
+        let (state, _) = crate::decide::standing(svc, pipeline, &r.release, &manifest_sha256, &r.stage, r.request.as_ref(), &parties)?;
+        if let ApprovalState::Pending { have, need, .. } = state
+            && !have.iter().any(|h| h.as_str() == me.name)
         {
             out.push(Pending {
                 pipeline: pipeline.name.to_string(),

@@ -110,13 +110,21 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
         release: release.clone(),
         stage: stage.clone(),
         actor: actor.clone(),
+        approver: d.approver.clone(),
         verdict,
         comment: d.comment.clone(),
     };
-    let decision = ferry_core::decide::decide(svc, &p, &verified, &req)?;
+    // The approver's own key signs (from this machine's key store).
+    let name = d.approver.clone().or_else(|| ferry_core::approval::approver_for(&p, &actor).ok().map(|a| a.name.clone()));
+    let key = name.and_then(|n| home.keys().load(&n).ok());
+    let decision = ferry_core::decide::decide(svc, &p, &verified, &req, key.as_ref().map(|k| k as &dyn ferry_core::attestation::Signer))?;
     let verb = if verdict == Verdict::Approve { "approved" } else { "rejected" };
     let mut h = if d.yes { shown } else { String::new() };
-    let _ = writeln!(h, "{actor} {verb} {release} for `{stage}` (valid until {})", decision.record.expires_at);
+    let _ = writeln!(
+        h,
+        "{} ({actor}) {verb} {release} for `{stage}`, signed with key {} (valid until {})",
+        decision.approver, decision.keyid, decision.expires_at
+    );
     match &decision.state {
         ApprovalState::Approved { by } => {
             let _ = writeln!(
@@ -134,5 +142,5 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
         }
         ApprovalState::NotRequired => {}
     }
-    Ok(Report::ok(h, json!({"decision": decision.record, "approvals": decision.state, "summary": summary})))
+    Ok(Report::ok(h, json!({"decision": decision, "approvals": decision.state, "summary": summary})))
 }

@@ -119,7 +119,7 @@ impl Cx {
                 return;
             }
         };
-        let mut org_cx = Cx { file, diags: Vec::new(), backend: self.backend, images: Vec::new() };
+        let mut org_cx = Cx { file, diags: Vec::new(), backend: self.backend, images: Vec::new(), approvers: Vec::new() };
         const TOP: keys::Keys = &[("policy", "The organization's guardrails (same keys as a pipeline's `policy:`).")];
         let org = org_cx.fields(&root, "", TOP).and_then(|f| f.get("policy")).and_then(|n| org_cx.policy(n, accounts));
         self.diags.append(&mut org_cx.diags);

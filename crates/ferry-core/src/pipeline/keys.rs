@@ -17,6 +17,18 @@ pub const TOP: Keys = &[
     ("tags", "Cost-allocation tags every deployed thing carries (with ferry:pipeline, ferry:release, ferry:stage)."),
     ("policy", "Guardrails: allowed regions, the management account, required tags, protected stages."),
     ("notifications", "Where approvers and owners hear about approvals needed, promotions and failed verifications."),
+    ("approvers", "The people who may approve, by name, each with the public key their approvals are signed with."),
+];
+
+pub const APPROVER: Keys = &[
+    (
+        "public_key",
+        "PEM file of the approver's public key (ed25519 or ECDSA P-256), relative to this file: only approvals it verifies count.",
+    ),
+    (
+        "identities",
+        "Who this person is when they act (FERRY_ACTOR on the local backend, STS ARNs or role ARNs on AWS): for separation of duties and for `ferry approve` to find their key (default: the name itself).",
+    ),
 ];
 
 pub const NOTIFICATION: Keys = &[
@@ -85,7 +97,7 @@ pub const STAGE: Keys = &[
 
 pub const APPROVAL: Keys = &[
     ("required", "Number of distinct approvers needed."),
-    ("approvers", "Identities allowed to approve; empty means anyone not excluded."),
+    ("approvers", "Names (from the top-level `approvers:`) whose signed approvals count here; empty means every pinned approver."),
     ("expires", "How long an approval stays valid, e.g. 24h."),
     ("allow_self_approval", "Let the release's builder or requester approve (default false)."),
 ];

@@ -41,6 +41,33 @@ pub struct Pipeline {
     pub tags: BTreeMap<String, String>,
     pub policy: Policy,
     pub notifications: Vec<Notification>,
+    /// The people who may approve, each with the key their approvals are signed with.
+    pub approvers: Vec<ApproverKey>,
+}
+
+/// A person who may approve: a name, the public key their approvals must verify with, and who
+/// they are when they act.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApproverKey {
+    pub name: String,
+    /// PEM file, relative to the pipeline file.
+    pub public_key: String,
+    /// Identities that are this person (the name itself if none are given).
+    pub identities: Vec<Actor>,
+}
+
+impl ApproverKey {
+    /// Whether `actor` is this person.
+    pub fn is(&self, actor: &Actor) -> bool {
+        self.name == actor.as_str() || self.identities.iter().any(|i| crate::ids::identity_matches(i, actor))
+    }
+}
+
+impl Pipeline {
+    /// The approver named `name`, if the pipeline pins one.
+    pub fn approver(&self, name: &str) -> Option<&ApproverKey> {
+        self.approvers.iter().find(|a| a.name == name)
+    }
 }
 
 /// One place ferry tells people about a promotion.
@@ -240,8 +267,8 @@ pub struct Stage {
 #[derive(Debug, Clone, Serialize)]
 pub struct ApprovalPolicy {
     pub required: u32,
-    /// Who may approve; empty means anyone except the excluded identities.
-    pub approvers: Vec<Actor>,
+    /// The names (of the pipeline's `approvers`) whose approvals count; empty means all of them.
+    pub approvers: Vec<String>,
     #[serde(with = "humantime_serde_compat")]
     pub expires: Duration,
     pub allow_self_approval: bool,

@@ -36,7 +36,7 @@ pub fn load_freeze_file(path: &Path) -> Result<Vec<Freeze>, Vec<Diagnostic>> {
     let source = read_source(path, "freeze file ")?;
     let file = path.display().to_string();
     let root = yaml::parse(&file, &source).map_err(|d| vec![d])?;
-    let mut cx = Cx { file, diags: Vec::new(), backend: None, images: Vec::new() };
+    let mut cx = Cx { file, diags: Vec::new(), backend: None, images: Vec::new(), approvers: Vec::new() };
     const KEYS: keys::Keys = &[("freezes", "Freeze periods: [{from, to, reason}].")];
     let freezes = cx.fields(&root, "", KEYS).and_then(|f| f.get("freezes")).map(|n| cx.freezes(n, "freezes")).unwrap_or_default();
     if cx.diags.is_empty() { Ok(freezes) } else { Err(cx.diags) }
@@ -46,7 +46,7 @@ pub fn load_freeze_file(path: &Path) -> Result<Vec<Freeze>, Vec<Diagnostic>> {
 pub fn parse_str(path: &Path, source: &str) -> Result<Pipeline, Vec<Diagnostic>> {
     let file = path.display().to_string();
     let root = yaml::parse(&file, source).map_err(|d| vec![d])?;
-    let mut cx = Cx { file, diags: Vec::new(), backend: None, images: Vec::new() };
+    let mut cx = Cx { file, diags: Vec::new(), backend: None, images: Vec::new(), approvers: Vec::new() };
     let pipeline = cx.pipeline(path, &root);
     match pipeline {
         Some(p) if cx.diags.is_empty() => Ok(p),
@@ -83,6 +83,8 @@ impl Cx {
         let build = self.required(&f, "build").and_then(|n| self.build(n, &accounts, &declared));
         let tags = self.tags(f.get("tags"), "tags");
         let notifications = f.get("notifications").map(|n| self.notifications(n)).unwrap_or_default();
+        let approvers = f.get("approvers").map(|n| self.approver_keys(n)).unwrap_or_default();
+        self.approvers = approvers.iter().map(|a| a.name.clone()).collect();
         let mut policy = f.get("policy").and_then(|n| self.policy(n, &accounts)).unwrap_or_default();
         if let Some(file) = policy.org_policy.clone() {
             let node = f.get("policy").and_then(|n| guardrails::child(n, "org_policy"));
@@ -120,7 +122,35 @@ impl Cx {
             tags,
             policy,
             notifications,
+            approvers,
         })
+    }
+
+    /// The top-level `approvers:` mapping: name → {public_key, identities}.
+    fn approver_keys(&mut self, node: &Node) -> Vec<crate::pipeline::ApproverKey> {
+        let Kind::Map(entries) = &node.kind else {
+            self.error(node, "approvers", format!("expected a mapping of approver names to their keys, found {}", node.describe()), None);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            let Some(name) = self.parsed::<Actor>(k, "approvers").map(|a| a.as_str().to_owned()) else { continue };
+            let path = format!("approvers.{name}");
+            let Some(f) = self.fields(v, &path, keys::APPROVER) else { continue };
+            let public_key = self.required(&f, "public_key").and_then(|n| self.string(n, &f.path("public_key")));
+            let mut identities = Vec::new();
+            if let Some(list) = f.get("identities") {
+                for (i, a) in self.seq(list, &f.path("identities")).iter().enumerate() {
+                    if let Some(actor) = self.parsed::<Actor>(a, &format!("{}[{i}]", f.path("identities"))) {
+                        identities.push(actor);
+                    }
+                }
+            }
+            if let Some(public_key) = public_key {
+                out.push(crate::pipeline::ApproverKey { name, public_key, identities });
+            }
+        }
+        out
     }
 
     fn accounts(&mut self, node: Option<&Node>) -> (BTreeMap<String, AccountId>, Vec<String>) {
@@ -402,27 +432,38 @@ impl Cx {
                 }
             },
         };
+        if self.approvers.is_empty() {
+            self.error(
+                node,
+                path,
+                "this stage needs approvals, but the pipeline pins no approver keys".into(),
+                Some("add `approvers: {alice: {public_key: keys/alice.pem}}` at the top (`ferry keygen --name alice`, then `ferry key export --name alice --out keys`)".into()),
+            );
+        }
         let mut approvers = Vec::new();
         if let Some(list) = f.get("approvers") {
             for (i, a) in self.seq(list, &f.path("approvers")).iter().enumerate() {
-                if let Some(actor) = self.parsed::<Actor>(a, &format!("{}[{i}]", f.path("approvers"))) {
-                    approvers.push(actor);
+                let at = format!("{}[{i}]", f.path("approvers"));
+                let Some(name) = self.string(a, &at) else { continue };
+                if !self.approvers.is_empty() && !self.approvers.contains(&name) {
+                    let hint = format!("pinned approvers: {}; add `{name}` under the top-level `approvers:`", self.approvers.join(", "));
+                    self.error(a, &at, format!("approver `{name}` has no pinned key"), Some(hint));
                 }
+                approvers.push(name);
             }
-            if let Some(r) = required
-                && !approvers.is_empty()
-                && r as usize > approvers.len()
-                // A role ARN stands for every session of that role: many people.
-                && !approvers.iter().any(|a| a.as_str().contains(":role/"))
-            {
-                let n = f.get("required").unwrap_or(node);
-                self.error(
-                    n,
-                    &f.path("required"),
-                    format!("approval count {r} is larger than the approver list ({} names)", approvers.len()),
-                    Some("lower `required` or add approvers".into()),
-                );
-            }
+        }
+        let pool = if approvers.is_empty() { self.approvers.len() } else { approvers.len() };
+        if let Some(r) = required
+            && pool > 0
+            && r as usize > pool
+        {
+            let n = f.get("required").unwrap_or(node);
+            self.error(
+                n,
+                &f.path("required"),
+                format!("approval count {r} is larger than the approvers who may give it ({pool})"),
+                Some("lower `required` or pin more approvers".into()),
+            );
         }
         let expires = match f.get("expires") {
             None => Some(Duration::from_secs(24 * 3600)),
@@ -487,6 +528,9 @@ version: 1
 name: web
 accounts: {dev: "011111111111", staging: "022222222222", prod: "033333333333"}
 signing: {key: k, public_key: k.pem}
+approvers:
+  alice: {public_key: keys/alice.pem}
+  bob: {public_key: keys/bob.pem, identities: ["arn:aws:iam::011111111111:role/release-managers"]}
 build:
   account: dev
   artifacts: [{name: app, path: app.bin}]
@@ -516,6 +560,28 @@ stages:
         assert_eq!(p.stages[2].requires.len(), 2);
         let a = p.stages[2].approval.as_ref().unwrap();
         assert_eq!((a.required, a.expires.as_secs(), a.allow_self_approval), (2, 24 * 3600, false));
+        assert!(a.approvers.is_empty(), "no list: every pinned approver");
+        let bob = p.approver("bob").unwrap();
+        assert!(bob.is(&"bob".parse().unwrap()) && bob.is(&"arn:aws:sts::011111111111:assumed-role/release-managers/b".parse().unwrap()));
+        assert!(!bob.is(&"alice".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_approval_names_only_pinned_approvers_and_needs_some() {
+        let d = parse(&GOOD.replace("approval: {required: 2}", "approval: {required: 2, approvers: [alice, mallory]}")).unwrap_err();
+        assert_eq!(
+            (d.len(), d[0].field.as_str(), d[0].message.as_str()),
+            (1, "stages[2].approval.approvers[1]", "approver `mallory` has no pinned key")
+        );
+        assert_eq!(d[0].hint.as_deref(), Some("pinned approvers: alice, bob; add `mallory` under the top-level `approvers:`"));
+        let d = parse(&GOOD.replace("approval: {required: 2}", "approval: {required: 3}")).unwrap_err();
+        assert_eq!(d[0].message, "approval count 3 is larger than the approvers who may give it (2)");
+        let without = GOOD
+            .replace("  alice: {public_key: keys/alice.pem}\n", "")
+            .replace("  bob: {public_key: keys/bob.pem, identities: [\"arn:aws:iam::011111111111:role/release-managers\"]}\n", "")
+            .replace("approvers:\n", "");
+        let d = parse(&without).unwrap_err();
+        assert_eq!(d[0].message, "this stage needs approvals, but the pipeline pins no approver keys");
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub(super) struct Cx {
     pub(super) backend: Option<super::Backend>,
     /// Names of the build's images, for checking `ecr` actions' references.
     pub(super) images: Vec<String>,
+    /// Names of the pinned approvers, for checking stages' approval lists.
+    pub(super) approvers: Vec<String>,
 }
 
 /// The fields of one mapping, looked up by key.

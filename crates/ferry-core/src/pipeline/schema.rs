@@ -67,6 +67,7 @@ pub fn reference_markdown() -> String {
         match v.get("type").and_then(Value::as_str) {
             Some("array") => format!("list of {}", v.get("items").map_or_else(|| "values".to_owned(), type_of)),
             Some("object") if v.get("properties").is_some() => "mapping".into(),
+            Some("object") if v.pointer("/additionalProperties/properties").is_some() => "mapping of names to mappings".into(),
             Some("object") => "mapping of strings".into(),
             Some(t) => t.to_owned(),
             None if v.get("oneOf").is_some() => "one of the types below".into(),
@@ -87,6 +88,10 @@ pub fn reference_markdown() -> String {
                 rows.push((format!("`{full}`"), format!("{}{req}", type_of(p)), desc));
                 walk(rows, &full, p);
             }
+        }
+        // A mapping of names to mappings (the approvers): its entries' keys, under `NAME`.
+        if let Some(entry) = v.get("additionalProperties").filter(|e| e.get("properties").is_some()) {
+            walk(rows, &format!("{path}.NAME"), entry);
         }
         if let Some(items) = v.get("items") {
             if let Some(alts) = items.get("oneOf").and_then(Value::as_array) {
@@ -264,6 +269,14 @@ fn build_schema() -> Value {
                 )}),
             ),
             ("audit", object(keys::AUDIT, &[], &[])),
+            (
+                "approvers",
+                json!({"type": "object", "additionalProperties": object(
+                    keys::APPROVER,
+                    &[("identities", json!({"type": "array", "items": {"type": "string"}}))],
+                    &["public_key"],
+                )}),
+            ),
             ("tags", tags()),
             (
                 "policy",

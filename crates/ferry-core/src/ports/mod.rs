@@ -25,7 +25,7 @@ pub use locks::{Acquired, LOCK_TOKEN_VAR, LeasesOnly, Liveness, LockInfo, Locks}
 pub use notify::{NoNotifier, Notifier, SecretReader, TopicPublisher};
 pub use objects::{Object, ObjectStore, Version, Write};
 pub use probes::{AlarmProbe, HttpProbe, NoAlarms};
-pub use state::{StateStore, Versioned};
+pub use state::{DecisionRecord, StateStore, Versioned};
 pub use store::{ReleaseStore, StoredRelease};
 
 /// One backend's implementations of every port.

@@ -1,9 +1,9 @@
 //! The promotion state port: one record per (release, stage), written with a precondition on
 //! the version read, and the approval records of each. Written once in `crate::storage::state`.
 
-use crate::approval::ApprovalRecord;
+use crate::approval::signed::ApprovalRequest;
 use crate::error::Result;
-use crate::ids::{PipelineName, ReleaseId, StageName};
+use crate::ids::{PipelineName, ReleaseId, Sha256Digest, StageName};
 use crate::ports::{Version, Write};
 use crate::state::StageRecord;
 
@@ -18,11 +18,41 @@ pub trait StateStore: Send + Sync {
     fn written_here(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Option<StageRecord>;
     /// Every stage record of the pipeline (read concurrently where the backend can).
     fn list_stages(&self, pipeline: &PipelineName) -> Result<Vec<StageRecord>>;
-    /// Adds an approval or rejection; records are never changed once written.
-    fn add_approval(&self, record: &ApprovalRecord) -> Result<()>;
-    fn approvals(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Vec<ApprovalRecord>>;
-    /// Every approval and rejection of the pipeline, in one listing.
-    fn all_approvals(&self, pipeline: &PipelineName) -> Result<Vec<ApprovalRecord>>;
+    /// Adds approver `approver`'s signed decision (a DSSE envelope) on (release, stage); never
+    /// changed once written. Returns where it is.
+    fn add_decision(
+        &self,
+        pipeline: &PipelineName,
+        release: &ReleaseId,
+        stage: &StageName,
+        approver: &str,
+        at: crate::clock::Timestamp,
+        envelope: &[u8],
+    ) -> Result<String>;
+    /// Every record under the decisions of (release, stage), as (where, bytes) — whatever is
+    /// there, signed or not: counting judges them.
+    fn decisions(&self, pipeline: &PipelineName, release: &ReleaseId, stage: &StageName) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Every decision record of the pipeline, with its release and stage, in one listing.
+    fn all_decisions(&self, pipeline: &PipelineName) -> Result<Vec<DecisionRecord>>;
+    /// Stores what approvers of (release, stage) are asked to decide on (content-addressed,
+    /// create-only); returns its digest.
+    fn put_request(&self, request: &ApprovalRequest) -> Result<Sha256Digest>;
+    fn request(
+        &self,
+        pipeline: &PipelineName,
+        release: &ReleaseId,
+        stage: &StageName,
+        digest: &Sha256Digest,
+    ) -> Result<Option<ApprovalRequest>>;
+}
+
+/// A stored decision record of one (release, stage): where it is and its bytes (signed or not).
+#[derive(Debug, Clone)]
+pub struct DecisionRecord {
+    pub release: ReleaseId,
+    pub stage: StageName,
+    pub location: String,
+    pub bytes: Vec<u8>,
 }
 
 /// A stored record and the revision it was read at (the precondition of the next write).

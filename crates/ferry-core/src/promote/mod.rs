@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::approval::{self, ApprovalState, Parties};
+use crate::approval::{ApprovalState, Parties};
 use crate::audit::{Draft, EventKind};
 use crate::clock::{Timestamp, human};
 use crate::error::{Error, ErrorKind, Result};
@@ -527,8 +527,40 @@ impl Promotion<'_> {
             return Ok(None);
         }
         let parties = Parties { builder: Some(self.verified.manifest.builder.actor.clone()), requester: Some(record.requested_by.clone()) };
-        let records = self.svc.state.approvals(&self.pipeline.name, &self.req.release, &self.stage.name)?;
-        match approval::evaluate(Some(policy), &records, &self.req.release, &self.stage.name, &parties, self.now()) {
+        // What approvers decide on: written once, when the stage first waits for them (with
+        // what the stage would change, prepared then).
+        let (digest, new_request) = match &record.request {
+            Some(d) => (d.clone(), None),
+            None => {
+                let preview = if record.preview.is_empty() { self.preview() } else { record.preview.clone() };
+                let request = crate::approval::signed::ApprovalRequest {
+                    pipeline: self.pipeline.name.clone(),
+                    release: self.req.release.clone(),
+                    manifest_sha256: self.verified.manifest_sha256.clone(),
+                    stage: self.stage.name.clone(),
+                    requested_by: record.requested_by.clone(),
+                    requested_at: record.requested_at,
+                    deploy: self.stage.deploy.iter().map(crate::pipeline::Action::summary).collect(),
+                    preview,
+                };
+                (request.digest(), Some(request))
+            }
+        };
+        let (state, refused) = crate::decide::standing(
+            self.svc,
+            self.pipeline,
+            &self.req.release,
+            &self.verified.manifest_sha256,
+            &self.stage.name,
+            Some(&digest),
+            &parties,
+        )?;
+        // A record that does not count is said so, with why (a forged file, a signature by
+        // a key nobody pinned, one for another release, stage or request, an expired one…).
+        for r in &refused {
+            self.audit(EventKind::ApprovalRefused, json!({"record": r.record, "reason": r.reason, "request": digest}))?;
+        }
+        match state {
             ApprovalState::NotRequired => Ok(None),
             ApprovalState::Approved { by } => {
                 self.audit(EventKind::GatePassed, json!({"gate": "approval", "approved_by": by, "required": policy.required}))?;
@@ -547,14 +579,20 @@ impl Promotion<'_> {
                 .hint("a rejection is final for this release and stage; fix the problem and build a new release"))
             }
             ApprovalState::Pending { have, need, eligible, excluded, .. } => {
-                // Approvers see what the stage would change (prepared once per release and stage).
-                let preview = if record.preview.is_empty() { self.preview() } else { record.preview.clone() };
+                let preview = match &new_request {
+                    Some(r) => {
+                        self.svc.state.put_request(r)?;
+                        r.preview.clone()
+                    }
+                    None => record.preview.clone(),
+                };
                 let cmd = approve_command(self.pipeline, &self.req.release, &self.stage.name);
                 self.audit(
                     EventKind::ApprovalPending,
-                    json!({"have": have, "need": need, "eligible": eligible, "excluded": excluded, "approve_command": cmd, "preview": preview}),
+                    json!({"have": have, "need": need, "eligible": eligible, "excluded": excluded, "approve_command": cmd, "preview": preview,
+                           "request": digest}),
                 )?;
-                self.step(Step::AwaitApproval { preview: preview.clone() })?;
+                self.step(Step::AwaitApproval { preview, request: Some(digest) })?;
                 Ok(Some(Outcome::AwaitingApproval {
                     release: self.req.release.clone(),
                     stage: self.stage.name.clone(),
