@@ -217,20 +217,8 @@ fn a_run_hands_each_stage_the_signed_bytes_even_after_an_earlier_stage_changed_i
     let p = Project::new(&yaml);
     p.ferry("deployer", &["run", "pipeline.yaml"]).expect(0);
     assert_eq!(p.deploys(), ["staging", "prod"]);
-    let left: Vec<_> = walk(&p.home().join("work"));
+    let left = crate::support::files_under(&p.home().join("work"));
     assert!(left.is_empty(), "the work directory is empty after the run: {left:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 #[test]

@@ -14,18 +14,6 @@ const SECRETS: [(&str, &str); 5] = [
     ("HOOK_URL", "http://127.0.0.1:9/services/T0KEN/SECRET-PATH"),
 ];
 
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(files(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
 #[test]
 fn no_secret_of_the_environment_is_stored_and_commands_cannot_ask_for_an_oidc_token() {
     let yaml = format!("{}notifications:\n  - {{type: webhook, url_env: HOOK_URL}}\n", pipeline(TWO_APPROVERS)).replacen(
@@ -49,7 +37,7 @@ fn no_secret_of_the_environment_is_stored_and_commands_cannot_ask_for_an_oidc_to
     let output = end["details"]["output"].as_str().unwrap().to_owned();
     assert!(output.contains("AWS_SECRET_ACCESS_KEY=***"), "the command printed its environment, redacted: {output}");
     assert!(p.audit_kinds().contains(&"notification_failed".to_owned()), "{:?}", p.audit_kinds());
-    for file in files(&p.home()) {
+    for file in crate::support::files_under(&p.home()) {
         let Ok(text) = std::fs::read_to_string(&file) else { continue };
         for (name, secret) in SECRETS {
             assert!(!text.contains(secret), "{name} is stored in {}", file.display());

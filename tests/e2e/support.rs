@@ -234,6 +234,19 @@ impl Project {
 }
 
 /// The test venv's Python (created by `scripts/setup-test-env.sh`, which `.ci/run` runs).
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
 pub fn venv_python() -> PathBuf {
     let python = std::env::var_os("FERRY_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"));
     assert!(

@@ -3,6 +3,7 @@
 //! a file becomes a `Pipeline` and `schema` for the JSON Schema of the format.
 
 mod actions;
+mod approvers;
 mod aws;
 mod gates;
 mod guardrails;

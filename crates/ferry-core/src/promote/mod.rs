@@ -10,8 +10,11 @@
 //! decisions nothing has acted on yet.
 
 mod actions;
+mod approvals;
 mod gates;
+mod journal;
 mod lease;
+mod order;
 mod reconcile;
 
 pub use lease::{MIN_LEASE, check_lease};
@@ -22,8 +25,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::approval::{ApprovalState, Parties};
-use crate::audit::{Draft, EventKind};
+use crate::audit::EventKind;
 use crate::clock::{Timestamp, human};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{Actor, ReleaseId, StageName};
@@ -31,7 +33,7 @@ use crate::keys::PublicKey;
 use crate::notify::{self, Message};
 use crate::pipeline::{NotifyEvent, OnFailure, Pipeline, Stage};
 use crate::plan::StageStep;
-use crate::ports::{LockInfo, Services, Target, Versioned, Write};
+use crate::ports::{LockInfo, Services, Target};
 use crate::release::{self, Verified};
 use crate::state::{Cause, Phase, StageRecord, StageStatus, Step};
 
@@ -135,7 +137,7 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         lock_token: std::cell::RefCell::default(),
         stop: std::sync::Arc::new(crate::ports::Stop::under(svc.interrupt.clone())),
         lost: lease::Lost::default(),
-        journal: std::cell::RefCell::new(Journal { events: verify_event.into_iter().collect(), ..Journal::default() }),
+        journal: std::cell::RefCell::new(journal::Journal { events: verify_event.into_iter().collect(), ..journal::Journal::default() }),
         required: std::cell::RefCell::default(),
     };
     let result = p.run();
@@ -196,144 +198,14 @@ struct Promotion<'a> {
     /// Why the stage lock was lost, once it was: no state is written after that.
     lost: lease::Lost,
     /// What it decided and has not written yet.
-    journal: std::cell::RefCell<Journal>,
+    journal: std::cell::RefCell<journal::Journal>,
     /// The records of the stages this one requires, as read for its order check.
     required: std::cell::RefCell<BTreeMap<StageName, Option<StageRecord>>>,
-}
-
-/// A promotion's decisions until its next commit point: events to append, and steps of its
-/// record's state machine to write after them.
-#[derive(Default)]
-struct Journal {
-    events: Vec<Draft>,
-    /// The record as this process last read or wrote it (the base of its next write).
-    stored: Option<Versioned<StageRecord>>,
-    /// Whether the record was read yet (it may not exist).
-    opened: bool,
-    /// The stage's status when this promotion first read it.
-    first_status: Option<StageStatus>,
-    /// Steps taken since the last write, and the record they lead to (`Some` while there is
-    /// something to write, a new record included).
-    steps: Vec<Step>,
-    record: Option<StageRecord>,
 }
 
 impl Promotion<'_> {
     fn now(&self) -> Timestamp {
         self.svc.clock.now()
-    }
-
-    /// Records an event, written at the next commit point (before the state that reports it).
-    fn audit(&self, kind: EventKind, details: serde_json::Value) -> Result<()> {
-        let d = Draft::new(kind, &self.req.actor, &self.pipeline.name)
-            .release(&self.req.release)
-            .stage(&self.stage.name)
-            .details(details)
-            .at(self.now());
-        self.journal.borrow_mut().events.push(d);
-        Ok(())
-    }
-
-    /// Reads the record (the steps not yet written re-applied to it).
-    fn read(&self) -> Result<Option<StageRecord>> {
-        let read = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, &self.stage.name)?;
-        let mut j = self.journal.borrow_mut();
-        if !j.opened {
-            j.first_status = read.as_ref().map(|r| r.value.status());
-            j.opened = true;
-        }
-        j.stored = read;
-        if j.steps.is_empty() {
-            j.record = None;
-            return Ok(j.stored.as_ref().map(|v| v.value.clone()));
-        }
-        let mut record = j.stored.as_ref().map_or_else(|| self.new_record(), |v| v.value.clone());
-        for step in &j.steps {
-            record.apply(step.clone()).map_err(|illegal| self.changed(&illegal))?;
-        }
-        j.record = Some(record.clone());
-        Ok(Some(record))
-    }
-
-    fn new_record(&self) -> StageRecord {
-        StageRecord::new(&self.pipeline.name, &self.req.release, &self.stage.name, &self.req.actor, self.now())
-    }
-
-    fn changed(&self, illegal: &crate::state::Illegal) -> Error {
-        Error::failed(format!("the state of release `{}` in stage `{}` changed unexpectedly: {illegal}", self.req.release, self.stage.name))
-            .hint("another promotion of this release to this stage may be running; `ferry status PIPELINE` shows it")
-    }
-
-    /// Takes one step of the state machine (`StageRecord::apply`); written at the next commit
-    /// point. Returns the record as it is now.
-    fn step(&self, step: Step) -> Result<StageRecord> {
-        let mut j = self.journal.borrow_mut();
-        let mut record = match (&j.record, &j.stored) {
-            (Some(r), _) => r.clone(),
-            (None, Some(v)) => v.value.clone(),
-            (None, None) => self.new_record(),
-        };
-        record.apply(step.clone()).map_err(|illegal| self.changed(&illegal))?;
-        j.steps.push(step);
-        j.record = Some(record.clone());
-        Ok(record)
-    }
-
-    /// A commit point: the events decided so far in one append, then the record in one write
-    /// (optimistic: at the version last read or written; on a conflict the record is read
-    /// again and the steps re-applied to it).
-    fn commit(&self) -> Result<()> {
-        let events = std::mem::take(&mut self.journal.borrow_mut().events);
-        if !events.is_empty() {
-            match self.svc.audit.append_all(events.clone()) {
-                Ok(stored) => self.last_seq.set(self.last_seq.get().max(stored.last().map_or(0, |e| e.seq))),
-                Err(e) => {
-                    // Kept for the next commit point; the state waits for them.
-                    let mut j = self.journal.borrow_mut();
-                    let later = std::mem::replace(&mut j.events, events);
-                    j.events.extend(later);
-                    return Err(e);
-                }
-            }
-        }
-        if self.journal.borrow().record.is_none() {
-            return Ok(());
-        }
-        if let Some(why) = self.lost.get() {
-            // The stage is someone else's now: nothing more is written to its record.
-            let mut j = self.journal.borrow_mut();
-            j.steps.clear();
-            j.record = None;
-            return Err(Error::failed(why));
-        }
-        let steps = self.journal.borrow().steps.clone();
-        for attempt in 0..20 {
-            let current = if attempt == 0 { self.journal.borrow().stored.clone() } else { self.reread()? };
-            let (mut record, expected) = match current {
-                Some(v) => (v.value, Some(v.revision)),
-                None => (self.new_record(), None),
-            };
-            for step in &steps {
-                record.apply(step.clone()).map_err(|illegal| self.changed(&illegal))?;
-            }
-            record.updated_at = self.now();
-            record.audit_seq = record.audit_seq.max(self.last_seq.get());
-            if let Write::Done(revision) = self.svc.state.write_stage(&record, expected.as_ref())? {
-                let mut j = self.journal.borrow_mut();
-                j.stored = Some(Versioned { revision, value: record });
-                j.steps.clear();
-                j.record = None;
-                return Ok(());
-            }
-        }
-        Err(Error::failed(format!("could not update the state of stage `{}`: too many concurrent writers", self.stage.name)))
-    }
-
-    /// The stored record, read again after a conflicting write.
-    fn reread(&self) -> Result<Option<Versioned<StageRecord>>> {
-        let read = self.svc.state.read_stage(&self.pipeline.name, &self.req.release, &self.stage.name)?;
-        self.journal.borrow_mut().stored.clone_from(&read);
-        Ok(read)
     }
 
     /// The stage's record, created if new — or, when the release already succeeded there (and
@@ -441,169 +313,6 @@ impl Promotion<'_> {
         committed?;
         released?;
         Ok(outcome)
-    }
-
-    /// The deployment attestation of this success, signed with the pipeline's key (what later
-    /// stages check); none if this process cannot sign.
-    fn attest(&self, attempt: u32) -> Result<Option<crate::attestation::Envelope>> {
-        let Some(signer) = &self.svc.attester else {
-            tracing::warn!("no signing key for deployment attestations: the success of stage `{}` carries no evidence", self.stage.name);
-            return Ok(None);
-        };
-        let actions: Vec<String> = self.stage.deploy.iter().map(crate::pipeline::Action::summary).collect();
-        let statement = crate::attestation::deployment_statement(
-            &self.pipeline.name,
-            &self.req.release,
-            &self.verified.manifest_sha256,
-            &self.stage.name,
-            &actions,
-            attempt,
-            self.now(),
-        );
-        Ok(Some(crate::attestation::sign(&statement, signer.as_ref())?))
-    }
-
-    /// Whether `record` (of required stage `stage`) proves the release succeeded there: its
-    /// status, and a deployment attestation signed with the pinned key for this release and
-    /// stage (a state file anyone with the store's role can write proves nothing by itself).
-    fn proves_success(&self, stage: &StageName, record: Option<&StageRecord>) -> std::result::Result<(), String> {
-        let Some(r) = record else { return Err("never promoted".into()) };
-        if r.status() != StageStatus::Succeeded {
-            return Err(crate::wire_name(&r.status()));
-        }
-        let Some(evidence) = &r.deployment else {
-            return Err("its record says succeeded but carries no signed deployment attestation".into());
-        };
-        crate::attestation::check_deployment(
-            evidence,
-            self.pinned,
-            &self.pipeline.name,
-            &self.req.release,
-            &self.verified.manifest_sha256,
-            stage,
-        )
-        .map_err(|e| format!("its deployment attestation is not valid: {}", e.message))
-    }
-
-    fn check_order(&self) -> Result<()> {
-        for req in &self.stage.requires {
-            let record = self.required(req)?;
-            if let Err(why) = self.proves_success(req, record.as_ref()) {
-                self.audit(EventKind::GateFailed, json!({"gate": "order", "requires": req, "status": why}))?;
-                return Err(Error::failed(format!(
-                    "release `{}` has not succeeded in stage `{req}` ({why}), which stage `{}` requires",
-                    self.req.release, self.stage.name
-                ))
-                .hint(format!("promote it there first: `{}`", promote_command(self.pipeline, &self.req.release, req))));
-            }
-        }
-        if !self.stage.requires.is_empty() {
-            self.audit(EventKind::GatePassed, json!({"gate": "order", "requires": self.stage.requires}))?;
-        }
-        Ok(())
-    }
-
-    /// The record of the release in stage `stage` (one this stage requires): as this process
-    /// wrote it when it succeeded here (a `ferry run`), else read; once per promotion.
-    fn required(&self, stage: &StageName) -> Result<Option<StageRecord>> {
-        if let Some(r) = self.required.borrow().get(stage) {
-            return Ok(r.clone());
-        }
-        let record = match self.svc.state.written_here(&self.pipeline.name, &self.req.release, stage) {
-            Some(r) if r.status() == StageStatus::Succeeded => Some(r),
-            _ => self.svc.state.read_stage(&self.pipeline.name, &self.req.release, stage)?.map(|v| v.value),
-        };
-        self.required.borrow_mut().insert(stage.clone(), record.clone());
-        Ok(record)
-    }
-
-    fn check_approvals(&self, record: &StageRecord) -> Result<Option<Outcome>> {
-        let Some(policy) = &self.stage.approval else { return Ok(None) };
-        if self.req.rollback && self.pipeline.policy.allow_rollback_without_approval {
-            self.audit(
-                EventKind::GatePassed,
-                json!({"gate": "approval", "waived": "rollback without approval is allowed by the pipeline's policy"}),
-            )?;
-            return Ok(None);
-        }
-        let parties = Parties { builder: Some(self.verified.manifest.builder.actor.clone()), requester: Some(record.requested_by.clone()) };
-        // What approvers decide on: written once, when the stage first waits for them (with
-        // what the stage would change, prepared then).
-        let (digest, new_request) = match &record.request {
-            Some(d) => (d.clone(), None),
-            None => {
-                let preview = if record.preview.is_empty() { self.preview() } else { record.preview.clone() };
-                let request = crate::approval::signed::ApprovalRequest {
-                    pipeline: self.pipeline.name.clone(),
-                    release: self.req.release.clone(),
-                    manifest_sha256: self.verified.manifest_sha256.clone(),
-                    stage: self.stage.name.clone(),
-                    requested_by: record.requested_by.clone(),
-                    requested_at: record.requested_at,
-                    deploy: self.stage.deploy.iter().map(crate::pipeline::Action::summary).collect(),
-                    preview,
-                };
-                (request.digest(), Some(request))
-            }
-        };
-        let (state, refused) = crate::decide::standing(
-            self.svc,
-            self.pipeline,
-            &self.req.release,
-            &self.verified.manifest_sha256,
-            &self.stage.name,
-            Some(&digest),
-            &parties,
-        )?;
-        // A record that does not count is said so, with why (a forged file, a signature by
-        // a key nobody pinned, one for another release, stage or request, an expired one…).
-        for r in &refused {
-            self.audit(EventKind::ApprovalRefused, json!({"record": r.record, "reason": r.reason, "request": digest}))?;
-        }
-        match state {
-            ApprovalState::NotRequired => Ok(None),
-            ApprovalState::Approved { by } => {
-                self.audit(EventKind::GatePassed, json!({"gate": "approval", "approved_by": by, "required": policy.required}))?;
-                Ok(None)
-            }
-            ApprovalState::Rejected { by, comment, at } => {
-                self.audit(EventKind::GateFailed, json!({"gate": "approval", "rejected_by": by, "comment": comment}))?;
-                if !matches!(record.phase(), Phase::Rejected { .. }) {
-                    self.step(Step::Reject { by: by.clone() })?;
-                }
-                let why = comment.map(|c| format!(": {c}")).unwrap_or_default();
-                Err(Error::failed(format!(
-                    "release `{}` was rejected for stage `{}` by `{by}` at {at}{why}",
-                    self.req.release, self.stage.name
-                ))
-                .hint("a rejection is final for this release and stage; fix the problem and build a new release"))
-            }
-            ApprovalState::Pending { have, need, eligible, excluded, .. } => {
-                let preview = match &new_request {
-                    Some(r) => {
-                        self.svc.state.put_request(r)?;
-                        r.preview.clone()
-                    }
-                    None => record.preview.clone(),
-                };
-                let cmd = approve_command(self.pipeline, &self.req.release, &self.stage.name);
-                self.audit(
-                    EventKind::ApprovalPending,
-                    json!({"have": have, "need": need, "eligible": eligible, "excluded": excluded, "approve_command": cmd, "preview": preview,
-                           "request": digest}),
-                )?;
-                self.step(Step::AwaitApproval { preview, request: Some(digest) })?;
-                Ok(Some(Outcome::AwaitingApproval {
-                    release: self.req.release.clone(),
-                    stage: self.stage.name.clone(),
-                    have,
-                    need,
-                    eligible,
-                    excluded,
-                    approve_command: cmd,
-                }))
-            }
-        }
     }
 
     fn base_env(&self) -> BTreeMap<String, String> {
