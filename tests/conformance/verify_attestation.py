@@ -1,12 +1,13 @@
 """Verifies a ferry DSSE envelope with independent implementations.
 
-Usage: verify_attestation.py ENVELOPE KEY_JSON [NAME=SHA256 ...]
+Usage: verify_attestation.py ENVELOPE KEY_JSON [predicateType=URI] [NAME=SHA256 ...]
 
 - the key id is the one securesystemslib computes for the key;
 - securesystemslib: `Envelope.verify` with the key from KEY_JSON (`ferry key export`);
 - in-toto: `Metadata.load(...).verify_signature(key_dict)`;
-- the payload is an in-toto Statement v1 with a SLSA Provenance v1 predicate whose subjects
-  are exactly the NAME=SHA256 pairs given;
+- the payload is an in-toto Statement v1 with a SLSA Provenance v1 predicate (or the
+  `predicateType=` given: a ferry approval or deployment attestation) whose subjects are
+  exactly the NAME=SHA256 pairs given;
 - a copy with one payload byte changed must fail both verifiers (the check can fail).
 Prints `ok` and exits 0, or raises.
 """
@@ -23,7 +24,9 @@ from securesystemslib.signer._utils import compute_default_keyid
 
 
 def main() -> None:
-    envelope_path, key_path, *subjects = sys.argv[1:]
+    envelope_path, key_path, *rest = sys.argv[1:]
+    predicate_type = next((a.split("=", 1)[1] for a in rest if a.startswith("predicateType=")), "https://slsa.dev/provenance/v1")
+    subjects = [a for a in rest if not a.startswith("predicateType=")]
     with open(key_path, encoding="utf8") as f:
         key_dict = json.load(f)
     with open(envelope_path, encoding="utf8") as f:
@@ -44,12 +47,13 @@ def main() -> None:
 
     statement = json.loads(base64.b64decode(data["payload"]))
     assert statement["_type"] == "https://in-toto.io/Statement/v1", statement["_type"]
-    assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert statement["predicateType"] == predicate_type, statement["predicateType"]
     predicate = statement["predicate"]
-    assert predicate["buildDefinition"]["buildType"]
-    assert predicate["runDetails"]["builder"]["id"]
-    for field in ("startedOn", "finishedOn"):
-        assert predicate["runDetails"]["metadata"][field].endswith("Z"), field
+    if predicate_type == "https://slsa.dev/provenance/v1":
+        assert predicate["buildDefinition"]["buildType"]
+        assert predicate["runDetails"]["builder"]["id"]
+        for field in ("startedOn", "finishedOn"):
+            assert predicate["runDetails"]["metadata"][field].endswith("Z"), field
     got = sorted(f'{s["name"]}={s["digest"]["sha256"]}' for s in statement["subject"])
     if subjects:
         assert got == sorted(subjects), f"subjects {got} != {sorted(subjects)}"

@@ -57,3 +57,35 @@ pub fn other_public_pem() -> String {
     let other = Project::new(&pipeline(TWO_APPROVERS));
     std::fs::read_to_string(other.path("keys/test.pem")).unwrap()
 }
+
+#[test]
+fn an_approval_and_a_deployment_attestation_verify_with_securesystemslib_and_in_toto() {
+    let p = Project::new(&pipeline("      required: 1"));
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    p.promote("deployer", &id, "prod").expect(3);
+    p.approve("alice", &id, "prod").expect(0);
+    let manifest = ferry_core::ids::Sha256Digest::of(&std::fs::read(p.release_dir(&id).join("manifest.json")).unwrap());
+    let subject = format!("ferry-release:{id}={manifest}");
+    let dir = p.home().join(format!("store/approvals/shop/{id}/prod"));
+    let approval = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    // The deployment attestation of staging's success, as its record keeps it.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.home().join(format!("store/state/shop/{id}/staging.json"))).unwrap()).unwrap();
+    let deployment = p.path("deployment.dsse.json");
+    std::fs::write(&deployment, serde_json::to_vec(&record["deployment"]).unwrap()).unwrap();
+    for (envelope, key, predicate) in [
+        (approval, "keys/alice.json", "https://ferry.invalid/approval/v1"),
+        (deployment, "keys/test.json", "https://ferry.invalid/deployment/v1"),
+    ] {
+        let out = Command::new(venv_python())
+            .arg(repo_root().join("tests/conformance/verify_attestation.py"))
+            .arg(&envelope)
+            .arg(p.path(key))
+            .arg(format!("predicateType={predicate}"))
+            .arg(&subject)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{predicate}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+}

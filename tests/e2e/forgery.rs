@@ -184,3 +184,31 @@ fn approvals_nobody_signed_or_signed_wrongly_are_refused_audited_and_never_deplo
     p.approve("bob", &id, "prod").expect(0);
     p.promote("deployer", &id, "prod").expect(0);
 }
+
+#[test]
+fn on_s3_approval_files_written_with_the_store_role_are_refused_audited_and_prod_waits() {
+    use crate::aws::{ARTIFACTS, AwsWorld, TOOLING};
+    let w = AwsWorld::new();
+    w.write_project("");
+    let ci = w.role(TOOLING, "ci", "github-run-1");
+    let id = w.release(&ci);
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    // As the store role every promotion uses: two approvals naming the two approvers.
+    let s3 = w.s3(&w.role(ARTIFACTS, "ferry-artifacts", "forger"));
+    for who in ["alice", "bob"] {
+        let arn = format!("arn:aws:sts::{TOOLING}:assumed-role/release-approvers/{who}");
+        let body =
+            serde_json::to_vec(&serde_json::json!({"version": 1, "actor": arn, "verdict": "approve", "release": id, "stage": "prod"}))
+                .unwrap();
+        let key = format!("shop/approvals/shop/{id}/prod/0-{who}.json");
+        w.rt.block_on(s3.put_object().bucket(&w.store_bucket).key(key).body(body.into()).send()).unwrap();
+    }
+    let r = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    assert!(r.stdout.contains("(0 of 2 approvals)"), "{}", r.stdout);
+    let events = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
+    let refused: Vec<&Value> = events["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "approval_refused").collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused.iter().all(|e| e["details"]["reason"] == "it is not a signed approval (a DSSE envelope)"), "{refused:?}");
+    assert_eq!(w.deploys().len(), 1, "only staging deployed");
+}
