@@ -222,3 +222,34 @@ fn on_a_terminal_a_protected_stage_is_approved_only_by_typing_its_name() {
     let right = on_a_terminal(&p, "alice", &args, "prod").expect(0);
     assert!(right.stdout.contains(&format!("alice (alice) approved {id} for `prod`, signed with key ")), "{}", right.stdout);
 }
+
+#[test]
+fn approvers_can_come_from_a_file_several_pipelines_share() {
+    let shared = pipeline(TWO_APPROVERS).replace(
+        "approvers:\n  alice: {public_key: keys/alice.pem}\n  bob: {public_key: keys/bob.pem}\n  carol: {public_key: keys/carol.pem}\n",
+        "approvers_file: org/approvers.yaml\n",
+    );
+    let p = Project::new(&shared);
+    std::fs::create_dir_all(p.path("org/keys")).unwrap();
+    for who in crate::support::APPROVERS {
+        std::fs::copy(p.path(&format!("keys/{who}.pem")), p.path(&format!("org/keys/{who}.pem"))).unwrap();
+    }
+    // Key paths in the shared file are relative to it.
+    let file =
+        "approvers:\n  alice: {public_key: keys/alice.pem}\n  bob: {public_key: keys/bob.pem}\n  carol: {public_key: keys/carol.pem}\n";
+    std::fs::write(p.path("org/approvers.yaml"), file).unwrap();
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    p.promote("deployer", &id, "prod").expect(3);
+    p.approve("alice", &id, "prod").expect(0);
+    p.approve("bob", &id, "prod").expect(0);
+    p.promote("deployer", &id, "prod").expect(0);
+    // One name defined in both places is refused where the file is named.
+    let twice = shared.replace(
+        "approvers_file: org/approvers.yaml\n",
+        "approvers_file: org/approvers.yaml\napprovers:\n  alice: {public_key: keys/alice.pem}\n",
+    );
+    std::fs::write(p.path("twice.yaml"), twice).unwrap();
+    let r = p.ferry("dev", &["validate", "twice.yaml"]).expect(2);
+    assert!(r.stderr.contains("approvers_file: approver `alice` is defined both here and in `org/approvers.yaml`"), "{}", r.stderr);
+}

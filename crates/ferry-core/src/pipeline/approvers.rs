@@ -1,5 +1,6 @@
-//! Reading the pipeline's pinned approvers (`approvers:`): each a name, the public key their
-//! approvals must verify with, and the identities that are them.
+//! Reading the pipeline's pinned approvers (`approvers:`, and `approvers_file:` shared by several
+//! pipelines): each a name, the public key their approvals must verify with, and the identities
+//! that are them.
 
 use super::ApproverKey;
 use super::keys;
@@ -33,5 +34,46 @@ impl Cx {
             }
         }
         out
+    }
+
+    /// Adds the approvers of the shared file `rel` (relative to `dir`); a name defined twice is
+    /// an error at the file's reference.
+    pub(super) fn shared_approvers(&mut self, approvers: &mut Vec<ApproverKey>, dir: &std::path::Path, rel: &str, at: &Node) {
+        let path = dir.join(rel);
+        let file = path.display().to_string();
+        let source = match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                self.error(at, "approvers_file", format!("cannot read the approvers file `{file}`: {e}"), None);
+                return;
+            }
+        };
+        let root = match crate::yaml::parse(&file, &source) {
+            Ok(r) => r,
+            Err(d) => {
+                self.diags.push(d);
+                return;
+            }
+        };
+        let mut shared_cx = Cx { file, diags: Vec::new(), backend: self.backend, images: Vec::new(), approvers: Vec::new() };
+        const TOP: keys::Keys = &[("approvers", "The approvers several pipelines share (same keys as a pipeline's `approvers:`).")];
+        let shared =
+            shared_cx.fields(&root, "", TOP).and_then(|f| f.get("approvers")).map(|n| shared_cx.approver_keys(n)).unwrap_or_default();
+        self.diags.append(&mut shared_cx.diags);
+        // Key paths in the shared file are relative to it.
+        let base = std::path::Path::new(rel).parent().unwrap_or(std::path::Path::new(""));
+        for mut a in shared {
+            if approvers.iter().any(|b| b.name == a.name) {
+                self.error(
+                    at,
+                    "approvers_file",
+                    format!("approver `{}` is defined both here and in `{rel}`", a.name),
+                    Some("define each approver once".into()),
+                );
+                continue;
+            }
+            a.public_key = base.join(&a.public_key).display().to_string();
+            approvers.push(a);
+        }
     }
 }

@@ -18,6 +18,10 @@ pub const TOP: Keys = &[
     ("policy", "Guardrails: allowed regions, the management account, required tags, protected stages."),
     ("notifications", "Where approvers and owners hear about approvals needed, promotions and failed verifications."),
     ("approvers", "The people who may approve, by name, each with the public key their approvals are signed with."),
+    (
+        "approvers_file",
+        "YAML file of approvers shared by several pipelines ({approvers: {NAME: {public_key, identities}}}), relative to this file; its key paths are relative to it.",
+    ),
 ];
 
 pub const APPROVER: Keys = &[

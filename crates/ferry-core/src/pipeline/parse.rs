@@ -83,7 +83,12 @@ impl Cx {
         let build = self.required(&f, "build").and_then(|n| self.build(n, &accounts, &declared));
         let tags = self.tags(f.get("tags"), "tags");
         let notifications = f.get("notifications").map(|n| self.notifications(n)).unwrap_or_default();
-        let approvers = f.get("approvers").map(|n| self.approver_keys(n)).unwrap_or_default();
+        let mut approvers = f.get("approvers").map(|n| self.approver_keys(n)).unwrap_or_default();
+        if let Some(n) = f.get("approvers_file")
+            && let Some(rel) = self.string(n, "approvers_file")
+        {
+            self.shared_approvers(&mut approvers, path.parent().unwrap_or(Path::new(".")), &rel, n);
+        }
         self.approvers = approvers.iter().map(|a| a.name.clone()).collect();
         let mut policy = f.get("policy").and_then(|n| self.policy(n, &accounts)).unwrap_or_default();
         if let Some(file) = policy.org_policy.clone() {
