@@ -275,6 +275,14 @@ audit:
         self.ferry(ci, &["build", "pipeline.yaml", "--output", "json"]).expect(0).json()["release"].as_str().unwrap().to_owned()
     }
 
+    /// A release built as `ci`, promoted to staging and waiting for prod's approvals; its id.
+    pub fn at_prod_gate(&self, ci: &SdkConfig) -> String {
+        let id = self.release(ci);
+        self.ferry(ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
+        self.ferry(ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+        id
+    }
+
     fn wait_for_deploys(&self, n: usize) {
         let start = std::time::Instant::now();
         while self.deploys().len() < n {
@@ -871,10 +879,8 @@ fn the_approver_of_a_cloudformation_stage_sees_the_change_set_before_approving()
     w.write_project("");
     let stack = w.deploy_template("prod");
     let ci = w.role(TOOLING, "ci", "github-run-9");
-    let id = w.release(&ci);
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
     // Waiting for approval, ferry has CloudFormation prepare (and discard) the change set.
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    let id = w.at_prod_gate(&ci);
     let alice = w.role(TOOLING, "release-approvers", "alice");
     let refused = w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"]).expect(2);
     assert!(refused.stderr.contains(&format!("  change set    stack `{stack}`: Add Queue AWS::SQS::Queue")), "{}", refused.stderr);
@@ -941,9 +947,7 @@ fn notifications_reach_a_webhook_whose_url_is_in_ssm_and_an_sns_topic() {
     );
     std::fs::write(w.path("pipeline.yaml"), yaml).unwrap();
     let ci = w.role(TOOLING, "ci", "github-run-10");
-    let id = w.release(&ci);
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    let id = w.at_prod_gate(&ci);
 
     let received = rt.block_on(hook.received_requests()).unwrap();
     assert_eq!(received.len(), 1, "the Teams webhook from SSM heard of the approval once");
@@ -971,9 +975,7 @@ fn an_approval_verifies_the_release_once_and_audits_that_it_did() {
     let w = AwsWorld::new();
     w.write_project("");
     let ci = w.role(TOOLING, "ci", "github-run-1");
-    let id = w.release(&ci);
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    let id = w.at_prod_gate(&ci);
     w.proxy.take_seen();
     let alice = w.role(TOOLING, "release-approvers", "alice");
     w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes"]).expect(0);

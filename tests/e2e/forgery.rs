@@ -191,9 +191,7 @@ fn on_s3_approval_files_written_with_the_store_role_are_refused_audited_and_prod
     let w = AwsWorld::new();
     w.write_project("");
     let ci = w.role(TOOLING, "ci", "github-run-1");
-    let id = w.release(&ci);
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    let id = w.at_prod_gate(&ci);
     // As the store role every promotion uses: two approvals naming the two approvers.
     let s3 = w.s3(&w.role(ARTIFACTS, "ferry-artifacts", "forger"));
     for who in ["alice", "bob"] {

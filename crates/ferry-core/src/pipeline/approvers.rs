@@ -39,23 +39,7 @@ impl Cx {
     /// Adds the approvers of the shared file `rel` (relative to `dir`); a name defined twice is
     /// an error at the file's reference.
     pub(super) fn shared_approvers(&mut self, approvers: &mut Vec<ApproverKey>, dir: &std::path::Path, rel: &str, at: &Node) {
-        let path = dir.join(rel);
-        let file = path.display().to_string();
-        let source = match std::fs::read_to_string(&path) {
-            Ok(s) => s,
-            Err(e) => {
-                self.error(at, "approvers_file", format!("cannot read the approvers file `{file}`: {e}"), None);
-                return;
-            }
-        };
-        let root = match crate::yaml::parse(&file, &source) {
-            Ok(r) => r,
-            Err(d) => {
-                self.diags.push(d);
-                return;
-            }
-        };
-        let mut shared_cx = Cx { file, diags: Vec::new(), backend: self.backend, images: Vec::new(), approvers: Vec::new() };
+        let Some((mut shared_cx, root)) = self.side_file(&dir.join(rel), Some(at), "approvers_file", "approvers file") else { return };
         const TOP: keys::Keys = &[("approvers", "The approvers several pipelines share (same keys as a pipeline's `approvers:`).")];
         let shared =
             shared_cx.fields(&root, "", TOP).and_then(|f| f.get("approvers")).map(|n| shared_cx.approver_keys(n)).unwrap_or_default();

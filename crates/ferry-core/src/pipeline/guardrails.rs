@@ -102,24 +102,7 @@ impl Cx {
         at: Option<&Node>,
         accounts: &BTreeMap<String, AccountId>,
     ) {
-        let file = path.display().to_string();
-        let source = match std::fs::read_to_string(path) {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some(n) = at {
-                    self.error(n, "policy.org_policy", format!("cannot read the organization policy `{file}`: {e}"), None);
-                }
-                return;
-            }
-        };
-        let root = match crate::yaml::parse(&file, &source) {
-            Ok(r) => r,
-            Err(d) => {
-                self.diags.push(d);
-                return;
-            }
-        };
-        let mut org_cx = Cx { file, diags: Vec::new(), backend: self.backend, images: Vec::new(), approvers: Vec::new() };
+        let Some((mut org_cx, root)) = self.side_file(path, at, "policy.org_policy", "organization policy") else { return };
         const TOP: keys::Keys = &[("policy", "The organization's guardrails (same keys as a pipeline's `policy:`).")];
         let org = org_cx.fields(&root, "", TOP).and_then(|f| f.get("policy")).and_then(|n| org_cx.policy(n, accounts));
         self.diags.append(&mut org_cx.diags);

@@ -37,6 +37,29 @@ impl<'a> Fields<'a> {
 }
 
 impl Cx {
+    /// Reads a YAML file the pipeline names (`field`: the org policy, shared approvers) into a
+    /// context of its own, whose problems the caller appends: `None` (with the problem said)
+    /// if it cannot be read or parsed.
+    pub(super) fn side_file(&mut self, path: &std::path::Path, at: Option<&Node>, field: &str, what: &str) -> Option<(Cx, Node)> {
+        let file = path.display().to_string();
+        let source = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(n) = at {
+                    self.error(n, field, format!("cannot read the {what} `{file}`: {e}"), None);
+                }
+                return None;
+            }
+        };
+        match crate::yaml::parse(&file, &source) {
+            Ok(root) => Some((Cx { file, diags: Vec::new(), backend: self.backend, images: Vec::new(), approvers: Vec::new() }, root)),
+            Err(d) => {
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
     pub(super) fn error(&mut self, node: &Node, field: &str, message: String, hint: Option<String>) {
         self.diags.push(Diagnostic {
             file: self.file.clone(),
