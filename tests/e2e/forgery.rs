@@ -183,6 +183,19 @@ fn approvals_nobody_signed_or_signed_wrongly_are_refused_audited_and_never_deplo
     // A second real approver: prod deploys.
     p.approve("bob", &id, "prod").expect(0);
     p.promote("deployer", &id, "prod").expect(0);
+    // The refused records are on the log as refused; alice's signature counted, but it reached
+    // the store without `ferry approve` recording it first, which the auditor is told.
+    let r = p.ferry("auditor", &["audit", "verify", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(4).json();
+    let problems = r["evidence"]["problems"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = problems.iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["gate_passed", "deploy_start"], "{problems:?}");
+    assert!(
+        problems[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("that count are bob (2 required); signed by alice too, but the log does not record it"),
+        "{problems:?}"
+    );
 }
 
 #[test]

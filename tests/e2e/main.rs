@@ -10,6 +10,7 @@ mod build_verify;
 mod codebuild;
 mod conformance;
 mod crash;
+mod evidence;
 mod faults;
 mod forgery;
 mod gates;

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod decide;
 pub mod digest;
 pub mod error;
+pub mod evidence;
 pub mod health;
 pub mod hooks;
 pub mod ids;

@@ -144,6 +144,8 @@ pub(crate) struct Summary<'a> {
     pub(crate) prev_hash: &'a str,
     #[serde(default, borrow)]
     pub(crate) release: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(crate) pipeline: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// The position and hash of the event a new one follows.

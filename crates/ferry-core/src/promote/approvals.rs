@@ -57,7 +57,10 @@ impl Promotion<'_> {
         match state {
             ApprovalState::NotRequired => Ok(None),
             ApprovalState::Approved { by } => {
-                self.audit(EventKind::GatePassed, json!({"gate": "approval", "approved_by": by, "required": policy.required}))?;
+                self.audit(
+                    EventKind::GatePassed,
+                    json!({"gate": "approval", "approved_by": by, "required": policy.required, "request": digest}),
+                )?;
                 Ok(None)
             }
             ApprovalState::Rejected { by, comment, at } => {

@@ -132,16 +132,21 @@ impl Audit {
         };
         let mut out = Vec::new();
         let release = filter.release.as_ref().map(ReleaseId::as_str);
+        let pipeline = filter.pipeline.as_ref().map(crate::ids::PipelineName::as_str);
         self.scan(layout, from, only.as_ref(), |chunks| {
             for c in &chunks {
                 for (pos, line) in c.lines() {
                     if filter.after.is_some_and(|a| pos <= a) {
                         continue;
                     }
-                    if let Some(r) = release {
-                        let quick = serde_json::from_slice::<crate::audit::Line<'_>>(crate::audit::trim(line))
-                            .ok()
-                            .and_then(|l| serde_json::from_str::<Summary<'_>>(l.body.get()).ok().map(|s| s.release.as_deref() == Some(r)));
+                    // Skipped unread when the summary says it is not wanted.
+                    if release.is_some() || pipeline.is_some() {
+                        let quick = serde_json::from_slice::<crate::audit::Line<'_>>(crate::audit::trim(line)).ok().and_then(|l| {
+                            serde_json::from_str::<Summary<'_>>(l.body.get()).ok().map(|s| {
+                                release.is_none_or(|r| s.release.as_deref() == Some(r))
+                                    && pipeline.is_none_or(|p| s.pipeline.as_deref() == Some(p))
+                            })
+                        });
                         if quick == Some(false) {
                             continue;
                         }
