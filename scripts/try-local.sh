@@ -23,6 +23,9 @@ for who in alice bob carol; do
   [ -f "$FERRY_HOME/keys/$who.key" ] || { "$ferry" keygen --name "$who" >/dev/null; rm -f "pipelines/keys/$who.pem"; }
   [ -f "pipelines/keys/$who.pem" ] || "$ferry" key export --name "$who" --out pipelines/keys >/dev/null
 done
+# What an administrator does once (and again when approvers or thresholds change): publish the
+# pipeline's trust root, which its protected prod stage trusts instead of the pipeline file.
+FERRY_ACTOR=admin "$ferry" trust publish pipelines/hello.yaml >/dev/null
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 code=0

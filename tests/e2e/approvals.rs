@@ -210,6 +210,7 @@ fn on_a_terminal(p: &Project, actor: &str, args: &[&str], answer: &str) -> crate
 #[test]
 fn on_a_terminal_a_protected_stage_is_approved_only_by_typing_its_name() {
     let p = Project::new(&format!("{}policy:\n  protected_stages: [prod]\n", pipeline(TWO_APPROVERS)));
+    p.ferry("admin", &["trust", "publish", "pipeline.yaml"]).expect(0);
     let id = p.build();
     p.promote("deployer", &id, "staging").expect(0);
     p.promote("deployer", &id, "prod").expect(3);

@@ -23,4 +23,5 @@ mod quickstart;
 mod rollback;
 mod secrets;
 mod support;
+mod trust;
 mod validate;

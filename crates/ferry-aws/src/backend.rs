@@ -163,6 +163,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     };
     let store_config = assume(&settings.store)?;
     let (store, audit) = (bucket(&settings.store, &store_config), bucket(&settings.audit, &assume(&settings.audit)?));
+    let trust = audit.under(TRUST_PREFIX);
     let registry = EcrRegistry {
         rt: aws.rt.clone(),
         client: aws_sdk_ecr::Client::new(&store_config),
@@ -180,6 +181,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     let records = ferry_core::storage::open(ferry_core::storage::Backing {
         objects: std::sync::Arc::new(store),
         audit: std::sync::Arc::new(audit.under("audit")),
+        trust: std::sync::Arc::new(trust),
         liveness: std::sync::Arc::new(ferry_core::ports::LeasesOnly(c.host)),
         clock: c.clock.clone(),
         segment_size: c.audit_segment_size,
@@ -191,6 +193,7 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         state: records.state,
         locks: records.locks,
         audit: records.audit,
+        trust: records.trust,
         exec: Box::new(AwsExecutor { access: access.clone(), inner: c.exec }),
         alarms: Box::new(crate::alarms::CloudWatchAlarms { access: access.clone() }),
         deployer: Box::new(AwsDeployer { access, store: store_config, store_role: settings.store.role.to_string() }),
@@ -205,4 +208,37 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         attester: None,
     };
     Ok(AwsBackend { aws, actor, orchestrator, settings, services, pipeline: name, ci_tags: c.ci_tags })
+}
+
+/// Where the published trust roots are: under the audit bucket's prefix, beside `audit/`.
+pub const TRUST_PREFIX: &str = "trust";
+/// The role an administrator publishes trust roots with (`bootstrap/security.yaml` creates it
+/// in the security account; the bucket policy lets no other principal write under `trust/`).
+pub const TRUST_ADMIN_ROLE: &str = "ferry-trust-admin";
+
+/// The published trust roots of `pipeline`, writable: `role` (default: the trust-admin role in
+/// the audit bucket's account) assumed with the caller's own credentials — never through the
+/// orchestrator, whose chain must not reach it. Returns the store and who the caller is.
+pub fn trust_admin(
+    pipeline: &Pipeline,
+    role: Option<&RoleArn>,
+    clock: std::sync::Arc<dyn ferry_core::ports::Clock>,
+) -> Result<(Box<dyn ferry_core::ports::TrustStore>, Actor)> {
+    let settings = pipeline.aws.clone().ok_or_else(|| Error::invalid(format!("pipeline `{}` has no `aws:` settings", pipeline.name)))?;
+    let aws = Aws::load(Some(settings.region.as_str()))?;
+    let actor: Actor = aws.caller_arn(&aws.base)?.parse().map_err(|e: ferry_core::ids::IdError| Error::failed(e.to_string()))?;
+    let default = RoleArn::new(&settings.audit.role.account(), TRUST_ADMIN_ROLE).map_err(|e| Error::invalid(e.to_string()))?;
+    let role = role.unwrap_or(&default);
+    let hop = Hop {
+        role: role.clone(),
+        session_name: crate::chain::sts_name(&format!("ferry-{}-trust", pipeline.name)),
+        source_identity: Some(crate::chain::source_identity(actor.as_str(), &[])),
+        tags: vec![crate::chain::caller_tag(actor.as_str())],
+        external_id: None,
+        duration: None,
+    };
+    let config = aws.assume_chain(Some((&aws.base, actor.as_str())), &[hop])?;
+    let b = &settings.audit;
+    let bucket = Bucket::new(aws.rt.clone(), &config, &b.bucket, &b.prefix, role.as_str(), aws.custom_endpoint()).under(TRUST_PREFIX);
+    Ok((Box::new(ferry_core::storage::trust::Trust::new(std::sync::Arc::new(bucket), clock)), actor))
 }

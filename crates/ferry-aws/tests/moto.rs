@@ -49,6 +49,7 @@ fn records(store: Bucket, audit: Bucket, segment_size: u64) -> Records {
 /// `records`, on `clock`.
 fn records_at(store: Bucket, audit: Bucket, segment_size: u64, clock: Arc<dyn ferry_core::ports::Clock>) -> Records {
     storage::open(Backing {
+        trust: Arc::new(audit.under("trust")),
         objects: Arc::new(store),
         audit: Arc::new(audit),
         liveness: Arc::new(LeasesOnly("runner".into())),

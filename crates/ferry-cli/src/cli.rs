@@ -133,6 +133,10 @@ pub enum Command {
     /// Work with signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The pipeline's trust root: the release keys, approver keys, thresholds and protected
+    /// stages an administrator publishes where the automation cannot write.
+    #[command(subcommand)]
+    Trust(TrustCommand),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions { shell: clap_complete::Shell },
 }
@@ -159,6 +163,7 @@ impl Command {
             Command::Audit(_) => "audit",
             Command::Keygen { .. } => "keygen",
             Command::Key(_) => "key",
+            Command::Trust(_) => "trust",
             Command::Completions { .. } => "completions",
         }
     }
@@ -199,11 +204,28 @@ pub struct Decide {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Prove the hash chain; name the first bad event.
+    /// Prove the hash chain and name the first bad event; with --pipeline also its signed
+    /// checkpoints and that every approval, gate, deploy and success is backed by signed
+    /// evidence (reported per release); with --bundle an exported bundle, offline.
     Verify {
         /// Read the audit log of this pipeline's backend (default: the local one in $FERRY_HOME).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bundle")]
         pipeline: Option<PathBuf>,
+        /// Verify an evidence bundle `ferry audit export` wrote, from its files alone.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+    /// Write a release's evidence bundle (manifest, provenance, approvals, requests,
+    /// deployment attestations, its stretch of the log with the checkpoint after it, the trust
+    /// root and keys) into a new directory, for an auditor to verify offline.
+    Export {
+        #[arg(long)]
+        release: String,
+        /// The pipeline whose backend holds the release (default: pipeline.yaml).
+        #[arg(long, default_value = "pipeline.yaml")]
+        pipeline: PathBuf,
+        /// A directory that does not exist yet (or is empty).
+        dir: PathBuf,
     },
     /// Print the history.
     Show {
@@ -213,6 +235,26 @@ pub enum AuditCommand {
         #[arg(long)]
         pipeline: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Publish the pipeline file's root as the next version (an administrator; on AWS with
+    /// the security account's trust-admin role).
+    Publish {
+        pipeline: PathBuf,
+        /// The role to publish with (default: ferry-trust-admin in the audit bucket's account).
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Print the published root (and its history with --history).
+    Show {
+        pipeline: PathBuf,
+        #[arg(long)]
+        history: bool,
+    },
+    /// Compare the pipeline file with the published root; exit 4 if they differ.
+    Diff { pipeline: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

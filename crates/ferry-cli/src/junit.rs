@@ -55,6 +55,9 @@ impl AuditLog for Detached {
     fn put_checkpoint(&self, _: u64, _: &[u8]) -> Result<()> {
         Err(ferry_core::Error::failed("the audit log is detached"))
     }
+    fn checkpoint_from(&self, _: u64) -> Result<Option<(u64, Vec<u8>)>> {
+        Err(ferry_core::Error::failed("the audit log is detached"))
+    }
     fn location(&self) -> String {
         String::new()
     }
@@ -144,6 +147,9 @@ impl AuditLog for RecordingAudit {
     }
     fn put_checkpoint(&self, seq: u64, envelope: &[u8]) -> Result<()> {
         self.inner.put_checkpoint(seq, envelope)
+    }
+    fn checkpoint_from(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>> {
+        self.inner.checkpoint_from(seq)
     }
     fn location(&self) -> String {
         self.inner.location()

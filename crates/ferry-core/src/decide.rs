@@ -99,14 +99,16 @@ pub fn standing(
         request: request.unwrap_or(&none),
         now: svc.clock.now(),
     };
-    Ok(approval::evaluate(policy, pipeline, &pinned, &decisions, &expected, parties))
+    Ok(approval::evaluate(policy, &pinned, &decisions, &expected, parties))
 }
 
 /// Records the decision, signed by `signer` (the approver's key, if this machine holds it), on
-/// a release `summary` verified (and audited as verified) for it. Every refusal is audited.
+/// a release `summary` verified (and audited as verified) for it with `release_key`. Every
+/// refusal is audited.
 pub fn decide(
     svc: &Services,
     pipeline: &Pipeline,
+    release_key: &crate::keys::PublicKey,
     verified: &release::Verified,
     req: &DecisionRequest,
     signer: Option<&dyn Signer>,
@@ -135,15 +137,19 @@ pub fn decide(
         },
     };
     let approver = &approver;
+    // The approvers, keys and thresholds of the published root, not the file CI can edit.
+    if let Err(e) = crate::trust::check(svc.trust.current(&pipeline.name)?.as_ref(), pipeline, release_key, Some(stage_name)) {
+        return refuse(e);
+    }
     let Some(request) = request else {
         return refuse(Error::failed(format!("release `{release_id}` has not been put up for approval in stage `{stage_name}` yet")).hint(
             format!("a promotion asks for approvals: `ferry promote {} --release {release_id} --to {stage_name}`", pipeline.file.display()),
         ));
     };
-    if let Err(e) = approval::check_approver(policy, pipeline, approver, &parties, stage_name) {
+    let pinned = approval::pinned(pipeline)?;
+    if let Err(e) = approval::check_approver(policy, &pinned, approver, &parties, stage_name) {
         return refuse(e);
     }
-    let pinned = approval::pinned(pipeline)?;
     let Some(key) = pinned.iter().find(|a| &a.name == approver) else {
         return refuse(Error::failed(format!("`{approver}` is not a pinned approver of pipeline `{}`", pipeline.name)));
     };

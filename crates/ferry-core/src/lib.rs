@@ -28,6 +28,7 @@ pub mod rollback;
 pub mod state;
 pub mod status;
 pub mod storage;
+pub mod trust;
 pub mod window;
 pub mod yaml;
 

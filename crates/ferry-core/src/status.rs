@@ -92,7 +92,7 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
                         request: r.request.as_ref().unwrap_or(&none),
                         now: svc.clock.now(),
                     };
-                    Some(approval::evaluate(Some(policy), pipeline, &pinned, &recs, &expected, &parties).0)
+                    Some(approval::evaluate(Some(policy), &pinned, &recs, &expected, &parties).0)
                 }
                 _ => None,
             };
@@ -140,6 +140,7 @@ pub struct Pending {
 /// not the builder or requester (unless self-approval is allowed), and not yet approved by them.
 pub fn pending_for(svc: &Services, pipeline: &Pipeline, actor: &Actor) -> Result<Vec<Pending>> {
     let mut out = Vec::new();
+    let pinned = approval::pinned(pipeline)?;
     for r in svc.state.list_stages(&pipeline.name)? {
         if r.status() != StageStatus::AwaitingApproval {
             continue;
@@ -149,7 +150,7 @@ pub fn pending_for(svc: &Services, pipeline: &Pipeline, actor: &Actor) -> Result
         let Ok(manifest) = ReleaseManifest::from_bytes(&stored.manifest) else { continue };
         let parties = Parties { builder: Some(manifest.builder.actor.clone()), requester: Some(r.requested_by.clone()) };
         let Ok(me) = approval::approver_for(pipeline, actor) else { continue };
-        if approval::check_approver(policy, pipeline, &me.name, &parties, &r.stage).is_err() {
+        if approval::check_approver(policy, &pinned, &me.name, &parties, &r.stage).is_err() {
             continue;
         }
         let manifest_sha256 = ReleaseManifest::digest_of(&stored.manifest);

@@ -19,7 +19,7 @@ use ferry_core::storage::{self, Backing};
 
 /// The layout of a ferry home directory: `store/` (what the artifacts account holds on AWS:
 /// artifacts, releases, state, approvals, locks), `audit/` (the security account's log),
-/// `keys/`, `work/` and `accounts/`.
+/// `trust/` (published trust roots), `keys/`, `work/` and `accounts/`.
 #[derive(Clone)]
 pub struct Home {
     pub root: PathBuf,
@@ -58,6 +58,7 @@ impl Home {
         Backing {
             objects: Arc::new(objects::FsObjects::new(self.root.join("store"))),
             audit: Arc::new(objects::FsObjects::new(self.root.join("audit"))),
+            trust: Arc::new(objects::FsObjects::new(self.root.join("trust"))),
             liveness: Arc::new(liveness::ProcessLiveness::default()),
             clock: self.clock.clone(),
             segment_size: self.audit_segment_size,
@@ -74,6 +75,7 @@ impl Home {
             state: records.state,
             locks: records.locks,
             audit: records.audit,
+            trust: records.trust,
             exec: Box::new(exec::ShellExecutor),
             deployer: Box::new(ferry_core::ports::NoDeployer),
             registry: Box::new(ferry_core::ports::NoRegistry),

@@ -19,6 +19,7 @@ fn records(dir: &std::path::Path, segment_size: u64) -> Records {
     storage::open(Backing {
         objects: Arc::new(FsObjects::new(dir.join("store"))),
         audit: Arc::new(FsObjects::new(dir.join("audit"))),
+        trust: Arc::new(FsObjects::new(dir.join("trust"))),
         liveness: Arc::new(ProcessLiveness::default()),
         clock: Arc::new(ferry_core::clock::SystemClock),
         segment_size,

@@ -117,7 +117,8 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
     // The approver's own key signs (from this machine's key store).
     let name = d.approver.clone().or_else(|| ferry_core::approval::approver_for(&p, &actor).ok().map(|a| a.name.clone()));
     let key = name.and_then(|n| home.keys().load(&n).ok());
-    let decision = ferry_core::decide::decide(svc, &p, &verified, &req, key.as_ref().map(|k| k as &dyn ferry_core::attestation::Signer))?;
+    let decision =
+        ferry_core::decide::decide(svc, &p, &pinned, &verified, &req, key.as_ref().map(|k| k as &dyn ferry_core::attestation::Signer))?;
     let verb = if verdict == Verdict::Approve { "approved" } else { "rejected" };
     let mut h = if d.yes { shown } else { String::new() };
     let _ = writeln!(

@@ -1,17 +1,14 @@
-//! `ferry status`, `ferry pending`, `ferry audit verify` and `ferry audit show`.
+//! `ferry status` and `ferry pending`.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use ferry_core::approval::ApprovalState;
-use ferry_core::audit::EventFilter;
 use ferry_core::ids::{Actor, ReleaseId};
-use ferry_core::ports::AuditLog;
 use ferry_local::Home;
 use serde_json::json;
 
-use super::{Ctx, load_pipeline, parse_id, pinned_key};
-use crate::exit::Exit;
+use super::{Ctx, load_pipeline, parse_id};
 use crate::output::{Failure, Report};
 
 pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report, Failure> {
@@ -64,120 +61,6 @@ pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report,
         );
     }
     Ok(Report::ok(h, serde_json::to_value(&st).unwrap_or_default()))
-}
-
-/// The audit log to read: the pipeline's backend's, or the local one.
-fn audit_log(home: &Home, pipeline: Option<&Path>) -> Result<Box<dyn AuditLog>, Failure> {
-    match pipeline {
-        None => Ok(home.services().audit),
-        Some(path) => Ok(Ctx::connect(home, &load_pipeline(path)?, "audit")?.into_services().audit),
-    }
-}
-
-pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Failure> {
-    // With a pipeline: its log, its checkpoints checked with its pinned key, and its events
-    // checked against the signed evidence in its store.
-    let (report, location, evidence) = match pipeline {
-        None => {
-            let log = home.services().audit;
-            (log.verify(None)?, log.location(), None)
-        }
-        Some(path) => {
-            let p = load_pipeline(path)?;
-            let key = pinned_key(&p)?;
-            let ctx = Ctx::connect(home, &p, "audit")?;
-            let svc = ctx.svc();
-            let report = svc.audit.verify(Some(&key))?;
-            let evidence = match report.first_bad {
-                None if report.events > 0 => Some(ferry_core::evidence::check(svc, &p, &key)?),
-                _ => None,
-            };
-            (report, svc.audit.location(), evidence)
-        }
-    };
-    let mut json = serde_json::to_value(&report).unwrap_or_default();
-    if let (Some(ev), serde_json::Value::Object(m)) = (&evidence, &mut json) {
-        m.insert("evidence".into(), serde_json::to_value(ev).unwrap_or_default());
-    }
-    let n = report.checkpoints.count;
-    let bad = match &report.first_bad {
-        // Nothing verified is not a verified log (a wrong bucket, prefix or FERRY_HOME looks
-        // exactly like this).
-        None if report.events == 0 => {
-            return Err(ferry_core::Error::failed(format!("the audit log at {location} holds no events: nothing was verified"))
-                .hint("to verify a pipeline's log (on AWS, in the security account's bucket) pass `--pipeline FILE`")
-                .hint("check the pipeline's `audit:` bucket and prefix, or FERRY_HOME on the local backend")
-                .into());
-        }
-        None => None,
-        Some(bad) => Some(format!("audit log at {location} is NOT intact: first bad event is {}: {}\n", bad.seq, bad.problem)),
-    };
-    if let Some(human) = bad {
-        return Ok(Report { human, json, exit: Exit::VerificationFailed });
-    }
-    let head = report.head.as_ref().map(ToString::to_string).unwrap_or_else(|| "(empty)".into());
-    let cps = if report.checkpoints.verified {
-        format!("{n} signed checkpoints verified")
-    } else {
-        format!("{n} signed checkpoints not checked (pass --pipeline to check them with its pinned key)")
-    };
-    let mut h = format!("audit log at {location} verified: {} events, head {head}; {cps}\n", report.events);
-    let Some(ev) = evidence else { return Ok(Report::ok(h, json)) };
-    let _ = writeln!(h, "signed evidence of {} events of the pipeline:", ev.events);
-    for r in &ev.releases {
-        let _ = write!(h, "  {}", r.release);
-        for s in &r.stages {
-            let stage = s.stage.as_ref().map(ToString::to_string).unwrap_or_default();
-            let approvals = match s.required {
-                _ if s.waived => " (approval waived for a rollback)".to_owned(),
-                Some(n) => format!(
-                    " ({}/{n} approvals: {})",
-                    s.approved_by.len(),
-                    if s.approved_by.is_empty() { "none".into() } else { s.approved_by.join(", ") }
-                ),
-                None => String::new(),
-            };
-            let done = match (s.deployed, s.attested) {
-                (true, true) => "deployed, attested",
-                (true, false) => "deployed, NOT attested",
-                (false, _) => "not deployed",
-            };
-            let _ = write!(h, "  {stage}: {done}{approvals};");
-        }
-        let _ = writeln!(h, "{}", if r.problems == 0 { " ok".to_owned() } else { format!(" {} PROBLEMS", r.problems) });
-    }
-    if ev.problems.is_empty() {
-        return Ok(Report::ok(h, json));
-    }
-    let _ = writeln!(h, "NOT backed by signed evidence:");
-    for p in &ev.problems {
-        let _ = writeln!(h, "  event {} ({}): {}", p.seq, ferry_core::wire_name(&p.kind), p.problem);
-    }
-    Ok(Report { human: h, json, exit: Exit::VerificationFailed })
-}
-
-pub fn audit_show(home: &Home, release: Option<&str>, pipeline: Option<&Path>) -> Result<Report, Failure> {
-    let only: Option<ReleaseId> = release.map(parse_id).transpose()?;
-    let log = audit_log(home, pipeline)?;
-    let events = log.events(&EventFilter { release: only, ..EventFilter::default() })?;
-    let mut h = String::new();
-    for e in &events {
-        let kind = ferry_core::wire_name(&e.kind);
-        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        let _ = writeln!(
-            h,
-            "{:>5}  {}  {:<20} {:<12} {} {} {}  {}",
-            e.seq,
-            e.at,
-            kind,
-            e.actor.as_str(),
-            opt(e.pipeline.as_ref().map(ToString::to_string)),
-            opt(e.release.as_ref().map(ToString::to_string)),
-            opt(e.stage.as_ref().map(ToString::to_string)),
-            if e.details.is_null() { String::new() } else { e.details.to_string() }
-        );
-    }
-    Ok(Report::ok(h, json!({"events": events})))
 }
 
 /// `ferry pending`: what awaits the caller's approval, across pipelines. A pipeline whose

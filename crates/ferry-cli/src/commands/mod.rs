@@ -1,12 +1,14 @@
 //! Command handlers: each turns parsed arguments into calls on ferry-core and ferry-local and
 //! returns a `Report`. Shared helpers load pipelines, keys and identifiers.
 
+mod audit;
 mod decide;
 mod doctor;
 mod inspect;
 mod keys;
 mod pipeline;
 mod release;
+mod trust;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,7 +22,7 @@ use ferry_core::pipeline::{Backend, Pipeline, SigningKey};
 use ferry_core::ports::Services;
 use ferry_local::Home;
 
-use crate::cli::{AuditCommand, Cli, Command, KeyCommand};
+use crate::cli::{AuditCommand, Cli, Command, KeyCommand, TrustCommand};
 use crate::env;
 use crate::output::{Failure, Report};
 
@@ -57,8 +59,13 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Reject(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Reject),
         Command::Pending { pipelines } => inspect::pending(&home, pipelines),
         Command::Status { pipeline, release } => inspect::status(&home, pipeline, release.as_deref()),
-        Command::Audit(AuditCommand::Verify { pipeline }) => inspect::audit_verify(&home, pipeline.as_deref()),
-        Command::Audit(AuditCommand::Show { release, pipeline }) => inspect::audit_show(&home, release.as_deref(), pipeline.as_deref()),
+        Command::Audit(AuditCommand::Verify { bundle: Some(dir), .. }) => audit::verify_bundle(dir),
+        Command::Audit(AuditCommand::Verify { pipeline, bundle: None }) => audit::audit_verify(&home, pipeline.as_deref()),
+        Command::Audit(AuditCommand::Show { release, pipeline }) => audit::audit_show(&home, release.as_deref(), pipeline.as_deref()),
+        Command::Audit(AuditCommand::Export { release, pipeline, dir }) => audit::audit_export(&home, pipeline, release, dir),
+        Command::Trust(TrustCommand::Publish { pipeline, role }) => trust::publish(&home, pipeline, role.as_deref()),
+        Command::Trust(TrustCommand::Show { pipeline, history }) => trust::show(&home, pipeline, *history),
+        Command::Trust(TrustCommand::Diff { pipeline }) => trust::diff(&home, pipeline),
         Command::Keygen { name, algorithm } => keys::keygen(&home, name, algorithm),
         Command::Key(KeyCommand::Export { name, out, kms }) => keys::export(&home, name, out, kms.as_deref()),
         Command::Completions { shell } => Ok(completions(*shell)),
@@ -211,6 +218,25 @@ impl Ctx {
             (SigningKey::Kms { .. }, Connected::Local(_)) => Err(Error::invalid("KMS signing needs `backend: aws`").into()),
         }
     }
+}
+
+/// Every regular file under `dir`, at any depth, in order.
+pub fn files_under(dir: &Path) -> Result<Vec<std::path::PathBuf>, Failure> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| Error::io("read", &d, &e))? {
+            let entry = entry.map_err(|e| Error::io("read", &d, &e))?;
+            let kind = entry.file_type().map_err(|e| Error::io("read", &entry.path(), &e))?;
+            if kind.is_dir() {
+                todo.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 pub fn pinned_key(p: &Pipeline) -> Result<PublicKey, Failure> {

@@ -63,12 +63,12 @@ pub fn pinned(pipeline: &Pipeline) -> Result<Vec<signed::Approver>> {
 
 /// The approvers who are the release's builder or the promotion's requester (none when the
 /// policy allows self-approval).
-fn excluded(policy: &ApprovalPolicy, pipeline: &Pipeline, parties: &Parties) -> Vec<String> {
+fn excluded(policy: &ApprovalPolicy, pinned: &[signed::Approver], parties: &Parties) -> Vec<String> {
     if policy.allow_self_approval {
         return Vec::new();
     }
     let who: Vec<&Actor> = parties.builder.iter().chain(parties.requester.iter()).collect();
-    pipeline.approvers.iter().filter(|a| who.iter().any(|w| a.is(w))).map(|a| a.name.clone()).collect()
+    pinned.iter().filter(|a| who.iter().any(|w| a.is(w))).map(|a| a.name.clone()).collect()
 }
 
 /// The approver `actor` is (by name or one of their identities), for `ferry approve`.
@@ -90,9 +90,15 @@ pub fn approver_for<'p>(pipeline: &'p Pipeline, actor: &Actor) -> Result<&'p cra
 }
 
 /// Whether approver `name` may decide on this stage at all; the error says why not.
-pub fn check_approver(policy: &ApprovalPolicy, pipeline: &Pipeline, name: &str, parties: &Parties, stage: &StageName) -> Result<()> {
-    if excluded(policy, pipeline, parties).iter().any(|n| n == name) {
-        let built = parties.builder.as_ref().is_some_and(|b| pipeline.approver(name).is_some_and(|a| a.is(b)));
+pub fn check_approver(
+    policy: &ApprovalPolicy,
+    pinned: &[signed::Approver],
+    name: &str,
+    parties: &Parties,
+    stage: &StageName,
+) -> Result<()> {
+    if excluded(policy, pinned, parties).iter().any(|n| n == name) {
+        let built = parties.builder.as_ref().is_some_and(|b| pinned.iter().any(|a| a.name == name && a.is(b)));
         let role = if built { "built" } else { "requested the promotion of" };
         return Err(Error::failed(format!(
             "`{name}` {role} this release and cannot approve it for stage `{stage}` (separation of duties)"
@@ -115,14 +121,13 @@ fn actors<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<Actor> {
 /// that do not count (with why): `signed::count` over the pinned approvers.
 pub fn evaluate(
     policy: Option<&ApprovalPolicy>,
-    pipeline: &Pipeline,
     pinned: &[signed::Approver],
     decisions: &[(String, Vec<u8>)],
     expected: &signed::Expected<'_>,
     parties: &Parties,
 ) -> (ApprovalState, Vec<signed::Refused>) {
     let Some(policy) = policy else { return (ApprovalState::NotRequired, Vec::new()) };
-    let excluded = excluded(policy, pipeline, parties);
+    let excluded = excluded(policy, pinned, parties);
     let counted = signed::count(decisions, pinned, &policy.approvers, &excluded, expected);
     if let Some(r) = &counted.rejection
         && let Ok(by) = r.approver.parse()
@@ -134,7 +139,7 @@ pub fn evaluate(
         return (ApprovalState::Approved { by: actors(&have) }, counted.refused);
     }
     let pool: Vec<String> =
-        if policy.approvers.is_empty() { pipeline.approvers.iter().map(|a| a.name.clone()).collect() } else { policy.approvers.clone() };
+        if policy.approvers.is_empty() { pinned.iter().map(|a| a.name.clone()).collect() } else { policy.approvers.clone() };
     let eligible = actors(pool.iter().filter(|a| !excluded.contains(a) && !have.contains(a)));
     let state = ApprovalState::Pending {
         have: actors(&have),

@@ -92,6 +92,13 @@ pub struct Approver {
     pub identities: Vec<Actor>,
 }
 
+impl Approver {
+    /// Whether `actor` is this person (their name, or one of their identities).
+    pub fn is(&self, actor: &Actor) -> bool {
+        self.name == actor.as_str() || self.identities.iter().any(|i| crate::ids::identity_matches(i, actor))
+    }
+}
+
 /// What a decision must be about to count.
 #[derive(Debug, Clone)]
 pub struct Expected<'a> {

@@ -29,8 +29,9 @@ impl Cx {
                     }
                 }
             }
+            let kms_key = f.get("kms_key").and_then(|n| self.kms_arn(n, &f.path("kms_key"))).map(|(arn, ..)| arn);
             if let Some(public_key) = public_key {
-                out.push(ApproverKey { name, public_key, identities });
+                out.push(ApproverKey { name, public_key, identities, kms_key });
             }
         }
         out

@@ -40,7 +40,14 @@ impl Cx {
 
     /// `arn:aws:kms:REGION:ACCOUNT:key/ID` (or `alias/NAME`): signing assumes `role` in ACCOUNT.
     pub(super) fn kms_key(&mut self, node: &Node, role: Option<&str>) -> Option<SigningKey> {
-        let arn = self.string(node, "signing.kms_key")?;
+        let (arn, region, account) = self.kms_arn(node, "signing.kms_key")?;
+        let role = RoleArn::new(&account, role.unwrap_or("ferry-signer")).ok()?;
+        Some(SigningKey::Kms { key_arn: arn, role, region })
+    }
+
+    /// A KMS key ARN, with the region and account it names.
+    pub(super) fn kms_arn(&mut self, node: &Node, field: &str) -> Option<(String, Region, AccountId)> {
+        let arn = self.string(node, field)?;
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         let parsed = match parts.as_slice() {
             ["arn", "aws" | "aws-cn" | "aws-us-gov", "kms", region, account, resource]
@@ -53,14 +60,13 @@ impl Cx {
         let Some((region, account)) = parsed else {
             self.error(
                 node,
-                "signing.kms_key",
+                field,
                 format!("invalid KMS key ARN `{arn}`"),
                 Some("expected `arn:aws:kms:REGION:ACCOUNT:key/KEY_ID`".into()),
             );
             return None;
         };
-        let role = RoleArn::new(&account, role.unwrap_or("ferry-signer")).ok()?;
-        Some(SigningKey::Kms { key_arn: arn, role, region })
+        Some((arn, region, account))
     }
 
     fn bucket_ref(

@@ -33,6 +33,10 @@ pub const APPROVER: Keys = &[
         "identities",
         "Who this person is when they act (FERRY_ACTOR on the local backend, STS ARNs or role ARNs on AWS): for separation of duties and for `ferry approve` to find their key (default: the name itself).",
     ),
+    (
+        "kms_key",
+        "ARN of the approver's own ECC_NIST_P256 KMS key (aws backend): `ferry approve` signs with it as the caller, when this machine holds no local key of that name; `public_key` is its exported public key. Its key policy lets only that person `kms:Sign` (bootstrap/approver-key.yaml).",
+    ),
 ];
 
 pub const NOTIFICATION: Keys = &[

@@ -55,6 +55,9 @@ pub struct ApproverKey {
     pub public_key: String,
     /// Identities that are this person (the name itself if none are given).
     pub identities: Vec<Actor>,
+    /// The KMS key (ECC_NIST_P256) the approver signs with on AWS, if not a local key; its
+    /// public key is `public_key`.
+    pub kms_key: Option<String>,
 }
 
 impl ApproverKey {

@@ -273,7 +273,10 @@ fn build_schema() -> Value {
                 "approvers",
                 json!({"type": "object", "additionalProperties": object(
                     keys::APPROVER,
-                    &[("identities", json!({"type": "array", "items": {"type": "string"}}))],
+                    &[
+                        ("identities", json!({"type": "array", "items": {"type": "string"}})),
+                        ("kms_key", json!({"type": "string", "pattern": "^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+$"})),
+                    ],
                     &["public_key"],
                 )}),
             ),

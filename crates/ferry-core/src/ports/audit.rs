@@ -30,5 +30,7 @@ pub trait AuditLog: Send + Sync {
     fn verify(&self, key: Option<&PublicKey>) -> Result<AuditReport>;
     /// Stores a signed checkpoint (a DSSE envelope) of the log at event `seq`; never overwrites.
     fn put_checkpoint(&self, seq: u64, envelope: &[u8]) -> Result<()>;
+    /// The first signed checkpoint at or after event `seq`: its position and envelope.
+    fn checkpoint_from(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>>;
     fn location(&self) -> String;
 }

@@ -13,6 +13,7 @@ mod objects;
 mod probes;
 mod state;
 mod store;
+mod trust;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub use objects::{Object, ObjectStore, Version, Write};
 pub use probes::{AlarmProbe, HttpProbe, NoAlarms};
 pub use state::{DecisionRecord, StateStore, Versioned};
 pub use store::{ReleaseStore, StoredRelease};
+pub use trust::TrustStore;
 
 /// One backend's implementations of every port.
 pub struct Services {
@@ -34,6 +36,8 @@ pub struct Services {
     pub state: Box<dyn StateStore>,
     pub locks: Box<dyn Locks>,
     pub audit: Box<dyn AuditLog>,
+    /// The pipelines' published trust roots (read; publishing needs the trust-admin role on AWS).
+    pub trust: Box<dyn TrustStore>,
     pub exec: Box<dyn Executor>,
     pub deployer: Box<dyn Deployer>,
     pub registry: Box<dyn ImageRegistry>,

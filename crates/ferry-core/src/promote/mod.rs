@@ -107,6 +107,15 @@ pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Re
         Error::invalid(format!("pipeline `{}` has no stage `{}`", pipeline.name, req.stage)).hint(format!("stages: {}", names.join(", ")))
     })?;
     check_lease(req.lease)?;
+    // A guarded stage trusts the published root, not the pipeline file in CI's checkout.
+    if let Err(e) = crate::trust::check(svc.trust.current(&pipeline.name)?.as_ref(), pipeline, pinned, Some(&stage.name)) {
+        let draft = crate::audit::Draft::new(EventKind::GateFailed, &req.actor, &pipeline.name)
+            .release(&req.release)
+            .stage(&stage.name)
+            .details(json!({"gate": "trust_root", "reason": e.message}));
+        svc.audit.append(draft)?;
+        return Err(e);
+    }
     let message = |event, detail: String| Message::new(event, pipeline, &req.release, &stage.name, &req.actor, detail);
     // Verified while copied where the deploy actions will read it: one read of each artifact.
     let copies = actions::WorkCopies::new(&svc.work_dir, &req.release, &stage.name);

@@ -13,6 +13,7 @@ mod crash;
 pub mod locks;
 pub mod releases;
 pub mod state;
+pub mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub struct Records {
     pub state: Box<dyn StateStore>,
     pub locks: Box<dyn Locks>,
     pub audit: Box<dyn AuditLog>,
+    pub trust: Box<dyn crate::ports::TrustStore>,
 }
 
 /// Where a backend keeps its records.
@@ -34,6 +36,9 @@ pub struct Backing {
     pub objects: Arc<dyn ObjectStore>,
     /// The audit log and its checkpoints (on AWS the security account's bucket).
     pub audit: Arc<dyn ObjectStore>,
+    /// The published trust roots (on AWS a prefix of the security account's bucket only its
+    /// trust-admin role may write).
+    pub trust: Arc<dyn ObjectStore>,
     pub liveness: Arc<dyn Liveness>,
     /// Lease expiry, event times and the waits between retries.
     pub clock: Arc<dyn Clock>,
@@ -51,7 +56,7 @@ pub type AfterWrite = Arc<dyn Fn() + Send + Sync>;
 
 /// The records over a backend's objects.
 pub fn open(backing: Backing) -> Records {
-    let Backing { objects, audit, liveness, clock, segment_size, after_write, keep_copies } = backing;
+    let Backing { objects, audit, trust, liveness, clock, segment_size, after_write, keep_copies } = backing;
     let (objects, audit) = match after_write {
         None => (objects, audit),
         Some(hook) => (
@@ -63,7 +68,8 @@ pub fn open(backing: Backing) -> Records {
         store: Box::new(releases::Releases::new(objects.clone(), clock.clone(), keep_copies)),
         state: Box::new(state::State::new(objects.clone(), clock.clone())),
         locks: Box::new(locks::StageLocks::new(objects, liveness, clock.clone())),
-        audit: Box::new(audit::Audit::new(audit, segment_size, clock)),
+        audit: Box::new(audit::Audit::new(audit, segment_size, clock.clone())),
+        trust: Box::new(trust::Trust::new(trust, clock)),
     }
 }
 

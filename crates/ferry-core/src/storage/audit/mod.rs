@@ -449,6 +449,19 @@ impl AuditLog for Audit {
         }
     }
 
+    fn checkpoint_from(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>> {
+        let after = format!("checkpoints/{:012}", seq.saturating_sub(1));
+        let keys = with_retries(self.clock.as_ref(), || self.objects.list("checkpoints/", Some(&format!("{after}.dsse.json"))))?;
+        let Some((at, key)) = keys
+            .iter()
+            .filter_map(|k| Some((k.strip_prefix("checkpoints/")?.strip_suffix(".dsse.json")?.parse::<u64>().ok()?, k)))
+            .find(|(s, _)| *s >= seq)
+        else {
+            return Ok(None);
+        };
+        Ok(with_retries(self.clock.as_ref(), || self.objects.get(key))?.map(|o| (at, o.bytes)))
+    }
+
     fn location(&self) -> String {
         self.where_()
     }

@@ -10,20 +10,58 @@
 //! A chain that verifies proves only that nobody changed what was written; this proves that
 //! what was written is backed by signatures the automation cannot make: a correctly chained
 //! `approved` event appended by anyone with the audit role is found here, by its position.
+//!
+//! The rules read their inputs through `Sources` (the pipeline's backend online, an exported
+//! bundle offline: `bundle`) and trust only a `TrustRoot` (the published one, or the pipeline
+//! file's when none is published).
+
+pub mod bundle;
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::approval::signed::ApprovalRequest;
 use crate::approval::{self, ApprovalState, Parties, signed};
 use crate::attestation::Envelope;
 use crate::audit::{Event, EventFilter, EventKind};
 use crate::error::Result;
-use crate::ids::{Actor, ReleaseId, Sha256Digest, StageName};
+use crate::ids::{Actor, PipelineName, ReleaseId, Sha256Digest, StageName};
 use crate::keys::PublicKey;
 use crate::manifest::ReleaseManifest;
-use crate::pipeline::Pipeline;
-use crate::ports::Services;
+use crate::ports::{DecisionRecord, Services, StoredRelease};
+use crate::trust::TrustRoot;
+
+/// Where the evidence of one pipeline is read from.
+pub trait Sources {
+    /// The pipeline's events, in order.
+    fn events(&self) -> Result<Vec<Event>>;
+    /// Every decision record of the pipeline (signed or not).
+    fn decisions(&self) -> Result<Vec<DecisionRecord>>;
+    fn release(&self, id: &ReleaseId) -> Result<Option<StoredRelease>>;
+    fn request(&self, release: &ReleaseId, stage: &StageName, digest: &Sha256Digest) -> Result<Option<ApprovalRequest>>;
+}
+
+/// A pipeline's evidence in its backend.
+pub struct Online<'a> {
+    pub svc: &'a Services,
+    pub pipeline: &'a PipelineName,
+}
+
+impl Sources for Online<'_> {
+    fn events(&self) -> Result<Vec<Event>> {
+        self.svc.audit.events(&EventFilter { pipeline: Some(self.pipeline.clone()), ..EventFilter::default() })
+    }
+    fn decisions(&self) -> Result<Vec<DecisionRecord>> {
+        self.svc.state.all_decisions(self.pipeline)
+    }
+    fn release(&self, id: &ReleaseId) -> Result<Option<StoredRelease>> {
+        Ok(self.svc.store.get_releases(std::slice::from_ref(id))?.pop().flatten())
+    }
+    fn request(&self, release: &ReleaseId, stage: &StageName, digest: &Sha256Digest) -> Result<Option<ApprovalRequest>> {
+        self.svc.state.request(self.pipeline, release, stage, digest)
+    }
+}
 
 /// An event the signed evidence does not back, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,20 +132,19 @@ struct Stage {
     report: StageEvidence,
 }
 
-/// Checks the events of `pipeline` in its log against the signed evidence in its store; `key`
-/// is the pipeline's pinned release key (deployment attestations and release envelopes).
-pub fn check(svc: &Services, pipeline: &Pipeline, key: &PublicKey) -> Result<Evidence> {
-    let events = svc.audit.events(&EventFilter { pipeline: Some(pipeline.name.clone()), ..EventFilter::default() })?;
-    let pinned = approval::pinned(pipeline)?;
+/// Checks the pipeline's events against its signed evidence, trusting only `root` (its release
+/// keys sign releases and deployment attestations; its approvers and policies say what counts).
+pub fn check(sources: &dyn Sources, root: &TrustRoot) -> Result<Evidence> {
+    let events = sources.events()?;
     let mut decisions: Records = HashMap::new();
-    for d in svc.state.all_decisions(&pipeline.name)? {
+    for d in sources.decisions()? {
         decisions.entry((d.release, d.stage)).or_default().push((d.location, d.bytes));
     }
     let mut checker = Checker {
-        svc,
-        pipeline,
-        key,
-        pinned,
+        sources,
+        root,
+        keys: root.release_keys()?,
+        pinned: root.approvers()?,
         decisions,
         built: HashMap::new(),
         stages: HashMap::new(),
@@ -134,9 +171,9 @@ pub fn check(svc: &Services, pipeline: &Pipeline, key: &PublicKey) -> Result<Evi
 }
 
 struct Checker<'a> {
-    svc: &'a Services,
-    pipeline: &'a Pipeline,
-    key: &'a PublicKey,
+    sources: &'a dyn Sources,
+    root: &'a TrustRoot,
+    keys: Vec<PublicKey>,
     pinned: Vec<signed::Approver>,
     decisions: Records,
     built: HashMap<ReleaseId, Option<Built>>,
@@ -154,15 +191,17 @@ impl Checker<'_> {
     /// The release's stored manifest (read once), if it is there and its envelope verifies.
     fn built(&mut self, release: &ReleaseId) -> Result<Option<&Built>> {
         if !self.built.contains_key(release) {
-            let found = match self.svc.store.get_releases(std::slice::from_ref(release))?.pop().flatten() {
+            let found = match self.sources.release(release)? {
                 None => None,
                 Some(stored) => {
                     let digest = ReleaseManifest::digest_of(&stored.manifest);
+                    let envelope = Envelope::from_bytes(&stored.envelope).ok();
                     let sound = ReleaseManifest::from_bytes(&stored.manifest).ok().filter(|m| {
-                        Envelope::from_bytes(&stored.envelope)
-                            .and_then(|env| env.verify(self.key))
-                            .and_then(|st| crate::attestation::check_binding(&st, m, &digest))
-                            .is_ok()
+                        envelope.as_ref().is_some_and(|env| {
+                            self.keys
+                                .iter()
+                                .any(|key| env.verify(key).and_then(|st| crate::attestation::check_binding(&st, m, &digest)).is_ok())
+                        })
                     });
                     sound.map(|m| Built { manifest: digest, builder: m.builder.actor })
                 }
@@ -174,7 +213,7 @@ impl Checker<'_> {
 
     fn event(&mut self, e: &Event, release: &ReleaseId) -> Result<()> {
         let Some(stage) = e.stage.clone() else { return Ok(()) };
-        let policy = self.pipeline.stage(&stage).and_then(|s| s.approval.clone());
+        let policy = self.root.policy(&stage);
         let at = (release.clone(), stage.clone());
         if !self.stages.contains_key(&at) {
             self.seen.push(at.clone());
@@ -230,7 +269,7 @@ impl Checker<'_> {
             return Ok(());
         };
         let expected =
-            signed::Expected { pipeline: &self.pipeline.name, release, manifest: &manifest, stage, request: &request, now: e.at };
+            signed::Expected { pipeline: &self.root.pipeline, release, manifest: &manifest, stage, request: &request, now: e.at };
         let records = self.decisions.get(&(release.clone(), stage.clone())).map(Vec::as_slice).unwrap_or_default();
         let found = records.iter().any(|r| {
             let c = signed::count(std::slice::from_ref(r), &self.pinned, &[], &[], &expected);
@@ -256,7 +295,7 @@ impl Checker<'_> {
     fn gate(&mut self, e: &Event, release: &ReleaseId, stage: &StageName, policy: Option<&crate::pipeline::ApprovalPolicy>) -> Result<()> {
         let key = (release.clone(), stage.clone());
         if e.details.get("waived").is_some() {
-            if self.pipeline.policy.allow_rollback_without_approval {
+            if self.root.allow_rollback_without_approval {
                 let entry = self.stages.entry(key).or_default();
                 entry.quorum = true;
                 entry.report.waived = true;
@@ -281,12 +320,12 @@ impl Checker<'_> {
             return Ok(());
         };
         let (manifest, builder) = (built.manifest.clone(), built.builder.clone());
-        let requester = self.svc.state.request(&self.pipeline.name, release, stage, &request)?.map(|r| r.requested_by);
+        let requester = self.sources.request(release, stage, &request)?.map(|r| r.requested_by);
         let parties = Parties { builder: Some(builder), requester };
         let expected =
-            signed::Expected { pipeline: &self.pipeline.name, release, manifest: &manifest, stage, request: &request, now: e.at };
+            signed::Expected { pipeline: &self.root.pipeline, release, manifest: &manifest, stage, request: &request, now: e.at };
         let records = self.decisions.get(&key).cloned().unwrap_or_default();
-        let (state, _) = approval::evaluate(Some(policy), self.pipeline, &self.pinned, &records, &expected, &parties);
+        let (state, _) = approval::evaluate(Some(policy), &self.pinned, &records, &expected, &parties);
         let counted: Vec<String> = match state {
             ApprovalState::Approved { by } => by.iter().map(ToString::to_string).collect(),
             ApprovalState::Pending { have, .. } => have.iter().map(ToString::to_string).collect(),
@@ -333,8 +372,19 @@ impl Checker<'_> {
         };
         let attested = match serde_json::from_value::<Envelope>(e.details["attestation"].clone()) {
             Err(_) => Err("it carries no signed deployment attestation".to_owned()),
-            Ok(env) => crate::attestation::check_deployment(&env, self.key, &self.pipeline.name, release, &manifest, stage)
-                .map_err(|err| format!("its deployment attestation is not valid: {}", err.message)),
+            Ok(env) => {
+                // Valid if any pinned release key attests it (a root may pin two while rotating).
+                let tried: Vec<Result<()>> = self
+                    .keys
+                    .iter()
+                    .map(|key| crate::attestation::check_deployment(&env, key, &self.root.pipeline, release, &manifest, stage))
+                    .collect();
+                match tried.iter().find(|r| r.is_ok()).cloned().or_else(|| tried.into_iter().next()) {
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(err)) => Err(format!("its deployment attestation is not valid: {}", err.message)),
+                    None => Err("the trust root pins no release key".to_owned()),
+                }
+            }
         };
         let entry = self.stages.entry((release.clone(), stage.clone())).or_default();
         entry.report.deployed = true;
