@@ -7,8 +7,16 @@ not enforce cross-account trust) and their identity policies, which moto does en
   dev and staging deploy roles; NOT the prod deploy role.
 - 222222222222 ferry-artifacts: S3 on the store bucket (with --deny-releases: only reads
   under releases/).
-- 333333333333 ferry-audit: S3 on the audit bucket; ferry-signer: KMS.
+- 333333333333 ferry-audit: S3 on the audit bucket; ferry-signer: sign with KMS (moto matches
+  KMS permissions by action only: on AWS its policy names the signing key, whose key policy
+  also says so).
 - 444444444444 / 555555555555 / 666666666666 ferry-deploy: sts:GetCallerIdentity.
+- 333333333333 ferry-trust-admin: writes trust roots (`trust/`), which the audit role may not;
+  the `admin` user (an administrator) may assume it, CI may not.
+- 111111111111 release-approvers: the approvers' role (sessions alice, …): may assume the
+  orchestrator (to read what they approve) and sign with KMS; alice's own approver key
+  (ECC_NIST_P256) is in this account (bootstrap/approver-key.yaml: only her principal signs).
+  No role the orchestrator reaches has `kms:Sign` in this account.
 """
 
 import base64
@@ -41,8 +49,23 @@ def allow(actions, resources):
 
 iam = boto3.client("iam", **BASE)
 iam.create_user(UserName="ci")
-iam.put_user_policy(UserName="ci", PolicyName="ferry", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity", "sts:GetCallerIdentity"], "*")]}))
+# CI may assume the orchestrator and nothing else; alice (a person) only the approvers' role.
+iam.put_user_policy(UserName="ci", PolicyName="ferry", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+    allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], "arn:aws:iam::111111111111:role/ferry-orchestrator"),
+    allow(["sts:GetCallerIdentity"], "*"),
+]}))
 key = iam.create_access_key(UserName="ci")["AccessKey"]
+iam.create_user(UserName="alice")
+iam.put_user_policy(UserName="alice", PolicyName="ferry", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+    allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], "arn:aws:iam::111111111111:role/release-approvers"),
+]}))
+alice_user = iam.create_access_key(UserName="alice")["AccessKey"]
+iam.create_user(UserName="admin")
+iam.put_user_policy(UserName="admin", PolicyName="ferry", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+    allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], "arn:aws:iam::333333333333:role/ferry-trust-admin"),
+    allow(["sts:GetCallerIdentity"], "*"),
+]}))
+admin_user = iam.create_access_key(UserName="admin")["AccessKey"]
 
 role("111111111111", "ferry-orchestrator", [
     allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], [
@@ -55,11 +78,25 @@ role("111111111111", "ferry-orchestrator", [
     allow(["sts:GetCallerIdentity"], "*"),
 ])
 role("222222222222", "ferry-artifacts", [
-    allow(["s3:*"], [f"arn:aws:s3:::{STORE}", f"arn:aws:s3:::{STORE}/shop/artifacts/*", f"arn:aws:s3:::{STORE}/shop/state/*", f"arn:aws:s3:::{STORE}/shop/locks/*", f"arn:aws:s3:::{STORE}/shop/approvals/*", f"arn:aws:s3:::{STORE}/shop/pipelines/*"]),
+    allow(["s3:*"], [f"arn:aws:s3:::{STORE}", f"arn:aws:s3:::{STORE}/shop/artifacts/*", f"arn:aws:s3:::{STORE}/shop/state/*", f"arn:aws:s3:::{STORE}/shop/locks/*", f"arn:aws:s3:::{STORE}/shop/approvals/*", f"arn:aws:s3:::{STORE}/shop/requests/*", f"arn:aws:s3:::{STORE}/shop/pipelines/*"]),
     allow(["s3:GetObject"] if DENY_RELEASES else ["s3:*"], f"arn:aws:s3:::{STORE}/shop/releases/*"),
 ])
-role("333333333333", "ferry-audit", [allow(["s3:*"], [f"arn:aws:s3:::{AUDIT}", f"arn:aws:s3:::{AUDIT}/*"])])
-role("333333333333", "ferry-signer", [allow(["kms:*"], "*")])
+role("333333333333", "ferry-audit", [
+    allow(["s3:*"], [f"arn:aws:s3:::{AUDIT}", f"arn:aws:s3:::{AUDIT}/*"]),
+    {"Effect": "Deny", "Action": "s3:PutObject", "Resource": [f"arn:aws:s3:::{AUDIT}/trust/*", f"arn:aws:s3:::{AUDIT}/*/trust/*"]},
+])
+# bootstrap/security.yaml's trust-admin role: only it writes trust roots; an administrator
+# (the `admin` user) assumes it, nothing the orchestrator reaches can.
+role("333333333333", "ferry-trust-admin", [
+    allow(["s3:ListBucket"], f"arn:aws:s3:::{AUDIT}"),
+    allow(["s3:GetObject", "s3:PutObject"], [f"arn:aws:s3:::{AUDIT}/trust/*", f"arn:aws:s3:::{AUDIT}/*/trust/*"]),
+])
+role("333333333333", "ferry-signer", [allow(["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"], "*")])
+role("111111111111", "release-approvers", [
+    allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], "arn:aws:iam::111111111111:role/ferry-orchestrator"),
+    allow(["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"], "*"),
+    allow(["sts:GetCallerIdentity"], "*"),
+])
 role("444444444444", "ferry-deploy", [allow(["sts:GetCallerIdentity"], "*")])
 role("555555555555", "ferry-deploy", [allow(["sts:GetCallerIdentity"], "*")])
 role("666666666666", "ferry-deploy", [allow(["sts:GetCallerIdentity"], "*")])
@@ -68,7 +105,14 @@ for account, bucket in (("222222222222", STORE), ("333333333333", AUDIT)):
     boto3.client("s3", **session(account)).create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
 kms_key = boto3.client("kms", **session("333333333333")).create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
 pem = boto3.client("kms", **session("333333333333")).get_public_key(KeyId=kms_key)["PublicKey"]
+approver_kms = boto3.client("kms", **session("111111111111"))
+alice_key = approver_kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY", Description="approver alice")["KeyMetadata"]["Arn"]
+alice_der = approver_kms.get_public_key(KeyId=alice_key)["PublicKey"]
+alice_session = boto3.client("sts", endpoint_url=ENDPOINT, region_name="eu-west-1", aws_access_key_id=alice_user["AccessKeyId"], aws_secret_access_key=alice_user["SecretAccessKey"]).assume_role(
+    RoleArn="arn:aws:iam::111111111111:role/release-approvers", RoleSessionName="alice")["Credentials"]
 
 req = urllib.request.Request(ENDPOINT + "/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, method="POST")
 urllib.request.urlopen(req).read()
-print(json.dumps({"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"], "kms_key": kms_key, "public_key_der": base64.b64encode(pem).decode()}))
+print(json.dumps({"audit_bucket": AUDIT, "access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"], "kms_key": kms_key, "public_key_der": base64.b64encode(pem).decode(), "alice_kms_key": alice_key, "alice_public_key_der": base64.b64encode(alice_der).decode(),
+                  "admin": {"access_key_id": admin_user["AccessKeyId"], "secret_access_key": admin_user["SecretAccessKey"]},
+                  "alice_session": {"access_key_id": alice_session["AccessKeyId"], "secret_access_key": alice_session["SecretAccessKey"], "session_token": alice_session["SessionToken"]}}))

@@ -16,7 +16,7 @@ use crate::support::{FERRY, Run, repo_root, venv_python};
 pub const TOOLING: &str = "111111111111";
 pub const ARTIFACTS: &str = "222222222222";
 pub const SECURITY: &str = "333333333333";
-const DEV: &str = "444444444444";
+pub const DEV: &str = "444444444444";
 pub const STAGING: &str = "555555555555";
 const PROD: &str = "666666666666";
 
@@ -458,15 +458,17 @@ fn a_lease_left_by_a_killed_runner_is_taken_over_only_after_it_expires() {
 
 /// A fresh moto server with least-privilege roles and IAM enforcement on (see
 /// tests/conformance/moto_iam_setup.py), and a project acting as the CI user.
-struct Enforced {
-    moto: Moto,
-    dir: tempfile::TempDir,
-    env: BTreeMap<String, String>,
+pub(crate) struct Enforced {
+    pub(crate) moto: Moto,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) env: BTreeMap<String, String>,
     store: String,
+    /// What the set-up printed (keys, the approver's key and session).
+    pub(crate) setup: serde_json::Value,
 }
 
 impl Enforced {
-    fn new(deny_releases: bool) -> Self {
+    pub(crate) fn new(deny_releases: bool) -> Self {
         let moto = Moto::start();
         let (store, audit) = (unique("store"), unique("audit"));
         let mut setup = std::process::Command::new(venv_python());
@@ -509,16 +511,21 @@ audit: {{account: security, bucket: {audit}, prefix: shop}}
         env.insert("AWS_REGION".to_owned(), "eu-west-1".to_owned());
         env.insert("AWS_ACCESS_KEY_ID".to_owned(), v["access_key_id"].as_str().unwrap().to_owned());
         env.insert("AWS_SECRET_ACCESS_KEY".to_owned(), v["secret_access_key"].as_str().unwrap().to_owned());
-        Enforced { moto, dir, env, store }
+        Enforced { moto, dir, env, store, setup: v }
     }
 
-    fn ferry(&self, args: &[&str]) -> Run {
+    pub(crate) fn ferry(&self, args: &[&str]) -> Run {
+        self.ferry_with(&self.env, args)
+    }
+
+    /// `ferry ARGS` with `env` (another identity's credentials) instead of CI's.
+    pub(crate) fn ferry_with(&self, env: &BTreeMap<String, String>, args: &[&str]) -> Run {
         let mut c = std::process::Command::new(FERRY);
         c.args(args).current_dir(self.dir.path()).env("FERRY_HOME", self.dir.path().join("home")).env("FERRY_LOG", "warn");
         for v in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "FERRY_ACTOR", "FERRY_OUTPUT"] {
             c.env_remove(v);
         }
-        c.envs(&self.env).output().unwrap().into()
+        c.envs(env).output().unwrap().into()
     }
 
     /// Keys in the store bucket, read with the (unrestricted) setup identity after switching
@@ -538,7 +545,7 @@ audit: {{account: security, bucket: {audit}, prefix: shop}}
     }
 }
 
-fn base64_decode(s: &str) -> Vec<u8> {
+pub(crate) fn base64_decode(s: &str) -> Vec<u8> {
     let table = |c: u8| match c {
         b'A'..=b'Z' => c - b'A',
         b'a'..=b'z' => c - b'a' + 26,

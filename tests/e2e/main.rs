@@ -6,6 +6,7 @@
 mod approvals;
 mod audit;
 mod aws;
+mod beyond_ci;
 mod build_verify;
 mod codebuild;
 mod conformance;

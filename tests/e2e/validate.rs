@@ -311,10 +311,71 @@ fn the_security_accounts_bucket_refuses_every_write_that_could_rewrite_the_audit
         .as_array()
         .unwrap()
         .iter()
+        .filter(|s| s["Effect"] == "Allow")
         .flat_map(|s| match &s["Action"] {
             serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_owned()).collect::<Vec<_>>(),
             one => vec![one.as_str().unwrap().to_owned()],
         })
         .collect();
     assert_eq!(actions, ["s3:ListBucket", "s3:GetObject", "s3:PutObject"]);
+}
+
+#[test]
+fn only_the_trust_admin_role_may_write_a_trust_root_and_the_audit_role_never() {
+    let t = template_json(&repo_root().join("bootstrap/security.yaml"));
+    let statements = t["Resources"]["AuditBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"].as_array().unwrap().clone();
+    let trust = statements.iter().find(|x| x["Sid"] == "TrustRootAdminOnly").expect("a statement for trust roots").clone();
+    assert_eq!(
+        (trust["Effect"].as_str(), trust["Principal"].as_str(), trust["Action"].as_str()),
+        (Some("Deny"), Some("*"), Some("s3:PutObject"))
+    );
+    assert!(trust["Resource"].as_array().unwrap().iter().all(|r| r.as_str().unwrap().ends_with("trust/*")));
+    assert!(trust["Condition"]["ArnNotLike"]["aws:PrincipalArn"].as_str().unwrap().ends_with(":role/ferry-trust-admin"));
+    let audit = t["Resources"]["AuditRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].as_array().unwrap().clone();
+    let never = audit.iter().find(|s| s["Sid"] == "NeverTheTrustRoot").expect("the audit role is denied trust roots");
+    assert_eq!((never["Effect"].as_str(), never["Action"].as_str()), (Some("Deny"), Some("s3:PutObject")));
+    // The trust-admin role is assumed by the administrators, not by the orchestrator.
+    let admin = &t["Resources"]["TrustAdminRole"]["Properties"];
+    assert_eq!(admin["RoleName"], "ferry-trust-admin");
+    let trusted = admin["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"].to_string();
+    assert!(trusted.contains("TrustAdminPrincipalArns") && !trusted.contains("Orchestrator"), "{trusted}");
+}
+
+#[test]
+fn an_approver_key_lets_only_its_approver_sign() {
+    let t = template_json(&repo_root().join("bootstrap/approver-key.yaml"));
+    let key = &t["Resources"]["ApproverKey"]["Properties"];
+    assert_eq!((key["KeySpec"].as_str(), key["KeyUsage"].as_str()), (Some("ECC_NIST_P256"), Some("SIGN_VERIFY")));
+    let statements = key["KeyPolicy"]["Statement"].as_array().unwrap().clone();
+    let actions = |s: &serde_json::Value| -> Vec<String> {
+        match &s["Action"] {
+            serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_owned()).collect(),
+            one => vec![one.as_str().unwrap().to_owned()],
+        }
+    };
+    // IAM's wildcard match of an action pattern.
+    fn covers(pattern: &str, action: &str) -> bool {
+        match pattern.split_once('*') {
+            None => pattern.eq_ignore_ascii_case(action),
+            Some((head, rest)) => {
+                action.len() >= head.len()
+                    && action[..head.len()].eq_ignore_ascii_case(head)
+                    && (head.len()..=action.len()).any(|i| covers(rest, &action[i..]))
+            }
+        }
+    }
+    assert!(covers("kms:S*", "kms:Sign") && covers("*", "kms:Sign") && !covers("kms:Schedule*", "kms:Sign"));
+    // No allow that covers kms:Sign but the approver's own.
+    for s in statements.iter().filter(|s| s["Effect"] == "Allow") {
+        let signs = actions(s).iter().any(|a| covers(a, "kms:Sign"));
+        if s["Sid"] == "ApproverSigns" {
+            assert!(signs);
+            assert!(s["Principal"]["AWS"].to_string().contains("ApproverPrincipalArn"));
+        } else {
+            assert!(!signs, "{} may sign: {:?}", s["Sid"], actions(s));
+        }
+    }
+    let deny = statements.iter().find(|s| s["Sid"] == "NobodyElseSigns").expect("an explicit deny");
+    assert_eq!((deny["Effect"].as_str(), deny["Principal"].as_str(), deny["Action"].as_str()), (Some("Deny"), Some("*"), Some("kms:Sign")));
+    assert!(deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].to_string().contains("ApproverPrincipalArn"));
 }

@@ -95,6 +95,15 @@ impl AwsBackend {
 }
 
 impl AwsBackend {
+    /// A signer for an approver's own KMS key `key_arn`, with the caller's credentials as they
+    /// are (no role is assumed: only the approver's principal may sign with it), checked
+    /// against the pinned public key.
+    pub fn approver_signer(&self, key_arn: &str, pinned: &PublicKey) -> Result<KmsSigner> {
+        let region = key_arn.split(':').nth(3).unwrap_or_default().to_owned();
+        let config = self.aws.base.to_builder().region(aws_config::Region::new(region)).build();
+        KmsSigner::new(&self.aws, &config, key_arn, self.actor.as_str(), pinned)
+    }
+
     /// Reads an SSM parameter (decrypted), acting as the orchestrator (tooling account).
     pub fn secret_reader(&self) -> ferry_core::ports::SecretReader {
         let (rt, ssm, who) = (self.aws.rt.clone(), aws_sdk_ssm::Client::new(&self.orchestrator), self.settings.orchestrator.to_string());

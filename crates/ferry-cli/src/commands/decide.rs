@@ -114,11 +114,29 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
         verdict,
         comment: d.comment.clone(),
     };
-    // The approver's own key signs (from this machine's key store).
+    // The approver's own key signs: from this machine's key store, else their KMS key (with the
+    // caller's own credentials, which only that person's key policy lets sign).
     let name = d.approver.clone().or_else(|| ferry_core::approval::approver_for(&p, &actor).ok().map(|a| a.name.clone()));
-    let key = name.and_then(|n| home.keys().load(&n).ok());
-    let decision =
-        ferry_core::decide::decide(svc, &p, &pinned, &verified, &req, key.as_ref().map(|k| k as &dyn ferry_core::attestation::Signer))?;
+    let signer: Option<Box<dyn ferry_core::attestation::Signer>> = match name.as_deref() {
+        None => None,
+        Some(n) => match home.keys().load(n) {
+            Ok(k) => Some(Box::new(k)),
+            // A KMS key this identity may not use is refused, and audited as such.
+            Err(_) => ctx.approver_signer(&p, n).inspect_err(|f| {
+                if let Failure::Core(e) = f {
+                    let details = serde_json::json!({"verdict": verdict, "approver": n, "reason": e.message});
+                    let draft = ferry_core::audit::Draft::new(ferry_core::audit::EventKind::ApprovalRefused, &actor, &p.name)
+                        .release(&release)
+                        .stage(&stage)
+                        .details(details);
+                    if let Err(a) = svc.audit.append(draft) {
+                        tracing::warn!("could not audit the refusal: {}", a.message);
+                    }
+                }
+            })?,
+        },
+    };
+    let decision = ferry_core::decide::decide(svc, &p, &pinned, &verified, &req, signer.as_deref())?;
     let verb = if verdict == Verdict::Approve { "approved" } else { "rejected" };
     let mut h = if d.yes { shown } else { String::new() };
     let _ = writeln!(

@@ -202,6 +202,15 @@ impl Ctx {
         }
     }
 
+    /// Approver `name`'s KMS key as a signer, acting as the caller (never through the
+    /// orchestrator), if the pipeline names one for them and the backend is AWS.
+    pub fn approver_signer(&self, p: &Pipeline, name: &str) -> Result<Option<Box<dyn Signer>>, Failure> {
+        let (Some(approver), Connected::Aws(b)) = (p.approver(name), &self.backend) else { return Ok(None) };
+        let Some(arn) = &approver.kms_key else { return Ok(None) };
+        let pinned = ferry_local::keys::read_public_key(&p.dir().join(&approver.public_key))?;
+        Ok(Some(Box::new(b.approver_signer(arn, &pinned)?)))
+    }
+
     /// The pipeline's signer, checked against the pinned key so no unverifiable release is made.
     pub fn signer(&self, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Result<Box<dyn Signer + Send + Sync>, Failure> {
         match (&p.signing.key, &self.backend) {
