@@ -22,6 +22,9 @@ fn at_prod_gate_with_one_approval() -> (Project, String, String) {
 #[test]
 fn a_release_approved_by_two_signed_decisions_is_proven_stage_by_stage() {
     let (p, id, _) = at_prod_gate_with_one_approval();
+    // A decision is checkpointed at once (this machine holds the pipeline's key).
+    let last = p.audit_events().last().unwrap()["seq"].as_u64().unwrap();
+    assert!(p.home().join(format!("audit/checkpoints/{last:012}.dsse.json")).is_file(), "checkpoint at {last}");
     p.approve("bob", &id, "prod").expect(0);
     p.promote("deployer", &id, "prod").expect(0);
     let r = p.ferry("auditor", &["audit", "verify", "--pipeline", "pipeline.yaml"]).expect(0);

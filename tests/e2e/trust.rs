@@ -74,6 +74,15 @@ fn a_pipeline_file_edited_to_pin_another_key_or_lower_the_threshold_is_refused_w
     p.promote("deployer", &id, "prod").expect(0);
     let verified = p.ferry("auditor", &["audit", "verify", "--pipeline", "pipeline.yaml"]).expect(0);
     assert!(verified.stdout.contains("judged by the trust root published by admin (serial 1)"), "{}", verified.stdout);
+    // Without a pipeline file, the home's published roots are what the evidence is judged by.
+    let plain = p.ferry("auditor", &["audit", "verify"]).expect(0);
+    assert!(
+        plain.stdout.contains("signed evidence of")
+            && plain.stdout.contains("pipeline `shop`, judged by the trust root published by admin"),
+        "{}",
+        plain.stdout
+    );
+    assert!(plain.stdout.contains("prod: deployed, attested (2/2 approvals: alice, bob); ok"), "{}", plain.stdout);
 }
 
 #[test]

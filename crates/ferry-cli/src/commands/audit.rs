@@ -39,11 +39,22 @@ fn audit_log(home: &Home, pipeline: Option<&Path>) -> Result<Box<dyn AuditLog>, 
 
 pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Failure> {
     // With a pipeline: its log, its checkpoints checked with its pinned key, and its events
-    // checked against the signed evidence in its store.
+    // checked against the signed evidence in its store. Without: the local log, and the
+    // evidence of each pipeline whose trust root is published here.
     let (report, location, evidence) = match pipeline {
         None => {
-            let log = home.services().audit;
-            (log.verify(None)?, log.location(), None)
+            let svc = home.services();
+            let report = svc.audit.verify(None)?;
+            let mut all = Vec::new();
+            if report.first_bad.is_none() && report.events > 0 {
+                for name in svc.trust.pipelines()? {
+                    let Some(published) = svc.trust.current(&name)? else { continue };
+                    let ev = ferry_core::evidence::check(&ferry_core::evidence::Online { svc: &svc, pipeline: &name }, &published.root)?;
+                    let judged_by = format!("the trust root published by {} (serial {})", published.published_by, published.serial);
+                    all.push((name, ev, judged_by));
+                }
+            }
+            (report, svc.audit.location(), Evidence::Published(all))
         }
         Some(path) => {
             let p = load_pipeline(path)?;
@@ -54,18 +65,29 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
                 root.release_keys()?.into_iter().next().ok_or_else(|| ferry_core::Error::invalid("the trust root pins no release key"))?;
             let report = svc.audit.verify(Some(&key))?;
             let evidence = match report.first_bad {
-                None if report.events > 0 => {
-                    Some((ferry_core::evidence::check(&ferry_core::evidence::Online { svc, pipeline: &p.name }, &root)?, judged_by))
-                }
-                _ => None,
+                None if report.events > 0 => Evidence::Pipeline(
+                    p.name.clone(),
+                    ferry_core::evidence::check(&ferry_core::evidence::Online { svc, pipeline: &p.name }, &root)?,
+                    judged_by,
+                ),
+                _ => Evidence::Published(Vec::new()),
             };
             (report, svc.audit.location(), evidence)
         }
     };
     let mut json = serde_json::to_value(&report).unwrap_or_default();
-    if let (Some((ev, judged_by)), serde_json::Value::Object(m)) = (&evidence, &mut json) {
-        m.insert("evidence".into(), serde_json::to_value(ev).unwrap_or_default());
-        m.insert("trust_root".into(), json!(judged_by));
+    if let serde_json::Value::Object(m) = &mut json {
+        match &evidence {
+            Evidence::Pipeline(_, ev, judged_by) => {
+                m.insert("evidence".into(), serde_json::to_value(ev).unwrap_or_default());
+                m.insert("trust_root".into(), json!(judged_by));
+            }
+            Evidence::Published(all) => {
+                let list: Vec<serde_json::Value> =
+                    all.iter().map(|(name, ev, judged_by)| json!({"pipeline": name, "trust_root": judged_by, "evidence": ev})).collect();
+                m.insert("published_pipelines".into(), json!(list));
+            }
+        }
     }
     let n = report.checkpoints.count;
     let bad = match &report.first_bad {
@@ -90,13 +112,30 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
         format!("{n} signed checkpoints not checked (pass --pipeline to check them with its pinned key)")
     };
     let mut h = format!("audit log at {location} verified: {} events, head {head}; {cps}\n", report.events);
-    let Some((ev, judged_by)) = evidence else { return Ok(Report::ok(h, json)) };
-    let _ = writeln!(h, "signed evidence of {} events of the pipeline, judged by {judged_by}:", ev.events);
-    h.push_str(&evidence_text(&ev));
-    if ev.problems.is_empty() {
+    let all = match evidence {
+        Evidence::Pipeline(name, ev, judged_by) => vec![(name, ev, judged_by)],
+        Evidence::Published(all) => all,
+    };
+    let mut bad = false;
+    for (name, ev, judged_by) in &all {
+        let _ = writeln!(h, "signed evidence of {} events of pipeline `{name}`, judged by {judged_by}:", ev.events);
+        h.push_str(&evidence_text(ev));
+        bad |= !ev.problems.is_empty();
+    }
+    if pipeline.is_none() && all.is_empty() {
+        let _ = writeln!(h, "no trust root is published here: signed evidence not checked (pass --pipeline to check a pipeline's)");
+    }
+    if !bad {
         return Ok(Report::ok(h, json));
     }
     Ok(Report { human: h, json, exit: Exit::VerificationFailed })
+}
+
+/// The signed evidence checked: one pipeline's (`--pipeline`), or every pipeline's whose trust
+/// root is published in this home.
+enum Evidence {
+    Pipeline(ferry_core::ids::PipelineName, ferry_core::evidence::Evidence, String),
+    Published(Vec<(ferry_core::ids::PipelineName, ferry_core::evidence::Evidence, String)>),
 }
 
 /// Per release, then every problem naming its event.

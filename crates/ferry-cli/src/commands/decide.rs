@@ -136,7 +136,14 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
             })?,
         },
     };
-    let decision = ferry_core::decide::decide(svc, &p, &pinned, &verified, &req, signer.as_deref())?;
+    let decided = ferry_core::decide::decide(svc, &p, &pinned, &verified, &req, signer.as_deref());
+    // The log after the decision (or its refusal), checkpointed with the pipeline's key where
+    // this machine can sign with it; otherwise the next promotion's checkpoint covers it.
+    match ctx.signer(home, &p, &pinned) {
+        Ok(s) => super::release::checkpointed(svc, Some(s.as_ref() as &dyn ferry_core::attestation::Signer), ()),
+        Err(_) => tracing::info!("the pipeline's key is not at hand: the next promotion's checkpoint covers this decision"),
+    }
+    let decision = decided?;
     let verb = if verdict == Verdict::Approve { "approved" } else { "rejected" };
     let mut h = if d.yes { shown } else { String::new() };
     let _ = writeln!(

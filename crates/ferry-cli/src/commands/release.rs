@@ -23,7 +23,7 @@ use crate::output::{Failure, Report};
 /// Ends a command that decided something with a signed checkpoint of the log where its
 /// appends ended (whether it succeeded or not); a checkpoint that cannot be written is a
 /// warning, not the command's failure.
-fn checkpointed<T>(svc: &ferry_core::ports::Services, signer: Option<&dyn ferry_core::attestation::Signer>, result: T) -> T {
+pub(super) fn checkpointed<T>(svc: &ferry_core::ports::Services, signer: Option<&dyn ferry_core::attestation::Signer>, result: T) -> T {
     if let Some(signer) = signer
         && let Err(e) = release::checkpoint_log(svc, signer)
     {

@@ -9,6 +9,8 @@ use crate::trust::{Published, TrustRoot};
 pub trait TrustStore: Send + Sync {
     /// The pipeline's latest published root, if any.
     fn current(&self, pipeline: &PipelineName) -> Result<Option<Published>>;
+    /// The pipelines with a published root.
+    fn pipelines(&self) -> Result<Vec<PipelineName>>;
     /// Every published root of the pipeline, oldest first.
     fn history(&self, pipeline: &PipelineName) -> Result<Vec<Published>>;
     /// Publishes `root` as the next version (never replacing one); returns it, and whether it

@@ -60,6 +60,15 @@ impl TrustStore for Trust {
         Ok(found)
     }
 
+    fn pipelines(&self) -> Result<Vec<PipelineName>> {
+        let mut names: Vec<PipelineName> = with_retries(self.clock.as_ref(), || self.objects.list("", None))?
+            .iter()
+            .filter_map(|k| k.split_once('/').and_then(|(name, _)| name.parse().ok()))
+            .collect();
+        names.dedup();
+        Ok(names)
+    }
+
     fn history(&self, pipeline: &PipelineName) -> Result<Vec<Published>> {
         let mut out = Vec::new();
         for (_, key) in self.serials(pipeline)? {
