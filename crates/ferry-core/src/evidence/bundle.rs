@@ -258,12 +258,12 @@ pub fn verify(files: &Files) -> Result<BundleReport> {
     match (index.checkpoint, files.get("checkpoint.dsse.json")) {
         (Some(seq), Some(envelope)) => {
             let hash = run.hashes.iter().find(|(s, _)| *s == seq).map(|(_, h)| h.clone());
-            let verdicts: Vec<Option<crate::audit::ChainProblem>> =
-                keys.iter().map(|k| crate::audit::check_checkpoint(seq, envelope, k, hash.as_ref())).collect();
-            if !verdicts.iter().any(Option::is_none)
-                && let Some(Some(p)) = verdicts.into_iter().next()
-            {
-                problems.push(p.problem);
+            let checked = super::any_key(&keys, |k| match crate::audit::check_checkpoint(seq, envelope, k, hash.as_ref()) {
+                None => Ok(()),
+                Some(p) => Err(Error::verification(p.problem)),
+            });
+            if let Err(e) = checked {
+                problems.push(e.message);
             }
         }
         (Some(seq), None) => problems.push(format!("bundle.json names a checkpoint at event {seq}, but checkpoint.dsse.json is missing")),

@@ -132,6 +132,21 @@ struct Stage {
     report: StageEvidence,
 }
 
+/// What `check` says with the first of `keys` it holds for (a root may pin two release keys
+/// while one is rotated), else what the first key said.
+pub(crate) fn any_key<T>(keys: &[PublicKey], check: impl Fn(&PublicKey) -> Result<T>) -> Result<T> {
+    let mut first = None;
+    for key in keys {
+        match check(key) {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    Err(first.unwrap_or_else(|| crate::Error::verification("the trust root pins no release key")))
+}
+
 /// Checks the pipeline's events against its signed evidence, trusting only `root` (its release
 /// keys sign releases and deployment attestations; its approvers and policies say what counts).
 pub fn check(sources: &dyn Sources, root: &TrustRoot) -> Result<Evidence> {
@@ -373,17 +388,8 @@ impl Checker<'_> {
         let attested = match serde_json::from_value::<Envelope>(e.details["attestation"].clone()) {
             Err(_) => Err("it carries no signed deployment attestation".to_owned()),
             Ok(env) => {
-                // Valid if any pinned release key attests it (a root may pin two while rotating).
-                let tried: Vec<Result<()>> = self
-                    .keys
-                    .iter()
-                    .map(|key| crate::attestation::check_deployment(&env, key, &self.root.pipeline, release, &manifest, stage))
-                    .collect();
-                match tried.iter().find(|r| r.is_ok()).cloned().or_else(|| tried.into_iter().next()) {
-                    Some(Ok(())) => Ok(()),
-                    Some(Err(err)) => Err(format!("its deployment attestation is not valid: {}", err.message)),
-                    None => Err("the trust root pins no release key".to_owned()),
-                }
+                any_key(&self.keys, |key| crate::attestation::check_deployment(&env, key, &self.root.pipeline, release, &manifest, stage))
+                    .map_err(|err| format!("its deployment attestation is not valid: {}", err.message))
             }
         };
         let entry = self.stages.entry((release.clone(), stage.clone())).or_default();
