@@ -11,9 +11,10 @@
 //! approvals/STAGE/RECORD         every decision record of the release, as stored
 //! requests/STAGE/DIGEST.json     each approval request (canonical JSON: it hashes to DIGEST)
 //! attestations/STAGE-SEQ.dsse.json  each deployment attestation (from event SEQ)
-//! events.jsonl                   the log's stored lines from the release's first event up
-//!                                to the signed checkpoint after its last (other pipelines'
-//!                                events included: the chain needs them)
+//! events.jsonl                   the log's lines from the release's first event up to the
+//!                                signed checkpoint after its last (other pipelines' events
+//!                                included: the chain needs them); the same bodies and hashes
+//!                                as stored, each with a fresh nonce (outside the hash)
 //! checkpoint.dsse.json           that checkpoint
 //! keys/release-N.{pem,json}, keys/approver-NAME.{pem,json}   the keys, PEM and
 //!                                securesystemslib JSON
