@@ -350,8 +350,10 @@ fn build_staging_prod_across_six_accounts_with_kms_signing_and_two_assumed_role_
     // The audit log verifies from the security account's bucket alone, and says who did what.
     let verified = w.ferry(&ci, &["audit", "verify", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
     assert!(verified["events"].as_u64().unwrap() > 20);
-    // A KMS-signed checkpoint after each command that decided something: the build, four promotions.
-    assert_eq!(verified["checkpoints"], serde_json::json!({"count": 5, "verified": true}));
+    // A KMS-signed checkpoint after each command that decided something: the build, four
+    // promotions and three decisions (the builder's refused one included).
+    assert_eq!(verified["checkpoints"], serde_json::json!({"count": 8, "verified": true}));
+    assert_eq!(verified["evidence"]["problems"], serde_json::json!([]));
     let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
     let approvers: Vec<&str> =
         shown["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "approved").map(|e| e["actor"].as_str().unwrap()).collect();
