@@ -101,3 +101,26 @@ fn each_publication_is_a_new_version_and_the_history_keeps_them_all() {
     // Stored once each, never replaced.
     assert!(p.home().join("trust/shop/00000001.json").is_file() && p.home().join("trust/shop/00000002.json").is_file());
 }
+
+#[test]
+fn a_pipeline_file_edited_to_skip_staging_or_drop_prods_window_is_refused_before_anything_runs() {
+    let with_window = protected().replace(
+        "  - name: prod\n    account: prod\n",
+        "  - name: prod\n    account: prod\n    gates:\n      - type: window\n        days: [mon, tue, wed, thu, fri, sat, sun]\n",
+    );
+    let p = Project::new(&with_window);
+    p.ferry("admin", &["trust", "publish", "pipeline.yaml"]).expect(0);
+    let id = p.build();
+    // CI's edit: prod requires nothing (skip staging) and has no window.
+    let edited = with_window.replace(
+        "  - name: prod\n    account: prod\n    gates:\n      - type: window\n        days: [mon, tue, wed, thu, fri, sat, sun]\n",
+        "  - name: prod\n    account: prod\n    requires: []\n",
+    );
+    std::fs::write(p.path("pipeline.yaml"), edited).unwrap();
+    let r = p.promote("deployer", &id, "prod").expect(4);
+    for line in ["- protected stage prod: requires staging", "+ protected stage prod: requires nothing", "- protected stage prod: window {"]
+    {
+        assert!(r.stderr.contains(line), "{line}: {}", r.stderr);
+    }
+    assert!(p.deploys().is_empty(), "nothing ran");
+}

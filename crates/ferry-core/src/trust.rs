@@ -1,8 +1,9 @@
 //! A pipeline's trust root: what its protected stages trust, published by an administrator
 //! where the automation cannot write (on AWS a prefix of the security account's bucket that
 //! only the trust-admin role may write; locally `$FERRY_HOME/trust`), versioned and never
-//! replaced. It holds the pinned release key(s), the approvers' keys and identities, each
-//! guarded stage's approval policy and the protected-stage list.
+//! replaced. It holds the pinned release key(s), the approvers' keys and identities, and for
+//! each guarded stage its approval policy, account, required stages and windows, and whether it
+//! is protected.
 //!
 //! The pipeline file sits in CI's checkout, so CI can edit it: pin its own key as an approver,
 //! lower a threshold, drop a stage from `protected_stages`. Promotions of guarded stages,
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::approval::signed::Approver;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{Actor, PipelineName, StageName};
+use crate::ids::{AccountId, Actor, PipelineName, StageName};
 use crate::keys::PublicKey;
 use crate::pipeline::{ApprovalPolicy, Pipeline};
 
@@ -48,7 +49,15 @@ pub struct TrustedApprover {
 #[serde(deny_unknown_fields)]
 pub struct TrustedStage {
     pub stage: StageName,
+    /// Where it deploys.
+    pub account: AccountId,
     pub protected: bool,
+    /// The stages a release must have succeeded in first (proven by their attestations).
+    pub requires: Vec<StageName>,
+    /// Its deployment windows and freezes, as the pipeline declares them.
+    pub windows: Vec<serde_json::Value>,
+    /// Whether the organization's freeze file does not stop it.
+    pub ignore_org_freeze: bool,
     pub required: u32,
     /// The approver names that count (empty: every pinned approver).
     pub approvers: Vec<String>,
@@ -100,7 +109,18 @@ impl TrustRoot {
                 let p = s.approval.as_ref()?;
                 Some(TrustedStage {
                     stage: s.name.clone(),
+                    account: s.account.clone(),
                     protected: pipeline.policy.protected_stages.contains(&s.name),
+                    requires: s.requires.clone(),
+                    windows: s
+                        .gates
+                        .iter()
+                        .filter_map(|g| match g {
+                            crate::pipeline::Gate::Window(w) => serde_json::to_value(w).ok(),
+                            _ => None,
+                        })
+                        .collect(),
+                    ignore_org_freeze: s.ignore_org_freeze,
                     required: p.required,
                     approvers: p.approvers.clone(),
                     expires_seconds: p.expires.as_secs(),
@@ -171,6 +191,16 @@ impl TrustRoot {
             let protected = if s.protected { "protected stage" } else { "stage" };
             let own = if s.allow_self_approval { ", self-approval allowed" } else { "" };
             out.push(format!("{protected} {}: {} of {who}, approvals expire after {}s{own}", s.stage, s.required, s.expires_seconds));
+            out.push(format!("{protected} {}: deploys to account {}", s.stage, s.account));
+            let requires: Vec<&str> = s.requires.iter().map(StageName::as_str).collect();
+            let requires = if requires.is_empty() { "nothing".to_owned() } else { requires.join(", ") };
+            out.push(format!("{protected} {}: requires {requires}", s.stage));
+            for w in &s.windows {
+                out.push(format!("{protected} {}: window {}", s.stage, crate::digest::json_canonical(w)));
+            }
+            if s.ignore_org_freeze {
+                out.push(format!("{protected} {}: ignores the organization's freezes", s.stage));
+            }
         }
         out.push(format!("rollback without approval: {}", if self.allow_rollback_without_approval { "allowed" } else { "not allowed" }));
         out
@@ -237,7 +267,11 @@ mod tests {
             }],
             stages: vec![TrustedStage {
                 stage: "prod".parse().unwrap(),
+                account: "333333333333".parse().unwrap(),
                 protected: true,
+                requires: vec!["staging".parse().unwrap()],
+                windows: vec![],
+                ignore_org_freeze: false,
                 required: 2,
                 approvers: vec![],
                 expires_seconds: 3600,
