@@ -23,10 +23,15 @@ fn trust_root(svc: &Services, p: &Pipeline) -> Result<(TrustRoot, String), Failu
         Some(published) => {
             let from_file = TrustRoot::of(p, &pinned_key(p)?)?;
             let differs = if from_file == published.root { "" } else { " (the pipeline file disagrees with it: `ferry trust diff`)" };
-            (published.root, format!("the trust root published by {} (serial {}){differs}", published.published_by, published.serial))
+            (published.root.clone(), format!("{}{differs}", published_root(&published)))
         }
         None => (TrustRoot::of(p, &pinned_key(p)?)?, "the pipeline file (no trust root is published)".to_owned()),
     })
+}
+
+/// A published root, in words.
+fn published_root(p: &ferry_core::trust::Published) -> String {
+    format!("the trust root published by {} (serial {})", p.published_by, p.serial)
 }
 
 /// The audit log to read: the pipeline's backend's, or the local one.
@@ -50,8 +55,7 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
                 for name in svc.trust.pipelines()? {
                     let Some(published) = svc.trust.current(&name)? else { continue };
                     let ev = ferry_core::evidence::check(&ferry_core::evidence::Online { svc: &svc, pipeline: &name }, &published.root)?;
-                    let judged_by = format!("the trust root published by {} (serial {})", published.published_by, published.serial);
-                    all.push((name, ev, judged_by));
+                    all.push((name, ev, published_root(&published)));
                 }
             }
             (report, svc.audit.location(), Evidence::Published(all))
