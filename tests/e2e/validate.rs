@@ -379,3 +379,52 @@ fn an_approver_key_lets_only_its_approver_sign() {
     assert_eq!((deny["Effect"].as_str(), deny["Principal"].as_str(), deny["Action"].as_str()), (Some("Deny"), Some("*"), Some("kms:Sign")));
     assert!(deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].to_string().contains("ApproverPrincipalArn"));
 }
+
+#[test]
+fn a_protected_stages_deploy_role_trusts_only_the_gatekeeper_and_the_orchestrator_may_never_assume_it() {
+    // Tags (`!If`, `!Ref`) read as their arguments: `!If [C, A, B]` is [C, A, B].
+    let member = template_json(&repo_root().join("bootstrap/member-role.yaml"));
+    assert_eq!(member["Conditions"]["IsProtected"], serde_json::json!(["Protected", "true"]));
+    let trust = member["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"].as_array().unwrap().clone();
+    assert_eq!(trust.len(), 2, "{trust:?}");
+    for s in &trust {
+        assert_eq!(s["Effect"], "Allow");
+        assert_eq!(
+            s["Principal"]["AWS"],
+            serde_json::json!(["IsProtected", "GatekeeperRoleArn", "OrchestratorRoleArn"]),
+            "protected: the gatekeeper alone"
+        );
+    }
+    assert!(!serde_json::to_string(&trust).unwrap().contains(":root"), "no account root is trusted");
+    assert_eq!(trust[0]["Condition"]["StringEquals"]["sts:ExternalId"], "ExternalId");
+
+    let orchestrator = template_json(&repo_root().join("bootstrap/orchestrator.yaml"));
+    let policy = orchestrator["Resources"]["OrchestratorRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let deny = policy
+        .iter()
+        .filter_map(|s| s.as_array().and_then(|a| a.get(1)))
+        .find(|s| s["Sid"] == "NeverAProtectedStagesRole")
+        .expect("an explicit deny on protected stages' roles")
+        .clone();
+    assert_eq!(
+        (deny["Effect"].as_str(), deny["Action"].as_str(), deny["Resource"].as_str()),
+        (Some("Deny"), Some("sts:AssumeRole"), Some("ProtectedDeployRoleArns"))
+    );
+
+    let gatekeeper = template_json(&repo_root().join("bootstrap/gatekeeper.yaml"));
+    let role = &gatekeeper["Resources"]["GatekeeperRole"]["Properties"];
+    assert_eq!(role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"], serde_json::json!({"Service": "lambda.amazonaws.com"}));
+    let statements = role["Policies"][0]["PolicyDocument"]["Statement"].as_array().unwrap().clone();
+    let assumes: Vec<&serde_json::Value> = statements.iter().filter(|s| s["Action"].to_string().contains("sts:AssumeRole")).collect();
+    assert_eq!(assumes.len(), 1);
+    assert_eq!(assumes[0]["Resource"], "ProtectedDeployRoleArns", "it assumes protected stages' roles and nothing else");
+    assert_eq!(gatekeeper["Resources"]["Gatekeeper"]["Properties"]["Role"], "GatekeeperRole.Arn");
+    // Its decisions are written by it alone.
+    let security = template_json(&repo_root().join("bootstrap/security.yaml"));
+    let bucket = security["Resources"]["AuditBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"].as_array().unwrap().clone();
+    let only = bucket.iter().find(|s| s["Sid"] == "GatekeeperDecisionsOnlyByIt").expect("the gatekeeper's prefix").clone();
+    assert!(only["Condition"]["ArnNotLike"]["aws:PrincipalArn"].as_str().unwrap().ends_with(":role/ferry-gatekeeper"));
+}
