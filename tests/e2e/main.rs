@@ -14,6 +14,7 @@ mod crash;
 mod evidence;
 mod faults;
 mod forgery;
+mod gatekeeper;
 mod gates;
 mod github;
 mod leases;

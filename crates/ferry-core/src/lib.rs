@@ -12,6 +12,7 @@ pub mod decide;
 pub mod digest;
 pub mod error;
 pub mod evidence;
+pub mod gatekeeper;
 pub mod health;
 pub mod hooks;
 pub mod ids;

@@ -5,9 +5,9 @@
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Window {
     /// IANA name; `UTC` by default.
     pub timezone: String,
@@ -18,7 +18,7 @@ pub struct Window {
     pub freezes: Vec<Freeze>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Freeze {
     pub from: Timestamp,
     pub to: Timestamp,
