@@ -18,7 +18,7 @@ pub const ARTIFACTS: &str = "222222222222";
 pub const SECURITY: &str = "333333333333";
 pub const DEV: &str = "444444444444";
 pub const STAGING: &str = "555555555555";
-const PROD: &str = "666666666666";
+pub const PROD: &str = "666666666666";
 
 /// A moto server, SDK clients to set the accounts up, and a project directory.
 pub struct AwsWorld {
@@ -35,7 +35,7 @@ pub struct AwsWorld {
     pub time_scale: std::cell::Cell<Option<u32>>,
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{prefix}-{:x}-{:?}", nanos, std::thread::current().id()).to_lowercase().replace(['(', ')'], "").replace("threadid", "t")
 }
@@ -458,153 +458,6 @@ fn a_lease_left_by_a_killed_runner_is_taken_over_only_after_it_expires() {
     assert_eq!(w.deploys().len(), 2);
 }
 
-/// A fresh moto server with least-privilege roles and IAM enforcement on (see
-/// tests/conformance/moto_iam_setup.py), and a project acting as the CI user.
-pub(crate) struct Enforced {
-    pub(crate) moto: Moto,
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) env: BTreeMap<String, String>,
-    store: String,
-    /// What the set-up printed (keys, the approver's key and session).
-    pub(crate) setup: serde_json::Value,
-}
-
-impl Enforced {
-    pub(crate) fn new(deny_releases: bool) -> Self {
-        let moto = Moto::start();
-        let (store, audit) = (unique("store"), unique("audit"));
-        let mut setup = std::process::Command::new(venv_python());
-        setup.arg(repo_root().join("tests/conformance/moto_iam_setup.py")).args([moto.endpoint(), store.clone(), audit.clone()]);
-        if deny_releases {
-            setup.arg("--deny-releases");
-        }
-        let out = setup.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let der = base64_decode(v["public_key_der"].as_str().unwrap());
-        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
-        std::fs::write(dir.path().join("keys/shop.pem"), ferry_core::keys::PublicKey::from_spki_der(&der).unwrap().to_pem().unwrap())
-            .unwrap();
-        std::fs::create_dir_all(dir.path().join("app")).unwrap();
-        std::fs::write(dir.path().join("app/build.sh"), "mkdir -p out && cp src.txt out/app.bin\n").unwrap();
-        std::fs::write(dir.path().join("app/src.txt"), "version one\n").unwrap();
-        let pipeline = format!(
-            r#"version: 1
-name: shop
-backend: aws
-accounts: {{tooling: "{TOOLING}", artifacts: "{ARTIFACTS}", security: "{SECURITY}", dev: "{DEV}", staging: "{STAGING}", prod: "{PROD}"}}
-aws:
-  region: eu-west-1
-  orchestrator: {{account: tooling}}
-  store: {{account: artifacts, bucket: {store}, prefix: shop}}
-signing: {{kms_key: "{key}", public_key: keys/shop.pem}}
-build: {{account: dev, working_dir: app, command: sh build.sh, artifacts: [{{name: app, path: out/app.bin}}]}}
-stages:
-  - {{name: staging, account: staging, deploy: [{{type: command, run: echo staging >> deploys.log}}]}}
-  - {{name: prod, account: prod, deploy: [{{type: command, run: echo prod >> deploys.log}}]}}
-audit: {{account: security, bucket: {audit}, prefix: shop}}
-"#,
-            key = v["kms_key"].as_str().unwrap()
-        );
-        std::fs::write(dir.path().join("pipeline.yaml"), pipeline).unwrap();
-        let mut env = BTreeMap::new();
-        env.insert("AWS_ENDPOINT_URL".to_owned(), moto.endpoint());
-        env.insert("AWS_REGION".to_owned(), "eu-west-1".to_owned());
-        env.insert("AWS_ACCESS_KEY_ID".to_owned(), v["access_key_id"].as_str().unwrap().to_owned());
-        env.insert("AWS_SECRET_ACCESS_KEY".to_owned(), v["secret_access_key"].as_str().unwrap().to_owned());
-        Enforced { moto, dir, env, store, setup: v }
-    }
-
-    pub(crate) fn ferry(&self, args: &[&str]) -> Run {
-        self.ferry_with(&self.env, args)
-    }
-
-    /// `ferry ARGS` with `env` (another identity's credentials) instead of CI's.
-    pub(crate) fn ferry_with(&self, env: &BTreeMap<String, String>, args: &[&str]) -> Run {
-        let mut c = std::process::Command::new(FERRY);
-        c.args(args).current_dir(self.dir.path()).env("FERRY_HOME", self.dir.path().join("home")).env("FERRY_LOG", "warn");
-        for v in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "FERRY_ACTOR", "FERRY_OUTPUT"] {
-            c.env_remove(v);
-        }
-        c.envs(env).output().unwrap().into()
-    }
-
-    /// Keys in the store bucket, read with the (unrestricted) setup identity after switching
-    /// enforcement off.
-    fn store_keys(&self) -> Vec<String> {
-        self.moto.enforce_iam(false);
-        let out = std::process::Command::new(venv_python())
-            .args(["-c", &format!(
-                "import boto3\nc=boto3.client('sts',endpoint_url='{e}',region_name='eu-west-1',aws_access_key_id='test',aws_secret_access_key='test').assume_role(RoleArn='arn:aws:iam::{ARTIFACTS}:role/setup',RoleSessionName='look')['Credentials']\ns3=boto3.client('s3',endpoint_url='{e}',region_name='eu-west-1',aws_access_key_id=c['AccessKeyId'],aws_secret_access_key=c['SecretAccessKey'],aws_session_token=c['SessionToken'])\nfor o in s3.list_objects_v2(Bucket='{b}').get('Contents',[]): print(o['Key'])",
-                e = self.moto.endpoint(),
-                b = self.store
-            )])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
-    }
-}
-
-pub(crate) fn base64_decode(s: &str) -> Vec<u8> {
-    let table = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        _ => 63,
-    };
-    let bytes: Vec<u8> = s.bytes().filter(|c| *c != b'=').map(table).collect();
-    bytes
-        .chunks(4)
-        .flat_map(|c| {
-            let n = c.iter().enumerate().fold(0u32, |acc, (i, v)| acc | (u32::from(*v) << (18 - 6 * i)));
-            let out = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-            out[..c.len() - 1].to_vec()
-        })
-        .collect()
-}
-
-#[test]
-fn a_store_role_without_a_permission_is_named_with_action_and_resource_and_no_release_is_half_written() {
-    let e = Enforced::new(true);
-    let r = e.ferry(&["build", "pipeline.yaml"]).expect(1);
-    assert!(
-        r.stderr.contains(&format!(
-            "access denied: `arn:aws:iam::{ARTIFACTS}:role/ferry-artifacts` is not allowed to `s3:PutObject` on `s3://{}/shop/releases/",
-            e.store
-        )),
-        "{}",
-        r.stderr
-    );
-    let keys = e.store_keys();
-    assert!(!keys.iter().any(|k| k.contains("/releases/")), "no half-written release: {keys:?}");
-}
-
-#[test]
-fn a_stage_role_the_orchestrator_may_not_assume_fails_the_deploy_names_the_role_and_releases_the_lock() {
-    let e = Enforced::new(false);
-    let built = e.ferry(&["build", "pipeline.yaml", "--output", "json"]).expect(0).json();
-    let id = built["release"].as_str().unwrap().to_owned();
-    assert_eq!(built["manifest"]["builder"]["actor"], "arn:aws:iam::123456789012:user/ci");
-    e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
-    let denied = e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(1);
-    assert!(
-        denied.stderr.contains(&format!("access denied: `arn:aws:iam::{TOOLING}:role/ferry-orchestrator` is not allowed to `sts:AssumeRole` on `arn:aws:iam::{PROD}:role/ferry-deploy`")),
-        "{}",
-        denied.stderr
-    );
-    assert_eq!(std::fs::read_to_string(e.dir.path().join("deploys.log")).unwrap(), "staging\n", "nothing ran in prod");
-    let keys = e.store_keys();
-    assert!(!keys.iter().any(|k| k.contains("/locks/")), "the lock was released: {keys:?}");
-    assert!(keys.contains(&format!("shop/state/shop/{id}/prod.json")), "{keys:?}");
-    // Nothing ran in prod, so once the role can be assumed (enforcement off here) the same
-    // promotion goes through without `--redeploy`.
-    e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(0);
-    assert_eq!(std::fs::read_to_string(e.dir.path().join("deploys.log")).unwrap(), "staging\nprod\n");
-}
-
 #[test]
 fn doctor_on_the_example_pipeline_prints_every_hop_with_its_resulting_arn() {
     let moto = Moto::start();
@@ -662,251 +515,8 @@ fn doctor_on_the_example_pipeline_prints_every_hop_with_its_resulting_arn() {
     assert!(human.stdout.contains(&format!("→  arn:aws:sts::{PROD}:assumed-role/ferry-deploy/ferry-shop-doctor")), "{}", human.stdout);
 }
 
-#[test]
-fn the_s3_action_copies_the_release_into_the_stage_account_tagged_and_verified() {
-    let w = AwsWorld::new();
-    w.write_project("");
-    let site = unique("site");
-    w.create_bucket(STAGING, "ferry-deploy", &site);
-    w.set_deploy(
-        "staging",
-        &format!("    tags: {{environment: staging}}\n    deploy:\n      - type: s3\n        bucket: {site}\n        prefix: web\n"),
-    );
-    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap().replace("aws:\n", "tags: {team: shop}\naws:\n");
-    std::fs::write(w.path("pipeline.yaml"), yaml).unwrap();
-    let ci = w.role(TOOLING, "ci", "github-run-5");
-    let id = w.release(&ci);
-    let r = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
-    assert!(r.stdout.contains("promoted"), "{}", r.stdout);
-    let s3 = w.s3(&w.role(STAGING, "ferry-deploy", "inspect"));
-    let body = w.rt.block_on(s3.get_object().bucket(&site).key("web/out/app.bin").send()).unwrap();
-    assert_eq!(w.rt.block_on(body.body.collect()).unwrap().into_bytes().as_ref(), b"version one\n");
-    let tags = w.rt.block_on(s3.get_object_tagging().bucket(&site).key("web/out/app.bin").send()).unwrap();
-    let tags: BTreeMap<String, String> = tags.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
-    assert_eq!(tags.get("ferry:release"), Some(&id));
-    assert_eq!(tags.get("ferry:stage").map(String::as_str), Some("staging"));
-    assert_eq!(tags.get("team").map(String::as_str), Some("shop"));
-    assert_eq!(tags.get("environment").map(String::as_str), Some("staging"));
-    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
-    let end = shown["events"].as_array().unwrap().iter().find(|e| e["kind"] == "deploy_end").unwrap().clone();
-    assert!(end["details"]["detail"].as_str().unwrap().contains("digests verified"), "{end:#}");
-}
-
-const TEMPLATE: &str = r#"Parameters:
-  Release:
-    Type: String
-Resources:
-  Queue:
-    Type: AWS::SQS::Queue
-    Properties:
-      QueueName: shop-orders
-Outputs:
-  QueueArn:
-    Value: !GetAtt Queue.Arn
-  Release:
-    Value: !Ref Release
-"#;
-
-#[test]
-fn the_cloudformation_action_creates_then_updates_a_stack_through_change_sets_tagged_with_the_changes_recorded() {
-    let w = AwsWorld::new();
-    w.write_project("");
-    let stack = w.deploy_template("staging");
-    let ci = w.role(TOOLING, "ci", "github-run-6");
-    let a = w.release(&ci);
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &a, "--to", "staging"]).expect(0);
-    let cfn = aws_sdk_cloudformation::Client::new(&w.role(STAGING, "ferry-deploy", "inspect"));
-    let describe = |w: &AwsWorld| w.rt.block_on(cfn.describe_stacks().stack_name(&stack).send()).unwrap().stacks()[0].clone();
-    let s = describe(&w);
-    assert_eq!(s.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
-    // (moto does not fill a stack's outputs after a change set runs; AWS does, and ferry
-    // records them: see `DeployReport::outputs`.)
-    let created = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &a, "--output", "json"]).expect(0).json();
-    let end = created["events"].as_array().unwrap().iter().rfind(|e| e["kind"] == "deploy_end").unwrap().clone();
-    assert_eq!(end["details"]["output"], "Add Queue AWS::SQS::Queue", "the change set's summary is recorded: {end:#}");
-    let tags: BTreeMap<String, String> = s.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect();
-    assert_eq!(tags.get("ferry:release"), Some(&a));
-    assert_eq!(tags.get("ferry:stage").map(String::as_str), Some("staging"));
-
-    // A new release updates the stack through a change set; its outputs are captured.
-    std::fs::write(w.path("app/src.txt"), "version two\n").unwrap();
-    let b = w.ferry(&ci, &["build", "pipeline.yaml", "--output", "json"]).expect(0).json()["release"].as_str().unwrap().to_owned();
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &b, "--to", "staging"]).expect(0);
-    let s = describe(&w);
-    assert_eq!(s.stack_status().unwrap().as_str(), "UPDATE_COMPLETE");
-    assert!(s.parameters().iter().any(|p| p.parameter_key() == Some("Release") && p.parameter_value() == Some(b.as_str())));
-    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &b, "--output", "json"]).expect(0).json();
-    let end = shown["events"].as_array().unwrap().iter().rfind(|e| e["kind"] == "deploy_end").unwrap().clone();
-    assert!(end["details"]["detail"].as_str().unwrap().starts_with(&format!("stack `{stack}` UPDATE_COMPLETE")), "{end:#}");
-
-    // The same release again changes nothing: that is not a failure.
-    let again = w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &b, "--to", "staging", "--redeploy"]).expect(0);
-    assert!(again.stdout.contains("promoted"), "{}", again.stdout);
-    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &b, "--output", "json"]).expect(0).json();
-    let end = shown["events"].as_array().unwrap().iter().rfind(|e| e["kind"] == "deploy_end").unwrap().clone();
-    assert_eq!(end["details"]["detail"], format!("stack `{stack}`: no changes"));
-}
-
-/// What a build's `docker push` does, with boto3: upload the config and layer blobs to the
-/// central repository (artifacts account, through a role the build may assume there), then
-/// put the manifest under a tag. ECR's digest is the manifest's sha256.
-const PUSH: &str = r#"import boto3, hashlib, json, sys
-account, repo, tag = sys.argv[1:4]
-c = boto3.client('sts').assume_role(RoleArn=f'arn:aws:iam::{account}:role/ci-push', RoleSessionName='push')['Credentials']
-ecr = boto3.client('ecr', aws_access_key_id=c['AccessKeyId'], aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])
-config, layer = b'{"architecture":"amd64","os":"linux"}', open('out/app.bin', 'rb').read()
-d = lambda b: 'sha256:' + hashlib.sha256(b).hexdigest()
-for blob in (config, layer):
-    u = ecr.initiate_layer_upload(repositoryName=repo)['uploadId']
-    ecr.upload_layer_part(repositoryName=repo, uploadId=u, partFirstByte=0, partLastByte=len(blob) - 1, layerPartBlob=blob)
-    ecr.complete_layer_upload(repositoryName=repo, uploadId=u, layerDigests=[d(blob)])
-manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": d(config), "size": len(config)},
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d(layer), "size": len(layer)}]})
-ecr.put_image(repositoryName=repo, imageManifest=manifest, imageDigest=d(manifest.encode()), imageTag=tag)
-"#;
-
-#[test]
-fn an_image_built_once_is_signed_by_digest_and_promoted_with_a_codepipeline_run_in_the_stage_account() {
-    use aws_sdk_ecr::primitives::Blob;
-    use aws_sdk_ecr::types::ImageIdentifier;
-
-    let w = AwsWorld::new();
-    w.write_project("");
-    let repo = unique("shop/web");
-    let legacy = unique("legacy");
-    let central = aws_sdk_ecr::Client::new(&w.role(ARTIFACTS, "setup", "setup"));
-    let staging = aws_sdk_ecr::Client::new(&w.role(STAGING, "setup", "setup"));
-    w.rt.block_on(central.create_repository().repository_name(&repo).send()).unwrap();
-    w.rt.block_on(staging.create_repository().repository_name(&repo).send()).unwrap();
-    // moto cannot hand out layer downloads (`GetDownloadUrlForLayer`): the stage repository
-    // holds the blobs already, so the promotion copies the manifest (see mocks.rs for blobs).
-    for blob in [b"{\"architecture\":\"amd64\",\"os\":\"linux\"}".to_vec(), b"version one\n".to_vec()] {
-        let up = w.rt.block_on(staging.initiate_layer_upload().repository_name(&repo).send()).unwrap();
-        let id = up.upload_id().unwrap();
-        let part = staging.upload_layer_part().repository_name(&repo).upload_id(id).part_first_byte(0);
-        let part = part.part_last_byte(i64::try_from(blob.len()).unwrap() - 1).layer_part_blob(Blob::new(blob.clone()));
-        w.rt.block_on(part.send()).unwrap();
-        let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&blob)));
-        w.rt.block_on(staging.complete_layer_upload().repository_name(&repo).upload_id(id).layer_digests(digest).send()).unwrap();
-    }
-    create_codepipeline(&w, STAGING, &legacy);
-
-    std::fs::write(w.path("app/push.py"), PUSH).unwrap();
-    let py = venv_python();
-    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
-    let yaml = yaml
-        .replace("  command: sh build.sh\n", &format!("  command: sh build.sh && {} push.py {ARTIFACTS} {repo} build-7\n", py.display()))
-        .replace(
-            "      path: out/app.bin\n",
-            &format!("      path: out/app.bin\n  images:\n    - name: web\n      repository: {repo}\n      tag: build-7\n"),
-        );
-    std::fs::write(w.path("pipeline.yaml"), yaml).unwrap();
-    let actions = format!(
-        "    deploy:\n      - type: ecr\n        image: web\n      - type: codepipeline\n        pipeline: {legacy}\n        variables:\n          IMAGE: \"${{image.web.digest}}\"\n          RELEASE: \"${{release}}\"\n        timeout: 1m\n      - type: command\n        run: echo \"$FERRY_IMAGE_WEB\" >> deploys.log\n"
-    );
-    w.set_deploy("staging", &actions);
-
-    let ci = w.role(TOOLING, "ci", "github-run-8");
-    w.ferry(&ci, &["validate", "pipeline.yaml"]).expect(0);
-    let id = w.release(&ci);
-    let pushed =
-        w.rt.block_on(
-            central.batch_get_image().repository_name(&repo).image_ids(ImageIdentifier::builder().image_tag("build-7").build()).send(),
-        )
-        .unwrap();
-    let manifest = pushed.images()[0].image_manifest().unwrap().to_owned();
-    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(manifest.as_bytes()));
-
-    // The release records the image by digest and the signature covers it.
-    let verified = w.ferry(&ci, &["verify", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
-    let image = &verified["images"][0];
-    assert_eq!(image["digest"], digest.as_str(), "{verified:#}");
-    assert_eq!(image["repository"], format!("{ARTIFACTS}.dkr.ecr.eu-west-1.amazonaws.com/{repo}"));
-    assert_eq!(image["tag"], "build-7");
-
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
-    // The stage account's repository has exactly those bytes under the release and stage tags.
-    for tag in [id.as_str(), "staging"] {
-        let got = w
-            .rt
-            .block_on(staging.batch_get_image().repository_name(&repo).image_ids(ImageIdentifier::builder().image_tag(tag).build()).send())
-            .unwrap();
-        assert_eq!(got.images().len(), 1, "tag {tag}");
-        assert_eq!(got.images()[0].image_manifest(), Some(manifest.as_str()));
-    }
-    // Later actions see the image pinned by digest.
-    assert_eq!(w.deploys(), vec![format!("{ARTIFACTS}.dkr.ecr.eu-west-1.amazonaws.com/{repo}@sha256:{digest}")]);
-    // The CodePipeline execution ran in the staging account with the release's values.
-    let cp = aws_sdk_codepipeline::Client::new(&w.role(STAGING, "setup", "inspect"));
-    let runs = w.rt.block_on(cp.list_pipeline_executions().pipeline_name(&legacy).send()).unwrap();
-    let run = runs.pipeline_execution_summaries()[0].pipeline_execution_id().unwrap().to_owned();
-    let exec = w.rt.block_on(cp.get_pipeline_execution().pipeline_name(&legacy).pipeline_execution_id(&run).send()).unwrap();
-    let vars: BTreeMap<String, String> = exec
-        .pipeline_execution()
-        .unwrap()
-        .variables()
-        .iter()
-        .map(|v| (v.name().unwrap().to_owned(), v.resolved_value().unwrap().to_owned()))
-        .collect();
-    assert_eq!(vars["RELEASE"], id);
-    assert_eq!(vars["IMAGE"], format!("sha256:{digest}"));
-    // Both outcomes are in the audit log.
-    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
-    let ends: Vec<String> = shown["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "deploy_end")
-        .map(|e| e["details"]["detail"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(ends[0].contains(&format!("sha256:{digest} promoted to {STAGING}.dkr.ecr.eu-west-1.amazonaws.com/{repo}")), "{ends:?}");
-    assert!(ends[0].contains("digest re-checked"), "{ends:?}");
-    assert!(ends[1].contains(&format!("CodePipeline `{legacy}` execution {run} succeeded")), "{ends:?}");
-}
-
-/// A two-stage CodePipeline pipeline (V2, so it takes variables) in `account`, with the
-/// service role moto checks for.
-fn create_codepipeline(w: &AwsWorld, account: &str, name: &str) {
-    boto(
-        w,
-        account,
-        &format!(
-            "trust={{'Version':'2012-10-17','Statement':[{{'Effect':'Allow','Principal':{{'Service':'codepipeline.amazonaws.com'}},'Action':'sts:AssumeRole'}}]}}\n\
-             arn=boto3.client('iam',**kw).create_role(RoleName='{name}-role',AssumeRolePolicyDocument=json.dumps(trust))['Role']['Arn']\n\
-             act=lambda n,c:{{'name':n,'actionTypeId':{{'category':c,'owner':'AWS','provider':'S3','version':'1'}}}}\n\
-             boto3.client('codepipeline',**kw).create_pipeline(pipeline={{'name':'{name}','roleArn':arn,'pipelineType':'V2',\
-             'artifactStore':{{'type':'S3','location':'artifacts'}},\
-             'stages':[{{'name':'Source','actions':[act('Source','Source')]}},{{'name':'Deploy','actions':[act('Deploy','Deploy')]}}]}})\n"
-        ),
-    );
-}
-
-#[test]
-fn the_approver_of_a_cloudformation_stage_sees_the_change_set_before_approving() {
-    let w = AwsWorld::new();
-    w.write_project("");
-    let stack = w.deploy_template("prod");
-    let ci = w.role(TOOLING, "ci", "github-run-9");
-    // Waiting for approval, ferry has CloudFormation prepare (and discard) the change set.
-    let id = w.at_prod_gate(&ci);
-    let alice = w.role(TOOLING, "release-approvers", "alice");
-    let refused = w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod"]).expect(2);
-    assert!(refused.stderr.contains(&format!("  change set    stack `{stack}`: Add Queue AWS::SQS::Queue")), "{}", refused.stderr);
-    let approved =
-        w.ferry(&alice, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes", "--output", "json"]).expect(0);
-    assert_eq!(approved.json()["summary"]["change_sets"], serde_json::json!([format!("stack `{stack}`: Add Queue AWS::SQS::Queue")]));
-    // Nothing was deployed by the preview: the stack is created only after approval.
-    let bob = w.role(TOOLING, "release-approvers", "bob");
-    w.ferry(&bob, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes"]).expect(0);
-    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(0);
-    let cfn = aws_sdk_cloudformation::Client::new(&w.role(PROD, "ferry-deploy", "inspect"));
-    let s = w.rt.block_on(cfn.describe_stacks().stack_name(&stack).send()).unwrap().stacks()[0].clone();
-    assert_eq!(s.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
-}
-
 /// Runs a Python snippet with boto3 as `setup` in `account` (clients get `kw`).
-fn boto(w: &AwsWorld, account: &str, body: &str) -> String {
+pub(crate) fn boto(w: &AwsWorld, account: &str, body: &str) -> String {
     let script = format!(
         "import boto3, json\nc=boto3.client('sts').assume_role(RoleArn='arn:aws:iam::{account}:role/setup',RoleSessionName='setup')['Credentials']\nkw=dict(aws_access_key_id=c['AccessKeyId'],aws_secret_access_key=c['SecretAccessKey'],aws_session_token=c['SessionToken'])\n{body}"
     );
@@ -919,64 +529,6 @@ fn boto(w: &AwsWorld, account: &str, body: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
-}
-
-#[test]
-fn notifications_reach_a_webhook_whose_url_is_in_ssm_and_an_sns_topic() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let hook = rt.block_on(async {
-        let server = wiremock::MockServer::start().await;
-        wiremock::Mock::given(wiremock::matchers::method("POST")).respond_with(wiremock::ResponseTemplate::new(200)).mount(&server).await;
-        server
-    });
-    let w = AwsWorld::new();
-    w.write_project("");
-    let (param, topic_name) = (format!("/ferry/{}", unique("hook")), unique("ferry-shop"));
-    // In the tooling account, where the orchestrator reads and publishes: the secret URL, a
-    // topic, and a queue subscribed to it (to see what was published).
-    let topic = boto(
-        &w,
-        TOOLING,
-        &format!(
-            "ssm=boto3.client('ssm',**kw); sns=boto3.client('sns',**kw); sqs=boto3.client('sqs',**kw)\n\
-             ssm.put_parameter(Name='{param}',Value='{url}/teams',Type='SecureString')\n\
-             t=sns.create_topic(Name='{topic_name}')['TopicArn']\n\
-             q=sqs.create_queue(QueueName='{topic_name}')['QueueUrl']\n\
-             qa=sqs.get_queue_attributes(QueueUrl=q,AttributeNames=['QueueArn'])['Attributes']['QueueArn']\n\
-             sns.subscribe(TopicArn=t,Protocol='sqs',Endpoint=qa)\n\
-             print(t)",
-            url = hook.uri()
-        ),
-    );
-    let topic = topic.trim();
-    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
-    let yaml = yaml.replace(
-        "audit:\n",
-        &format!("notifications:\n  - {{type: teams, url_ssm: \"{param}\", on: [approval_needed]}}\n  - {{type: sns, topic: \"{topic}\"}}\naudit:\n"),
-    );
-    std::fs::write(w.path("pipeline.yaml"), yaml).unwrap();
-    let ci = w.role(TOOLING, "ci", "github-run-10");
-    let id = w.at_prod_gate(&ci);
-
-    let received = rt.block_on(hook.received_requests()).unwrap();
-    assert_eq!(received.len(), 1, "the Teams webhook from SSM heard of the approval once");
-    let card: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
-    assert!(card.to_string().contains(&format!("ferry approve pipeline.yaml --release {id} --stage prod")), "{card:#}");
-
-    let messages = boto(
-        &w,
-        TOOLING,
-        &format!(
-            "sqs=boto3.client('sqs',**kw); q=sqs.get_queue_url(QueueName='{topic_name}')['QueueUrl']\n\
-             out=[]\n\
-             for _ in range(5):\n    out+=sqs.receive_message(QueueUrl=q,MaxNumberOfMessages=10).get('Messages',[])\n\
-             print(json.dumps([json.loads(json.loads(m['Body'])['Message'])['event'] for m in out]))"
-        ),
-    );
-    let events: Vec<String> = serde_json::from_str(messages.trim()).unwrap();
-    let mut events = events;
-    events.sort();
-    assert_eq!(events, ["approval_needed", "promotion_succeeded"], "SNS got staging's success and prod's approval request");
 }
 
 #[test]
@@ -999,3 +551,19 @@ fn an_approval_verifies_the_release_once_and_audits_that_it_did() {
         .count();
     assert_eq!(verified_for_approval, 1);
 }
+
+/// The stack the cloudformation tests deploy (an artifact of the release).
+pub(crate) const TEMPLATE: &str = r#"Parameters:
+  Release:
+    Type: String
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: shop-orders
+Outputs:
+  QueueArn:
+    Value: !GetAtt Queue.Arn
+  Release:
+    Value: !Ref Release
+"#;

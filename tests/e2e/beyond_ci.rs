@@ -6,7 +6,8 @@
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 
-use crate::aws::{ARTIFACTS, DEV, Enforced, SECURITY, STAGING, TOOLING, base64_decode};
+use crate::aws::{ARTIFACTS, DEV, SECURITY, STAGING, TOOLING};
+use crate::enforced::{Enforced, base64_decode};
 
 /// `config` with static credentials.
 fn with_creds(config: &SdkConfig, id: &str, secret: &str, token: Option<String>) -> SdkConfig {

@@ -6,11 +6,13 @@
 mod approvals;
 mod audit;
 mod aws;
+mod aws_actions;
 mod beyond_ci;
 mod build_verify;
 mod codebuild;
 mod conformance;
 mod crash;
+mod enforced;
 mod evidence;
 mod faults;
 mod forgery;

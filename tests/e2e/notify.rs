@@ -1,10 +1,12 @@
 //! Reaching approvers: Slack, Teams and generic webhooks hear that an approval is needed, with
 //! the digests and the exact approve command; a webhook that keeps failing is retried, never
-//! fails the promotion, and is audited. Webhook URLs are secrets and never sit in the file.
+//! fails the promotion, and is audited. Webhook URLs are secrets and never sit in the file. On
+//! the aws backend a URL may come from SSM, and an SNS topic hears too.
 
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::aws::{AwsWorld, TOOLING, boto, unique};
 use crate::support::{Project, TWO_APPROVERS, pipeline};
 
 const CHANNELS: &str = "notifications:
@@ -96,4 +98,62 @@ fn a_webhook_url_written_into_the_pipeline_is_refused() {
     ));
     let r = p.ferry("dev", &["validate", "pipeline.yaml"]).expect(2);
     assert!(r.stderr.contains("notifications[0].url: a webhook URL is a secret and does not belong in the pipeline file"), "{}", r.stderr);
+}
+
+#[test]
+fn notifications_reach_a_webhook_whose_url_is_in_ssm_and_an_sns_topic() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let hook = rt.block_on(async {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST")).respond_with(wiremock::ResponseTemplate::new(200)).mount(&server).await;
+        server
+    });
+    let w = AwsWorld::new();
+    w.write_project("");
+    let (param, topic_name) = (format!("/ferry/{}", unique("hook")), unique("ferry-shop"));
+    // In the tooling account, where the orchestrator reads and publishes: the secret URL, a
+    // topic, and a queue subscribed to it (to see what was published).
+    let topic = boto(
+        &w,
+        TOOLING,
+        &format!(
+            "ssm=boto3.client('ssm',**kw); sns=boto3.client('sns',**kw); sqs=boto3.client('sqs',**kw)\n\
+             ssm.put_parameter(Name='{param}',Value='{url}/teams',Type='SecureString')\n\
+             t=sns.create_topic(Name='{topic_name}')['TopicArn']\n\
+             q=sqs.create_queue(QueueName='{topic_name}')['QueueUrl']\n\
+             qa=sqs.get_queue_attributes(QueueUrl=q,AttributeNames=['QueueArn'])['Attributes']['QueueArn']\n\
+             sns.subscribe(TopicArn=t,Protocol='sqs',Endpoint=qa)\n\
+             print(t)",
+            url = hook.uri()
+        ),
+    );
+    let topic = topic.trim();
+    let yaml = std::fs::read_to_string(w.path("pipeline.yaml")).unwrap();
+    let yaml = yaml.replace(
+        "audit:\n",
+        &format!("notifications:\n  - {{type: teams, url_ssm: \"{param}\", on: [approval_needed]}}\n  - {{type: sns, topic: \"{topic}\"}}\naudit:\n"),
+    );
+    std::fs::write(w.path("pipeline.yaml"), yaml).unwrap();
+    let ci = w.role(TOOLING, "ci", "github-run-10");
+    let id = w.at_prod_gate(&ci);
+
+    let received = rt.block_on(hook.received_requests()).unwrap();
+    assert_eq!(received.len(), 1, "the Teams webhook from SSM heard of the approval once");
+    let card: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert!(card.to_string().contains(&format!("ferry approve pipeline.yaml --release {id} --stage prod")), "{card:#}");
+
+    let messages = boto(
+        &w,
+        TOOLING,
+        &format!(
+            "sqs=boto3.client('sqs',**kw); q=sqs.get_queue_url(QueueName='{topic_name}')['QueueUrl']\n\
+             out=[]\n\
+             for _ in range(5):\n    out+=sqs.receive_message(QueueUrl=q,MaxNumberOfMessages=10).get('Messages',[])\n\
+             print(json.dumps([json.loads(json.loads(m['Body'])['Message'])['event'] for m in out]))"
+        ),
+    );
+    let events: Vec<String> = serde_json::from_str(messages.trim()).unwrap();
+    let mut events = events;
+    events.sort();
+    assert_eq!(events, ["approval_needed", "promotion_succeeded"], "SNS got staging's success and prod's approval request");
 }
