@@ -102,6 +102,13 @@ pub fn standing(
     Ok(approval::evaluate(policy, &pinned, &decisions, &expected, parties))
 }
 
+/// Audits that `req` (by `approver`, if known) was refused for `why`.
+pub fn refused(svc: &Services, pipeline: &Pipeline, req: &DecisionRequest, approver: Option<&str>, why: &Error) -> Result<()> {
+    let details = json!({"verdict": req.verdict, "approver": approver, "reason": why.message});
+    let draft = Draft::new(EventKind::ApprovalRefused, &req.actor, &pipeline.name).release(&req.release).stage(&req.stage).details(details);
+    svc.audit.append(draft).map(|_| ())
+}
+
 /// Records the decision, signed by `signer` (the approver's key, if this machine holds it), on
 /// a release `summary` verified (and audited as verified) for it with `release_key`. Every
 /// refusal is audited.
@@ -126,7 +133,7 @@ pub fn decide(
         svc.audit.append(Draft::new(kind, actor, &pipeline.name).release(release_id).stage(stage_name).details(details))
     };
     let refuse = |e: Error| -> Result<Decision> {
-        audit(EventKind::ApprovalRefused, json!({"verdict": verdict, "approver": approver, "reason": e.message}))?;
+        refused(svc, pipeline, req, approver.as_deref(), &e)?;
         Err(e)
     };
     let approver = match approver {

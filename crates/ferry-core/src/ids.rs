@@ -135,6 +135,11 @@ pub fn identity_matches(entry: &Actor, actor: &Actor) -> bool {
     entry == actor || entry.as_str().parse::<RoleArn>().is_ok_and(|role| role.is_session(actor.as_str()))
 }
 
+/// Whether `actor` is the person named `name` with `identities`: the name itself, or one of them.
+pub fn is_person(name: &str, identities: &[Actor], actor: &Actor) -> bool {
+    name == actor.as_str() || identities.iter().any(|i| identity_matches(i, actor))
+}
+
 string_id!(
     /// An IAM role ARN, `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
     RoleArn,

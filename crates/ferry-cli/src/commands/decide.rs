@@ -123,15 +123,10 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
             Ok(k) => Some(Box::new(k)),
             // A KMS key this identity may not use is refused, and audited as such.
             Err(_) => ctx.approver_signer(&p, n).inspect_err(|f| {
-                if let Failure::Core(e) = f {
-                    let details = serde_json::json!({"verdict": verdict, "approver": n, "reason": e.message});
-                    let draft = ferry_core::audit::Draft::new(ferry_core::audit::EventKind::ApprovalRefused, &actor, &p.name)
-                        .release(&release)
-                        .stage(&stage)
-                        .details(details);
-                    if let Err(a) = svc.audit.append(draft) {
-                        tracing::warn!("could not audit the refusal: {}", a.message);
-                    }
+                if let Failure::Core(e) = f
+                    && let Err(a) = ferry_core::decide::refused(svc, &p, &req, Some(n), e)
+                {
+                    tracing::warn!("could not audit the refusal: {}", a.message);
                 }
             })?,
         },

@@ -95,7 +95,7 @@ pub struct Approver {
 impl Approver {
     /// Whether `actor` is this person (their name, or one of their identities).
     pub fn is(&self, actor: &Actor) -> bool {
-        self.name == actor.as_str() || self.identities.iter().any(|i| crate::ids::identity_matches(i, actor))
+        crate::ids::is_person(&self.name, &self.identities, actor)
     }
 }
 

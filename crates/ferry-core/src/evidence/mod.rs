@@ -339,8 +339,8 @@ impl Checker<'_> {
         let parties = Parties { builder: Some(builder), requester };
         let expected =
             signed::Expected { pipeline: &self.root.pipeline, release, manifest: &manifest, stage, request: &request, now: e.at };
-        let records = self.decisions.get(&key).cloned().unwrap_or_default();
-        let (state, _) = approval::evaluate(Some(policy), &self.pinned, &records, &expected, &parties);
+        let records = self.decisions.get(&key).map(Vec::as_slice).unwrap_or_default();
+        let (state, _) = approval::evaluate(Some(policy), &self.pinned, records, &expected, &parties);
         let counted: Vec<String> = match state {
             ApprovalState::Approved { by } => by.iter().map(ToString::to_string).collect(),
             ApprovalState::Pending { have, .. } => have.iter().map(ToString::to_string).collect(),

@@ -63,7 +63,7 @@ pub struct ApproverKey {
 impl ApproverKey {
     /// Whether `actor` is this person.
     pub fn is(&self, actor: &Actor) -> bool {
-        self.name == actor.as_str() || self.identities.iter().any(|i| crate::ids::identity_matches(i, actor))
+        crate::ids::is_person(&self.name, &self.identities, actor)
     }
 }
 
