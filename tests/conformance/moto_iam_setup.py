@@ -1,6 +1,6 @@
 """Sets up a least-privilege world in a fresh moto server, then turns IAM enforcement on.
 
-Usage: moto_iam_setup.py ENDPOINT STORE_BUCKET AUDIT_BUCKET [--deny-releases]
+Usage: moto_iam_setup.py ENDPOINT STORE_BUCKET AUDIT_BUCKET [--deny-releases] [--gatekeeper]
 Prints JSON: the CI user's access keys, the KMS key ARN and its public key (base64 DER). Roles (trust: anyone; moto does
 not enforce cross-account trust) and their identity policies, which moto does enforce:
 - 111111111111 ferry-orchestrator: may assume the store, audit and signer roles, and the
@@ -17,6 +17,12 @@ not enforce cross-account trust) and their identity policies, which moto does en
   orchestrator (to read what they approve) and sign with KMS; alice's own approver key
   (ECC_NIST_P256) is in this account (bootstrap/approver-key.yaml: only her principal signs).
   No role the orchestrator reaches has `kms:Sign` in this account.
+- with --gatekeeper, bootstrap/gatekeeper.yaml's world: 333333333333 ferry-gatekeeper (the
+  function's execution role; its session's keys are printed as `gatekeeper_session`) may assume
+  prod's deploy role and 222222222222 ferry-gatekeeper-reader (which reads the store), read the
+  trust roots and append under `gatekeeper/`, which
+  the audit role may not; the orchestrator is explicitly denied prod's deploy role and may invoke
+  the function.
 """
 
 import base64
@@ -28,6 +34,7 @@ import boto3
 
 ENDPOINT, STORE, AUDIT = sys.argv[1:4]
 DENY_RELEASES = "--deny-releases" in sys.argv
+GATEKEEPER = "--gatekeeper" in sys.argv
 BASE = dict(endpoint_url=ENDPOINT, region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test")
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]}]})
 
@@ -76,7 +83,10 @@ role("111111111111", "ferry-orchestrator", [
         "arn:aws:iam::555555555555:role/ferry-deploy",
     ]),
     allow(["sts:GetCallerIdentity"], "*"),
-])
+] + ([
+    {"Effect": "Deny", "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::666666666666:role/ferry-deploy"},
+    allow(["lambda:InvokeFunction"], "arn:aws:lambda:eu-west-1:333333333333:function:ferry-gatekeeper"),
+] if GATEKEEPER else []))
 role("222222222222", "ferry-artifacts", [
     allow(["s3:*"], [f"arn:aws:s3:::{STORE}", f"arn:aws:s3:::{STORE}/shop/artifacts/*", f"arn:aws:s3:::{STORE}/shop/state/*", f"arn:aws:s3:::{STORE}/shop/locks/*", f"arn:aws:s3:::{STORE}/shop/approvals/*", f"arn:aws:s3:::{STORE}/shop/requests/*", f"arn:aws:s3:::{STORE}/shop/pipelines/*"]),
     allow(["s3:GetObject"] if DENY_RELEASES else ["s3:*"], f"arn:aws:s3:::{STORE}/shop/releases/*"),
@@ -84,7 +94,18 @@ role("222222222222", "ferry-artifacts", [
 role("333333333333", "ferry-audit", [
     allow(["s3:*"], [f"arn:aws:s3:::{AUDIT}", f"arn:aws:s3:::{AUDIT}/*"]),
     {"Effect": "Deny", "Action": "s3:PutObject", "Resource": [f"arn:aws:s3:::{AUDIT}/trust/*", f"arn:aws:s3:::{AUDIT}/*/trust/*"]},
+    {"Effect": "Deny", "Action": "s3:PutObject", "Resource": [f"arn:aws:s3:::{AUDIT}/gatekeeper/*", f"arn:aws:s3:::{AUDIT}/*/gatekeeper/*"]},
 ])
+if GATEKEEPER:
+    role("333333333333", "ferry-gatekeeper", [
+        allow(["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"], "arn:aws:iam::666666666666:role/ferry-deploy"),
+        allow(["sts:AssumeRole"], "arn:aws:iam::222222222222:role/ferry-gatekeeper-reader"),
+        allow(["s3:GetObject", "s3:ListBucket"], [f"arn:aws:s3:::{AUDIT}", f"arn:aws:s3:::{AUDIT}/*"]),
+        allow(["s3:PutObject"], [f"arn:aws:s3:::{AUDIT}/gatekeeper/*", f"arn:aws:s3:::{AUDIT}/*/gatekeeper/*"]),
+        allow(["sts:GetCallerIdentity"], "*"),
+    ])
+    # bootstrap/artifacts.yaml's reader: the store's objects are read in their own account.
+    role("222222222222", "ferry-gatekeeper-reader", [allow(["s3:GetObject", "s3:ListBucket"], [f"arn:aws:s3:::{STORE}", f"arn:aws:s3:::{STORE}/*"])])
 # bootstrap/security.yaml's trust-admin role: only it writes trust roots; an administrator
 # (the `admin` user) assumes it, nothing the orchestrator reaches can.
 role("333333333333", "ferry-trust-admin", [
@@ -111,8 +132,14 @@ alice_der = approver_kms.get_public_key(KeyId=alice_key)["PublicKey"]
 alice_session = boto3.client("sts", endpoint_url=ENDPOINT, region_name="eu-west-1", aws_access_key_id=alice_user["AccessKeyId"], aws_secret_access_key=alice_user["SecretAccessKey"]).assume_role(
     RoleArn="arn:aws:iam::111111111111:role/release-approvers", RoleSessionName="alice")["Credentials"]
 
+gatekeeper = {}
+if GATEKEEPER:
+    g = boto3.client("sts", **session("333333333333")).assume_role(RoleArn="arn:aws:iam::333333333333:role/ferry-gatekeeper", RoleSessionName="ferry-gatekeeper")["Credentials"]
+    gatekeeper = {"access_key_id": g["AccessKeyId"], "secret_access_key": g["SecretAccessKey"], "session_token": g["SessionToken"]}
+
 req = urllib.request.Request(ENDPOINT + "/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, method="POST")
 urllib.request.urlopen(req).read()
 print(json.dumps({"audit_bucket": AUDIT, "access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"], "kms_key": kms_key, "public_key_der": base64.b64encode(pem).decode(), "alice_kms_key": alice_key, "alice_public_key_der": base64.b64encode(alice_der).decode(),
+                  "gatekeeper_session": gatekeeper,
                   "admin": {"access_key_id": admin_user["AccessKeyId"], "secret_access_key": admin_user["SecretAccessKey"]},
                   "alice_session": {"access_key_id": alice_session["AccessKeyId"], "secret_access_key": alice_session["SecretAccessKey"], "session_token": alice_session["SessionToken"]}}))

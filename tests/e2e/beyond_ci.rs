@@ -10,12 +10,12 @@ use crate::aws::{ARTIFACTS, DEV, SECURITY, STAGING, TOOLING};
 use crate::enforced::{Enforced, base64_decode};
 
 /// `config` with static credentials.
-fn with_creds(config: &SdkConfig, id: &str, secret: &str, token: Option<String>) -> SdkConfig {
+pub(crate) fn with_creds(config: &SdkConfig, id: &str, secret: &str, token: Option<String>) -> SdkConfig {
     let creds = Credentials::new(id, secret, token, None, "test");
     config.to_builder().credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds)).build()
 }
 
-fn assume(rt: &tokio::runtime::Runtime, from: &SdkConfig, account: &str, role: &str) -> SdkConfig {
+pub(crate) fn assume(rt: &tokio::runtime::Runtime, from: &SdkConfig, account: &str, role: &str) -> SdkConfig {
     let sts = aws_sdk_sts::Client::new(from);
     let out = rt
         .block_on(sts.assume_role().role_arn(format!("arn:aws:iam::{account}:role/{role}")).role_session_name("ci").send())
@@ -26,7 +26,7 @@ fn assume(rt: &tokio::runtime::Runtime, from: &SdkConfig, account: &str, role: &
 
 /// Makes prod need alice's approval, signed with her KMS key (its exported public key pinned),
 /// with `extra` appended to the pipeline file.
-fn approved_by_alice(e: &Enforced, extra: &str) {
+pub(crate) fn approved_by_alice(e: &Enforced, extra: &str) {
     let alice_key = e.setup["alice_kms_key"].as_str().unwrap();
     let der = base64_decode(e.setup["alice_public_key_der"].as_str().unwrap());
     std::fs::write(e.dir.path().join("keys/alice.pem"), ferry_core::keys::PublicKey::from_spki_der(&der).unwrap().to_pem().unwrap())
@@ -41,7 +41,7 @@ fn approved_by_alice(e: &Enforced, extra: &str) {
 }
 
 /// The SDK's configuration for moto, with CI's credentials.
-fn ci_config(e: &Enforced, rt: &tokio::runtime::Runtime) -> SdkConfig {
+pub(crate) fn ci_config(e: &Enforced, rt: &tokio::runtime::Runtime) -> SdkConfig {
     let base = rt.block_on(
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("eu-west-1"))
@@ -52,7 +52,7 @@ fn ci_config(e: &Enforced, rt: &tokio::runtime::Runtime) -> SdkConfig {
 }
 
 /// `e`'s environment with `creds` ({access_key_id, secret_access_key, session_token?}) instead of CI's.
-fn as_identity(e: &Enforced, creds: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn as_identity(e: &Enforced, creds: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
     let mut env = e.env.clone();
     env.insert("AWS_ACCESS_KEY_ID".into(), creds["access_key_id"].as_str().unwrap().into());
     env.insert("AWS_SECRET_ACCESS_KEY".into(), creds["secret_access_key"].as_str().unwrap().into());

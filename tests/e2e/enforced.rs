@@ -15,20 +15,25 @@ pub(crate) struct Enforced {
     pub(crate) moto: Moto,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) env: BTreeMap<String, String>,
-    store: String,
+    pub(crate) store: String,
     /// What the set-up printed (keys, the approver's key and session).
     pub(crate) setup: serde_json::Value,
 }
 
 impl Enforced {
     pub(crate) fn new(deny_releases: bool) -> Self {
+        Self::with_flags(if deny_releases { &["--deny-releases"] } else { &[] })
+    }
+
+    /// The world with the set-up's `flags` (`--deny-releases`, `--gatekeeper`).
+    pub(crate) fn with_flags(flags: &[&str]) -> Self {
         let moto = Moto::start();
         let (store, audit) = (unique("store"), unique("audit"));
         let mut setup = std::process::Command::new(venv_python());
-        setup.arg(repo_root().join("tests/conformance/moto_iam_setup.py")).args([moto.endpoint(), store.clone(), audit.clone()]);
-        if deny_releases {
-            setup.arg("--deny-releases");
-        }
+        setup
+            .arg(repo_root().join("tests/conformance/moto_iam_setup.py"))
+            .args([moto.endpoint(), store.clone(), audit.clone()])
+            .args(flags);
         let out = setup.output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

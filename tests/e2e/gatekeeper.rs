@@ -17,8 +17,14 @@ fn protected(prod_gates: &str) -> String {
 fn ask(p: &Project, release: &str, caller: &str) -> Answer {
     let svc = ferry_local::Home::new(p.home()).services();
     let root = svc.trust.current(&"shop".parse().unwrap()).unwrap().expect("a published root").root;
-    decide(&svc, &root, &Ask { release: release.parse().unwrap(), stage: "prod".parse().unwrap(), caller: caller.parse().unwrap() })
-        .unwrap()
+    decide(
+        svc.store.as_ref(),
+        svc.state.as_ref(),
+        svc.clock.now(),
+        &root,
+        &Ask { release: release.parse().unwrap(), stage: "prod".parse().unwrap(), caller: caller.parse().unwrap() },
+    )
+    .unwrap()
 }
 
 fn refused(answer: Answer) -> String {

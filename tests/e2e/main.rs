@@ -23,6 +23,7 @@ mod leases;
 mod load;
 mod locks;
 mod notify;
+mod protected;
 mod quickstart;
 mod rollback;
 mod secrets;

@@ -419,8 +419,12 @@ fn a_protected_stages_deploy_role_trusts_only_the_gatekeeper_and_the_orchestrato
     assert_eq!(role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"], serde_json::json!({"Service": "lambda.amazonaws.com"}));
     let statements = role["Policies"][0]["PolicyDocument"]["Statement"].as_array().unwrap().clone();
     let assumes: Vec<&serde_json::Value> = statements.iter().filter(|s| s["Action"].to_string().contains("sts:AssumeRole")).collect();
-    assert_eq!(assumes.len(), 1);
-    assert_eq!(assumes[0]["Resource"], "ProtectedDeployRoleArns", "it assumes protected stages' roles and nothing else");
+    let resources: Vec<&serde_json::Value> = assumes.iter().map(|s| &s["Resource"]).collect();
+    assert_eq!(
+        resources,
+        ["ProtectedDeployRoleArns", "StoreReaderRoleArn"],
+        "it assumes protected stages' roles and its store reader, nothing else"
+    );
     assert_eq!(gatekeeper["Resources"]["Gatekeeper"]["Properties"]["Role"], "GatekeeperRole.Arn");
     // Its decisions are written by it alone.
     let security = template_json(&repo_root().join("bootstrap/security.yaml"));

@@ -141,6 +141,7 @@ fn hop(settings: &AwsSettings, actor: &Actor, pipeline: &str, role: &RoleArn, se
         tags,
         external_id: if role == &settings.orchestrator { None } else { settings.external_id.clone() },
         duration: Some(settings.session_duration),
+        policy: None,
     }
 }
 
@@ -186,6 +187,10 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         settings: settings.clone(),
         ci_tags: c.ci_tags.clone(),
         sessions: std::sync::Arc::default(),
+        gatekeeper: settings
+            .gatekeeper
+            .as_ref()
+            .map(|f| crate::gatekeeper::Gatekeeper::new(f, settings.region.as_str(), &orchestrator, &aws.base)),
     };
     let records = ferry_core::storage::open(ferry_core::storage::Backing {
         objects: std::sync::Arc::new(store),
@@ -245,6 +250,7 @@ pub fn trust_admin(
         tags: vec![crate::chain::caller_tag(actor.as_str())],
         external_id: None,
         duration: None,
+        policy: None,
     };
     let config = aws.assume_chain(Some((&aws.base, actor.as_str())), &[hop])?;
     let b = &settings.audit;

@@ -28,6 +28,8 @@ pub struct Hop {
     pub tags: Vec<(String, String)>,
     pub external_id: Option<String>,
     pub duration: Option<Duration>,
+    /// A session policy: the session may do only what both it and the role allow.
+    pub policy: Option<String>,
 }
 
 /// Characters STS accepts in session names and source identities: `[\w+=,.@-]`, 2 to 64 long.
@@ -291,10 +293,10 @@ pub fn fresh(c: &Credentials, now: SystemTime) -> bool {
 
 /// A failed hop: kept as a ferry error for ferry, and as a credentials error for the SDK.
 #[derive(Debug)]
-struct HopError(Error);
+pub(crate) struct HopError(pub(crate) Error);
 
 impl HopError {
-    fn into_error(self) -> Error {
+    pub(crate) fn into_error(self) -> Error {
         self.0
     }
 }
@@ -322,6 +324,9 @@ impl AssumeHop {
         }
         if let Some(d) = h.duration {
             req = req.duration_seconds(i32::try_from(d.as_secs()).unwrap_or(3600));
+        }
+        if let Some(p) = &h.policy {
+            req = req.policy(p);
         }
         for (k, v) in &h.tags {
             let tag =

@@ -1,7 +1,10 @@
 //! `ferry doctor` on the aws backend: a preflight of every hop of every role chain (assume,
 //! then `GetCallerIdentity`, showing the resulting ARN), the store and audit buckets, and the
-//! KMS key (it signs a probe that must verify with the pinned public key). Every check runs
-//! even when an earlier one fails, and each failure carries a hint.
+//! KMS key (it signs a probe that must verify with the pinned public key), and who can reach
+//! each protected stage: neither the orchestrator nor the caller may assume its deploy role,
+//! and the gatekeeper must answer (a probe for a release that does not exist, which it refuses
+//! after proving who asks and reading the root). Every check runs even when an earlier one
+//! fails, and each failure carries a hint.
 
 use aws_config::SdkConfig;
 use ferry_core::ids::RoleArn;
@@ -49,6 +52,7 @@ impl Doctor<'_> {
             tags: vec![("ferry-pipeline".into(), self.pipeline.name.to_string())],
             external_id: if external { settings.and_then(|s| s.external_id.clone()) } else { None },
             duration: None,
+            policy: None,
         }
     }
 
@@ -108,9 +112,49 @@ pub fn doctor(pipeline: &Pipeline, pinned: Option<&PublicKey>) -> Result<Vec<Che
         d.assume(&format!("build role ({})", pipeline.build.account_alias), from, &build, true);
     }
     for stage in &pipeline.stages {
-        if let Ok(role) = role_in(&stage.account, &stage.role) {
+        let Ok(role) = role_in(&stage.account, &stage.role) else { continue };
+        if !pipeline.policy.protected_stages.contains(&stage.name) {
             d.assume(&format!("stage `{}` role", stage.name), from, &role, true);
+            continue;
         }
+        for (who, config) in [("the orchestrator", from), ("the caller", (&aws.base, caller.as_str()))] {
+            let direct = aws.assume_chain(Some(config), &[d.hop(&role, true)]);
+            d.checks.push(Check {
+                check: format!("protected stage `{}`: not reachable by {who}", stage.name),
+                target: role.to_string(),
+                ok: direct.is_err(),
+                detail: match &direct {
+                    Ok(_) => format!("{who} assumed `{role}` directly: its gates hold only inside the ferry binary"),
+                    Err(e) => format!("refused ({})", e.message),
+                },
+                hints: if direct.is_ok() {
+                    vec![
+                        "deploy the role with bootstrap/member-role.yaml `Protected=true` (it then trusts only the gatekeeper) and the orchestrator with `ProtectedDeployRoleArns`; `ferry bootstrap` prints both".into(),
+                    ]
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+        let probe = match &settings.gatekeeper {
+            None => Err(Error::invalid(format!("stage `{}` is protected, but the pipeline names no gatekeeper", stage.name))
+                .hint("set `aws.gatekeeper` to bootstrap/gatekeeper.yaml's function (`ferry bootstrap` prints its stack)")),
+            Some(function) => {
+                let gk = crate::gatekeeper::Gatekeeper::new(function, settings.region.as_str(), &orch, &aws.base);
+                let ask = ferry_core::ports::Protected {
+                    pipeline: pipeline.name.clone(),
+                    release: "r0000000000000000".parse().map_err(|e: ferry_core::ids::IdError| Error::failed(e.to_string()))?,
+                    stage: stage.name.clone(),
+                };
+                match aws.rt.block_on(gk.ask(&ask, std::time::Duration::from_secs(900))) {
+                    Err(e) if e.message.contains("is not in the store") => Ok(format!("`{function}` answers and judges who asks")),
+                    Err(e) => Err(e),
+                    Ok(_) => Err(Error::failed(format!("`{function}` handed out credentials for a release that does not exist"))),
+                }
+            }
+        };
+        let target = settings.gatekeeper.as_ref().map_or_else(|| "aws.gatekeeper".to_owned(), ToString::to_string);
+        d.checks.push(Check::from(&format!("protected stage `{}`: gatekeeper", stage.name), &target, probe));
     }
     if let SigningKey::Kms { key_arn, role, region } = &pipeline.signing.key
         && let Some(config) = d.assume("signer role", from, role, true)

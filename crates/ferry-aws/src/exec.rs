@@ -48,6 +48,9 @@ pub struct StageAccess {
     pub ci_tags: Vec<(String, String)>,
     /// Sessions made so far, by role and session name.
     pub sessions: Sessions,
+    /// Where protected stages' sessions come from (`aws.gatekeeper`); without it they are
+    /// assumed like any other (and `ferry doctor` says the orchestrator can reach them).
+    pub gatekeeper: Option<crate::gatekeeper::Gatekeeper>,
 }
 
 impl StageAccess {
@@ -83,6 +86,16 @@ impl StageAccess {
             }
             None => {}
         }
+        if let (Some(ask), Some(gatekeeper)) = (&t.protected, &self.gatekeeper) {
+            // Never assumed by ferry: handed out by the gatekeeper once it has checked the
+            // evidence (at once, so a refusal is known before anything starts).
+            let (config, role) = gatekeeper.session(&self.aws, &self.orchestrator, ask, self.settings.session_duration)?;
+            let region = t.region.as_ref().map_or_else(|| self.settings.region.to_string(), ToString::to_string);
+            let config = config.to_builder().region(aws_config::Region::new(region)).build();
+            tracing::info!(role = %role, stage = %ask.stage, "the gatekeeper handed out the session of protected stage `{}`", ask.stage);
+            self.remember(key, &config, &role, true);
+            return Ok((config, role));
+        }
         let hop = Hop {
             role: role.clone(),
             session_name: t.session_name.clone(),
@@ -96,6 +109,7 @@ impl StageAccess {
                 .collect(),
             external_id: self.settings.external_id.clone(),
             duration: Some(self.settings.session_duration),
+            policy: None,
         };
         let from = Some((&self.orchestrator, self.settings.orchestrator.as_str()));
         let config = if now { self.aws.assume_chain(from, &[hop])? } else { self.aws.lazy_chain(from, &[hop])? };

@@ -14,6 +14,8 @@ pub mod doctor;
 pub mod ecr;
 pub mod error;
 pub mod exec;
+pub mod gatekeeper;
+pub mod identity;
 pub mod kms;
 pub mod s3;
 mod wait;

@@ -108,6 +108,7 @@ fn request<'a>(action: &'a ferry_core::pipeline::Action, template: &std::path::P
             session_name: "s".into(),
             actor: "a".parse().unwrap(),
             tags: Vec::new(),
+            protected: None,
         },
         artifacts: vec![(
             ManifestArtifact { name: "template".into(), path: "t.yaml".into(), sha256: Sha256Digest::of(b"t"), size: 1 },

@@ -21,6 +21,7 @@ impl From<ferry_core::ErrorKind> for Exit {
             ferry_core::ErrorKind::Invalid => Exit::Invalid,
             ferry_core::ErrorKind::Verification => Exit::VerificationFailed,
             ferry_core::ErrorKind::Busy => Exit::Busy,
+            ferry_core::ErrorKind::Pending => Exit::AwaitingApproval,
             ferry_core::ErrorKind::Failed => Exit::Failure,
         }
     }

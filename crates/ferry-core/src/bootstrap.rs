@@ -17,7 +17,14 @@ pub struct StackPlan {
     pub stack: String,
     pub template: String,
     pub parameters: BTreeMap<String, String>,
+    /// What to run before deploying it (the gatekeeper's function zip: build and upload).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prepare: Vec<String>,
 }
+
+/// The gatekeeper's zip as `cargo lambda build` names it, and its key in the code bucket.
+pub const GATEKEEPER_ZIP: &str = "target/lambda/ferry-gatekeeper/bootstrap.zip";
+pub const GATEKEEPER_KEY: &str = "ferry-gatekeeper.zip";
 
 impl StackPlan {
     /// The `aws cloudformation deploy` command that creates or updates the stack.
@@ -59,6 +66,18 @@ pub fn plan(p: &Pipeline) -> Result<Vec<StackPlan>> {
     let name = p.name.as_str();
     let mut members: Vec<RoleArn> = vec![aws.store.role.clone(), aws.audit.role.clone()];
     let mut stacks = Vec::new();
+    // Protected stages' deploy roles trust the gatekeeper alone (when the pipeline has one).
+    let gatekeeper_role = RoleArn::new(&aws.audit.role.account(), "ferry-gatekeeper").map_err(|e| Error::invalid(e.to_string()))?;
+    let mut protected: Vec<RoleArn> = Vec::new();
+    if aws.gatekeeper.is_some() {
+        for s in p.stages.iter().filter(|s| p.policy.protected_stages.contains(&s.name)) {
+            let role =
+                RoleArn::new(&s.account, s.role.as_deref().unwrap_or(&aws.deploy_role)).map_err(|e| Error::invalid(e.to_string()))?;
+            if !protected.contains(&role) {
+                protected.push(role);
+            }
+        }
+    }
     let common = |extra: &[(&str, String)]| -> BTreeMap<String, String> {
         let mut m: BTreeMap<String, String> = extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         m.insert("OrchestratorRoleArn".into(), orchestrator.clone());
@@ -74,7 +93,11 @@ pub fn plan(p: &Pipeline) -> Result<Vec<StackPlan>> {
             ("BucketName", aws.store.bucket.clone()),
             ("Prefix", aws.store.prefix.clone()),
             ("RoleName", role_name(&aws.store.role)),
-        ]),
+        ])
+        .into_iter()
+        .chain(aws.gatekeeper.as_ref().map(|_| ("GatekeeperRoleArn".to_owned(), gatekeeper_role.to_string())))
+        .collect(),
+        prepare: Vec::new(),
     });
     let mut security = common(&[("AuditBucketName", aws.audit.bucket.clone()), ("AuditRoleName", role_name(&aws.audit.role))]);
     if let SigningKey::Kms { role, .. } = &p.signing.key {
@@ -87,7 +110,34 @@ pub fn plan(p: &Pipeline) -> Result<Vec<StackPlan>> {
         stack: format!("ferry-{name}-security"),
         template: "bootstrap/security.yaml".into(),
         parameters: security,
+        prepare: Vec::new(),
     });
+    if let Some(function) = &aws.gatekeeper {
+        let protected_arns: Vec<String> = protected.iter().map(ToString::to_string).collect();
+        let reader = RoleArn::new(&aws.store.role.account(), "ferry-gatekeeper-reader").map_err(|e| Error::invalid(e.to_string()))?;
+        let mut params = BTreeMap::new();
+        params.insert("FunctionName".to_owned(), function.name().to_owned());
+        params.insert("CodeBucket".to_owned(), "<a bucket of this account for the function's code>".to_owned());
+        params.insert("CodeKey".to_owned(), GATEKEEPER_KEY.to_owned());
+        params.insert("OrchestratorRoleArn".to_owned(), orchestrator.clone());
+        params.insert("ProtectedDeployRoleArns".to_owned(), protected_arns.join(","));
+        params.insert("StoreBucketName".to_owned(), aws.store.bucket.clone());
+        params.insert("StorePrefix".to_owned(), aws.store.prefix.clone());
+        params.insert("StoreReaderRoleArn".to_owned(), reader.to_string());
+        params.insert("AuditBucketName".to_owned(), aws.audit.bucket.clone());
+        params.insert("AuditPrefix".to_owned(), aws.audit.prefix.clone());
+        stacks.push(StackPlan {
+            account: aws.audit.role.account(),
+            account_alias: aws.audit.account_alias.clone(),
+            stack: format!("ferry-{name}-gatekeeper"),
+            template: "bootstrap/gatekeeper.yaml".into(),
+            parameters: params,
+            prepare: vec![
+                "cargo lambda build --release --arm64 --output-format zip -p ferry-gatekeeper".to_owned(),
+                format!("aws s3 cp {GATEKEEPER_ZIP} s3://<CodeBucket>/{GATEKEEPER_KEY}"),
+            ],
+        });
+    }
     let mut deploy_roles: Vec<(AccountId, String)> =
         vec![(p.build.account.clone(), p.build.role.clone().unwrap_or_else(|| aws.deploy_role.clone()))];
     for s in &p.stages {
@@ -97,14 +147,22 @@ pub fn plan(p: &Pipeline) -> Result<Vec<StackPlan>> {
         }
     }
     for (account, role) in &deploy_roles {
-        members.push(RoleArn::new(account, role).map_err(|e| Error::invalid(e.to_string()))?);
+        let arn = RoleArn::new(account, role).map_err(|e| Error::invalid(e.to_string()))?;
+        let mut parameters = common(&[("RoleName", role.clone()), ("ManagedPolicyArns", "<the workload's deploy policies>".into())]);
+        if protected.contains(&arn) {
+            parameters.insert("Protected".into(), "true".into());
+            parameters.insert("GatekeeperRoleArn".into(), gatekeeper_role.to_string());
+        } else {
+            members.push(arn);
+        }
         let alias = alias_of(p, account);
         stacks.push(StackPlan {
             account: account.clone(),
             account_alias: alias.clone(),
             stack: format!("ferry-{name}-{}-{alias}", role.replace('/', "-")),
             template: "bootstrap/member-role.yaml".into(),
-            parameters: common(&[("RoleName", role.clone()), ("ManagedPolicyArns", "<the workload's deploy policies>".into())]),
+            parameters,
+            prepare: Vec::new(),
         });
     }
     let member_arns: Vec<String> = members.iter().map(ToString::to_string).collect();
@@ -112,6 +170,14 @@ pub fn plan(p: &Pipeline) -> Result<Vec<StackPlan>> {
     orch.insert("RoleName".into(), role_name(&aws.orchestrator));
     orch.insert("MemberRoleArns".into(), member_arns.join(","));
     orch.insert("TrustedPrincipalArn".into(), "<your CI or SSO role ARN>".into());
+    if let Some(function) = &aws.gatekeeper {
+        let arn = match function.region() {
+            Some(_) => function.to_string(),
+            None => format!("arn:aws:lambda:{}:{}:function:{}", aws.region, aws.audit.role.account(), function.name()),
+        };
+        orch.insert("GatekeeperFunctionArn".into(), arn);
+        orch.insert("ProtectedDeployRoleArns".into(), protected.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
+    }
     stacks.insert(
         0,
         StackPlan {
@@ -120,6 +186,7 @@ pub fn plan(p: &Pipeline) -> Result<Vec<StackPlan>> {
             stack: format!("ferry-{name}-orchestrator"),
             template: "bootstrap/orchestrator.yaml".into(),
             parameters: orch,
+            prepare: Vec::new(),
         },
     );
     Ok(stacks)

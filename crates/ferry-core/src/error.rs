@@ -13,6 +13,8 @@ pub enum ErrorKind {
     Verification,
     /// The stage is locked by another promotion.
     Busy,
+    /// Not yet: the approvals something needs are not all there (the gatekeeper's "pending").
+    Pending,
     /// Anything else: a failed deploy, a rejected release, an I/O error.
     Failed,
 }
@@ -41,6 +43,9 @@ impl Error {
     }
     pub fn busy(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Busy, message)
+    }
+    pub fn pending(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Pending, message)
     }
     #[must_use]
     pub fn hint(mut self, hint: impl Into<String>) -> Self {

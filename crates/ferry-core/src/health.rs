@@ -236,6 +236,7 @@ mod tests {
             session_name: "s".into(),
             actor: "a".parse().unwrap(),
             tags: Vec::new(),
+            protected: None,
         }
     }
 

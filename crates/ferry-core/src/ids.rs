@@ -153,6 +153,42 @@ string_id!(
     "expected `arn:aws:iam::123456789012:role/NAME`"
 );
 
+fn function_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+}
+
+string_id!(
+    /// A Lambda function (the gatekeeper's), as Lambda's `Invoke` names one: its ARN,
+    /// `arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME` (needed from another account), or
+    /// its bare name (a function in the caller's own account and region, or a local emulator).
+    FunctionRef,
+    "Lambda function",
+    |s| {
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            [name] => function_name(name),
+            ["arn", "aws" | "aws-cn" | "aws-us-gov", "lambda", region, account, "function", name] => {
+                !region.is_empty() && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+                    && function_name(name)
+            }
+            _ => false,
+        }
+    },
+    "expected `arn:aws:lambda:REGION:123456789012:function:NAME` (or a function name)"
+);
+
+impl FunctionRef {
+    /// The region the function runs in, if the reference says (an ARN does).
+    pub fn region(&self) -> Option<&str> {
+        self.0.split(':').nth(3)
+    }
+    /// The function's name.
+    pub fn name(&self) -> &str {
+        self.0.rsplit(':').next().unwrap_or_default()
+    }
+}
+
 impl RoleArn {
     /// The role `name` (with optional path) in `account`.
     pub fn new(account: &AccountId, name: &str) -> Result<Self, IdError> {
@@ -225,6 +261,12 @@ mod tests {
         let r: RoleArn = "arn:aws:iam::012345678901:role/ferry/deploy".parse().unwrap();
         assert_eq!(r.account().as_str(), "012345678901");
         assert!("arn:aws:iam::0123:role/x".parse::<RoleArn>().is_err());
+        let f: FunctionRef = "arn:aws:lambda:eu-west-1:333333333333:function:ferry-gatekeeper".parse().unwrap();
+        assert_eq!((f.region(), f.name()), (Some("eu-west-1"), "ferry-gatekeeper"));
+        let f: FunctionRef = "ferry-gatekeeper".parse().unwrap();
+        assert_eq!((f.region(), f.name()), (None, "ferry-gatekeeper"));
+        assert!("arn:aws:lambda:eu-west-1:333333333333:function:ferry-gatekeeper:live".parse::<FunctionRef>().is_err());
+        assert!("arn:aws:iam::333333333333:role/ferry-gatekeeper".parse::<FunctionRef>().is_err());
         assert!("arn:aws:iam::012345678901:user/x".parse::<RoleArn>().is_err());
         assert_eq!(
             RoleArn::new(&"111111111111".parse().unwrap(), "ferry-deploy").unwrap().as_str(),

@@ -74,6 +74,7 @@ mod tests {
                 session_name: "s".into(),
                 actor: "alice".parse::<Actor>().unwrap(),
                 tags: Vec::new(),
+                protected: None,
             },
             artifacts: vec![(
                 ManifestArtifact { name: "site".into(), path: "site.tgz".into(), sha256: Sha256Digest::of(b"site"), size: 4 },

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::approval::signed::Approver;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{AccountId, Actor, PipelineName, StageName};
+use crate::ids::{AccountId, Actor, PipelineName, RoleArn, StageName};
 use crate::keys::PublicKey;
 use crate::pipeline::{ApprovalPolicy, Pipeline};
 
@@ -63,6 +63,14 @@ pub struct TrustedStage {
     pub approvers: Vec<String>,
     pub expires_seconds: u64,
     pub allow_self_approval: bool,
+    /// The role the stage deploys with (aws backend): the one the gatekeeper assumes for a
+    /// protected stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleArn>,
+    /// The kinds of its deploy actions (`cloudformation`, `s3`, …): what the gatekeeper's
+    /// session policy allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
 }
 
 /// What a pipeline's guarded stages trust.
@@ -74,6 +82,9 @@ pub struct TrustRoot {
     pub approvers: Vec<TrustedApprover>,
     pub stages: Vec<TrustedStage>,
     pub allow_rollback_without_approval: bool,
+    /// The external id member roles require (aws backend), which the gatekeeper passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// A root as published: which version, when, by whom.
@@ -125,6 +136,16 @@ impl TrustRoot {
                     approvers: p.approvers.clone(),
                     expires_seconds: p.expires.as_secs(),
                     allow_self_approval: p.allow_self_approval,
+                    role: pipeline
+                        .aws
+                        .as_ref()
+                        .and_then(|aws| RoleArn::new(&s.account, s.role.as_deref().unwrap_or(&aws.deploy_role)).ok()),
+                    actions: {
+                        let mut kinds: Vec<String> = s.deploy.iter().map(|a| a.kind().to_owned()).collect();
+                        kinds.sort();
+                        kinds.dedup();
+                        kinds
+                    },
                 })
             })
             .collect();
@@ -134,6 +155,7 @@ impl TrustRoot {
             approvers,
             stages,
             allow_rollback_without_approval: pipeline.policy.allow_rollback_without_approval,
+            external_id: pipeline.aws.as_ref().and_then(|aws| aws.external_id.clone()),
         })
     }
 
@@ -201,8 +223,17 @@ impl TrustRoot {
             if s.ignore_org_freeze {
                 out.push(format!("{protected} {}: ignores the organization's freezes", s.stage));
             }
+            if let Some(role) = &s.role {
+                out.push(format!("{protected} {}: deploys as {role}", s.stage));
+            }
+            if !s.actions.is_empty() {
+                out.push(format!("{protected} {}: deploy actions {}", s.stage, s.actions.join(", ")));
+            }
         }
         out.push(format!("rollback without approval: {}", if self.allow_rollback_without_approval { "allowed" } else { "not allowed" }));
+        if let Some(id) = &self.external_id {
+            out.push(format!("external id of member roles: {id}"));
+        }
         out
     }
 }
@@ -276,8 +307,11 @@ mod tests {
                 approvers: vec![],
                 expires_seconds: 3600,
                 allow_self_approval: false,
+                role: None,
+                actions: vec![],
             }],
             allow_rollback_without_approval: false,
+            external_id: None,
         }
     }
 

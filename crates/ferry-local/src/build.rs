@@ -22,6 +22,7 @@ pub fn run_command(pipeline: &Pipeline, svc: &Services, actor: &Actor) -> Result
         session_name: format!("ferry-{}-build", pipeline.name),
         actor: actor.clone(),
         tags: vec![("ferry:pipeline".into(), pipeline.name.to_string())],
+        protected: None,
     };
     let spec = CommandSpec {
         run: command.clone(),

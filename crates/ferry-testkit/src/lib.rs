@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stderr)]
 
 pub mod conformance;
+pub mod lambda;
 pub mod proxy;
 
 use std::io::{Read, Write};

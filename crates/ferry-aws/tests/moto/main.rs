@@ -68,6 +68,7 @@ fn hop(account: &str, role: &str, session: &str) -> Hop {
         tags: vec![("pipeline".into(), "hello".into()), ("stage".into(), "staging".into())],
         external_id: Some("ferry-hello".into()),
         duration: Some(Duration::from_secs(900)),
+        policy: None,
     }
 }
 

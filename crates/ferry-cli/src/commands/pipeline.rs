@@ -65,6 +65,9 @@ pub fn bootstrap(path: &Path) -> Result<Report, Failure> {
         for (k, v) in &s.parameters {
             let _ = writeln!(h, "     {k} = {v}");
         }
+        for c in &s.prepare {
+            let _ = writeln!(h, "   {c}");
+        }
         let _ = writeln!(h, "   {}", s.command(&region));
     }
     let _ = writeln!(

@@ -63,6 +63,9 @@ pub enum EventKind {
     RollbackStarted,
     NotificationSent,
     NotificationFailed,
+    /// The gatekeeper's decision on a request for a protected stage's credentials (in its own
+    /// log, which only its role writes).
+    GatekeeperDecision,
 }
 
 /// An event before the log gives it a place in the chain.

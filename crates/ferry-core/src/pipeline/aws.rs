@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::keys;
 use super::reader::{Cx, Fields};
 use super::{AwsSettings, Backend, BucketRef, SigningKey};
-use crate::ids::{AccountId, Region, RoleArn};
+use crate::ids::{AccountId, FunctionRef, Region, RoleArn};
 use crate::yaml::Node;
 
 fn is_role_name(s: &str) -> bool {
@@ -146,6 +146,10 @@ impl Cx {
             }),
         };
         let deploy_role = self.role_name(&f, "deploy_role").unwrap_or_else(|| "ferry-deploy".into());
+        let gatekeeper = match f.get("gatekeeper") {
+            None => Some(None),
+            Some(n) => self.parsed::<FunctionRef>(n, "aws.gatekeeper").map(Some),
+        };
         let store = self.required(&f, "store").and_then(|n| {
             let s = self.fields(n, "aws.store", keys::STORE)?;
             self.bucket_ref(&s, "ferry-artifacts", accounts, declared)
@@ -168,6 +172,7 @@ impl Cx {
             external_id,
             session_duration: session_duration?,
             deploy_role,
+            gatekeeper: gatekeeper?,
             store: store?,
             audit: audit?,
         }))

@@ -208,6 +208,10 @@ pub const AWS: Keys = &[
     ("session_duration", "Lifetime of assumed-role sessions, 15m to 1h (AWS limits role-chained sessions to 1h)."),
     ("deploy_role", "Default role name in build and stage accounts (default ferry-deploy)."),
     ("store", "The central artifact store: {account, bucket, prefix, role}."),
+    (
+        "gatekeeper",
+        "The gatekeeper function (bootstrap/gatekeeper.yaml), by ARN (or name in the orchestrator's own account): protected stages get their credentials from it alone.",
+    ),
 ];
 
 pub const ROLE_REF: Keys = &[("account", "Account alias."), ("role", "Role name (with optional path).")];

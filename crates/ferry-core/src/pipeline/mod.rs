@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::ids::{AccountId, Actor, PipelineName, Region, RoleArn, StageName};
+use crate::ids::{AccountId, Actor, FunctionRef, PipelineName, Region, RoleArn, StageName};
 pub use crate::window::{Freeze, Window};
 pub use parse::{load, load_freeze_file, parse_str};
 
@@ -166,6 +166,8 @@ pub struct AwsSettings {
     pub session_duration: Duration,
     /// Default role name in build and stage accounts.
     pub deploy_role: String,
+    /// The gatekeeper function protected stages get their credentials from.
+    pub gatekeeper: Option<FunctionRef>,
     pub store: BucketRef,
     pub audit: BucketRef,
 }

@@ -302,6 +302,10 @@ fn build_schema() -> Value {
                         ("orchestrator", object(keys::ROLE_REF, &[], &["account"])),
                         ("session_duration", duration()),
                         ("store", object(keys::STORE, &[], &["account", "bucket"])),
+                        (
+                            "gatekeeper",
+                            json!({"type": "string", "pattern": "^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:)?[A-Za-z0-9_-]{1,64}$"}),
+                        ),
                     ],
                     &["region", "orchestrator", "store"],
                 ),

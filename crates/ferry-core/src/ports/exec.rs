@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::ids::{AccountId, Actor, Region};
+use crate::ids::{AccountId, Actor, PipelineName, Region, ReleaseId, StageName};
 
 /// A shell command to run (build command, command gate, command deploy action).
 #[derive(Clone)]
@@ -53,6 +53,17 @@ pub struct Target {
     pub session_name: String,
     pub actor: Actor,
     pub tags: Vec<(String, String)>,
+    /// Set for a protected stage: its credentials come from the gatekeeper (aws backend),
+    /// which checks the evidence for this release and stage, never from assuming its role.
+    pub protected: Option<Protected>,
+}
+
+/// What the gatekeeper is asked for: one release in one protected stage of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protected {
+    pub pipeline: PipelineName,
+    pub release: ReleaseId,
+    pub stage: StageName,
 }
 
 #[derive(Debug, Clone, Serialize)]

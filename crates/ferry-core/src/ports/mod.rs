@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use crate::clock::{Clock, Stop};
 pub use audit::AuditLog;
 pub use deploy::{DeployReport, DeployRequest, Deployer, ImageRegistry, NoDeployer, NoRegistry};
-pub use exec::{CommandOutcome, CommandSpec, Executor, Target};
+pub use exec::{CommandOutcome, CommandSpec, Executor, Protected, Target};
 pub use locks::{Acquired, LOCK_TOKEN_VAR, LeasesOnly, Liveness, LockInfo, Locks};
 pub use notify::{NoNotifier, Notifier, SecretReader, TopicPublisher};
 pub use objects::{Object, ObjectStore, Version, Write};

@@ -359,6 +359,11 @@ impl Promotion<'_> {
                 ("ferry:release".into(), self.req.release.to_string()),
                 ("ferry:stage".into(), self.stage.name.to_string()),
             ],
+            protected: self.pipeline.policy.protected_stages.contains(&self.stage.name).then(|| crate::ports::Protected {
+                pipeline: self.pipeline.name.clone(),
+                release: self.req.release.clone(),
+                stage: self.stage.name.clone(),
+            }),
         }
     }
 

@@ -18,11 +18,19 @@ pub struct Trust {
     /// Each pipeline's latest root, read once per process (every promotion of a `ferry run`
     /// checks it; an administrator's publication takes effect from the next command on).
     current: std::sync::Mutex<std::collections::HashMap<PipelineName, Option<Published>>>,
+    /// Whether `current` is kept (a command) or read each time (a long-lived reader).
+    cache: bool,
 }
 
 impl Trust {
     pub fn new(objects: Arc<dyn ObjectStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { objects, clock, current: std::sync::Mutex::default() }
+        Self { objects, clock, current: std::sync::Mutex::default(), cache: true }
+    }
+
+    /// For a process that outlives publications (the gatekeeper): the latest root is read on
+    /// every `current`, so a new root — a revoked approver, a freeze — counts at once.
+    pub fn uncached(objects: Arc<dyn ObjectStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { cache: false, ..Self::new(objects, clock) }
     }
 
     fn read_current(&self, pipeline: &PipelineName) -> Result<Option<Published>> {
@@ -50,6 +58,9 @@ impl Trust {
 
 impl TrustStore for Trust {
     fn current(&self, pipeline: &PipelineName) -> Result<Option<Published>> {
+        if !self.cache {
+            return self.read_current(pipeline);
+        }
         if let Some(c) = self.current.lock().ok().and_then(|m| m.get(pipeline).cloned()) {
             return Ok(c);
         }
