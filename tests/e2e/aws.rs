@@ -496,7 +496,6 @@ fn doctor_on_the_example_pipeline_prints_every_hop_with_its_resulting_arn() {
         ("audit role", format!("arn:aws:sts::{SECURITY}:assumed-role/ferry-audit/ferry-shop-doctor")),
         ("build role (dev)", format!("arn:aws:sts::{DEV}:assumed-role/ferry-build/ferry-shop-doctor")),
         ("stage `staging` role", format!("arn:aws:sts::{STAGING}:assumed-role/ferry-deploy/ferry-shop-doctor")),
-        ("stage `prod` role", format!("arn:aws:sts::{PROD}:assumed-role/ferry-deploy/ferry-shop-doctor")),
         ("signer role", format!("arn:aws:sts::{SECURITY}:assumed-role/ferry-signer/ferry-shop-doctor")),
     ] {
         assert_eq!(detail(name)["ok"], true, "{name}: {:#?}", detail(name));
@@ -507,12 +506,22 @@ fn doctor_on_the_example_pipeline_prints_every_hop_with_its_resulting_arn() {
     let kms = detail("KMS signing key");
     assert_eq!(kms["ok"], false);
     assert!(!kms["hints"].as_array().unwrap().is_empty(), "{kms:#?}");
+    // Prod is protected, but nothing here stops the orchestrator (no protected templates, no
+    // enforcement) and no gatekeeper runs: doctor says so, with what to deploy.
+    let direct = detail("protected stage `prod`: not reachable by the orchestrator");
+    assert_eq!(direct["ok"], false);
+    assert_eq!(
+        direct["detail"],
+        "the orchestrator assumed `arn:aws:iam::666666666666:role/ferry-deploy` directly: its gates hold only inside the ferry binary"
+    );
+    assert!(direct["hints"][0].as_str().unwrap().contains("Protected=true"), "{direct:#?}");
+    assert_eq!(detail("protected stage `prod`: gatekeeper")["ok"], false);
     let human: Run = {
         let mut c = std::process::Command::new(FERRY);
         base(&mut c);
         c.args(["doctor", "shop-aws.yaml"]).output().unwrap().into()
     };
-    assert!(human.stdout.contains(&format!("→  arn:aws:sts::{PROD}:assumed-role/ferry-deploy/ferry-shop-doctor")), "{}", human.stdout);
+    assert!(human.stdout.contains(&format!("→  arn:aws:sts::{STAGING}:assumed-role/ferry-deploy/ferry-shop-doctor")), "{}", human.stdout);
 }
 
 /// Runs a Python snippet with boto3 as `setup` in `account` (clients get `kw`).

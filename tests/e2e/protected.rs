@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use ferry_core::gatekeeper::wire;
 use ferry_core::ports::Protected;
 use ferry_testkit::lambda::Emulator;
 
@@ -85,6 +86,19 @@ impl World {
         let gk = ferry_aws::gatekeeper::Gatekeeper::new(&"ferry-gatekeeper".parse().unwrap(), "eu-west-1", &lambda, &ci);
         let ask = Protected { pipeline: "shop".parse().unwrap(), release: release.parse().unwrap(), stage: "prod".parse().unwrap() };
         self.rt.block_on(gk.ask(&ask, Duration::from_secs(900))).expect_err("the gatekeeper handed out prod's credentials")
+    }
+
+    /// `request` sent to the function as the orchestrator, as it is (CI crafting its own).
+    fn invoke(&self, request: &wire::Request) -> serde_json::Value {
+        let orchestrator = assume(&self.rt, &self.ci(), TOOLING, "ferry-orchestrator");
+        let lambda = orchestrator.to_builder().endpoint_url(self.gatekeeper.endpoint()).build();
+        let payload = aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(request).unwrap());
+        let out = self
+            .rt
+            .block_on(aws_sdk_lambda::Client::new(&lambda).invoke().function_name("ferry-gatekeeper").payload(payload).send())
+            .unwrap();
+        assert!(out.function_error().is_none(), "{out:?}");
+        serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap()
     }
 
     fn ci(&self) -> SdkConfig {
@@ -227,9 +241,45 @@ fn the_gatekeeper_judges_by_the_published_root_and_the_store_alone_and_audits_ea
     assert!(closed.message.contains("year-end freeze"), "{closed}");
 
     assert!(!w.deploys().contains(PROD), "nothing ran in prod: {}", w.deploys());
+    // A proof of who asks, made for one request, sent with another: STS does not accept it.
+    let ci = w.ci();
+    let request = |release: &str| wire::Request {
+        version: wire::VERSION,
+        pipeline: "shop".parse().unwrap(),
+        release: release.parse().unwrap(),
+        stage: "prod".parse().unwrap(),
+        duration_seconds: 900,
+        identity: Default::default(),
+    };
+    let sts = ferry_aws::identity::sts_endpoint(&ci, "eu-west-1");
+    let proof = w.rt.block_on(ferry_aws::identity::prove(&ci, "eu-west-1", &sts, wire::BINDING_HEADER, &request(&id).binding())).unwrap();
+    let replayed = w.invoke(&wire::Request { identity: proof, ..request(&other) });
+    assert_eq!(replayed["decision"], "refuse", "{replayed}");
+    assert!(replayed["reason"].as_str().unwrap().contains("SignatureDoesNotMatch"), "{replayed}");
+    assert!(replayed["credentials"].is_null() && replayed["caller"].is_null(), "{replayed}");
+
     let decisions = w.gatekeeper_decisions();
     let answers: Vec<&str> = decisions.iter().map(|d| d["details"]["answer"]["decision"].as_str().unwrap()).collect();
-    assert_eq!(answers, ["pending", "refuse", "pending", "refuse", "refuse"], "{decisions:?}");
-    assert!(decisions.iter().all(|d| d["details"]["granted"].is_null() && d["details"]["caller"] == "arn:aws:iam::123456789012:user/ci"));
+    assert_eq!(answers, ["pending", "refuse", "pending", "refuse", "refuse", "refuse"], "{decisions:?}");
+    let (proven, unproven) = decisions.split_at(5);
+    assert!(proven.iter().all(|d| d["details"]["granted"].is_null() && d["details"]["caller"] == "arn:aws:iam::123456789012:user/ci"));
+    assert!(unproven[0]["details"]["caller"].is_null() && unproven[0]["details"]["granted"].is_null(), "{:?}", unproven[0]);
     assert!(decisions.iter().all(|d| d["actor"] == format!("arn:aws:sts::{SECURITY}:assumed-role/ferry-gatekeeper/ferry-gatekeeper")));
+}
+
+#[test]
+fn doctor_says_neither_the_orchestrator_nor_the_caller_reaches_prod_and_the_gatekeeper_answers() {
+    let w = World::new();
+    let v = w.e.ferry(&["doctor", "pipeline.yaml", "--output", "json"]).json();
+    let checks = v["checks"].as_array().unwrap();
+    let check = |name: &str| checks.iter().find(|c| c["check"] == name).unwrap_or_else(|| panic!("no check {name}: {checks:#?}")).clone();
+    for who in ["the orchestrator", "the caller"] {
+        let c = check(&format!("protected stage `prod`: not reachable by {who}"));
+        assert_eq!(c["ok"], true, "{c:#?}");
+        assert!(c["detail"].as_str().unwrap().starts_with("refused (access denied"), "{c:#?}");
+        assert_eq!(c["target"], format!("arn:aws:iam::{PROD}:role/ferry-deploy"));
+    }
+    let gk = check("protected stage `prod`: gatekeeper");
+    assert_eq!(gk["ok"], true, "{gk:#?}");
+    assert_eq!(gk["detail"], "`ferry-gatekeeper` answers and judges who asks");
 }

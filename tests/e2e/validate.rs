@@ -187,7 +187,8 @@ fn bootstrap_fills_every_required_template_parameter_and_only_declared_ones() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let stacks = v["stacks"].as_array().unwrap();
     let accounts: Vec<&str> = stacks.iter().map(|s| s["account_alias"].as_str().unwrap()).collect();
-    assert_eq!(accounts, ["tooling", "artifacts", "security", "dev", "staging", "prod"]);
+    // The security account holds the audit stack and the gatekeeper's.
+    assert_eq!(accounts, ["tooling", "artifacts", "security", "security", "dev", "staging", "prod"]);
     for s in stacks {
         let declared = template_parameters(&repo_root().join(s["template"].as_str().unwrap()));
         let given: Vec<&String> = s["parameters"].as_object().unwrap().keys().collect();
@@ -204,10 +205,28 @@ fn bootstrap_fills_every_required_template_parameter_and_only_declared_ones() {
         "333333333333:role/ferry-audit",
         "333333333333:role/ferry-signer",
         "444444444444:role/ferry-build",
-        "666666666666:role/ferry-deploy",
+        "555555555555:role/ferry-deploy",
     ] {
         assert!(members.contains(role), "orchestrator may assume {role}: {members}");
     }
+    // Prod is protected: its role trusts the gatekeeper alone, the orchestrator may not assume
+    // it, and the function's zip is built and uploaded before its stack.
+    let prod_role = "arn:aws:iam::666666666666:role/ferry-deploy";
+    assert!(!members.contains("666666666666"), "the orchestrator never reaches prod: {members}");
+    assert_eq!(stacks[0]["parameters"]["ProtectedDeployRoleArns"], prod_role);
+    assert_eq!(stacks[0]["parameters"]["GatekeeperFunctionArn"], "arn:aws:lambda:eu-west-1:333333333333:function:ferry-gatekeeper");
+    let prod = &stacks[6]["parameters"];
+    assert_eq!(
+        (prod["Protected"].as_str(), prod["GatekeeperRoleArn"].as_str()),
+        (Some("true"), Some("arn:aws:iam::333333333333:role/ferry-gatekeeper"))
+    );
+    let gatekeeper = &stacks[3];
+    assert_eq!(gatekeeper["template"], "bootstrap/gatekeeper.yaml");
+    assert_eq!(gatekeeper["parameters"]["ProtectedDeployRoleArns"], prod_role);
+    assert_eq!(gatekeeper["parameters"]["StoreReaderRoleArn"], "arn:aws:iam::222222222222:role/ferry-gatekeeper-reader");
+    assert_eq!(stacks[1]["parameters"]["GatekeeperRoleArn"], "arn:aws:iam::333333333333:role/ferry-gatekeeper");
+    assert_eq!(gatekeeper["prepare"][0], "cargo lambda build --release --arm64 --output-format zip -p ferry-gatekeeper");
+    assert!(gatekeeper["prepare"][1].as_str().unwrap().starts_with("aws s3 cp target/lambda/ferry-gatekeeper/bootstrap.zip s3://"));
 }
 
 #[test]
@@ -431,4 +450,19 @@ fn a_protected_stages_deploy_role_trusts_only_the_gatekeeper_and_the_orchestrato
     let bucket = security["Resources"]["AuditBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"].as_array().unwrap().clone();
     let only = bucket.iter().find(|s| s["Sid"] == "GatekeeperDecisionsOnlyByIt").expect("the gatekeeper's prefix").clone();
     assert!(only["Condition"]["ArnNotLike"]["aws:PrincipalArn"].as_str().unwrap().ends_with(":role/ferry-gatekeeper"));
+}
+
+#[test]
+fn plan_says_a_protected_stage_gets_its_credentials_from_the_gatekeeper_and_others_through_the_orchestrator() {
+    let out =
+        Command::new(FERRY).args(["plan", "pipelines/shop-aws.yaml"]).current_dir(repo_root()).env("FERRY_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "get `ferry-deploy` in 666666666666 from the gatekeeper `arn:aws:lambda:eu-west-1:333333333333:function:ferry-gatekeeper`"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("assume `ferry-deploy` in 555555555555 through `arn:aws:iam::111111111111:role/ferry-orchestrator`"), "{text}");
 }

@@ -139,6 +139,12 @@ impl StageStep {
             StageStep::Gate(i) => format!("gate: {}", s.gates[i].summary()),
             StageStep::Lock => format!("lock stage `{}`", s.name),
             StageStep::AssumeRole => match &p.aws {
+                Some(aws) if p.policy.protected_stages.contains(&s.name) && aws.gatekeeper.is_some() => format!(
+                    "get `{}` in {} from the gatekeeper `{}`, which checks the release, its attestations and approvals against the published trust root",
+                    s.role.as_deref().unwrap_or(&aws.deploy_role),
+                    s.account,
+                    aws.gatekeeper.as_ref().map(ToString::to_string).unwrap_or_default(),
+                ),
                 Some(aws) => format!(
                     "assume `{}` in {} through `{}` (session ferry-{}-RELEASE-{})",
                     s.role.as_deref().unwrap_or(&aws.deploy_role),
