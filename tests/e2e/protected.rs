@@ -174,6 +174,17 @@ fn a_release_with_its_quorum_reaches_prod_only_through_the_gatekeeper_whose_cred
     assert_eq!(admitted["details"]["caller"], "arn:aws:iam::123456789012:user/ci");
     assert_eq!(admitted["details"]["answer"]["approved_by"], serde_json::json!(["alice"]));
     assert_eq!(admitted["details"]["granted"]["role"], format!("arn:aws:iam::{PROD}:role/ferry-deploy"));
+    // An auditor's `ferry audit verify` checks its chain too; CI, through the audit role it
+    // reaches, can add nothing to it.
+    let verified = w.e.ferry(&["audit", "verify", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    let log = &verified["gatekeeper"];
+    assert_eq!((log["admitted"].as_u64(), log["pending"].as_u64(), log["refused"].as_u64()), (Some(1), Some(0), Some(0)), "{verified:#}");
+    assert!(log["problem"].is_null(), "{verified:#}");
+    let audit = assume(&w.rt, &orchestrator, SECURITY, "ferry-audit");
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&audit).force_path_style(true).build());
+    let bucket = w.e.setup["audit_bucket"].as_str().unwrap();
+    let forged = w.rt.block_on(s3.put_object().bucket(bucket).key("shop/gatekeeper/events/99.json").body(b"{}".to_vec().into()).send());
+    assert!(format!("{forged:?}").contains("AccessDenied"), "{forged:?}");
 }
 
 #[test]

@@ -63,6 +63,8 @@ pub struct AwsBackend {
     pub orchestrator: SdkConfig,
     pub settings: AwsSettings,
     pub services: Services,
+    /// The gatekeeper's own log (read through the audit role), when the pipeline has one.
+    pub gatekeeper_log: Option<Box<dyn ferry_core::ports::AuditLog>>,
     pipeline: String,
     ci_tags: Vec<(String, String)>,
 }
@@ -174,6 +176,13 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     let store_config = assume(&settings.store)?;
     let (store, audit) = (bucket(&settings.store, &store_config), bucket(&settings.audit, &assume(&settings.audit)?));
     let trust = audit.under(TRUST_PREFIX);
+    let gatekeeper_log = settings.gatekeeper.as_ref().map(|_| -> Box<dyn ferry_core::ports::AuditLog> {
+        Box::new(ferry_core::storage::audit::Audit::new(
+            std::sync::Arc::new(audit.under(GATEKEEPER_PREFIX)),
+            ferry_core::storage::audit::DEFAULT_SEGMENT_SIZE,
+            c.clock.clone(),
+        ))
+    });
     let registry = EcrRegistry {
         rt: aws.rt.clone(),
         client: aws_sdk_ecr::Client::new(&store_config),
@@ -221,11 +230,14 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
         account_root: None,
         attester: None,
     };
-    Ok(AwsBackend { aws, actor, orchestrator, settings, services, pipeline: name, ci_tags: c.ci_tags })
+    Ok(AwsBackend { aws, actor, orchestrator, settings, services, gatekeeper_log, pipeline: name, ci_tags: c.ci_tags })
 }
 
 /// Where the published trust roots are: under the audit bucket's prefix, beside `audit/`.
 pub const TRUST_PREFIX: &str = "trust";
+/// Where the gatekeeper's own log is, beside them (`bootstrap/security.yaml` lets only its role
+/// write there).
+pub const GATEKEEPER_PREFIX: &str = "gatekeeper";
 /// The role an administrator publishes trust roots with (`bootstrap/security.yaml` creates it
 /// in the security account; the bucket policy lets no other principal write under `trust/`).
 pub const TRUST_ADMIN_ROLE: &str = "ferry-trust-admin";

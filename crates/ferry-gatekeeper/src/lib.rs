@@ -99,7 +99,7 @@ impl Gatekeeper {
         let clock: Arc<dyn Clock> = Arc::new(ferry_core::clock::SystemClock);
         let mut records = ferry_core::storage::open(ferry_core::storage::Backing {
             objects: Arc::new(store),
-            audit: Arc::new(audit.under(GATEKEEPER_PREFIX)),
+            audit: Arc::new(audit.under(ferry_aws::backend::GATEKEEPER_PREFIX)),
             trust: Arc::new(audit.under(ferry_aws::backend::TRUST_PREFIX)),
             liveness: Arc::new(ferry_core::ports::LeasesOnly("ferry-gatekeeper".into())),
             clock: clock.clone(),
@@ -221,10 +221,6 @@ impl Gatekeeper {
         })
     }
 }
-
-/// Where the gatekeeper's own audit log is in the audit bucket (`bootstrap/security.yaml` lets
-/// only its role write there).
-pub const GATEKEEPER_PREFIX: &str = "gatekeeper";
 
 /// The session policy for a stage whose deploy actions are `kinds`: only their services, where
 /// that bounds what they need. A command can do anything its role may, and a CloudFormation

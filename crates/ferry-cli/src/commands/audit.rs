@@ -46,6 +46,7 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
     // With a pipeline: its log, its checkpoints checked with its pinned key, and its events
     // checked against the signed evidence in its store. Without: the local log, and the
     // evidence of each pipeline whose trust root is published here.
+    let mut gatekeeper = None;
     let (report, location, evidence) = match pipeline {
         None => {
             let svc = home.services();
@@ -63,6 +64,7 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
         Some(path) => {
             let p = load_pipeline(path)?;
             let ctx = Ctx::connect(home, &p, "audit")?;
+            gatekeeper = ctx.gatekeeper_log().map(gatekeeper_summary).transpose()?;
             let svc = ctx.svc();
             let (root, judged_by) = trust_root(svc, &p)?;
             let key =
@@ -91,6 +93,9 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
                     all.iter().map(|(name, ev, judged_by)| json!({"pipeline": name, "trust_root": judged_by, "evidence": ev})).collect();
                 m.insert("published_pipelines".into(), json!(list));
             }
+        }
+        if let Some(g) = &gatekeeper {
+            m.insert("gatekeeper".into(), serde_json::to_value(g).unwrap_or_default());
         }
     }
     let n = report.checkpoints.count;
@@ -126,6 +131,21 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
         h.push_str(&evidence_text(ev));
         bad |= !ev.problems.is_empty();
     }
+    if let Some(g) = &gatekeeper {
+        match &g.problem {
+            None => {
+                let _ = writeln!(
+                    h,
+                    "the gatekeeper's log at {} verified: {} decisions ({} admitted, {} pending, {} refused)",
+                    g.location, g.events, g.admitted, g.pending, g.refused
+                );
+            }
+            Some(problem) => {
+                let _ = writeln!(h, "the gatekeeper's log at {} is NOT intact: {problem}", g.location);
+                bad = true;
+            }
+        }
+    }
     if pipeline.is_none() && all.is_empty() {
         let _ = writeln!(h, "no trust root is published here: signed evidence not checked (pass --pipeline to check a pipeline's)");
     }
@@ -133,6 +153,34 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
         return Ok(Report::ok(h, json));
     }
     Ok(Report { human: h, json, exit: Exit::VerificationFailed })
+}
+
+/// The gatekeeper's own log (its role alone writes it): whether its chain holds, and what it
+/// decided.
+#[derive(Debug, serde::Serialize)]
+struct GatekeeperLog {
+    location: String,
+    events: u64,
+    /// The first break in its chain, if any.
+    problem: Option<String>,
+    admitted: usize,
+    pending: usize,
+    refused: usize,
+}
+
+fn gatekeeper_summary(log: &dyn AuditLog) -> Result<GatekeeperLog, Failure> {
+    let report = log.verify(None)?;
+    let problem = report.first_bad.as_ref().map(|b| format!("first bad event is {}: {}", b.seq, b.problem));
+    let decisions = if problem.is_none() { log.events(&EventFilter::default())? } else { Vec::new() };
+    let count = |d: &str| decisions.iter().filter(|e| e.details["answer"]["decision"] == d).count();
+    Ok(GatekeeperLog {
+        location: log.location(),
+        events: report.events,
+        admitted: count("admit"),
+        pending: count("pending"),
+        refused: count("refuse"),
+        problem,
+    })
 }
 
 /// The signed evidence checked: one pipeline's (`--pipeline`), or every pipeline's whose trust

@@ -187,6 +187,14 @@ impl Ctx {
         }
     }
 
+    /// The gatekeeper's own log, on AWS with `aws.gatekeeper`.
+    pub fn gatekeeper_log(&self) -> Option<&dyn ferry_core::ports::AuditLog> {
+        match &self.backend {
+            Connected::Aws(b) => b.gatekeeper_log.as_deref(),
+            Connected::Local(_) => None,
+        }
+    }
+
     pub fn svc(&self) -> &Services {
         match &self.backend {
             Connected::Local(s) => s,
