@@ -44,12 +44,17 @@ impl Gatekeeper {
     pub fn new(function: &FunctionRef, region: &str, invoker: &SdkConfig, caller: &SdkConfig) -> Self {
         let region = function.region().unwrap_or(region).to_owned();
         let invoker = invoker.to_builder().region(aws_config::Region::new(region.clone())).build();
+        Self::with_client(function, &region, aws_sdk_lambda::Client::new(&invoker), caller)
+    }
+
+    /// `function` in `region`, invoked with `lambda`.
+    pub fn with_client(function: &FunctionRef, region: &str, lambda: aws_sdk_lambda::Client, caller: &SdkConfig) -> Self {
         Self {
             function: function.clone(),
-            lambda: aws_sdk_lambda::Client::new(&invoker),
+            lambda,
             caller: caller.clone(),
-            sts: crate::identity::sts_endpoint(caller, &region),
-            region,
+            sts: crate::identity::sts_endpoint(caller, region),
+            region: region.to_owned(),
         }
     }
 

@@ -507,3 +507,86 @@ mod alarms {
         );
     }
 }
+
+/// A protected stage's session from the gatekeeper (Lambda `Invoke` scripted): asked for once,
+/// used while fresh, and asked for again — so judged again — before it expires; a gatekeeper
+/// that then holds it back ends the session.
+mod gatekeeper {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime};
+
+    use aws_config::{BehaviorVersion, Region, SdkConfig};
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::{ProvideCredentials as _, SharedCredentialsProvider};
+    use aws_sdk_lambda::Client;
+    use aws_sdk_lambda::operation::invoke::InvokeOutput;
+    use aws_sdk_lambda::primitives::Blob;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use ferry_aws::gatekeeper::Gatekeeper;
+    use ferry_core::ports::Protected;
+
+    #[derive(Debug, Clone)]
+    struct Manual(Arc<Mutex<SystemTime>>);
+
+    impl aws_smithy_async::time::TimeSource for Manual {
+        fn now(&self) -> SystemTime {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn answer(body: &serde_json::Value) -> InvokeOutput {
+        InvokeOutput::builder().status_code(200).payload(Blob::new(body.to_string())).build()
+    }
+
+    #[test]
+    fn a_protected_stages_session_is_asked_for_again_before_it_expires_and_ends_when_the_gatekeeper_holds_it_back() {
+        const START: u64 = 1_800_000_000;
+        let clock = Manual(Arc::new(Mutex::new(SystemTime::UNIX_EPOCH + Duration::from_secs(START))));
+        let admit = serde_json::json!({
+            "decision": "admit", "manifest_sha256": "ab".repeat(32), "approved_by": ["alice"],
+            "caller": "arn:aws:iam::111111111111:user/ci", "audit_seq": 7,
+            "credentials": {
+                "role": "arn:aws:iam::666666666666:role/ferry-deploy", "access_key_id": "AKPROD1",
+                "secret_access_key": "prod-secret", "session_token": "prod-token",
+                "expiration": ferry_core::clock::Timestamp::from_unix(i64::try_from(START).unwrap() + 600),
+            },
+        });
+        let pending = serde_json::json!({"decision": "pending", "have": [], "need": 1});
+        // Each ask carries the caller's signed identity proof and names the release and stage.
+        let proven = |r: &aws_sdk_lambda::operation::invoke::InvokeInput| {
+            let body = r.payload().map(|p| String::from_utf8_lossy(p.as_ref()).into_owned()).unwrap_or_default();
+            r.function_name() == Some("ferry-gatekeeper")
+                && body.contains("\"authorization\":\"AWS4-HMAC-SHA256 Credential=AKCALLER/")
+                && body.contains("\"release\":\"r0123456789abcdef\"")
+                && body.contains("\"stage\":\"prod\"")
+        };
+        let rules = [
+            mock!(Client::invoke).match_requests(proven).then_output(move || answer(&admit)),
+            mock!(Client::invoke).match_requests(proven).then_output(move || answer(&pending)),
+        ];
+        let lambda = mock_client!(aws_sdk_lambda, RuleMode::Sequential, &rules);
+        let rt = Arc::new(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap());
+        let base = SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new("AKCALLER", "caller-secret", None, None, "test")))
+            .time_source(clock.clone())
+            .build();
+        let aws = ferry_aws::chain::Aws { rt, base: base.clone() };
+        let gatekeeper = Gatekeeper::with_client(&"ferry-gatekeeper".parse().unwrap(), "eu-west-1", lambda, &base);
+        let ask =
+            Protected { pipeline: "shop".parse().unwrap(), release: "r0123456789abcdef".parse().unwrap(), stage: "prod".parse().unwrap() };
+        let (config, role) = gatekeeper.session(&aws, &base, &ask, Duration::from_secs(900)).unwrap();
+        assert_eq!(role.as_str(), "arn:aws:iam::666666666666:role/ferry-deploy");
+        let provider = config.credentials_provider().unwrap();
+        // Fresh: the session it handed out, not a second ask.
+        *clock.0.lock().unwrap() += Duration::from_secs(120);
+        let creds = aws.rt.block_on(provider.provide_credentials()).unwrap();
+        assert_eq!((creds.access_key_id(), creds.session_token()), ("AKPROD1", Some("prod-token")));
+        // Four minutes before it ends: asked again, and this time held back.
+        *clock.0.lock().unwrap() += Duration::from_secs(240);
+        let err = aws.rt.block_on(provider.provide_credentials()).unwrap_err();
+        let text = format!("{:?}", std::error::Error::source(&err).map(ToString::to_string));
+        assert!(text.contains("the gatekeeper holds back the credentials of `prod`: 0 of 1 approvals"), "{text}");
+    }
+}
