@@ -158,8 +158,17 @@ fn a_release_with_its_quorum_reaches_prod_only_through_the_gatekeeper_whose_cred
     let id = w.built_and_in_staging();
     w.e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
     w.approve_as_alice(&id);
-    let run = w.e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]);
-    run.expect(0);
+    // The approvals answer CI's request: alice, promoting it herself, passes ferry's own gate,
+    // and the gatekeeper (which sees who asks) refuses her — exit 4, with its reason.
+    let alice = as_identity(&w.e, &w.e.setup["alice_session"]);
+    let refused = w.e.ferry_with(&alice, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(4);
+    assert!(
+        refused.stderr.contains("the gatekeeper refuses the credentials of `prod`: the approval request of `prod` was made by `arn:aws:iam::123456789012:user/ci`, not by the caller `arn:aws:sts::111111111111:assumed-role/release-approvers/alice`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!w.deploys().contains(PROD), "{}", w.deploys());
+    w.e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(0);
     let deploys = w.deploys();
     assert!(
         deploys.contains(&format!("arn:aws:sts::{PROD}:assumed-role/ferry-deploy/")),
@@ -178,7 +187,7 @@ fn a_release_with_its_quorum_reaches_prod_only_through_the_gatekeeper_whose_cred
     // reaches, can add nothing to it.
     let verified = w.e.ferry(&["audit", "verify", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
     let log = &verified["gatekeeper"];
-    assert_eq!((log["admitted"].as_u64(), log["pending"].as_u64(), log["refused"].as_u64()), (Some(1), Some(0), Some(0)), "{verified:#}");
+    assert_eq!((log["admitted"].as_u64(), log["pending"].as_u64(), log["refused"].as_u64()), (Some(1), Some(0), Some(1)), "{verified:#}");
     assert!(log["problem"].is_null(), "{verified:#}");
     let audit = assume(&w.rt, &orchestrator, SECURITY, "ferry-audit");
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&audit).force_path_style(true).build());
