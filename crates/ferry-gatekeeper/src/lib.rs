@@ -58,6 +58,9 @@ impl Config {
     }
 }
 
+/// A session handed out, and whether a session policy bounds it.
+type Session = (wire::Credentials, bool);
+
 /// The function's state between invocations: its AWS clients, who it is, its records.
 pub struct Gatekeeper {
     aws: Aws,
@@ -116,57 +119,49 @@ impl Gatekeeper {
     /// Answers one request. `Err` only when the gatekeeper itself cannot work (its store or
     /// log unreachable); every decision about the request is an answer, and is audited.
     pub fn handle(&self, request: &wire::Request) -> Result<wire::Response> {
-        let binding = request.binding();
-        let caller = self.aws.rt.block_on(ferry_aws::identity::verify(&self.sts, &request.identity, wire::BINDING_HEADER, &binding));
-        let root = self.records.trust.current(&request.pipeline)?.map(|p| p.root);
+        let (caller, answer, session) = self.judge(request)?;
+        let granted = session
+            .as_ref()
+            .map_or(serde_json::Value::Null, |(c, bounded)| json!({"role": c.role, "expires_at": c.expiration, "session_policy": bounded}));
+        let (pipeline, release, stage) = (&request.pipeline, &request.release, &request.stage);
+        let event = record(self.records.audit.as_ref(), &self.me, pipeline, release, stage, caller.as_ref(), &answer, granted)?;
+        if session.is_none() {
+            tracing::info!(%pipeline, %release, %stage, "no credentials: {answer:?}");
+        }
+        Ok(wire::Response { answer, caller, credentials: session.map(|(c, _)| c), audit_seq: Some(event.seq) })
+    }
+
+    /// Who asks (if that could be proven), the answer, and with an admission the session
+    /// handed out (and whether a session policy bounds it).
+    fn judge(&self, request: &wire::Request) -> Result<(Option<Actor>, Answer, Option<Session>)> {
         let refuse = |reason: String| Answer::Refuse { reason };
-        let (answer, caller) = match (caller, &root) {
-            _ if request.version != wire::VERSION => {
-                (refuse(format!("request version {} is not {}", request.version, wire::VERSION)), None)
-            }
-            (Err(e), _) => (refuse(format!("who is asking could not be proven: {}", e.message)), None),
-            (Ok(caller), None) => (refuse(format!("no trust root is published for pipeline `{}`", request.pipeline)), Some(caller)),
-            (Ok(caller), Some(root)) => {
-                let ask = Ask { release: request.release.clone(), stage: request.stage.clone(), caller: caller.clone() };
-                let answer = match root.stages.iter().find(|s| s.stage == request.stage) {
-                    Some(s) if !s.protected => refuse(format!("stage `{}` is not protected by the trust root", request.stage)),
-                    _ if !(900..=wire::MAX_SECONDS).contains(&request.duration_seconds) => {
-                        refuse(format!("a session lasts 900 to {} seconds, not {}", wire::MAX_SECONDS, request.duration_seconds))
-                    }
-                    _ => decide(self.records.store.as_ref(), self.records.state.as_ref(), self.clock.now(), root, &ask)?,
-                };
-                (answer, Some(caller))
-            }
+        if request.version != wire::VERSION {
+            return Ok((None, refuse(format!("request version {} is not {}", request.version, wire::VERSION)), None));
+        }
+        let binding = request.binding();
+        let proof = ferry_aws::identity::verify(&self.sts, &request.identity, wire::BINDING_HEADER, &binding);
+        let caller = match self.aws.rt.block_on(proof) {
+            Ok(caller) => caller,
+            Err(e) => return Ok((None, refuse(format!("who is asking could not be proven: {}", e.message)), None)),
         };
-        let ask = caller.as_ref().map(|c| Ask { release: request.release.clone(), stage: request.stage.clone(), caller: c.clone() });
-        let mut credentials = None;
-        let mut granted = serde_json::Value::Null;
-        let mut answer = answer;
-        if let (Answer::Admit { approved_by, .. }, Some(root), Some(ask)) = (&answer, &root, &ask) {
-            let stage = root.stages.iter().find(|s| s.stage == ask.stage).ok_or_else(|| Error::failed("admitted stage vanished"))?;
-            match self.session(root, stage, ask, approved_by, request.duration_seconds) {
-                Ok(c) => {
-                    granted =
-                        json!({"role": c.role, "expires_at": c.expiration, "session_policy": session_policy(&stage.actions).is_some()});
-                    credentials = Some(c);
-                }
-                Err(e) => answer = refuse(format!("the evidence holds, but the deploy role could not be assumed: {}", e.message)),
-            }
+        let Some(root) = self.records.trust.current(&request.pipeline)?.map(|p| p.root) else {
+            return Ok((Some(caller), refuse(format!("no trust root is published for pipeline `{}`", request.pipeline)), None));
+        };
+        let stage = root.stages.iter().find(|s| s.stage == request.stage);
+        if stage.is_some_and(|s| !s.protected) {
+            return Ok((Some(caller), refuse(format!("stage `{}` is not protected by the trust root", request.stage)), None));
         }
-        let event = record(
-            self.records.audit.as_ref(),
-            &self.me,
-            &request.pipeline,
-            &request.release,
-            &request.stage,
-            caller.as_ref(),
-            &answer,
-            granted,
-        )?;
-        if credentials.is_none() {
-            tracing::info!(pipeline = %request.pipeline, release = %request.release, stage = %request.stage, "no credentials: {answer:?}");
+        let seconds = request.duration_seconds;
+        if !(900..=wire::MAX_SECONDS).contains(&seconds) {
+            return Ok((Some(caller), refuse(format!("a session lasts 900 to {} seconds, not {seconds}", wire::MAX_SECONDS)), None));
         }
-        Ok(wire::Response { answer, caller, credentials, audit_seq: Some(event.seq) })
+        let ask = Ask { release: request.release.clone(), stage: request.stage.clone(), caller: caller.clone() };
+        let answer = decide(self.records.store.as_ref(), self.records.state.as_ref(), self.clock.now(), &root, &ask)?;
+        let (Answer::Admit { approved_by, .. }, Some(stage)) = (&answer, stage) else { return Ok((Some(caller), answer, None)) };
+        Ok(match self.session(&root, stage, &ask, approved_by, seconds) {
+            Ok(c) => (Some(caller), answer.clone(), Some((c, session_policy(&stage.actions).is_some()))),
+            Err(e) => (Some(caller), refuse(format!("the evidence holds, but the deploy role could not be assumed: {}", e.message)), None),
+        })
     }
 
     /// The stage's session: its deploy role, assumed now.
