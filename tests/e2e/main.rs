@@ -27,6 +27,7 @@ mod protected;
 mod quickstart;
 mod rollback;
 mod secrets;
+mod streams;
 mod support;
 mod trust;
 mod validate;

@@ -3,7 +3,8 @@
 //! sits in a `::group::`, validation errors become `::error file=…,line=…,col=…::` annotations,
 //! step outputs go to `$GITHUB_OUTPUT` (with random multi-line delimiters), and a markdown job
 //! summary to `$GITHUB_STEP_SUMMARY`. Workflow commands are written to stdout, where the
-//! runner reads them.
+//! runner reads them — except with `--output json`, where stdout is the JSON alone and the
+//! commands go to stderr (the runner reads those too).
 
 #![allow(clippy::print_stdout)]
 
@@ -29,6 +30,24 @@ fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
+static TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends workflow commands to stderr (`--output json`: stdout holds the result alone).
+pub fn commands_to_stderr(on: bool) {
+    TO_STDERR.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Writes workflow commands where the runner reads them (a closed stream is not an error).
+fn emit(text: &str) {
+    if TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
 /// Masks and groups: the workflow command for an announcement, written at once.
 pub fn announce(a: &Announce<'_>) {
     let line = match a {
@@ -38,9 +57,7 @@ pub fn announce(a: &Announce<'_>) {
         Announce::EndGroup => "::endgroup::\n".to_owned(),
         Announce::Progress { .. } | Announce::ProgressDone { .. } => return,
     };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(line.as_bytes());
-    let _ = out.flush();
+    emit(&line);
 }
 
 /// One `::error` annotation per validation problem, pointing at the file, line and column.
@@ -50,13 +67,13 @@ pub fn annotate(diags: &[Diagnostic]) {
             Some(h) => format!("{}: {} ({h})", d.field, d.message),
             None => format!("{}: {}", d.field, d.message),
         };
-        println!(
-            "::error file={},line={},col={},title=ferry validate::{}",
+        emit(&format!(
+            "::error file={},line={},col={},title=ferry validate::{}\n",
             escape_property(&d.file),
             d.line,
             d.column,
             escape_data(&message)
-        );
+        ));
     }
 }
 

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     let log_format = if env::codebuild() && !env::log_format_chosen() { cli::LogFormat::Json } else { cli::global_log_format(&cli) };
     init_tracing(log_format);
     let in_github = gh.is_some();
+    github::commands_to_stderr(cli.global.output == cli::OutputFormat::Json);
     let bars = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !env::in_ci()).then(progress::Bars::new);
     ferry_core::hooks::install(Box::new(move |a| {
         if in_github {

@@ -33,14 +33,22 @@ impl From<ferry_core::Error> for Failure {
     }
 }
 
+/// Writes the result to stdout. A reader that went away (`ferry … | head`) is not a failure of
+/// the command: the rest is dropped quietly.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 pub fn report(format: OutputFormat, r: &Report) -> Exit {
     match format {
         OutputFormat::Human => {
             if !r.human.is_empty() {
-                println!("{}", r.human.trim_end());
+                print_out(r.human.trim_end());
             }
         }
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&versioned(r.json.clone())).unwrap_or_default()),
+        OutputFormat::Json => print_out(&serde_json::to_string_pretty(&versioned(r.json.clone())).unwrap_or_default()),
     }
     r.exit
 }
@@ -77,7 +85,7 @@ pub fn failure(format: OutputFormat, f: &Failure) -> Exit {
     if format == OutputFormat::Json {
         let mut value = versioned(value);
         value["exit_code"] = json!(exit as u8);
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        print_out(&serde_json::to_string_pretty(&value).unwrap_or_default());
     }
     exit
 }

@@ -1,0 +1,64 @@
+//! What ferry writes where: the result alone on stdout (JSON that parses, also in GitHub
+//! Actions, whose workflow commands then go to stderr), and a reader that goes away early
+//! (`ferry … | head`) is no failure of the command.
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+
+use crate::support::{FERRY, Project, Run, TWO_APPROVERS, pipeline, repo_root};
+
+#[test]
+fn a_reader_that_stops_early_ends_ferry_quietly_with_the_commands_own_exit_code() {
+    for args in [
+        &["bootstrap", "pipelines/shop-aws.yaml"][..],
+        &["bootstrap", "pipelines/shop-aws.yaml", "--output", "json"],
+        &["plan", "pipelines/shop-aws.yaml"],
+        &["schema"],
+        &["--help"],
+    ] {
+        let mut child = Command::new(FERRY)
+            .args(args)
+            .current_dir(repo_root())
+            .env("FERRY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `| head -0`: the reader is gone before ferry writes.
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn in_github_actions_json_output_is_only_json_and_the_workflow_commands_go_to_stderr() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let (outputs, summary) = (p.path("outputs.txt"), p.path("summary.md"));
+    let r: Run = p
+        .command("dev", &["run", "pipeline.yaml", "--output", "json"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &outputs)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap()
+        .into();
+    let r = r.expect(3);
+    let v = r.json();
+    assert_eq!(v["output_version"], 1, "{v}");
+    assert!(!r.stdout.contains("::"), "{}", r.stdout);
+    assert!(r.stderr.contains("::group::deploy staging[0]") && r.stderr.contains("::endgroup::"), "{}", r.stderr);
+    // Human output keeps them on stdout, where the runner reads them.
+    let human: Run = p
+        .command("dev", &["run", "pipeline.yaml"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &outputs)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap()
+        .into();
+    assert!(human.stdout.contains("::group::deploy staging[0]"), "{}", human.stdout);
+}
