@@ -466,3 +466,36 @@ fn plan_says_a_protected_stage_gets_its_credentials_from_the_gatekeeper_and_othe
     );
     assert!(text.contains("assume `ferry-deploy` in 555555555555 through `arn:aws:iam::111111111111:role/ferry-orchestrator`"), "{text}");
 }
+
+#[test]
+fn a_file_nested_thousands_deep_or_a_fifo_is_an_error_not_a_crash_or_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("deep.yaml"), format!("version: 1\nname: x\nstages:\n{}a\n", "- ".repeat(15_000))).unwrap();
+    let fifo = dir.path().join("pipe.yaml");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for (file, message) in [
+        ("deep.yaml", "deep.yaml:4:127: (yaml): sequences and mappings nest more than 64 deep here"),
+        ("pipe.yaml", "(file): `pipe.yaml` is not a regular file"),
+    ] {
+        let mut child = Command::new(FERRY)
+            .args(["validate", file])
+            .current_dir(dir.path())
+            .env("FERRY_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(20) {
+                child.kill().unwrap();
+                panic!("`ferry validate {file}` hangs");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+        assert!(stderr.contains(message), "{file}: {stderr}");
+    }
+}

@@ -73,8 +73,44 @@ impl Node {
     }
 }
 
+/// How deep sequences and mappings may nest. A pipeline needs about ten levels; the tree is
+/// built (and dropped) recursively, so a file nested thousands deep would overflow the stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// The first place nesting goes deeper than `MAX_DEPTH`, found on the parser's event stream
+/// (which is not recursive) before any tree is built.
+fn too_deep(source: &str) -> Option<Pos> {
+    use saphyr_parser::Event;
+    let mut depth = 0usize;
+    for event in saphyr_parser::Parser::new_from_str(source) {
+        // A syntax error is reported by the real parse.
+        let Ok((event, span)) = event else { return None };
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(Pos { line: span.start.line(), column: span.start.col() + 1 });
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Parses one YAML document. A syntax error (including a duplicate key) is one diagnostic.
 pub fn parse(file: &str, source: &str) -> Result<Node, Diagnostic> {
+    if let Some(pos) = too_deep(source) {
+        return Err(Diagnostic {
+            file: file.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            field: "(yaml)".into(),
+            message: format!("sequences and mappings nest more than {MAX_DEPTH} deep here"),
+            hint: Some("a pipeline file needs a handful of levels; check the indentation and the `- ` markers".into()),
+        });
+    }
     let mut parser = saphyr_parser::Parser::new_from_str(source);
     let mut loader: YamlLoader<'_, MarkedYamlOwned> = YamlLoader::default();
     loader.early_parse(false);
@@ -127,6 +163,16 @@ fn convert(node: MarkedYamlOwned) -> Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_a_diagnostic_not_a_stack_overflow() {
+        let deep = format!("stages:\n{}a\n", "- ".repeat(20_000));
+        let d = parse("p.yaml", &deep).unwrap_err();
+        assert_eq!((d.line, d.field.as_str()), (2, "(yaml)"));
+        assert!(d.message.contains("nest more than 64 deep"), "{d:?}");
+        let fine = format!("a:\n{}b\n", "- ".repeat(MAX_DEPTH - 1));
+        assert!(parse("p.yaml", &fine).is_ok());
+    }
 
     #[test]
     fn keeps_source_text_and_positions() {
