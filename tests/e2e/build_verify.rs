@@ -50,6 +50,8 @@ fn a_release_records_the_git_commit_it_was_built_from() {
         assert!(ok.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&ok.stderr));
         String::from_utf8_lossy(&ok.stdout).trim().to_owned()
     };
+    // ferry's home and the build's outputs are ignored, as a project's would be.
+    std::fs::write(p.path(".gitignore"), "home/\napp/out/\n").unwrap();
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "-A"]);
     git(&["commit", "-qm", "init"]);
@@ -58,6 +60,17 @@ fn a_release_records_the_git_commit_it_was_built_from() {
     let m = p.manifest(&id);
     assert_eq!(m["source"]["commit"], head);
     assert_eq!(m["source"]["ref"], "refs/heads/main");
+    assert_eq!(m["source"]["dirty"], false, "{m}");
+    // A new input committed: clean again.
+    std::fs::write(p.path("app/src.txt"), "version two\n").unwrap();
+    git(&["commit", "-qam", "two"]);
+    assert_eq!(p.manifest(&p.build())["source"]["dirty"], false);
+    // A build script nobody committed: the commit does not hold what was built.
+    std::fs::write(p.path("app/extra.sh"), "echo not in the commit\n").unwrap();
+    std::fs::write(p.path("app/src.txt"), "version three\n").unwrap();
+    git(&["commit", "-qam", "three"]);
+    let dirty = p.manifest(&p.build());
+    assert_eq!(dirty["source"]["dirty"], true, "an untracked file makes the tree dirty: {dirty}");
 }
 
 #[test]

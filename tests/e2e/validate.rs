@@ -499,3 +499,22 @@ fn a_file_nested_thousands_deep_or_a_fifo_is_an_error_not_a_crash_or_a_hang() {
         assert!(stderr.contains(message), "{file}: {stderr}");
     }
 }
+
+#[test]
+fn bootstrap_ends_with_the_key_export_that_writes_the_pinned_public_key() {
+    let out = Command::new(FERRY)
+        .args(["bootstrap", "pipelines/shop-aws.yaml"])
+        .current_dir(repo_root())
+        .env("FERRY_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // shop-aws.yaml pins `keys/shop-kms.pem` beside itself.
+    assert!(
+        text.contains("ferry key export --kms arn:aws:kms:eu-west-1:333333333333:key/0b6f6c2e-6a5c-4c53-9d39-6bb1c0f3a1d2 --name shop-kms --out pipelines/keys"),
+        "{text}"
+    );
+    let yaml = std::fs::read_to_string(repo_root().join("pipelines/shop-aws.yaml")).unwrap();
+    assert!(yaml.contains("public_key: keys/shop-kms.pem"), "the command writes the file the pipeline pins");
+}

@@ -162,7 +162,7 @@ pub fn doctor(pipeline: &Pipeline, pinned: Option<&PublicKey>) -> Result<Vec<Che
         let config = config.to_builder().region(aws_config::Region::new(region.to_string())).build();
         let r = match pinned {
             None => Err(Error::invalid(format!("the pinned public key `{}` cannot be read", pipeline.public_key_path().display()))
-                .hint(format!("ferry key export --kms {key_arn} --out DIR"))),
+                .hint(format!("{} (the security stack's SigningKeyArn)", pipeline.key_export_command()))),
             Some(pinned) => crate::kms::KmsSigner::new(&aws, &config, key_arn, role.as_str(), pinned).and_then(|signer| {
                 use ferry_core::attestation::Signer as _;
                 let probe = b"ferry doctor probe";

@@ -79,11 +79,12 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// The commit and ref the build ran from, when `dir` is in a git work tree.
+/// The commit and ref the build ran from, when `dir` is in a git work tree. Dirty counts
+/// untracked files too (a new build script or pipeline is not in the commit), not ignored ones.
 pub fn source(dir: &Path) -> Option<SourceInfo> {
     let commit = var("CODEBUILD_RESOLVED_SOURCE_VERSION").or_else(|| var("GITHUB_SHA")).or_else(|| git(dir, &["rev-parse", "HEAD"]))?;
     let git_ref = var("GITHUB_REF").or_else(|| git(dir, &["symbolic-ref", "-q", "HEAD"]));
-    let dirty = git(dir, &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let dirty = git(dir, &["status", "--porcelain", "--untracked-files=all"]).is_some_and(|s| !s.is_empty());
     Some(SourceInfo { commit, git_ref, dirty })
 }
 

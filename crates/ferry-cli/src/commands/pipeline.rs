@@ -72,7 +72,8 @@ pub fn bootstrap(path: &Path) -> Result<Report, Failure> {
     }
     let _ = writeln!(
         h,
-        "\nthen: ferry key export --kms KEY_ARN --out keys (from the security stack's SigningKeyArn), and `ferry doctor {}`",
+        "\nthen: {} (it writes the pinned `signing.public_key`), and `ferry doctor {}`",
+        p.key_export_command(),
         p.file.display()
     );
     let json = json!({"pipeline": p.name, "region": region, "stacks": stacks});

@@ -37,9 +37,10 @@ pub(super) fn checkpointed<T>(svc: &ferry_core::ports::Services, signer: Option<
 fn build_release(ctx: &Ctx, signer: &dyn ferry_core::attestation::Signer, p: &Pipeline) -> Result<CreatedRelease, Failure> {
     let (svc, actor) = (ctx.svc(), &ctx.actor);
     let started_at = svc.clock.now();
+    // What the build starts from: read before it runs, so its own outputs do not count.
+    let source = env::source(&p.working_dir());
     ferry_local::build::run_command(p, svc, actor)?;
     let collected = release::store_artifacts(svc, &ferry_local::build::collect(p)?)?;
-    let source = env::source(&p.working_dir());
     let images = release::resolve_images(svc, p, source.as_ref())?;
     let manifest = ReleaseManifest {
         version: MANIFEST_VERSION,

@@ -478,6 +478,20 @@ impl Pipeline {
         self.dir().join(&self.signing.public_key)
     }
 
+    /// The `ferry key export` that writes exactly the public key this pipeline pins.
+    pub fn key_export_command(&self) -> String {
+        let pinned = self.public_key_path();
+        let name = pinned.file_stem().map_or_else(|| "release".into(), |s| s.to_string_lossy().into_owned());
+        let out = match pinned.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.display().to_string(),
+            _ => ".".to_owned(),
+        };
+        match &self.signing.key {
+            SigningKey::Kms { key_arn, .. } => format!("ferry key export --kms {key_arn} --name {name} --out {out}"),
+            SigningKey::Local(key) => format!("ferry key export --name {key} --out {out}"),
+        }
+    }
+
     pub fn working_dir(&self) -> PathBuf {
         self.dir().join(&self.build.working_dir)
     }
