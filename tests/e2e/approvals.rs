@@ -254,3 +254,28 @@ fn approvers_can_come_from_a_file_several_pipelines_share() {
     let r = p.ferry("dev", &["validate", "twice.yaml"]).expect(2);
     assert!(r.stderr.contains("approvers_file: approver `alice` is defined both here and in `org/approvers.yaml`"), "{}", r.stderr);
 }
+
+#[test]
+fn run_with_a_release_carries_it_on_past_the_approval_without_building_or_redeploying_staging() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let waiting = p.ferry("ci", &["run", "pipeline.yaml", "--output", "json"]).expect(3).json();
+    let id = waiting["release"].as_str().unwrap().to_owned();
+    assert_eq!(p.deploys().len(), 1, "staging deployed, prod waits");
+    p.approve("alice", &id, "prod").expect(0);
+    p.approve("bob", &id, "prod").expect(0);
+    let carried = p.ferry("ci", &["run", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
+    assert_eq!(carried["release"], id.as_str(), "no new release was built");
+    let outcomes: Vec<&str> = carried["stages"].as_array().unwrap().iter().map(|s| s["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["already_deployed", "deployed"], "{carried:#}");
+    assert_eq!(
+        p.deploys(),
+        [format!("staging {id} 222222222222"), format!("prod {id} 333333333333")],
+        "staging was not deployed again; prod was"
+    );
+    let human = p.ferry("ci", &["run", "pipeline.yaml", "--release", &id]).expect(0);
+    assert!(human.stdout.starts_with(&format!("carrying release {id} on")), "{}", human.stdout);
+    assert_eq!(p.deploys().len(), 2);
+    // A release that is not in the store is named.
+    let unknown = p.ferry("ci", &["run", "pipeline.yaml", "--release", "r0000000000000000"]).expect(2);
+    assert!(unknown.stderr.contains("r0000000000000000"), "{}", unknown.stderr);
+}

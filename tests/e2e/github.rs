@@ -160,7 +160,19 @@ fn the_action_passes_inputs_through_env_and_declares_the_outputs_ferry_writes() 
         }
     };
     let inputs = keys(&get(&doc, "inputs").unwrap());
-    for want in ["command", "pipeline", "stage", "release", "version", "role-to-assume", "working-directory"] {
+    for want in [
+        "command",
+        "pipeline",
+        "stage",
+        "release",
+        "args",
+        "aws-region",
+        "audience",
+        "role-session-name",
+        "version",
+        "role-to-assume",
+        "working-directory",
+    ] {
         assert!(inputs.iter().any(|i| i == want), "input {want} missing: {inputs:?}");
     }
     assert!(inputs.iter().all(|i| i.chars().all(|c| c.is_ascii_lowercase() || c == '-')), "kebab-case: {inputs:?}");
@@ -180,4 +192,127 @@ fn the_action_passes_inputs_through_env_and_declares_the_outputs_ferry_writes() 
     let workflow = std::fs::read_to_string(root.join(".github/workflows/release.yml")).unwrap();
     assert!(workflow.contains("uses: ./ "), "the example workflow uses this repository's action");
     assert!(workflow.contains("id-token: write"));
+}
+
+/// `ferry ARGS` in a simulated GitHub Actions step of `p`.
+fn in_github(p: &Project, args: &[&str]) -> Run {
+    p.command("ci", args)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", p.path("outputs.txt"))
+        .env("GITHUB_STEP_SUMMARY", p.path("summary.md"))
+        .output()
+        .unwrap()
+        .into()
+}
+
+#[test]
+fn a_waiting_promotion_is_a_notice_and_every_failure_exit_code_an_error_annotation() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let waiting = in_github(&p, &["run", "pipeline.yaml"]).expect(3);
+    let id = std::fs::read_to_string(p.path("outputs.txt"))
+        .unwrap()
+        .lines()
+        .skip_while(|l| !l.starts_with("release<<"))
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let notice = waiting.stdout.lines().find(|l| l.starts_with("::notice ")).unwrap_or_else(|| panic!("no notice in {}", waiting.stdout));
+    assert_eq!(
+        notice,
+        format!("::notice title=ferry run: waiting::`prod` waits for approval: ferry approve pipeline.yaml --release {id} --stage prod")
+    );
+    // Exit 2 (a release that does not exist), exit 4 (an artifact changed in the store):
+    // each an error annotation with ferry's message.
+    let invalid = in_github(&p, &["promote", "pipeline.yaml", "--release", "r0000000000000000", "--to", "prod"]).expect(2);
+    let error = invalid.stdout.lines().find(|l| l.starts_with("::error ")).unwrap_or_else(|| panic!("no error in {}", invalid.stdout));
+    assert!(error.starts_with("::error title=ferry promote failed (exit 2)::") && error.contains("r0000000000000000"), "{error}");
+    let artifacts = p.home().join("store/artifacts/sha256");
+    for f in std::fs::read_dir(&artifacts).unwrap() {
+        std::fs::write(f.unwrap().path(), "tampered\n").unwrap();
+    }
+    let tampered = in_github(&p, &["verify", "pipeline.yaml", "--release", &id]).expect(4);
+    let error = tampered.stdout.lines().find(|l| l.starts_with("::error ")).unwrap_or_else(|| panic!("no error in {}", tampered.stdout));
+    assert!(error.starts_with("::error title=ferry verify failed (exit 4)::"), "{error}");
+    // A plain success writes no annotation.
+    let ok = in_github(&p, &["validate", "pipeline.yaml"]).expect(0);
+    assert!(!ok.stdout.contains("::error") && !ok.stdout.contains("::notice"), "{}", ok.stdout);
+}
+
+/// The action's "Run ferry" step as the runner would run it: its `run:` script under bash,
+/// with the inputs in the environment and the built ferry where the install step puts it.
+fn action_step(p: &Project, inputs: &[(&str, &str)]) -> Run {
+    use ferry_core::yaml::{Kind, parse};
+    let root = crate::support::repo_root();
+    let doc = parse("action.yml", &std::fs::read_to_string(root.join("action.yml")).unwrap()).unwrap();
+    let field = |n: &ferry_core::yaml::Node, key: &str| match &n.kind {
+        Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v.clone()),
+        _ => None,
+    };
+    let Kind::Seq(steps) = field(&field(&doc, "runs").unwrap(), "steps").unwrap().kind else { panic!("steps") };
+    let step = steps.iter().find(|s| field(s, "id").and_then(|i| i.as_scalar().map(str::to_owned)).as_deref() == Some("ferry")).unwrap();
+    let script = field(step, "run").unwrap().as_scalar().unwrap().to_owned();
+    let runner_temp = p.path("runner-temp");
+    std::fs::create_dir_all(runner_temp.join("ferry-bin")).unwrap();
+    let bin = runner_temp.join("ferry-bin/ferry");
+    if !bin.exists() {
+        std::os::unix::fs::symlink(FERRY, &bin).unwrap();
+    }
+    let mut c = p.command("ci", &[]);
+    c.args(["-c", &script]);
+    c.env("RUNNER_TEMP", &runner_temp).env("GITHUB_ACTIONS", "true").env("GITHUB_OUTPUT", p.path("outputs.txt"));
+    for name in ["command", "pipeline", "stage", "release", "role-to-assume", "args", "aws-region", "audience", "role-session-name"] {
+        let value = inputs.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| *v);
+        let var = match name {
+            "audience" => "FERRY_OIDC_AUDIENCE".to_owned(),
+            "aws-region" => "FERRY_AWS_REGION".to_owned(),
+            other => format!("FERRY_{}", other.to_uppercase().replace('-', "_")),
+        };
+        c.env(var, value);
+    }
+    let mut bash = std::process::Command::new("bash");
+    bash.args(c.get_args()).current_dir(p.tmp.path());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => bash.env(k, v),
+            None => bash.env_remove(k),
+        };
+    }
+    bash.output().unwrap().into()
+}
+
+#[test]
+fn the_actions_run_step_maps_every_command_input_to_ferry_and_a_wait_to_a_green_step_with_a_notice() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let run = action_step(&p, &[("command", "run"), ("pipeline", "pipeline.yaml")]).expect(0);
+    assert!(run.stdout.contains("::notice title=ferry run: waiting::`prod` waits for approval"), "{}", run.stdout);
+    let id = std::fs::read_to_string(p.path("outputs.txt"))
+        .unwrap()
+        .lines()
+        .skip_while(|l| !l.starts_with("release<<"))
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    p.approve("alice", &id, "prod").expect(0);
+    p.approve("bob", &id, "prod").expect(0);
+    // `release` with `run`: the existing release carried on (nothing built); `args` passed on.
+    let carried =
+        action_step(&p, &[("command", "run"), ("pipeline", "pipeline.yaml"), ("release", &id), ("args", "--output json")]).expect(0);
+    let v: serde_json::Value = serde_json::from_str(&carried.stdout).unwrap_or_else(|e| panic!("{e}: {}", carried.stdout));
+    assert_eq!(v["release"], id.as_str());
+    assert_eq!(p.deploys().len(), 2, "{:?}", p.deploys());
+    let status =
+        action_step(&p, &[("command", "status"), ("pipeline", "pipeline.yaml"), ("release", &id), ("args", "--output json")]).expect(0);
+    assert!(status.stdout.contains(&id), "{}", status.stdout);
+    // `rollback` reaches ferry (prod has no earlier release to restore: ferry says so).
+    let rollback = action_step(&p, &[("command", "rollback"), ("pipeline", "pipeline.yaml"), ("stage", "prod")]).expect(1);
+    assert!(
+        rollback.stdout.contains("::error title=ferry rollback failed (exit 1)::")
+            && rollback.stdout.contains("no earlier successful release"),
+        "{}",
+        rollback.stdout
+    );
+    action_step(&p, &[("command", "approve-status"), ("pipeline", "pipeline.yaml")]).expect(0);
+    action_step(&p, &[("command", "validate"), ("pipeline", "pipeline.yaml")]).expect(0);
+    let bogus = action_step(&p, &[("command", "deploy-everything"), ("pipeline", "pipeline.yaml")]).expect(2);
+    assert!(bogus.stdout.contains("::error title=ferry::unsupported command 'deploy-everything'"), "{}", bogus.stdout);
 }

@@ -81,6 +81,10 @@ pub enum Command {
     /// Build, then promote through every stage until one blocks.
     Run {
         pipeline: PathBuf,
+        /// Carry this existing release on through the stages instead of building one (stages it
+        /// already succeeded in are skipped).
+        #[arg(long)]
+        release: Option<String>,
         #[command(flatten)]
         opts: PromoteOpts,
     },

@@ -134,8 +134,17 @@ pub fn web_identity_role() -> Option<String> {
     var("FERRY_ROLE_TO_ASSUME")
 }
 
-/// A session name for the CI run: `gh-RUN_ID-ATTEMPT`.
+/// The audience of the OIDC token ferry asks GitHub for (the action's `audience`; default
+/// `sts.amazonaws.com`, what AWS's OIDC provider for GitHub expects).
+pub fn oidc_audience() -> String {
+    var("FERRY_OIDC_AUDIENCE").unwrap_or_else(|| "sts.amazonaws.com".to_owned())
+}
+
+/// A session name for the CI run: the action's `role-session-name`, else `gh-RUN_ID-ATTEMPT`.
 pub fn ci_session_name() -> String {
+    if let Some(name) = var("FERRY_ROLE_SESSION_NAME") {
+        return name;
+    }
     match (var("GITHUB_RUN_ID"), var("GITHUB_RUN_ATTEMPT")) {
         (Some(run), Some(attempt)) => format!("ferry-gh-{run}-{attempt}"),
         (Some(run), None) => format!("ferry-gh-{run}"),

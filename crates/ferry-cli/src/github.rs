@@ -229,10 +229,42 @@ pub fn summary(command: &str, result: &Result<Report, Failure>) -> String {
     md
 }
 
+/// The annotation that says how the command ended, unless it simply succeeded: an error for
+/// every failure exit code (with ferry's message and hints), a notice for a promotion that
+/// waits (exit 3 is not a failure, but it must not look like a silent success either).
+pub fn ending(command: &str, result: &Result<Report, Failure>, exit: Exit) -> Option<String> {
+    let code = exit as u8;
+    match result {
+        Err(Failure::Diagnostics(_)) => None,
+        Err(Failure::Core(e)) => Some(format!("::error title=ferry {command} failed (exit {code})::{}\n", escape_data(&e.to_string()))),
+        Ok(_) if exit == Exit::Success => None,
+        Ok(r) if exit == Exit::AwaitingApproval => {
+            let outs = outputs(result, exit);
+            let get = |k: &str| outs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+            let what = match (get("stage"), get("status")) {
+                (Some(stage), Some("awaiting_approval")) => format!("`{stage}` waits for approval"),
+                (Some(stage), Some(status)) => format!("`{stage}` waits ({status})"),
+                _ => "waiting".to_owned(),
+            };
+            let next = get("approve-command")
+                .map(|c| format!(": {c}"))
+                .unwrap_or_else(|| r.human.lines().last().map(|l| format!(": {}", l.trim())).unwrap_or_default());
+            Some(format!("::notice title=ferry {command}: waiting::{}\n", escape_data(&format!("{what}{next}"))))
+        }
+        Ok(r) => {
+            let first = r.human.lines().find(|l| !l.trim().is_empty()).unwrap_or("see the log");
+            Some(format!("::error title=ferry {command} failed (exit {code})::{}\n", escape_data(first.trim())))
+        }
+    }
+}
+
 /// Writes the step outputs and the job summary of this run.
 pub fn finish(gh: &GitHub, command: &str, result: &Result<Report, Failure>, exit: Exit) {
     if let (Err(Failure::Diagnostics(d)), _) = (result, exit) {
         annotate(d);
+    }
+    if let Some(line) = ending(command, result, exit) {
+        emit(&line);
     }
     if let Some(path) = &gh.output
         && let Err(e) = append(path, &output_file_text(&outputs(result, exit)))

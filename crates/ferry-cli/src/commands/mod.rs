@@ -51,7 +51,7 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Bootstrap { pipeline } => pipeline::bootstrap(pipeline),
         Command::Build { pipeline } => release::build(&home, pipeline),
         Command::Promote { pipeline, release, to, opts } => release::promote(&home, pipeline, release, to, opts),
-        Command::Run { pipeline, opts } => release::run(&home, pipeline, opts),
+        Command::Run { pipeline, release: id, opts } => release::run(&home, pipeline, id.as_deref(), opts),
         Command::Rollback { pipeline, stage, to, opts } => release::rollback(&home, pipeline, stage, to.as_deref(), opts),
         Command::Verify { pipeline, release } => release::verify(&home, pipeline, release),
         Command::Unlock { pipeline, stage } => release::unlock(&home, pipeline, stage),
@@ -102,8 +102,9 @@ pub fn load_pipeline(path: &Path) -> Result<Pipeline, Failure> {
     ferry_core::pipeline::load(path).map_err(Failure::Diagnostics)
 }
 
-/// In GitHub Actions with `id-token: write`: the OIDC token (audience `sts.amazonaws.com`)
-/// ferry starts its role chain from, unless credentials are already in the environment.
+/// In GitHub Actions with `id-token: write`: the OIDC token (audience `sts.amazonaws.com`, or
+/// the action's `audience`) ferry starts its role chain from, unless credentials are already in
+/// the environment.
 fn web_identity() -> Result<Option<ferry_aws::backend::WebIdentity>, Failure> {
     let Some((url, request_token)) = env::github_oidc_request() else { return Ok(None) };
     if env::has_static_aws_credentials() {
@@ -111,8 +112,9 @@ fn web_identity() -> Result<Option<ferry_aws::backend::WebIdentity>, Failure> {
     }
     ferry_core::hooks::secret(&request_token);
     // A new token each time the orchestrator session is renewed (GitHub's tokens are short-lived).
+    let audience = env::oidc_audience();
     let tokens: ferry_aws::chain::TokenSource = std::sync::Arc::new(move || {
-        let token = ferry_local::http::github_oidc_token(&url, &request_token, "sts.amazonaws.com")?;
+        let token = ferry_local::http::github_oidc_token(&url, &request_token, &audience)?;
         ferry_core::hooks::secret(&token);
         Ok(token)
     });

@@ -183,20 +183,33 @@ pub fn rollback(home: &Home, path: &Path, stage: &str, to: Option<&str>, opts: &
     Ok(Report { human, json: serde_json::to_value(&r).unwrap_or_default(), exit: outcome_exit(&r.outcome) })
 }
 
-pub fn run(home: &Home, path: &Path, opts: &PromoteOpts) -> Result<Report, Failure> {
+/// Builds a release (or, with `existing`, takes that one) and promotes it through the stages in
+/// order, until one waits or fails.
+pub fn run(home: &Home, path: &Path, existing: Option<&str>, opts: &PromoteOpts) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let pinned = pinned_key(&p)?;
     let mut ctx = Ctx::connect(home, &p, "run")?;
     // One signer for the release and the deployment attestations of its stages.
     let signer = ctx.signer(home, &p, &pinned)?;
-    let built = match build_release(&ctx, signer.as_ref(), &p) {
-        Ok(b) => b,
-        Err(e) => return checkpointed(ctx.svc(), Some(signer.as_ref()), Err(e)),
+    let (built, heading) = match existing {
+        None => match build_release(&ctx, signer.as_ref(), &p) {
+            Ok(b) => {
+                let text = built_text(&b);
+                (b, text)
+            }
+            Err(e) => return checkpointed(ctx.svc(), Some(signer.as_ref()), Err(e)),
+        },
+        Some(id) => {
+            let id: ReleaseId = parse_id(id)?;
+            let v = release::verify_audited(ctx.svc(), &p, &id, &pinned, &ctx.actor, "ferry run --release", None)?;
+            let text = format!("carrying release {} on (manifest sha256 {}, signed with key {})\n", v.release, v.manifest_sha256, v.keyid);
+            (CreatedRelease { release: v.release, manifest_sha256: v.manifest_sha256, keyid: v.keyid, manifest: v.manifest }, text)
+        }
     };
     ctx.attest_with(signer);
     let (svc, actor) = (ctx.svc(), &ctx.actor);
     let promoted = (|| -> Result<Report, Failure> {
-        let mut human = built_text(&built);
+        let mut human = heading;
         let mut stages = Vec::new();
         let mut exit = Exit::Success;
         for stage in &p.stages {
