@@ -518,3 +518,50 @@ fn bootstrap_ends_with_the_key_export_that_writes_the_pinned_public_key() {
     let yaml = std::fs::read_to_string(repo_root().join("pipelines/shop-aws.yaml")).unwrap();
     assert!(yaml.contains("public_key: keys/shop-kms.pem"), "the command writes the file the pipeline pins");
 }
+
+#[test]
+fn help_of_every_subcommand_documents_each_argument_and_ends_with_an_example() {
+    let subcommands = [
+        "validate",
+        "schema",
+        "plan",
+        "doctor",
+        "bootstrap",
+        "build",
+        "promote",
+        "run",
+        "rollback",
+        "approve",
+        "reject",
+        "pending",
+        "status",
+        "verify",
+        "unlock",
+        "audit",
+        "audit verify",
+        "audit export",
+        "audit show",
+        "keygen",
+        "key",
+        "key export",
+        "trust",
+        "trust publish",
+        "trust show",
+        "trust diff",
+        "completions",
+    ];
+    let mut all = String::new();
+    for sub in subcommands {
+        let mut c = Command::new(FERRY);
+        c.args(sub.split(' ')).arg("--help");
+        for v in ["FERRY_OUTPUT", "FERRY_HOME", "FERRY_JUNIT", "FERRY_LOG_FORMAT", "FERRY_LOG"] {
+            c.env_remove(v);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "ferry {sub} --help");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("\nExample"), "`ferry {sub} --help` shows no example:\n{text}");
+        all.push_str(&format!("━━━ ferry {sub} --help\n{text}\n"));
+    }
+    insta::assert_snapshot!("help", all);
+}
