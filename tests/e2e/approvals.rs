@@ -279,3 +279,52 @@ fn run_with_a_release_carries_it_on_past_the_approval_without_building_or_redepl
     let unknown = p.ferry("ci", &["run", "pipeline.yaml", "--release", "r0000000000000000"]).expect(2);
     assert!(unknown.stderr.contains("r0000000000000000"), "{}", unknown.stderr);
 }
+
+#[test]
+fn status_shows_what_is_live_per_stage_partial_approvals_a_rejection_at_once_and_a_rollback() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let promote = |id: &str, stage: &str| p.ferry("ci", &["promote", "pipeline.yaml", "--release", id, "--to", stage]);
+    // R1 reaches prod with alice and bob; R3 replaces it; a rollback restores R1.
+    let r1 = p.build();
+    promote(&r1, "staging").expect(0);
+    promote(&r1, "prod").expect(3);
+    p.approve("alice", &r1, "prod").expect(0);
+    p.approve("bob", &r1, "prod").expect(0);
+    promote(&r1, "prod").expect(0);
+    let r2 = p.build();
+    promote(&r2, "staging").expect(0);
+    promote(&r2, "prod").expect(3);
+    p.approve("carol", &r2, "prod").expect(0);
+    // (R2 stays at one of two approvals.)
+    let r3 = p.build();
+    promote(&r3, "staging").expect(0);
+    promote(&r3, "prod").expect(3);
+    p.approve("alice", &r3, "prod").expect(0);
+    p.approve("bob", &r3, "prod").expect(0);
+    promote(&r3, "prod").expect(0);
+    p.ferry("ci", &["rollback", "pipeline.yaml", "--stage", "prod"]).expect(0);
+    let r4 = p.build();
+    promote(&r4, "staging").expect(0);
+    promote(&r4, "prod").expect(3);
+    p.approve("alice", &r4, "prod").expect(0);
+    let r5 = p.build();
+    promote(&r5, "staging").expect(0);
+    promote(&r5, "prod").expect(3);
+    p.ferry("carol", &["reject", "pipeline.yaml", "--release", &r5, "--stage", "prod", "--yes", "--comment", "fails the load test"])
+        .expect(0);
+    let text = p.ferry("ci", &["status", "pipeline.yaml"]).expect(0).stdout;
+    let json = p.ferry("ci", &["status", "pipeline.yaml", "--output", "json", "--limit", "2"]).expect(0).json();
+    let mut text = text;
+    for (i, id) in [&r1, &r2, &r3, &r4, &r5].iter().enumerate() {
+        text = text.replace(id.as_str(), &format!("R{}", i + 1));
+    }
+    insta::with_settings!({filters => vec![(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[time]")]}, {
+        insta::assert_snapshot!("status_human", text);
+    });
+    assert_eq!(json["older"], 3);
+    assert_eq!(json["releases"].as_array().unwrap().len(), 2);
+    let prod = &json["stages"][1];
+    assert_eq!((prod["stage"].as_str(), prod["live"].as_str()), (Some("prod"), Some(r1.as_str())), "the rollback restored R1: {json:#}");
+    assert_eq!(prod["awaiting_approval"], serde_json::json!([r2, r4]), "R5 was rejected: it waits for nothing");
+    assert_eq!(json["releases"][0]["stages"][1]["status"], "rejected");
+}

@@ -158,6 +158,9 @@ pub enum Command {
         /// Only this release.
         #[arg(long)]
         release: Option<String>,
+        /// Show the newest N releases (the per-stage summary covers them all).
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
     },
     /// Verify a release's digests and signature against the pinned key.
     #[command(after_help = "Example:\n  ferry verify pipelines/shop.yaml --release r1a2b3c4d5e6f7a8b")]

@@ -1,5 +1,6 @@
-//! Where each release of a pipeline stands in each stage: state, approvals so far and who may
-//! still approve until when, and the stage locks.
+//! Where each release of a pipeline stands in each stage: per stage first what is live there
+//! (the release that succeeded there last, rollbacks included) and what waits, then each
+//! release's state, approvals so far and who may still approve until when, and the stage locks.
 
 use serde::Serialize;
 
@@ -15,8 +16,23 @@ use crate::state::StageStatus;
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub pipeline: String,
+    /// One line per stage, in pipeline order: what is live and what waits there.
+    pub stages: Vec<StageSummary>,
+    /// The newest releases first (at most the limit asked for).
     pub releases: Vec<ReleaseStatus>,
+    /// How many older releases the limit left out.
+    pub older: usize,
     pub locks: Vec<LockStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageSummary {
+    pub stage: StageName,
+    /// The release that succeeded in the stage last (after a rollback, the one restored).
+    pub live: Option<ReleaseId>,
+    pub live_since: Option<Timestamp>,
+    /// Releases waiting there for approvals, oldest request first.
+    pub awaiting_approval: Vec<ReleaseId>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,7 +61,8 @@ pub struct LockStatus {
     pub stale: bool,
 }
 
-pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> Result<Status> {
+/// The status of `pipeline`: one release (`only`), or the newest `limit` releases.
+pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>, limit: usize) -> Result<Status> {
     // Everything in a few batched reads: the stage records, the pipeline's releases (from its
     // index: no other pipeline's manifest), and its approvals in one listing.
     let records = svc.state.list_stages(&pipeline.name)?;
@@ -73,7 +90,7 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
         let mut stages = Vec::new();
         for stage in &pipeline.stages {
             let record = records.iter().find(|r| r.release == id && r.stage == stage.name);
-            let status = record.map_or("not_started".to_owned(), |r| crate::wire_name(&r.status()));
+            let mut status = record.map_or("not_started".to_owned(), |r| crate::wire_name(&r.status()));
             let pending = record.is_some_and(|r| r.status() == StageStatus::AwaitingApproval);
             let approvals = match (&stage.approval, record) {
                 (Some(policy), Some(r)) => {
@@ -96,7 +113,12 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
                 }
                 _ => None,
             };
-            let approve_command = pending.then(|| crate::promote::approve_command(pipeline, &id, &stage.name));
+            // A rejection is final the moment it is signed, not when someone next promotes.
+            let rejected = matches!(approvals, Some(ApprovalState::Rejected { .. }));
+            if rejected && pending {
+                status = "rejected".to_owned();
+            }
+            let approve_command = (pending && !rejected).then(|| crate::promote::approve_command(pipeline, &id, &stage.name));
             stages.push(StageStatusLine {
                 stage: stage.name.clone(),
                 status,
@@ -114,13 +136,36 @@ pub fn status(svc: &Services, pipeline: &Pipeline, only: Option<&ReleaseId>) -> 
         });
     }
     releases.sort_by_key(|r| std::cmp::Reverse(r.built_at));
+    let rejected: Vec<(&ReleaseId, &StageName)> =
+        releases.iter().flat_map(|r| r.stages.iter().filter(|s| s.status == "rejected").map(move |s| (&r.release, &s.stage))).collect();
+    let stages = pipeline
+        .stages
+        .iter()
+        .map(|stage| {
+            let here: Vec<_> = records.iter().filter(|r| r.stage == stage.name).collect();
+            let live = here.iter().filter_map(|r| r.succeeded_at().map(|t| (t, r))).max_by_key(|(t, _)| *t);
+            let mut waiting: Vec<_> = here
+                .iter()
+                .filter(|r| r.status() == StageStatus::AwaitingApproval && !rejected.contains(&(&r.release, &stage.name)))
+                .collect();
+            waiting.sort_by_key(|r| r.requested_at);
+            StageSummary {
+                stage: stage.name.clone(),
+                live: live.map(|(_, r)| r.release.clone()),
+                live_since: live.map(|(t, _)| t),
+                awaiting_approval: waiting.iter().map(|r| r.release.clone()).collect(),
+            }
+        })
+        .collect();
+    let older = releases.len().saturating_sub(limit.max(1));
+    releases.truncate(limit.max(1));
     let mut locks = Vec::new();
     for stage in &pipeline.stages {
         if let Some((lock, stale)) = svc.locks.inspect(&pipeline.name, &stage.name)? {
             locks.push(LockStatus { stage: stage.name.clone(), lock, stale });
         }
     }
-    Ok(Status { pipeline: pipeline.name.to_string(), releases, locks })
+    Ok(Status { pipeline: pipeline.name.to_string(), stages, releases, older, locks })
 }
 
 /// A release waiting in a stage for an approval `actor` may give.

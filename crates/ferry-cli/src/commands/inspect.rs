@@ -11,14 +11,31 @@ use serde_json::json;
 use super::{Ctx, load_pipeline, parse_id};
 use crate::output::{Failure, Report};
 
-pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report, Failure> {
+pub fn status(home: &Home, path: &Path, release: Option<&str>, limit: usize) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let only: Option<ReleaseId> = release.map(parse_id).transpose()?;
     let ctx = Ctx::connect(home, &p, "status")?;
-    let st = ferry_core::status::status(ctx.svc(), &p, only.as_ref())?;
+    let st = ferry_core::status::status(ctx.svc(), &p, only.as_ref(), limit)?;
     let mut h = String::new();
     if st.releases.is_empty() {
         let _ = writeln!(h, "no releases of `{}` yet; build one with `ferry build {}`", p.name, p.file.display());
+    } else if only.is_none() {
+        // What is live where, before the history.
+        let width = st.stages.iter().map(|s| s.stage.as_str().len()).max().unwrap_or(0).max(5);
+        let _ = writeln!(h, "{:<width$}  live", "stage");
+        for s in &st.stages {
+            let live = match (&s.live, &s.live_since) {
+                (Some(r), Some(t)) => format!("{r} since {t}"),
+                _ => "nothing yet".to_owned(),
+            };
+            let waiting = match s.awaiting_approval.len() {
+                0 => String::new(),
+                1 => format!("; {} awaits approval", s.awaiting_approval[0]),
+                n => format!("; {n} releases await approval"),
+            };
+            let _ = writeln!(h, "{:<width$}  {live}{waiting}", s.stage.as_str());
+        }
+        h.push('\n');
     }
     let names = |v: &[Actor]| v.iter().map(Actor::as_str).collect::<Vec<_>>().join(", ");
     for r in &st.releases {
@@ -30,6 +47,10 @@ pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report,
                 let _ = write!(h, " ({m})");
             }
             h.push('\n');
+            if let Some(ApprovalState::Rejected { by, comment, at }) = &s.approvals {
+                let why = comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
+                let _ = writeln!(h, "      rejected by {by} at {at}{why}");
+            }
             if let (Some(ApprovalState::Pending { have, need, eligible, excluded, expires }), Some(cmd)) =
                 (&s.approvals, &s.approve_command)
             {
@@ -51,6 +72,9 @@ pub fn status(home: &Home, path: &Path, release: Option<&str>) -> Result<Report,
                 let _ = writeln!(h, "      approve with: {cmd}");
             }
         }
+    }
+    if st.older > 0 {
+        let _ = writeln!(h, "… and {} older release(s) (`--limit {}` shows more)", st.older, st.releases.len() + st.older);
     }
     for l in &st.locks {
         let state = if l.stale { "stale" } else { "held" };

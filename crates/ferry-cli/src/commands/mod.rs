@@ -58,7 +58,7 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Approve(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Approve),
         Command::Reject(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Reject),
         Command::Pending { pipelines } => inspect::pending(&home, pipelines),
-        Command::Status { pipeline, release } => inspect::status(&home, pipeline, release.as_deref()),
+        Command::Status { pipeline, release, limit } => inspect::status(&home, pipeline, release.as_deref(), *limit),
         Command::Audit(AuditCommand::Verify { bundle: Some(dir), .. }) => audit::verify_bundle(dir),
         Command::Audit(AuditCommand::Verify { pipeline, bundle: None }) => audit::audit_verify(&home, pipeline.as_deref()),
         Command::Audit(AuditCommand::Show { release, pipeline }) => audit::audit_show(&home, release.as_deref(), pipeline.as_deref()),
