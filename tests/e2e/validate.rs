@@ -565,3 +565,27 @@ fn help_of_every_subcommand_documents_each_argument_and_ends_with_an_example() {
     }
     insta::assert_snapshot!("help", all);
 }
+
+#[test]
+fn validate_checks_the_pinned_public_key_file_a_missing_one_warns_and_a_broken_one_is_an_error() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    p.ferry("dev", &["validate", "pipeline.yaml"]).expect(0);
+    std::fs::remove_file(p.path("keys/test.pem")).unwrap();
+    let missing = p.ferry("dev", &["validate", "pipeline.yaml", "--output", "json"]).expect(0);
+    assert!(
+        missing
+            .stderr
+            .contains("warning: pipeline.yaml:9:15: signing.public_key: the pinned public key `keys/test.pem` does not exist yet"),
+        "{}",
+        missing.stderr
+    );
+    assert!(missing.stderr.contains("hint: write it with `ferry key export --name test --out keys`"), "{}", missing.stderr);
+    assert_eq!(missing.json()["warnings"][0]["field"], "signing.public_key");
+    std::fs::write(p.path("keys/test.pem"), "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n").unwrap();
+    let broken = p.ferry("dev", &["validate", "pipeline.yaml"]).expect(2);
+    assert!(
+        broken.stderr.contains("pipeline.yaml:9:15: signing.public_key: `keys/test.pem` is not a public key ferry can read"),
+        "{}",
+        broken.stderr
+    );
+}

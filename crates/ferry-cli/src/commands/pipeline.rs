@@ -30,17 +30,66 @@ pub fn validate(files: &[PathBuf]) -> Result<Report, Failure> {
     let files = pipeline_files(files)?;
     let mut diags = Vec::new();
     let mut ok = Vec::new();
+    let mut warnings = Vec::new();
     for f in &files {
         match ferry_core::pipeline::load(f) {
-            Ok(p) => ok.push(json!({"file": f, "pipeline": p.name, "stages": p.stages.len()})),
+            Ok(p) => match pinned_key_problem(&p) {
+                Some(PinnedKey::Unreadable(d)) => diags.push(d),
+                Some(PinnedKey::Missing(d)) => {
+                    warnings.push(d);
+                    ok.push(json!({"file": f, "pipeline": p.name, "stages": p.stages.len()}));
+                }
+                None => ok.push(json!({"file": f, "pipeline": p.name, "stages": p.stages.len()})),
+            },
             Err(d) => diags.extend(d),
         }
+    }
+    for w in &warnings {
+        crate::output::note(&format!("warning: {w}"));
     }
     if !diags.is_empty() {
         return Err(Failure::Diagnostics(diags));
     }
     let human = files.iter().map(|f| format!("ok: {}", f.display())).collect::<Vec<_>>().join("\n");
-    Ok(Report::ok(human, json!({"valid": true, "files": ok})))
+    Ok(Report::ok(human, json!({"valid": true, "files": ok, "warnings": warnings})))
+}
+
+/// What is wrong with the public key a valid pipeline pins, if anything.
+enum PinnedKey {
+    /// Not there yet (a new pipeline, before `ferry key export`): a warning.
+    Missing(ferry_core::yaml::Diagnostic),
+    /// There, but not a public key ferry can read: an error, nothing would ever verify.
+    Unreadable(ferry_core::yaml::Diagnostic),
+}
+
+fn pinned_key_problem(p: &ferry_core::pipeline::Pipeline) -> Option<PinnedKey> {
+    let path = p.public_key_path();
+    let at = p.signing.public_key_at;
+    let diag = |message: String, hint: String| ferry_core::yaml::Diagnostic {
+        file: p.file.display().to_string(),
+        line: at.line,
+        column: at.column,
+        field: "signing.public_key".into(),
+        message,
+        hint: Some(hint),
+    };
+    let shown = p.signing.public_key.display();
+    match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(PinnedKey::Missing(diag(
+            format!("the pinned public key `{shown}` does not exist yet: no release can be verified until it does"),
+            format!("write it with `{}` and commit it", p.key_export_command()),
+        ))),
+        Err(e) => Some(PinnedKey::Unreadable(diag(
+            format!("the pinned public key `{shown}` cannot be read: {e}"),
+            "check the path and its permissions".into(),
+        ))),
+        Ok(pem) => ferry_core::keys::PublicKey::from_pem(&pem).err().map(|e| {
+            PinnedKey::Unreadable(diag(
+                format!("`{shown}` is not a public key ferry can read: {}", e.message),
+                format!("export it again with `{}`", p.key_export_command()),
+            ))
+        }),
+    }
 }
 
 pub fn schema(markdown: bool) -> Report {

@@ -193,6 +193,9 @@ pub struct Signing {
     pub key: SigningKey,
     /// The pinned public key, relative to the pipeline file; verification trusts only this.
     pub public_key: PathBuf,
+    /// Where the file names it (for diagnostics about the key file).
+    #[serde(skip)]
+    pub public_key_at: crate::yaml::Pos,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -483,7 +486,10 @@ impl Pipeline {
         let pinned = self.public_key_path();
         let name = pinned.file_stem().map_or_else(|| "release".into(), |s| s.to_string_lossy().into_owned());
         let out = match pinned.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.display().to_string(),
+            Some(d) if !d.as_os_str().is_empty() => {
+                let d = d.strip_prefix(".").unwrap_or(d);
+                if d.as_os_str().is_empty() { ".".to_owned() } else { d.display().to_string() }
+            }
             _ => ".".to_owned(),
         };
         match &self.signing.key {

@@ -177,7 +177,8 @@ impl Cx {
                 None
             }
         };
-        Some(Signing { key: key?, public_key: PathBuf::from(public_key?) })
+        let public_key_at = f.get("public_key").map(|n| n.pos).unwrap_or_default();
+        Some(Signing { key: key?, public_key: PathBuf::from(public_key?), public_key_at })
     }
 
     fn relative_path(&mut self, node: &Node, field: &str) -> Option<String> {
