@@ -182,6 +182,17 @@ fn pending_lists_what_awaits_the_callers_approval_and_nothing_for_others() {
     assert_eq!(after["pending"], serde_json::json!([]));
     let bob = p.ferry("bob", &["pending", "pipeline.yaml"]).expect(0);
     assert!(bob.stdout.contains(&format!("shop {id} → `prod`: 1 of 2 approvals, requested by deployer")), "{}", bob.stdout);
+    // A broken pipeline file beside it is reported (exit 2) and hides nothing of the others.
+    std::fs::write(p.path("broken.yaml"), "version: 1\nname: other\nstages: [\n").unwrap();
+    let both = p.ferry("bob", &["pending", "pipeline.yaml", "broken.yaml", "--output", "json"]).expect(2).json();
+    assert_eq!(both["pending"][0]["release"], id.as_str(), "{both:#}");
+    assert_eq!(both["invalid"][0]["file"], "broken.yaml", "{both:#}");
+    let human = p.ferry("bob", &["pending", "pipeline.yaml", "broken.yaml"]).expect(2);
+    assert!(
+        human.stdout.contains(&format!("shop {id} → `prod`")) && human.stdout.contains("not read (fix with `ferry validate`)"),
+        "{}",
+        human.stdout
+    );
 }
 
 /// Runs `ferry ARGS` as `actor` on a pseudo-terminal (util-linux `script`), typing `answer`.

@@ -93,8 +93,17 @@ pub fn pending(home: &Home, files: &[std::path::PathBuf]) -> Result<Report, Fail
     let mut items = Vec::new();
     let mut unreachable = Vec::new();
     let mut actors = std::collections::BTreeSet::new();
+    let mut invalid = Vec::new();
     for file in super::pipeline::pipeline_files(files)? {
-        let p = load_pipeline(&file)?;
+        // One broken file hides nothing else: it is reported, the others are read.
+        let p = match load_pipeline(&file) {
+            Ok(p) => p,
+            Err(Failure::Diagnostics(d)) => {
+                invalid.extend(d);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let found = Ctx::connect(home, &p, "pending")
             .map_err(|f| match f {
                 Failure::Core(e) => e.message,
@@ -131,5 +140,11 @@ pub fn pending(home: &Home, files: &[std::path::PathBuf]) -> Result<Report, Fail
     for u in &unreachable {
         let _ = writeln!(h, "skipped {}: {}", u["pipeline"].as_str().unwrap_or(""), u["error"].as_str().unwrap_or(""));
     }
-    Ok(Report::ok(h, json!({"actor": who, "pending": items, "skipped": unreachable})))
+    if !invalid.is_empty() {
+        let _ = write!(h, "not read (fix with `ferry validate`):\n{}", crate::output::diagnostics_text(&invalid));
+    }
+    let json = json!({"actor": who, "pending": items, "skipped": unreachable, "invalid": invalid});
+    // Exit 2 says a file is broken; what the others hold is listed all the same.
+    let exit = if invalid.is_empty() { crate::exit::Exit::Success } else { crate::exit::Exit::Invalid };
+    Ok(Report { human: h, json, exit })
 }
