@@ -62,3 +62,20 @@ fn in_github_actions_json_output_is_only_json_and_the_workflow_commands_go_to_st
         .into();
     assert!(human.stdout.contains("::group::deploy staging[0]"), "{}", human.stdout);
 }
+
+#[test]
+fn text_log_lines_on_stderr_say_when() {
+    let out = Command::new(FERRY)
+        .args(["validate", "pipelines/hello.yaml", "--junit", "/nonexistent-dir/report.xml"])
+        .current_dir(repo_root())
+        .env("FERRY_LOG", "warn")
+        .env_remove("FERRY_LOG_FORMAT")
+        .env_remove("CODEBUILD_BUILD_ID")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().find(|l| l.contains("cannot write the JUnit report")).unwrap_or_else(|| panic!("{stderr}"));
+    // `2026-12-02T08:04:11.997340Z  WARN …`
+    let stamp = line.split_whitespace().next().unwrap();
+    assert!(stamp.len() >= 20 && stamp.ends_with('Z') && stamp.as_bytes()[4] == b'-' && stamp.as_bytes()[10] == b'T', "{line}");
+}

@@ -29,6 +29,34 @@ fn tagging(tags: &std::collections::BTreeMap<String, String>) -> String {
     tags.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
+/// The `Content-Type` a browser or CDN needs, from the key's extension (a static site served
+/// from the bucket must not arrive as `application/octet-stream`).
+pub fn content_type(key: &str) -> &'static str {
+    let ext = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" | "map" => "application/json",
+        "txt" => "text/plain; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/vnd.microsoft.icon",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "wasm" => "application/wasm",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" | "tgz" => "application/gzip",
+        "yaml" | "yml" => "application/yaml",
+        _ => "application/octet-stream",
+    }
+}
+
 impl AwsDeployer {
     fn s3(&self, req: &DeployRequest<'_>, bucket: &str, prefix: &str, only: &[String]) -> Result<DeployReport> {
         let (config, role) = self.access.assume(&req.target)?;
@@ -52,6 +80,7 @@ impl AwsDeployer {
                 s3.put_object()
                     .bucket(bucket)
                     .key(&key)
+                    .content_type(content_type(&key))
                     .body(body)
                     .metadata("sha256", artifact.sha256.as_str())
                     .tagging(tagging(&req.tags))
@@ -105,5 +134,20 @@ impl Deployer for AwsDeployer {
             Action::CodePipeline { .. } => crate::codepipeline::deploy(&self.access, req),
             other => Err(Error::invalid(format!("the `{}` action does not run through the deployer", other.kind()))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_type;
+
+    #[test]
+    fn a_static_site_lands_with_the_content_types_a_browser_needs() {
+        assert_eq!(content_type("site/index.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("site/assets/app.JS"), "text/javascript; charset=utf-8");
+        assert_eq!(content_type("site/logo.svg"), "image/svg+xml");
+        assert_eq!(content_type("site/app.wasm"), "application/wasm");
+        assert_eq!(content_type("out/app.bin"), "application/octet-stream");
+        assert_eq!(content_type("LICENSE"), "application/octet-stream");
     }
 }

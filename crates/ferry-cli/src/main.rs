@@ -24,7 +24,8 @@ fn init_tracing(format: cli::LogFormat) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         cli::LogFormat::Json => builder.json().init(),
-        cli::LogFormat::Text => builder.without_time().init(),
+        // Each line with its UTC time (RFC 3339): a CI log read later says when, not only what.
+        cli::LogFormat::Text => builder.init(),
     }
 }
 
