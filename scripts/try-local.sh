@@ -34,10 +34,13 @@ if [ "$code" -eq 3 ]; then
   id="$(grep -o 'r[0-9a-f]\{16\}' "$out" | head -n 1)"
   echo
   echo "ferry exited 3: release $id is waiting for approval (that is the point of the demo)."
-  echo "Approve it as two people, then promote it to prod:"
-  echo "  FERRY_ACTOR=alice target/debug/ferry approve pipelines/hello.yaml --release $id --stage prod"
-  echo "  FERRY_ACTOR=bob   target/debug/ferry approve pipelines/hello.yaml --release $id --stage prod"
-  echo "  target/debug/ferry promote pipelines/hello.yaml --release $id --to prod"
+  # The binary as it was run here: the repository's build, or the prebuilt one in FERRY_BIN.
+  shown="$ferry"
+  if [ "$ferry" = "$PWD/target/debug/ferry" ]; then shown="target/debug/ferry"; fi
+  echo "Approve it as two people, then carry it on to prod:"
+  echo "  FERRY_ACTOR=alice $shown approve pipelines/hello.yaml --release $id --stage prod --yes"
+  echo "  FERRY_ACTOR=bob   $shown approve pipelines/hello.yaml --release $id --stage prod --yes"
+  echo "  $shown run pipelines/hello.yaml --release $id"
   exit 0
 fi
 exit "$code"

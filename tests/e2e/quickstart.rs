@@ -56,4 +56,19 @@ fn try_local_runs_hello_and_stops_at_prod_approval_with_the_command_printed() {
     assert!(tmp.path().join("pipelines/keys/hello.pem").is_file());
     let deployed = std::fs::read_dir(tmp.path().join(".ferry/accounts")).unwrap().count();
     assert_eq!(deployed, 1, "only the staging account received a deploy");
+    // The three commands it prints, run as printed, take the release to prod.
+    let next: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("Approve it as two people")).skip(1).map(str::trim).collect();
+    assert_eq!(next.len(), 3, "{stdout}");
+    for line in &next {
+        let run = Command::new("bash")
+            .args(["-c", line])
+            .current_dir(tmp.path())
+            .env_remove("FERRY_HOME")
+            .env("FERRY_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "`{line}` failed:\n{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    }
+    let deployed = std::fs::read_dir(tmp.path().join(".ferry/accounts")).unwrap().count();
+    assert_eq!(deployed, 2, "prod received the release too");
 }
