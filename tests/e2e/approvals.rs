@@ -27,7 +27,14 @@ fn at_prod_gate_by(approval: &str, builder: &str, requester: &str) -> (Project, 
 fn two_distinct_approvers_are_needed_when_the_policy_says_two() {
     let (p, id) = at_prod_gate(TWO_APPROVERS);
     p.approve("alice", &id, "prod").expect(0);
-    p.approve("alice", &id, "prod").expect(0);
+    // The same approval again is not a second one, and is not recorded twice.
+    let again = p.approve("alice", &id, "prod").expect(2);
+    assert!(
+        again.stderr.contains(&format!("`alice` has already approved release `{id}` for `prod`: nothing new was recorded")),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(p.audit_kinds().iter().filter(|k| *k == "approved").count(), 1);
     let still = p.promote("deployer", &id, "prod").expect(3);
     assert!(still.stdout.contains("(1 of 2 approvals: alice)"), "{}", still.stdout);
     let done = p.approve("bob", &id, "prod").expect(0);

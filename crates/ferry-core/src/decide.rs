@@ -177,8 +177,24 @@ pub fn decide(
             )),
         );
     }
-    let now = svc.clock.now();
     let digest = request.digest();
+    // The same decision twice is recorded once: the first still counts.
+    let (standing_now, _) = standing(svc, pipeline, release_id, &verified.manifest_sha256, stage_name, Some(&digest), &parties)?;
+    let already = match (&standing_now, verdict) {
+        (ApprovalState::Pending { have, .. }, Verdict::Approve) | (ApprovalState::Approved { by: have }, Verdict::Approve) => {
+            have.iter().any(|a| a.as_str() == approver.as_str())
+        }
+        (ApprovalState::Rejected { by, .. }, Verdict::Reject) => by.as_str() == approver.as_str(),
+        _ => false,
+    };
+    if already {
+        let what = if verdict == Verdict::Approve { "approved" } else { "rejected" };
+        return refuse(
+            Error::invalid(format!("`{approver}` has already {what} release `{release_id}` for `{stage_name}`: nothing new was recorded"))
+                .hint(format!("their decision stands; `ferry status {} --release {release_id}` shows it", pipeline.file.display())),
+        );
+    }
+    let now = svc.clock.now();
     let predicate = ApprovalPredicate {
         pipeline: pipeline.name.clone(),
         stage: stage_name.clone(),
