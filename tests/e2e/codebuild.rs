@@ -58,3 +58,48 @@ fn junit_reports_verification_gates_approvals_and_deploy_actions() {
     let xml = std::fs::read_to_string(q.path("fail.xml")).unwrap();
     assert!(xml.contains("name=\"gate command: exit 7\"") && xml.contains("<failure message=\"exit code 7\"/>"), "{xml}");
 }
+
+/// The example buildspec's build phase, run as CodeBuild would (each command in one shell,
+/// `PIPELINE` from its env): prod waits (exit 3 is no failure) and the JUnit report lands where
+/// the report group reads it, with nobody creating `reports/` first.
+#[test]
+fn the_example_buildspecs_build_phase_passes_and_leaves_the_report_for_the_report_group() {
+    use ferry_core::yaml::{Kind, Node, parse};
+    let root = crate::support::repo_root();
+    let doc = parse("buildspec.yml", &std::fs::read_to_string(root.join("examples/codebuild/buildspec.yml")).unwrap()).unwrap();
+    let get = |n: &Node, key: &str| match &n.kind {
+        Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v.clone()),
+        _ => None,
+    };
+    let phases = get(&doc, "phases").unwrap();
+    assert!(get(&get(&phases, "install").unwrap(), "runtime-versions").is_none(), "ferry needs no runtime");
+    let Kind::Seq(cached) = get(&get(&doc, "cache").unwrap(), "paths").unwrap().kind else { panic!("cache paths") };
+    assert!(cached.iter().any(|p| p.as_scalar().is_some_and(|s| s.starts_with("/opt/ferry"))), "the built ferry is cached");
+    let report = get(&get(&get(&doc, "reports").unwrap(), "ferry-checks").unwrap(), "files").unwrap();
+    let Kind::Seq(files) = report.kind else { panic!("report files") };
+    let report_file = files[0].as_scalar().unwrap().to_owned();
+    let Kind::Seq(commands) = get(&get(&phases, "build").unwrap(), "commands").unwrap().kind else { panic!("build commands") };
+
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let bin = p.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(crate::support::FERRY, bin.join("ferry")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    for c in &commands {
+        let line = c.as_scalar().unwrap();
+        // The project's environment (FERRY_HOME, FERRY_ACTOR, …) under bash, as CodeBuild runs it.
+        let ferry = p.command("codebuild", &[]);
+        let mut bash = std::process::Command::new("bash");
+        for (k, v) in ferry.get_envs() {
+            match v {
+                Some(v) => bash.env(k, v),
+                None => bash.env_remove(k),
+            };
+        }
+        let out = bash.args(["-c", line]).current_dir(p.tmp.path()).env("PATH", &path).env("PIPELINE", "pipeline.yaml").output().unwrap();
+        assert!(out.status.success(), "`{line}` failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    let xml = std::fs::read_to_string(p.path(&report_file)).unwrap_or_else(|e| panic!("{report_file}: {e}"));
+    assert!(xml.contains("<testsuites name=\"ferry run\""), "{xml}");
+    assert!(xml.contains("awaiting approval"), "{xml}");
+}

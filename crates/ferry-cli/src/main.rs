@@ -65,7 +65,9 @@ fn main() -> ExitCode {
             Ok(_) => None,
         };
         let recorded = checks.lock().map(|c| c.clone()).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, junit::render(cli.command.name(), &recorded, error.as_deref())) {
+        // The report's directory is made if missing (`--junit reports/ferry.xml` in a fresh checkout).
+        let made = path.parent().filter(|d| !d.as_os_str().is_empty()).map_or(Ok(()), std::fs::create_dir_all);
+        if let Err(e) = made.and_then(|()| std::fs::write(path, junit::render(cli.command.name(), &recorded, error.as_deref()))) {
             tracing::warn!("cannot write the JUnit report `{}`: {e}", path.display());
         }
     }
