@@ -211,6 +211,9 @@ fn bootstrap_fills_every_required_template_parameter_and_only_declared_ones() {
     }
     // Prod is protected: its role trusts the gatekeeper alone, the orchestrator may not assume
     // it, and the function's zip is built and uploaded before its stack.
+    // CI and the approvers' roles may assume the orchestrator; no account root.
+    let trusted = stacks[0]["parameters"]["TrustedPrincipalArns"].as_str().unwrap();
+    assert!(trusted.contains("arn:aws:iam::111111111111:role/release-managers") && !trusted.contains(":root"), "{trusted}");
     let prod_role = "arn:aws:iam::666666666666:role/ferry-deploy";
     assert!(!members.contains("666666666666"), "the orchestrator never reaches prod: {members}");
     assert_eq!(stacks[0]["parameters"]["ProtectedDeployRoleArns"], prod_role);
@@ -588,4 +591,28 @@ fn validate_checks_the_pinned_public_key_file_a_missing_one_warns_and_a_broken_o
         "{}",
         broken.stderr
     );
+}
+
+#[test]
+fn bootstrap_grants_the_orchestrator_exactly_the_notification_parameters_and_topics_the_pipeline_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(repo_root().join("pipelines/shop-aws.yaml")).unwrap().replace(
+        "\naudit:",
+        "\nnotifications:\n  - {type: slack, url_ssm: /ferry/shop/slack}\n  - {type: sns, topic: \"arn:aws:sns:eu-west-1:111111111111:releases\"}\naudit:",
+    );
+    assert!(yaml.contains("url_ssm"), "the example has an `audit:` section to insert before");
+    std::fs::write(dir.path().join("shop.yaml"), yaml).unwrap();
+    let out = Command::new(FERRY)
+        .args(["bootstrap", "shop.yaml", "--output", "json"])
+        .current_dir(dir.path())
+        .env("FERRY_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let orch = &v["stacks"][0]["parameters"];
+    assert_eq!(orch["NotificationParameterArns"], "arn:aws:ssm:eu-west-1:111111111111:parameter/ferry/shop/slack");
+    assert_eq!(orch["NotificationTopicArns"], "arn:aws:sns:eu-west-1:111111111111:releases");
+    let declared = template_parameters(&repo_root().join("bootstrap/orchestrator.yaml"));
+    assert!(declared.iter().any(|(d, _)| d == "NotificationParameterArns") && declared.iter().any(|(d, _)| d == "NotificationTopicArns"));
 }

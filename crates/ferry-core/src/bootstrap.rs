@@ -169,7 +169,35 @@ pub fn plan(p: &Pipeline) -> Result<Vec<StackPlan>> {
     let mut orch = BTreeMap::new();
     orch.insert("RoleName".into(), role_name(&aws.orchestrator));
     orch.insert("MemberRoleArns".into(), member_arns.join(","));
-    orch.insert("TrustedPrincipalArn".into(), "<your CI or SSO role ARN>".into());
+    // CI's role, and the approvers' roles: they read what they approve through the orchestrator.
+    let mut trusted = vec!["<your CI role ARN (e.g. the CodeBuild service role)>".to_owned()];
+    for a in &p.approvers {
+        for id in &a.identities {
+            if let Ok(role) = id.as_str().parse::<RoleArn>()
+                && !trusted.contains(&role.to_string())
+            {
+                trusted.push(role.to_string());
+            }
+        }
+    }
+    orch.insert("TrustedPrincipalArns".into(), trusted.join(","));
+    let (mut parameters, mut topics) = (Vec::new(), Vec::new());
+    for n in &p.notifications {
+        match &n.target {
+            crate::pipeline::ChannelTarget::UrlSsm(name) => {
+                let name = name.trim_start_matches('/');
+                parameters.push(format!("arn:aws:ssm:{}:{}:parameter/{name}", aws.region, aws.orchestrator.account()));
+            }
+            crate::pipeline::ChannelTarget::SnsTopic(arn) => topics.push(arn.clone()),
+            crate::pipeline::ChannelTarget::UrlEnv(_) => {}
+        }
+    }
+    if !parameters.is_empty() {
+        orch.insert("NotificationParameterArns".into(), parameters.join(","));
+    }
+    if !topics.is_empty() {
+        orch.insert("NotificationTopicArns".into(), topics.join(","));
+    }
     if let Some(function) = &aws.gatekeeper {
         let arn = match function.region() {
             Some(_) => function.to_string(),
