@@ -87,16 +87,8 @@ fn the_example_buildspecs_build_phase_passes_and_leaves_the_report_for_the_repor
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     for c in &commands {
         let line = c.as_scalar().unwrap();
-        // The project's environment (FERRY_HOME, FERRY_ACTOR, …) under bash, as CodeBuild runs it.
-        let ferry = p.command("codebuild", &[]);
-        let mut bash = std::process::Command::new("bash");
-        for (k, v) in ferry.get_envs() {
-            match v {
-                Some(v) => bash.env(k, v),
-                None => bash.env_remove(k),
-            };
-        }
-        let out = bash.args(["-c", line]).current_dir(p.tmp.path()).env("PATH", &path).env("PIPELINE", "pipeline.yaml").output().unwrap();
+        // Under bash with the project's environment (FERRY_HOME, FERRY_ACTOR, …), as CodeBuild runs it.
+        let out = p.bash("codebuild", line).env("PATH", &path).env("PIPELINE", "pipeline.yaml").output().unwrap();
         assert!(out.status.success(), "`{line}` failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
     let xml = std::fs::read_to_string(p.path(&report_file)).unwrap_or_else(|e| panic!("{report_file}: {e}"));

@@ -194,28 +194,11 @@ fn the_action_passes_inputs_through_env_and_declares_the_outputs_ferry_writes() 
     assert!(workflow.contains("id-token: write"));
 }
 
-/// `ferry ARGS` in a simulated GitHub Actions step of `p`.
-fn in_github(p: &Project, args: &[&str]) -> Run {
-    p.command("ci", args)
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_OUTPUT", p.path("outputs.txt"))
-        .env("GITHUB_STEP_SUMMARY", p.path("summary.md"))
-        .output()
-        .unwrap()
-        .into()
-}
-
 #[test]
 fn a_waiting_promotion_is_a_notice_and_every_failure_exit_code_an_error_annotation() {
     let p = Project::new(&pipeline(TWO_APPROVERS));
-    let waiting = in_github(&p, &["run", "pipeline.yaml"]).expect(3);
-    let id = std::fs::read_to_string(p.path("outputs.txt"))
-        .unwrap()
-        .lines()
-        .skip_while(|l| !l.starts_with("release<<"))
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let waiting = p.in_github("ci", &["run", "pipeline.yaml"]).expect(3);
+    let id = p.step_output("release");
     let notice = waiting.stdout.lines().find(|l| l.starts_with("::notice ")).unwrap_or_else(|| panic!("no notice in {}", waiting.stdout));
     assert_eq!(
         notice,
@@ -223,18 +206,18 @@ fn a_waiting_promotion_is_a_notice_and_every_failure_exit_code_an_error_annotati
     );
     // Exit 2 (a release that does not exist), exit 4 (an artifact changed in the store):
     // each an error annotation with ferry's message.
-    let invalid = in_github(&p, &["promote", "pipeline.yaml", "--release", "r0000000000000000", "--to", "prod"]).expect(2);
+    let invalid = p.in_github("ci", &["promote", "pipeline.yaml", "--release", "r0000000000000000", "--to", "prod"]).expect(2);
     let error = invalid.stdout.lines().find(|l| l.starts_with("::error ")).unwrap_or_else(|| panic!("no error in {}", invalid.stdout));
     assert!(error.starts_with("::error title=ferry promote failed (exit 2)::") && error.contains("r0000000000000000"), "{error}");
     let artifacts = p.home().join("store/artifacts/sha256");
     for f in std::fs::read_dir(&artifacts).unwrap() {
         std::fs::write(f.unwrap().path(), "tampered\n").unwrap();
     }
-    let tampered = in_github(&p, &["verify", "pipeline.yaml", "--release", &id]).expect(4);
+    let tampered = p.in_github("ci", &["verify", "pipeline.yaml", "--release", &id]).expect(4);
     let error = tampered.stdout.lines().find(|l| l.starts_with("::error ")).unwrap_or_else(|| panic!("no error in {}", tampered.stdout));
     assert!(error.starts_with("::error title=ferry verify failed (exit 4)::"), "{error}");
     // A plain success writes no annotation.
-    let ok = in_github(&p, &["validate", "pipeline.yaml"]).expect(0);
+    let ok = p.in_github("ci", &["validate", "pipeline.yaml"]).expect(0);
     assert!(!ok.stdout.contains("::error") && !ok.stdout.contains("::notice"), "{}", ok.stdout);
 }
 
@@ -257,9 +240,8 @@ fn action_step(p: &Project, inputs: &[(&str, &str)]) -> Run {
     if !bin.exists() {
         std::os::unix::fs::symlink(FERRY, &bin).unwrap();
     }
-    let mut c = p.command("ci", &[]);
-    c.args(["-c", &script]);
-    c.env("RUNNER_TEMP", &runner_temp).env("GITHUB_ACTIONS", "true").env("GITHUB_OUTPUT", p.path("outputs.txt"));
+    let mut bash = p.bash("ci", &script);
+    bash.env("RUNNER_TEMP", &runner_temp).env("GITHUB_ACTIONS", "true").env("GITHUB_OUTPUT", p.path("outputs.txt"));
     for name in ["command", "pipeline", "stage", "release", "role-to-assume", "args", "aws-region", "audience", "role-session-name"] {
         let value = inputs.iter().find(|(k, _)| *k == name).map_or("", |(_, v)| *v);
         let var = match name {
@@ -267,15 +249,7 @@ fn action_step(p: &Project, inputs: &[(&str, &str)]) -> Run {
             "aws-region" => "FERRY_AWS_REGION".to_owned(),
             other => format!("FERRY_{}", other.to_uppercase().replace('-', "_")),
         };
-        c.env(var, value);
-    }
-    let mut bash = std::process::Command::new("bash");
-    bash.args(c.get_args()).current_dir(p.tmp.path());
-    for (k, v) in c.get_envs() {
-        match v {
-            Some(v) => bash.env(k, v),
-            None => bash.env_remove(k),
-        };
+        bash.env(var, value);
     }
     bash.output().unwrap().into()
 }
@@ -285,13 +259,7 @@ fn the_actions_run_step_maps_every_command_input_to_ferry_and_a_wait_to_a_green_
     let p = Project::new(&pipeline(TWO_APPROVERS));
     let run = action_step(&p, &[("command", "run"), ("pipeline", "pipeline.yaml")]).expect(0);
     assert!(run.stdout.contains("::notice title=ferry run: waiting::`prod` waits for approval"), "{}", run.stdout);
-    let id = std::fs::read_to_string(p.path("outputs.txt"))
-        .unwrap()
-        .lines()
-        .skip_while(|l| !l.starts_with("release<<"))
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let id = p.step_output("release");
     p.approve("alice", &id, "prod").expect(0);
     p.approve("bob", &id, "prod").expect(0);
     // `release` with `run`: the existing release carried on (nothing built); `args` passed on.

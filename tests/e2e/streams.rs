@@ -5,7 +5,7 @@
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 
-use crate::support::{FERRY, Project, Run, TWO_APPROVERS, pipeline, repo_root};
+use crate::support::{FERRY, Project, TWO_APPROVERS, pipeline, repo_root};
 
 #[test]
 fn a_reader_that_stops_early_ends_ferry_quietly_with_the_commands_own_exit_code() {
@@ -37,36 +37,20 @@ fn a_reader_that_stops_early_ends_ferry_quietly_with_the_commands_own_exit_code(
 #[test]
 fn in_github_actions_json_output_is_only_json_and_the_workflow_commands_go_to_stderr() {
     let p = Project::new(&pipeline(TWO_APPROVERS));
-    let (outputs, summary) = (p.path("outputs.txt"), p.path("summary.md"));
-    let r: Run = p
-        .command("dev", &["run", "pipeline.yaml", "--output", "json"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_OUTPUT", &outputs)
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .unwrap()
-        .into();
-    let r = r.expect(3);
+    let r = p.in_github("dev", &["run", "pipeline.yaml", "--output", "json"]).expect(3);
     let v = r.json();
     assert_eq!(v["output_version"], 1, "{v}");
     assert!(!r.stdout.contains("::"), "{}", r.stdout);
     assert!(r.stderr.contains("::group::deploy staging[0]") && r.stderr.contains("::endgroup::"), "{}", r.stderr);
     // Human output keeps them on stdout, where the runner reads them.
-    let human: Run = p
-        .command("dev", &["run", "pipeline.yaml"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_OUTPUT", &outputs)
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .unwrap()
-        .into();
+    let human = p.in_github("dev", &["run", "pipeline.yaml"]);
     assert!(human.stdout.contains("::group::deploy staging[0]"), "{}", human.stdout);
 }
 
 #[test]
 fn text_log_lines_on_stderr_say_when() {
     let out = Command::new(FERRY)
-        .args(["validate", "pipelines/hello.yaml", "--junit", "/nonexistent-dir/report.xml"])
+        .args(["validate", "pipelines/hello.yaml", "--junit", "README.md/report.xml"])
         .current_dir(repo_root())
         .env("FERRY_LOG", "warn")
         .env_remove("FERRY_LOG_FORMAT")

@@ -151,6 +151,42 @@ impl Project {
         c
     }
 
+    /// `ferry ARGS` as `actor` in a simulated GitHub Actions step (outputs and summary in the
+    /// project directory).
+    pub fn in_github(&self, actor: &str, args: &[&str]) -> Run {
+        self.command(actor, args)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_OUTPUT", self.path("outputs.txt"))
+            .env("GITHUB_STEP_SUMMARY", self.path("summary.md"))
+            .output()
+            .unwrap()
+            .into()
+    }
+
+    /// The value of step output `name` that ferry last wrote to `outputs.txt`.
+    pub fn step_output(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.path("outputs.txt")).unwrap();
+        let start = format!("{name}<<");
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines.iter().rposition(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("no output {name} in {text}"));
+        lines[at + 1].to_owned()
+    }
+
+    /// `script` under bash in the project directory, with the environment `ferry` commands of
+    /// this project get (a CI step's shell).
+    pub fn bash(&self, actor: &str, script: &str) -> Command {
+        let ferry = self.command(actor, &[]);
+        let mut bash = Command::new("bash");
+        for (k, v) in ferry.get_envs() {
+            match v {
+                Some(v) => bash.env(k, v),
+                None => bash.env_remove(k),
+            };
+        }
+        bash.args(["-c", script]).current_dir(self.tmp.path());
+        bash
+    }
+
     /// Runs `ferry ARGS` as `actor` in the project directory.
     pub fn ferry(&self, actor: &str, args: &[&str]) -> Run {
         self.command(actor, args).output().expect("run ferry").into()

@@ -13,6 +13,7 @@ mod notifications;
 mod parse;
 mod reader;
 pub mod schema;
+mod source;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use serde::Serialize;
 use crate::ids::{AccountId, Actor, FunctionRef, PipelineName, Region, RoleArn, StageName};
 pub use crate::window::{Freeze, Window};
 pub use parse::{load, load_freeze_file, parse_str};
+pub use source::MAX_FILE_BYTES;
 
 /// A validated pipeline definition.
 #[derive(Debug, Clone, Serialize)]
