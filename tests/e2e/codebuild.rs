@@ -85,13 +85,40 @@ fn the_example_buildspecs_build_phase_passes_and_leaves_the_report_for_the_repor
     std::fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink(crate::support::FERRY, bin.join("ferry")).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    for c in &commands {
-        let line = c.as_scalar().unwrap();
-        // Under bash with the project's environment (FERRY_HOME, FERRY_ACTOR, …), as CodeBuild runs it.
-        let out = p.bash("codebuild", line).env("PATH", &path).env("PIPELINE", "pipeline.yaml").output().unwrap();
-        assert!(out.status.success(), "`{line}` failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    }
+    let build_phase = |release: &str| {
+        for c in &commands {
+            let line = c.as_scalar().unwrap();
+            // Under bash with the project's environment (FERRY_HOME, FERRY_ACTOR, …), as CodeBuild
+            // runs it; FERRY_RELEASE as a `codebuild` notification's StartBuild overrides it.
+            let out = p
+                .bash("codebuild", line)
+                .env("PATH", &path)
+                .env("PIPELINE", "pipeline.yaml")
+                .env("FERRY_RELEASE", release)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "`{line}` failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    build_phase("");
     let xml = std::fs::read_to_string(p.path(&report_file)).unwrap_or_else(|e| panic!("{report_file}: {e}"));
     assert!(xml.contains("<testsuites name=\"ferry run\""), "{xml}");
     assert!(xml.contains("awaiting approval"), "{xml}");
+
+    // Approvals complete; the build a `codebuild` notification starts carries that release on
+    // (nothing new is built) and deploys prod.
+    let id = p.deploys()[0].split(' ').nth(1).unwrap().to_owned();
+    p.approve("alice", &id, "prod").expect(0);
+    p.approve("bob", &id, "prod").expect(0);
+    build_phase(&id);
+    let deploys = p.deploys();
+    assert_eq!(deploys.len(), 2, "{deploys:?}");
+    assert!(deploys[1].starts_with(&format!("prod {id} ")), "{deploys:?}");
+    let releases = std::fs::read_dir(p.home().join("store/releases")).unwrap().count();
+    assert_eq!(releases, 1, "the release was carried on, not rebuilt");
 }

@@ -223,7 +223,7 @@ fn a_waiting_promotion_is_a_notice_and_every_failure_exit_code_an_error_annotati
 
 /// The action's "Run ferry" step as the runner would run it: its `run:` script under bash,
 /// with the inputs in the environment and the built ferry where the install step puts it.
-fn action_step(p: &Project, inputs: &[(&str, &str)]) -> Run {
+pub(crate) fn action_step(p: &Project, inputs: &[(&str, &str)]) -> Run {
     use ferry_core::yaml::{Kind, parse};
     let root = crate::support::repo_root();
     let doc = parse("action.yml", &std::fs::read_to_string(root.join("action.yml")).unwrap()).unwrap();

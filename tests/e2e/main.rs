@@ -12,6 +12,7 @@ mod build_verify;
 mod codebuild;
 mod conformance;
 mod crash;
+mod dispatch;
 mod enforced;
 mod evidence;
 mod faults;

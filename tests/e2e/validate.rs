@@ -594,13 +594,15 @@ fn validate_checks_the_pinned_public_key_file_a_missing_one_warns_and_a_broken_o
 }
 
 #[test]
-fn bootstrap_grants_the_orchestrator_exactly_the_notification_parameters_and_topics_the_pipeline_uses() {
+fn bootstrap_grants_the_orchestrator_exactly_the_notification_parameters_topics_and_projects_the_pipeline_uses() {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = std::fs::read_to_string(repo_root().join("pipelines/shop-aws.yaml")).unwrap().replace(
-        "\naudit:",
-        "\nnotifications:\n  - {type: slack, url_ssm: /ferry/shop/slack}\n  - {type: sns, topic: \"arn:aws:sns:eu-west-1:111111111111:releases\"}\naudit:",
+    let example = std::fs::read_to_string(repo_root().join("pipelines/shop-aws.yaml")).unwrap();
+    // The example's own channels (a Slack URL and a GitHub token in SSM), and more.
+    let yaml = example.replace(
+        "\nnotifications:\n",
+        "\nnotifications:\n  - {type: sns, topic: \"arn:aws:sns:eu-west-1:111111111111:releases\"}\n  - {type: codebuild, project: shop-promote}\n",
     );
-    assert!(yaml.contains("url_ssm"), "the example has an `audit:` section to insert before");
+    assert_ne!(yaml, example, "the example has a `notifications:` section to add to");
     std::fs::write(dir.path().join("shop.yaml"), yaml).unwrap();
     let out = Command::new(FERRY)
         .args(["bootstrap", "shop.yaml", "--output", "json"])
@@ -611,8 +613,14 @@ fn bootstrap_grants_the_orchestrator_exactly_the_notification_parameters_and_top
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let orch = &v["stacks"][0]["parameters"];
-    assert_eq!(orch["NotificationParameterArns"], "arn:aws:ssm:eu-west-1:111111111111:parameter/ferry/shop/slack");
+    assert_eq!(
+        orch["NotificationParameterArns"],
+        "arn:aws:ssm:eu-west-1:111111111111:parameter/ferry/shop/slack-webhook,arn:aws:ssm:eu-west-1:111111111111:parameter/ferry/shop/github-dispatch-token"
+    );
     assert_eq!(orch["NotificationTopicArns"], "arn:aws:sns:eu-west-1:111111111111:releases");
+    assert_eq!(orch["NotificationProjectArns"], "arn:aws:codebuild:eu-west-1:111111111111:project/shop-promote");
     let declared = template_parameters(&repo_root().join("bootstrap/orchestrator.yaml"));
-    assert!(declared.iter().any(|(d, _)| d == "NotificationParameterArns") && declared.iter().any(|(d, _)| d == "NotificationTopicArns"));
+    for p in ["NotificationParameterArns", "NotificationTopicArns", "NotificationProjectArns"] {
+        assert!(declared.iter().any(|(d, _)| d == p), "{p}");
+    }
 }

@@ -131,6 +131,29 @@ impl AwsBackend {
                 .map_err(|e| crate::error::map(crate::error::Attempt { who: &who, action: "sns:Publish", resource: topic }, &e))
         })
     }
+
+    /// Starts a CodeBuild build with environment overrides, acting as the orchestrator.
+    pub fn build_starter(&self) -> ferry_core::ports::BuildStarter {
+        let (rt, codebuild, who) =
+            (self.aws.rt.clone(), aws_sdk_codebuild::Client::new(&self.orchestrator), self.settings.orchestrator.to_string());
+        Box::new(move |project: &str, env: &[(String, String)]| {
+            let mut start = codebuild.start_build().project_name(project);
+            for (name, value) in env {
+                let var = aws_sdk_codebuild::types::EnvironmentVariable::builder()
+                    .name(name)
+                    .value(value)
+                    .r#type(aws_sdk_codebuild::types::EnvironmentVariableType::Plaintext)
+                    .build()
+                    .map_err(|e| Error::failed(format!("CodeBuild environment variable `{name}`: {e}")))?;
+                start = start.environment_variables_override(var);
+            }
+            let out = rt.block_on(start.send()).map_err(|e| {
+                crate::error::map(crate::error::Attempt { who: &who, action: "codebuild:StartBuild", resource: project }, &e)
+            })?;
+            tracing::info!("started CodeBuild build {}", out.build_value().and_then(|b| b.id()).unwrap_or(project));
+            Ok(())
+        })
+    }
 }
 
 fn hop(settings: &AwsSettings, actor: &Actor, pipeline: &str, role: &RoleArn, session: &str, ci_tags: &[(String, String)]) -> Hop {

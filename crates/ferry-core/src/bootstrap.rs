@@ -181,22 +181,31 @@ pub fn plan(p: &Pipeline) -> Result<Vec<StackPlan>> {
         }
     }
     orch.insert("TrustedPrincipalArns".into(), trusted.join(","));
-    let (mut parameters, mut topics) = (Vec::new(), Vec::new());
+    let (mut parameters, mut topics, mut projects) = (Vec::new(), Vec::new(), Vec::new());
+    let parameter =
+        |name: &str| format!("arn:aws:ssm:{}:{}:parameter/{}", aws.region, aws.orchestrator.account(), name.trim_start_matches('/'));
     for n in &p.notifications {
+        use crate::pipeline::{ChannelTarget, SecretSource};
         match &n.target {
-            crate::pipeline::ChannelTarget::UrlSsm(name) => {
-                let name = name.trim_start_matches('/');
-                parameters.push(format!("arn:aws:ssm:{}:{}:parameter/{name}", aws.region, aws.orchestrator.account()));
+            ChannelTarget::UrlSsm(name) => parameters.push(parameter(name)),
+            ChannelTarget::GitHub(g) => {
+                if let SecretSource::Ssm(name) = &g.token {
+                    parameters.push(parameter(name));
+                }
             }
-            crate::pipeline::ChannelTarget::SnsTopic(arn) => topics.push(arn.clone()),
-            crate::pipeline::ChannelTarget::UrlEnv(_) => {}
+            ChannelTarget::SnsTopic(arn) => topics.push(arn.clone()),
+            ChannelTarget::CodeBuild(project) if project.starts_with("arn:") => projects.push(project.clone()),
+            ChannelTarget::CodeBuild(project) => {
+                projects.push(format!("arn:aws:codebuild:{}:{}:project/{project}", aws.region, aws.orchestrator.account()));
+            }
+            ChannelTarget::UrlEnv(_) => {}
         }
     }
-    if !parameters.is_empty() {
-        orch.insert("NotificationParameterArns".into(), parameters.join(","));
-    }
-    if !topics.is_empty() {
-        orch.insert("NotificationTopicArns".into(), topics.join(","));
+    for (key, list) in [("NotificationParameterArns", parameters), ("NotificationTopicArns", topics), ("NotificationProjectArns", projects)]
+    {
+        if !list.is_empty() {
+            orch.insert(key.into(), list.join(","));
+        }
     }
     if let Some(function) = &aws.gatekeeper {
         let arn = match function.region() {

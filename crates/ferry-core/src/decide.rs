@@ -12,7 +12,7 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{Actor, ReleaseId, Sha256Digest, StageName};
 use crate::keys::PublicKey;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{NotifyEvent, Pipeline};
 use crate::ports::Services;
 use crate::release;
 use crate::state::StageRecord;
@@ -214,6 +214,28 @@ pub fn decide(
     )?;
     let location = svc.state.add_decision(&pipeline.name, release_id, stage_name, approver, now, &envelope.to_bytes()?)?;
     let (state, _) = standing(svc, pipeline, release_id, &verified.manifest_sha256, stage_name, Some(&digest), &parties)?;
+    // The decision that completes (or ends) the stage's approvals is news: a dispatch
+    // notification starts the run that carries the promotion on.
+    let news = match (&standing_now, &state) {
+        (ApprovalState::Approved { .. }, _) => None,
+        (_, ApprovalState::Approved { by }) => Some((
+            NotifyEvent::Approved,
+            format!(
+                "approved by {}; continue with: ferry promote {} --release {release_id} --to {stage_name}",
+                by.iter().map(Actor::as_str).collect::<Vec<_>>().join(", "),
+                pipeline.file.display()
+            ),
+        )),
+        (_, ApprovalState::Rejected { by, .. }) if verdict == Verdict::Reject => {
+            Some((NotifyEvent::Rejected, format!("rejected by {by}{}", comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default())))
+        }
+        _ => None,
+    };
+    if let Some((event, detail)) = news {
+        let message = crate::notify::Message::new(event, pipeline, release_id, stage_name, actor, detail)
+            .with_manifest(&verified.manifest, &verified.manifest_sha256);
+        crate::notify::notify(svc, pipeline, actor, &message);
+    }
     Ok(Decision {
         approver: approver.clone(),
         keyid: signer.keyid(),

@@ -1,6 +1,7 @@
 //! Telling people: what a notification says (pipeline, release, digests, stage, requester,
 //! expiry, the exact approve command), rendered for Slack (Block Kit), Microsoft Teams
-//! (an Adaptive Card for a Workflows webhook), a generic JSON webhook, and SNS; and sending it
+//! (an Adaptive Card for a Workflows webhook), a generic JSON webhook, SNS, and what a dispatch
+//! hands the run it starts (a GitHub workflow's inputs, a CodeBuild build's environment); and sending it
 //! to every channel that wants the event, with retries and backoff. A delivery failure never
 //! fails a promotion: each outcome is written to the audit log instead.
 
@@ -14,7 +15,7 @@ use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::ids::{Actor, ReleaseId, Sha256Digest, StageName};
 use crate::manifest::ReleaseManifest;
-use crate::pipeline::{Channel, Notification, NotifyEvent, Pipeline};
+use crate::pipeline::{Channel, ChannelTarget, Dispatch, Notification, NotifyEvent, Pipeline};
 use crate::ports::Services;
 
 /// The version of the generic webhook payload's shape.
@@ -69,6 +70,8 @@ impl Message {
         let (p, r, s) = (&self.pipeline, &self.release, &self.stage);
         match self.event {
             NotifyEvent::ApprovalNeeded => format!("Approval needed: {p} {r} → {s}"),
+            NotifyEvent::Approved => format!("Approved: {p} {r} → {s}"),
+            NotifyEvent::Rejected => format!("Rejected: {p} {r} → {s}"),
             NotifyEvent::PromotionSucceeded => format!("Promoted: {p} {r} → {s}"),
             NotifyEvent::PromotionFailed => format!("Promotion failed: {p} {r} → {s}"),
             NotifyEvent::VerificationFailed => format!("Verification failed: {p} {r} → {s}"),
@@ -165,11 +168,33 @@ impl Message {
         v
     }
 
-    pub fn payload(&self, channel: Channel) -> Value {
-        match channel {
+    /// What a dispatch hands the run it starts: the release and stage to carry on with.
+    fn dispatch(&self, n: &Notification) -> Value {
+        let (pipeline, release, stage) = (&self.pipeline, self.release.as_str(), self.stage.as_str());
+        match &n.target {
+            ChannelTarget::GitHub(g) => match &g.dispatch {
+                Dispatch::Workflow { git_ref, .. } => json!({"ref": git_ref, "inputs": {"release": release, "stage": stage}}),
+                // At most 10 top-level properties in client_payload.
+                Dispatch::Repository { event_type } => json!({"event_type": event_type, "client_payload": {
+                    "version": PAYLOAD_VERSION, "event": self.event, "pipeline": pipeline, "release": release, "stage": stage,
+                    "manifest_sha256": self.manifest_sha256, "detail": self.detail,
+                }}),
+            },
+            _ => json!({"environmentVariablesOverride": [
+                {"name": "FERRY_PIPELINE", "value": pipeline, "type": "PLAINTEXT"},
+                {"name": "FERRY_RELEASE", "value": release, "type": "PLAINTEXT"},
+                {"name": "FERRY_STAGE", "value": stage, "type": "PLAINTEXT"},
+                {"name": "FERRY_EVENT", "value": self.event.name(), "type": "PLAINTEXT"},
+            ]}),
+        }
+    }
+
+    pub fn payload(&self, n: &Notification) -> Value {
+        match n.channel {
             Channel::Slack => self.slack(),
             Channel::Teams => self.teams(),
             Channel::Webhook | Channel::Sns => self.generic(),
+            Channel::Github | Channel::Codebuild => self.dispatch(n),
         }
     }
 }
@@ -197,7 +222,7 @@ pub fn notify(svc: &Services, pipeline: &Pipeline, actor: &Actor, message: &Mess
 }
 
 fn send_with_retries(svc: &Services, n: &Notification, message: &Message) -> (u32, Result<()>) {
-    let payload = message.payload(n.channel);
+    let payload = message.payload(n);
     let mut wait = svc.notify_backoff;
     let mut attempt = 0;
     loop {

@@ -62,6 +62,10 @@ pub struct Seen {
     pub path: String,
     /// The STS or other query-protocol action (`Action=...` in the body), if any.
     pub action: Option<String>,
+    /// The JSON-protocol operation (`X-Amz-Target`, e.g. `CodeBuild_20161006.StartBuild`), if any.
+    pub target: Option<String>,
+    /// The body of a JSON-protocol request (empty for others, which may be large uploads).
+    pub body: String,
     pub fault: Option<Fault>,
 }
 
@@ -260,7 +264,9 @@ fn serve(client: TcpStream, upstream: u16, shared: &Mutex<Shared>) {
         let text = String::from_utf8_lossy(&req.body).into_owned();
         let action = text.split('&').find_map(|kv| kv.strip_prefix("Action=")).map(str::to_owned);
         let fault = fault_for(shared, &method, &path, &req.body);
-        shared.lock().unwrap().seen.push(Seen { method: method.clone(), path: path.clone(), action, fault });
+        let target = req.header("x-amz-target").map(str::to_owned);
+        let body = if target.is_some() { text.clone() } else { String::new() };
+        shared.lock().unwrap().seen.push(Seen { method: method.clone(), path: path.clone(), action, target, body, fault });
         match fault {
             Some(Fault::Drop) => {
                 let _ = client_w.shutdown(Shutdown::Both);

@@ -136,12 +136,16 @@ enum Connected {
 
 impl Ctx {
     pub fn connect(home: &Home, p: &Pipeline, purpose: &str) -> Result<Self, Failure> {
-        // The webhook URLs the pipeline names by variable (secrets: only ever in memory).
+        // The webhook URLs and tokens the pipeline names by variable (secrets: only ever in memory).
         let url_vars: Vec<&str> = p
             .notifications
             .iter()
             .filter_map(|n| match &n.target {
                 ferry_core::pipeline::ChannelTarget::UrlEnv(v) => Some(v.as_str()),
+                ferry_core::pipeline::ChannelTarget::GitHub(g) => match &g.token {
+                    ferry_core::pipeline::SecretSource::Env(v) => Some(v.as_str()),
+                    ferry_core::pipeline::SecretSource::Ssm(_) => None,
+                },
                 _ => None,
             })
             .collect();
@@ -175,6 +179,7 @@ impl Ctx {
                 let mut b = ferry_aws::backend::connect(p, c)?;
                 notifier.ssm = Some(b.secret_reader());
                 notifier.sns = Some(b.topic_publisher());
+                notifier.codebuild = Some(b.build_starter());
                 b.services.notifier = Box::new(notifier);
                 crate::junit::wrap(&mut b.services.audit);
                 Ctx { actor: b.actor.clone(), backend: Connected::Aws(Box::new(b)) }

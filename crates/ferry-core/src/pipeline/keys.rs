@@ -16,7 +16,10 @@ pub const TOP: Keys = &[
     ("aws", "Settings of the aws backend: region, entry role, the central store."),
     ("tags", "Cost-allocation tags every deployed thing carries (with ferry:pipeline, ferry:release, ferry:stage)."),
     ("policy", "Guardrails: allowed regions, the management account, required tags, protected stages."),
-    ("notifications", "Where approvers and owners hear about approvals needed, promotions and failed verifications."),
+    (
+        "notifications",
+        "Where approvers and owners hear about approvals needed, given or refused, promotions and failed verifications; and what starts the run that carries a promotion on once its approvals are complete (github, codebuild).",
+    ),
     ("approvers", "The people who may approve, by name, each with the public key their approvals are signed with."),
     (
         "approvers_file",
@@ -40,12 +43,32 @@ pub const APPROVER: Keys = &[
 ];
 
 pub const NOTIFICATION: Keys = &[
-    ("type", "slack (incoming webhook, Block Kit), teams (Workflows webhook, Adaptive Card), webhook (generic JSON) or sns."),
+    (
+        "type",
+        "slack (incoming webhook, Block Kit), teams (Workflows webhook, Adaptive Card), webhook (generic JSON), sns, github (starts a workflow: workflow_dispatch or repository_dispatch) or codebuild (starts a build).",
+    ),
     ("url_env", "Environment variable holding the webhook URL."),
     ("url_ssm", "SSM parameter (SecureString) holding the webhook URL, read with the orchestrator role (aws backend)."),
     ("url", "Not allowed: a webhook URL is a secret; use url_env or url_ssm."),
     ("topic", "SNS topic ARN (type sns; published with the orchestrator role)."),
-    ("on", "Events: approval_needed, promotion_succeeded, promotion_failed, verification_failed (default: all)."),
+    ("repository", "OWNER/REPO whose workflow a github notification starts."),
+    (
+        "workflow",
+        "Workflow file (or id) a github notification starts with workflow_dispatch, inputs `release` and `stage` (it must declare both).",
+    ),
+    ("ref", "Branch or tag the dispatched workflow runs on (default main)."),
+    ("event_type", "repository_dispatch event type a github notification sends instead (release and stage in client_payload)."),
+    ("token_env", "Environment variable holding the GitHub token (actions: write, or contents: write for repository_dispatch)."),
+    ("token_ssm", "SSM parameter (SecureString) holding the GitHub token, read with the orchestrator role (aws backend)."),
+    ("api_url", "GitHub API base URL (default https://api.github.com; https://HOST/api/v3 for GitHub Enterprise Server)."),
+    (
+        "project",
+        "CodeBuild project (name or ARN) a codebuild notification starts with the orchestrator role, with FERRY_PIPELINE, FERRY_RELEASE and FERRY_STAGE set.",
+    ),
+    (
+        "on",
+        "Events: approval_needed, approved (the last approval a stage needs landed), rejected, promotion_succeeded, promotion_failed, verification_failed (default: all; github and codebuild: approved).",
+    ),
     ("stages", "Only these stages (default: all)."),
 ];
 

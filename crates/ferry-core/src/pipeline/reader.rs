@@ -116,6 +116,26 @@ impl Cx {
         }
     }
 
+    /// One of `options` (`(name, value)`), by name; anything else is an error naming `what`,
+    /// with the closest name as a suggestion and every name as the hint.
+    pub(super) fn one_of<T: Copy>(&mut self, node: &Node, field: &str, what: &str, options: &[(&str, T)]) -> Option<T> {
+        let name = self.string(node, field)?;
+        if let Some((_, v)) = options.iter().find(|(n, _)| *n == name) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let all = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
+        };
+        let hint = match closest(&name, &names) {
+            Some(s) => format!("did you mean `{s}`? one of {all}"),
+            None => format!("one of {all}"),
+        };
+        self.error(node, field, format!("unknown {what} `{name}`"), Some(hint));
+        None
+    }
+
     pub(super) fn opt_string(&mut self, f: &Fields<'_>, key: &str) -> Option<String> {
         f.get(key).and_then(|n| self.string(n, &f.path(key)))
     }

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::NotifyEvent;
 use super::keys::{self, Keys};
 
 fn object(keys: Keys, props: &[(&str, Value)], required: &[&str]) -> Value {
@@ -260,9 +261,10 @@ fn build_schema() -> Value {
                 json!({"type": "array", "items": object(
                     keys::NOTIFICATION,
                     &[
-                        ("type", json!({"enum": ["slack", "teams", "webhook", "sns"]})),
+                        ("type", json!({"enum": ["slack", "teams", "webhook", "sns", "github", "codebuild"]})),
                         ("url", json!({"not": {}})),
-                        ("on", json!({"type": "array", "items": {"enum": ["approval_needed", "promotion_succeeded", "promotion_failed", "verification_failed"]}})),
+                        ("repository", json!({"type": "string", "pattern": "^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"})),
+                        ("on", json!({"type": "array", "items": {"enum": NotifyEvent::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>()}})),
                         ("stages", json!({"type": "array", "items": {"type": "string", "pattern": NAME}})),
                     ],
                     &["type"],

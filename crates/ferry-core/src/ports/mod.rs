@@ -23,7 +23,7 @@ pub use audit::AuditLog;
 pub use deploy::{DeployReport, DeployRequest, Deployer, ImageRegistry, NoDeployer, NoRegistry};
 pub use exec::{CommandOutcome, CommandSpec, Executor, Protected, Target};
 pub use locks::{Acquired, LOCK_TOKEN_VAR, LeasesOnly, Liveness, LockInfo, Locks};
-pub use notify::{NoNotifier, Notifier, SecretReader, TopicPublisher};
+pub use notify::{BuildStarter, NoNotifier, Notifier, SecretReader, TopicPublisher};
 pub use objects::{Object, ObjectStore, Version, Write};
 pub use probes::{AlarmProbe, HttpProbe, NoAlarms};
 pub use state::{DecisionRecord, StateStore, Versioned};

@@ -1,4 +1,5 @@
-//! The notification port: one delivery attempt to a webhook or an SNS topic.
+//! The notification port: one delivery attempt to a webhook, an SNS topic, GitHub's dispatch
+//! API or CodeBuild.
 
 use crate::error::Result;
 
@@ -12,6 +13,8 @@ pub trait Notifier {
 pub type SecretReader = Box<dyn Fn(&str) -> Result<String>>;
 /// Publishes `(topic, subject, message)`.
 pub type TopicPublisher = Box<dyn Fn(&str, &str, &str) -> Result<()>>;
+/// Starts a build of `(project, environment variables)` (CodeBuild's StartBuild).
+pub type BuildStarter = Box<dyn Fn(&str, &[(String, String)]) -> Result<()>>;
 
 /// Delivers nothing (a backend before its notifier is set up).
 #[derive(Debug, Default)]
