@@ -20,6 +20,7 @@ mod forgery;
 mod gatekeeper;
 mod gates;
 mod github;
+mod install;
 mod leases;
 mod load;
 mod locks;
