@@ -44,7 +44,14 @@ fn a_pipeline_with_many_mistakes_reports_all_of_them_with_positions() {
     let p = Project::new(&pipeline(TWO_APPROVERS));
     std::fs::write(p.path("broken.yaml"), BROKEN).unwrap();
     let r = p.ferry("dev", &["validate", "broken.yaml"]).expect(2);
+    // Each with the source line and a caret under what it is about (no colour: not a terminal).
+    assert!(!r.stderr.contains('\x1b'), "{}", r.stderr);
     insta::assert_snapshot!("validate_broken", r.stderr);
+    // In colour when asked (as on a terminal), and never with NO_COLOR unless forced.
+    let coloured: crate::support::Run =
+        p.command("dev", &["validate", "broken.yaml"]).env("FERRY_COLOR", "always").output().unwrap().into();
+    assert!(coloured.stderr.contains("\x1b[1;31merror:\x1b[0m broken.yaml:1:10:"), "{}", coloured.stderr);
+    assert!(coloured.stderr.contains("\x1b[1;31m^^^^\x1b[0m"), "a red caret: {}", coloured.stderr);
 }
 
 #[test]

@@ -188,3 +188,13 @@ pub fn log_format_chosen() -> bool {
 pub fn in_ci() -> bool {
     ["CI", "GITHUB_ACTIONS", "CODEBUILD_BUILD_ID", "BUILDKITE", "GITLAB_CI"].iter().any(|v| var(v).is_some())
 }
+
+/// Whether to colour what people read on stderr: `FERRY_COLOR=always|never`, else off with
+/// `NO_COLOR` (no-color.org), else on a terminal.
+pub fn colour(terminal: bool) -> bool {
+    match std::env::var("FERRY_COLOR").as_deref() {
+        Ok("always") => true,
+        Ok("never") => false,
+        _ => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}

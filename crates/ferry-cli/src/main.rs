@@ -10,6 +10,7 @@ mod junit;
 mod output;
 mod progress;
 mod signals;
+mod snippet;
 
 use std::process::ExitCode;
 

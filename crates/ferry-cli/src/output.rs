@@ -64,14 +64,9 @@ fn versioned(mut v: Value) -> Value {
     v
 }
 
+/// Diagnostics with their source snippets, uncoloured (reports, summaries).
 pub fn diagnostics_text(diags: &[Diagnostic]) -> String {
-    let mut out = String::new();
-    for d in diags {
-        out.push_str(&format!("error: {d}\n"));
-    }
-    let files: std::collections::BTreeSet<&str> = diags.iter().map(|d| d.file.as_str()).collect();
-    out.push_str(&format!("{} problem(s) in {} file(s)\n", diags.len(), files.len()));
-    out
+    crate::snippet::render(diags, crate::snippet::Style::new(false))
 }
 
 pub fn failure(format: OutputFormat, f: &Failure) -> Exit {
@@ -79,7 +74,10 @@ pub fn failure(format: OutputFormat, f: &Failure) -> Exit {
         Failure::Core(e) => {
             (Exit::from(e.kind), format!("error: {e}"), json!({"error": {"kind": e.kind, "message": e.message, "hints": e.hints}}))
         }
-        Failure::Diagnostics(d) => (Exit::Invalid, diagnostics_text(d), json!({"valid": false, "diagnostics": d})),
+        Failure::Diagnostics(d) => {
+            let style = crate::snippet::Style::new(crate::env::colour(std::io::IsTerminal::is_terminal(&std::io::stderr())));
+            (Exit::Invalid, crate::snippet::render(d, style), json!({"valid": false, "diagnostics": d}))
+        }
     };
     eprintln!("{}", text.trim_end());
     if format == OutputFormat::Json {
