@@ -8,6 +8,7 @@ mod audit;
 mod aws;
 mod aws_actions;
 mod beyond_ci;
+mod bootstrap;
 mod build_verify;
 mod codebuild;
 mod conformance;

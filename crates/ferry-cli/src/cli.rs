@@ -74,11 +74,18 @@ pub enum Command {
         /// The pipeline file.
         pipeline: PathBuf,
     },
-    /// Print the CloudFormation stacks (bootstrap/) and parameters each account needs.
-    #[command(after_help = "Example:\n  ferry bootstrap pipelines/shop-aws.yaml > bootstrap.txt")]
+    /// Print the CloudFormation stacks and parameters each account needs (the templates are
+    /// built into ferry: `--write DIR` writes them).
+    #[command(
+        after_help = "Examples:\n  ferry bootstrap pipelines/shop-aws.yaml --write bootstrap\n  ferry bootstrap pipelines/shop-aws.yaml --output json > bootstrap.json"
+    )]
     Bootstrap {
         /// The pipeline file.
         pipeline: PathBuf,
+        /// Write the CloudFormation templates the stacks use into this directory (made if
+        /// missing); the printed commands deploy them from there.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
     },
     /// Run the build, collect and hash artifacts, sign and store the release.
     #[command(after_help = "Example:\n  ferry build pipelines/shop.yaml --output json")]

@@ -48,7 +48,7 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Schema { markdown } => Ok(pipeline::schema(*markdown)),
         Command::Plan { pipeline } => pipeline::plan(pipeline),
         Command::Doctor { pipeline } => doctor::doctor(&home, pipeline),
-        Command::Bootstrap { pipeline } => pipeline::bootstrap(pipeline),
+        Command::Bootstrap { pipeline, write } => pipeline::bootstrap(pipeline, write.as_deref()),
         Command::Build { pipeline } => release::build(&home, pipeline),
         Command::Promote { pipeline, release, to, opts } => release::promote(&home, pipeline, release, to, opts),
         Command::Run { pipeline, release: id, opts } => release::run(&home, pipeline, id.as_deref(), opts),

@@ -101,11 +101,56 @@ pub fn schema(markdown: bool) -> Report {
     Report::ok(serde_json::to_string_pretty(&s).unwrap_or_default(), s)
 }
 
-pub fn bootstrap(path: &Path) -> Result<Report, Failure> {
+/// The CloudFormation templates, built into the binary so `ferry bootstrap` works anywhere.
+pub const TEMPLATES: [(&str, &str); 6] = [
+    ("artifacts.yaml", include_str!("../../../../bootstrap/artifacts.yaml")),
+    ("security.yaml", include_str!("../../../../bootstrap/security.yaml")),
+    ("gatekeeper.yaml", include_str!("../../../../bootstrap/gatekeeper.yaml")),
+    ("member-role.yaml", include_str!("../../../../bootstrap/member-role.yaml")),
+    ("orchestrator.yaml", include_str!("../../../../bootstrap/orchestrator.yaml")),
+    ("approver-key.yaml", include_str!("../../../../bootstrap/approver-key.yaml")),
+];
+
+/// Writes every template into `dir` (each through a temporary file, so none is half-written).
+fn write_templates(dir: &Path) -> Result<(), Failure> {
+    let failed = |e: std::io::Error| -> Failure {
+        ferry_core::Error::invalid(format!("cannot write the templates into `{}`: {e}", dir.display()))
+            .hint("pick a directory you can write, e.g. `--write bootstrap`")
+            .into()
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    for (name, text) in TEMPLATES {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, dir.join(name))).map_err(failed)?;
+    }
+    Ok(())
+}
+
+pub fn bootstrap(path: &Path, write: Option<&Path>) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
-    let stacks = ferry_core::bootstrap::plan(&p)?;
+    let mut stacks = ferry_core::bootstrap::plan(&p)?;
+    let dir = write.map_or_else(|| "bootstrap".to_owned(), |d| d.display().to_string());
+    for s in &mut stacks {
+        let name = s.template.rsplit('/').next().unwrap_or_default().to_owned();
+        s.template = format!("{}/{name}", dir.trim_end_matches('/'));
+    }
+    if let Some(d) = write {
+        write_templates(d)?;
+    }
     let region = p.aws.as_ref().map(|a| a.region.to_string()).unwrap_or_default();
     let mut h = format!("bootstrap `{}`: {} stacks; deploy each with credentials of its account\n", p.name, stacks.len());
+    match write {
+        Some(d) => {
+            let _ = writeln!(h, "wrote the templates into `{}`", d.display());
+        }
+        None => {
+            let _ = writeln!(
+                h,
+                "the templates: `ferry bootstrap {} --write bootstrap` writes them where these commands read them",
+                p.file.display()
+            );
+        }
+    }
     if p.aws.as_ref().is_some_and(|a| a.external_id.is_none()) {
         let _ = writeln!(h, "note: the pipeline sets no `aws.external_id`; these use `ferry-{}`. Set it in the pipeline too.", p.name);
     }
