@@ -283,14 +283,7 @@ fn bootstrap_grants_the_orchestrator_exactly_the_notification_parameters_topics_
     );
     assert_ne!(yaml, example, "the example has a `notifications:` section to add to");
     std::fs::write(dir.path().join("shop.yaml"), yaml).unwrap();
-    let out = Command::new(FERRY)
-        .args(["bootstrap", "shop.yaml", "--output", "json"])
-        .current_dir(dir.path())
-        .env("FERRY_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = bootstrap_json(dir.path(), &[]);
     let orch = &v["stacks"][0]["parameters"];
     assert_eq!(
         orch["NotificationParameterArns"],
@@ -304,19 +297,25 @@ fn bootstrap_grants_the_orchestrator_exactly_the_notification_parameters_topics_
     }
 }
 
+/// `ferry bootstrap shop.yaml ARGS --output json` in `dir`, which must succeed.
+fn bootstrap_json(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(FERRY)
+        .args(["bootstrap", "shop.yaml", "--output", "json"])
+        .args(args)
+        .current_dir(dir)
+        .env("FERRY_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn bootstrap_writes_the_templates_it_carries_where_its_commands_deploy_them_from() {
     // Outside ferry's checkout: a pipeline and nothing else.
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(repo_root().join("pipelines/shop-aws.yaml"), dir.path().join("shop.yaml")).unwrap();
-    let out = Command::new(FERRY)
-        .args(["bootstrap", "shop.yaml", "--write", "infra/ferry", "--output", "json"])
-        .current_dir(dir.path())
-        .env("FERRY_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = bootstrap_json(dir.path(), &["--write", "infra/ferry"]);
     for stack in v["stacks"].as_array().unwrap() {
         let template = stack["template"].as_str().unwrap();
         assert!(template.starts_with("infra/ferry/"), "{template}");

@@ -64,13 +64,10 @@ fn junit_reports_verification_gates_approvals_and_deploy_actions() {
 /// the report group reads it, with nobody creating `reports/` first.
 #[test]
 fn the_example_buildspecs_build_phase_passes_and_leaves_the_report_for_the_report_group() {
-    use ferry_core::yaml::{Kind, Node, parse};
+    use crate::support::yaml_field as get;
+    use ferry_core::yaml::{Kind, parse};
     let root = crate::support::repo_root();
     let doc = parse("buildspec.yml", &std::fs::read_to_string(root.join("examples/codebuild/buildspec.yml")).unwrap()).unwrap();
-    let get = |n: &Node, key: &str| match &n.kind {
-        Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v.clone()),
-        _ => None,
-    };
     let phases = get(&doc, "phases").unwrap();
     assert!(get(&get(&phases, "install").unwrap(), "runtime-versions").is_none(), "ferry needs no runtime");
     let Kind::Seq(cached) = get(&get(&doc, "cache").unwrap(), "paths").unwrap().kind else { panic!("cache paths") };

@@ -4,22 +4,15 @@
 //! GitHub's API, then the example `promote.yml`'s step run with the inputs it was sent) or a
 //! CodeBuild build (StartBuild, with the orchestrator role, against moto).
 
-use ferry_core::yaml::{Kind, Node, parse};
+use ferry_core::yaml::{Kind, parse};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::aws::{AwsWorld, TOOLING, boto, unique};
 use crate::github::action_step;
-use crate::support::{Project, Run, TWO_APPROVERS, pipeline, repo_root};
+use crate::support::{Project, Run, TWO_APPROVERS, pipeline, repo_root, yaml_field as field};
 
 const TOKEN: &str = "ghs_dispatchTokenForTests0123456789";
-
-fn field(n: &Node, key: &str) -> Option<Node> {
-    match &n.kind {
-        Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v.clone()),
-        _ => None,
-    }
-}
 
 /// The `with:` of the ferry step in `.github/workflows/promote.yml`, each `${{ inputs.X }}`
 /// replaced by the dispatch's input `X`.

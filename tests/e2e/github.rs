@@ -143,16 +143,11 @@ fn validation_errors_become_annotations_at_file_line_and_column() {
 /// outputs ferry writes, and the example workflow uses it from this repository.
 #[test]
 fn the_action_passes_inputs_through_env_and_declares_the_outputs_ferry_writes() {
+    use crate::support::yaml_field as get;
     use ferry_core::yaml::{Kind, Node, parse};
     let root = crate::support::repo_root();
     let text = std::fs::read_to_string(root.join("action.yml")).unwrap();
     let doc = parse("action.yml", &text).unwrap();
-    let get = |n: &Node, key: &str| -> Option<Node> {
-        match &n.kind {
-            Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v.clone()),
-            _ => None,
-        }
-    };
     let keys = |n: &Node| -> Vec<String> {
         match &n.kind {
             Kind::Map(entries) => entries.iter().filter_map(|(k, _)| k.as_scalar().map(str::to_owned)).collect(),
@@ -224,13 +219,10 @@ fn a_waiting_promotion_is_a_notice_and_every_failure_exit_code_an_error_annotati
 /// The action's "Run ferry" step as the runner would run it: its `run:` script under bash,
 /// with the inputs in the environment and the built ferry where the install step puts it.
 pub(crate) fn action_step(p: &Project, inputs: &[(&str, &str)]) -> Run {
+    use crate::support::yaml_field as field;
     use ferry_core::yaml::{Kind, parse};
     let root = crate::support::repo_root();
     let doc = parse("action.yml", &std::fs::read_to_string(root.join("action.yml")).unwrap()).unwrap();
-    let field = |n: &ferry_core::yaml::Node, key: &str| match &n.kind {
-        Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v.clone()),
-        _ => None,
-    };
     let Kind::Seq(steps) = field(&field(&doc, "runs").unwrap(), "steps").unwrap().kind else { panic!("steps") };
     let step = steps.iter().find(|s| field(s, "id").and_then(|i| i.as_scalar().map(str::to_owned)).as_deref() == Some("ferry")).unwrap();
     let script = field(step, "run").unwrap().as_scalar().unwrap().to_owned();

@@ -6,16 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use ferry_core::yaml::{Kind, Node, parse};
+use ferry_core::yaml::{Kind, parse};
 
-use crate::support::{FERRY, Run, repo_root};
-
-fn field(n: &Node, key: &str) -> Option<Node> {
-    match &n.kind {
-        Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v.clone()),
-        _ => None,
-    }
-}
+use crate::support::{FERRY, Run, repo_root, yaml_field as field};
 
 /// The `run:` script of the action's step named `name`.
 fn step_script(name: &str) -> String {

@@ -10,6 +10,14 @@ use serde_json::Value;
 
 pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
+/// The value of `key` in YAML mapping `n` (workflow, action and buildspec files), if any.
+pub fn yaml_field(n: &ferry_core::yaml::Node, key: &str) -> Option<ferry_core::yaml::Node> {
+    match &n.kind {
+        ferry_core::yaml::Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v.clone()),
+        _ => None,
+    }
+}
+
 /// The workspace root (where `pipelines/`, `scripts/` and `.venv/` live).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")

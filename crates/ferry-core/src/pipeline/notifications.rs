@@ -3,7 +3,7 @@
 //! project), events and stages.
 
 use super::keys;
-use super::reader::{Cx, Fields};
+use super::reader::{Cx, Fields, env_name_ok};
 use super::{Backend, Channel, ChannelTarget, Dispatch, GitHubDispatch, Notification, NotifyEvent, SecretSource};
 use crate::ids::StageName;
 use crate::yaml::Node;
@@ -19,10 +19,6 @@ const CHANNELS: [(&str, Channel); 6] = [
 
 /// GitHub's API, unless `api_url` names a GitHub Enterprise Server.
 pub const GITHUB_API: &str = "https://api.github.com";
-
-fn env_name_ok(v: &str) -> bool {
-    !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
 
 impl Cx {
     pub(super) fn notifications(&mut self, list: &Node) -> Vec<Notification> {

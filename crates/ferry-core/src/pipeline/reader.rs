@@ -211,10 +211,7 @@ impl Cx {
 
     pub(super) fn env(&mut self, node: Option<&Node>, field: &str) -> BTreeMap<String, String> {
         self.string_map(node, field, |name| {
-            let ok = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit());
-            (!ok).then(|| (format!("invalid environment variable name `{name}`"), "use letters, digits and `_`".to_owned()))
+            (!env_name_ok(name)).then(|| (format!("invalid environment variable name `{name}`"), "use letters, digits and `_`".to_owned()))
         })
     }
 
@@ -236,6 +233,11 @@ impl Cx {
             }
         }
     }
+}
+
+/// Letters, digits and `_`, not starting with a digit.
+pub(super) fn env_name_ok(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
 /// The known key closest to a misspelt one, if it is close enough to suggest.
