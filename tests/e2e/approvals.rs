@@ -152,7 +152,8 @@ fn approving_without_a_terminal_needs_yes_and_shows_what_would_be_approved_first
     for line in [
         format!("Approving release {id} for stage `prod` of pipeline `shop`"),
         "  account       prod (333333333333), eu-west-1".to_owned(),
-        format!("  artifact      app  sha256 {}", manifest["artifacts"][0]["sha256"].as_str().unwrap()),
+        // "version one\n": its size as people read it.
+        format!("  artifact      app  sha256 {}  (12 B)", manifest["artifacts"][0]["sha256"].as_str().unwrap()),
         "  signature     verified with the pinned key ".to_owned(),
         "  built by      builder on ".to_owned(),
         "  requested by  deployer at ".to_owned(),
