@@ -335,3 +335,19 @@ fn validate_checks_the_pinned_public_key_file_a_missing_one_warns_and_a_broken_o
         broken.stderr
     );
 }
+
+#[test]
+fn a_misspelt_stage_on_the_command_line_is_refused_with_the_stage_meant() {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let id = p.build();
+    for (args, typo, meant) in [
+        (vec!["promote", "pipeline.yaml", "--release", &id, "--to", "stagin"], "stagin", "staging"),
+        (vec!["approve", "pipeline.yaml", "--release", &id, "--stage", "prdo", "--yes"], "prdo", "prod"),
+        (vec!["unlock", "pipeline.yaml", "--stage", "stagign"], "stagign", "staging"),
+    ] {
+        let r = p.ferry("alice", &args).expect(2);
+        assert!(r.stderr.contains(&format!("pipeline `shop` has no stage `{typo}`")), "{}", r.stderr);
+        assert!(r.stderr.contains(&format!("hint: did you mean `{meant}`? stages: staging, prod")), "{}", r.stderr);
+    }
+    assert!(p.deploys().is_empty());
+}

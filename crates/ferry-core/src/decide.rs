@@ -52,8 +52,7 @@ fn approval_stage<'p>(
     pipeline: &'p Pipeline,
     stage_name: &StageName,
 ) -> Result<(&'p crate::pipeline::Stage, &'p crate::pipeline::ApprovalPolicy)> {
-    let stage =
-        pipeline.stage(stage_name).ok_or_else(|| Error::invalid(format!("pipeline `{}` has no stage `{stage_name}`", pipeline.name)))?;
+    let stage = pipeline.stage_or_error(stage_name)?;
     let policy = stage
         .approval
         .as_ref()

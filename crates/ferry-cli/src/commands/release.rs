@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use ferry_core::Error;
 use ferry_core::audit::{Draft, EventKind};
 use ferry_core::ids::{Actor, ReleaseId, StageName};
 use ferry_core::manifest::{BuilderInfo, MANIFEST_VERSION, ReleaseManifest};
@@ -261,9 +260,7 @@ pub fn verify(home: &Home, path: &Path, release: &str) -> Result<Report, Failure
 pub fn unlock(home: &Home, path: &Path, stage: &str) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let stage: StageName = parse_id(stage)?;
-    if p.stage(&stage).is_none() {
-        return Err(Error::invalid(format!("pipeline `{}` has no stage `{stage}`", p.name)).into());
-    }
+    p.stage_or_error(&stage)?;
     let ctx = Ctx::connect(home, &p, "unlock")?;
     let (svc, actor) = (ctx.svc(), &ctx.actor);
     match svc.locks.force_release(&p.name, &stage)? {

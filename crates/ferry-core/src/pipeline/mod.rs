@@ -521,6 +521,18 @@ impl Pipeline {
         self.stages.iter().find(|s| &s.name == name)
     }
 
+    /// The stage named `name`, or an error naming the closest stage (a typo) and every stage.
+    pub fn stage_or_error(&self, name: &StageName) -> crate::error::Result<&Stage> {
+        self.stage(name).ok_or_else(|| {
+            let names: Vec<&str> = self.stages.iter().map(|s| s.name.as_str()).collect();
+            let hint = match reader::closest(name.as_str(), &names) {
+                Some(s) => format!("did you mean `{s}`? stages: {}", names.join(", ")),
+                None => format!("stages: {}", names.join(", ")),
+            };
+            crate::error::Error::invalid(format!("pipeline `{}` has no stage `{name}`", self.name)).hint(hint)
+        })
+    }
+
     /// The directory relative paths in the pipeline are resolved against.
     pub fn dir(&self) -> &Path {
         self.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))

@@ -102,10 +102,7 @@ fn promote_command(pipeline: &Pipeline, release: &ReleaseId, stage: &StageName) 
 
 /// Promotes `req.release` to `req.stage`.
 pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Request) -> Result<Outcome> {
-    let stage = pipeline.stage(&req.stage).ok_or_else(|| {
-        let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
-        Error::invalid(format!("pipeline `{}` has no stage `{}`", pipeline.name, req.stage)).hint(format!("stages: {}", names.join(", ")))
-    })?;
+    let stage = pipeline.stage_or_error(&req.stage)?;
     check_lease(req.lease)?;
     // A guarded stage trusts the published root, not the pipeline file in CI's checkout.
     if let Err(e) = crate::trust::check(svc.trust.current(&pipeline.name)?.as_ref(), pipeline, pinned, Some(&stage.name)) {
