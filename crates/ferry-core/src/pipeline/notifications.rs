@@ -108,22 +108,31 @@ impl Cx {
             return ok.then_some(ChannelTarget::SnsTopic(t));
         }
         self.only(f, "webhook", &["url_env", "url_ssm"]);
-        match (self.opt_string(f, "url_env"), self.opt_string(f, "url_ssm")) {
+        let source = self.secret_source(item, f, ("url_env", "url_ssm"), "webhook", None)?;
+        Some(match source {
+            SecretSource::Env(v) => ChannelTarget::UrlEnv(v),
+            SecretSource::Ssm(p) => ChannelTarget::UrlSsm(p),
+        })
+    }
+
+    /// Exactly one of `keys` (`(ENV_KEY, SSM_KEY)`): a secret from an environment variable
+    /// (a valid name) or an SSM parameter; `what` names the channel type in errors.
+    fn secret_source(&mut self, item: &Node, f: &Fields<'_>, keys: (&str, &str), what: &str, hint: Option<String>) -> Option<SecretSource> {
+        let (env_key, ssm_key) = keys;
+        match (self.opt_string(f, env_key), self.opt_string(f, ssm_key)) {
+            (Some(v), None) if env_name_ok(&v) => Some(SecretSource::Env(v)),
             (Some(v), None) => {
-                let ok = env_name_ok(&v);
-                if !ok {
-                    self.error(
-                        item,
-                        &f.path("url_env"),
-                        format!("invalid environment variable name `{v}`"),
-                        Some("use letters, digits and `_`".into()),
-                    );
-                }
-                ok.then_some(ChannelTarget::UrlEnv(v))
+                self.error(
+                    item,
+                    &f.path(env_key),
+                    format!("invalid environment variable name `{v}`"),
+                    Some("use letters, digits and `_`".into()),
+                );
+                None
             }
-            (None, Some(p)) => Some(ChannelTarget::UrlSsm(p)),
+            (None, Some(p)) => Some(SecretSource::Ssm(p)),
             _ => {
-                self.error(item, path, "a webhook notification needs exactly one of `url_env` or `url_ssm`".into(), None);
+                self.error(item, &f.path, format!("a {what} notification needs exactly one of `{env_key}` or `{ssm_key}`"), hint);
                 None
             }
         }
@@ -164,28 +173,13 @@ impl Cx {
                 None
             }
         };
-        let token = match (self.opt_string(f, "token_env"), self.opt_string(f, "token_ssm")) {
-            (Some(v), None) if env_name_ok(&v) => Some(SecretSource::Env(v)),
-            (Some(v), None) => {
-                self.error(
-                    item,
-                    &f.path("token_env"),
-                    format!("invalid environment variable name `{v}`"),
-                    Some("use letters, digits and `_`".into()),
-                );
-                None
-            }
-            (None, Some(p)) => Some(SecretSource::Ssm(p)),
-            _ => {
-                self.error(
-                    item,
-                    &f.path,
-                    "a github notification needs exactly one of `token_env` or `token_ssm`".into(),
-                    Some("a token allowed to dispatch workflows (actions: write), e.g. token_env: FERRY_DISPATCH_TOKEN".into()),
-                );
-                None
-            }
-        };
+        let token = self.secret_source(
+            item,
+            f,
+            ("token_env", "token_ssm"),
+            "github",
+            Some("a token allowed to dispatch workflows (actions: write), e.g. token_env: FERRY_DISPATCH_TOKEN".into()),
+        );
         let api_url = match self.opt_string(f, "api_url") {
             None => Some(GITHUB_API.to_owned()),
             Some(u) => {
