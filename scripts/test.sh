@@ -31,6 +31,15 @@ if forbidden="$(grep -E '^(aws-|tokio|clap|reqwest)' <<<"$tree")"; then
   exit 1
 fi
 
+step "ferry-cli without the aws feature: no AWS SDK, and it compiles lint-clean"
+tree="$(cargo tree -p ferry-cli --no-default-features --locked -e normal --prefix none --format '{p}')"
+if sdk="$(grep -E '^(ferry-aws|aws-config|aws-sdk-|aws-smithy-)' <<<"$tree")"; then
+  echo "a local-only ferry-cli must not depend on these:" >&2
+  echo "$sdk" | sort -u >&2
+  exit 1
+fi
+cargo clippy -p ferry-cli --no-default-features --locked -- -D warnings
+
 step "time through the clock port; no import circles (scripts/check-structure.py)"
 python3 scripts/check-structure.py
 

@@ -26,6 +26,7 @@ mod leases;
 mod load;
 mod locks;
 mod notify;
+mod origins;
 mod protected;
 mod quickstart;
 mod rollback;

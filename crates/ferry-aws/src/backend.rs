@@ -176,7 +176,9 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     let mut aws = Aws::load(Some(settings.region.as_str()))?;
     if let Some(w) = &c.web_identity {
         let role = w.role.as_ref().unwrap_or(&settings.orchestrator);
-        aws.base = aws.assume_with_web_identity(role, &w.session_name, w.tokens.clone(), settings.session_duration)?;
+        let origin = if w.role.is_none() { pipeline.origin("aws.orchestrator") } else { None };
+        aws.base =
+            aws.assume_with_web_identity(role, &w.session_name, w.tokens.clone(), settings.session_duration).map_err(|e| e.at(origin))?;
     }
     let actor: Actor = aws.caller_arn(&aws.base)?.parse().map_err(|e: ferry_core::ids::IdError| Error::failed(e.to_string()))?;
     let name = pipeline.name.to_string();
@@ -185,19 +187,22 @@ pub fn connect(pipeline: &Pipeline, c: Connect) -> Result<AwsBackend> {
     let orchestrator = if settings.orchestrator.is_session(actor.as_str()) {
         aws.base.clone()
     } else {
-        aws.assume_chain(Some((&aws.base, actor.as_str())), &[hop(&settings, &actor, &name, &settings.orchestrator, &session, &c.ci_tags)])?
+        aws.assume_chain(Some((&aws.base, actor.as_str())), &[hop(&settings, &actor, &name, &settings.orchestrator, &session, &c.ci_tags)])
+            .map_err(|e| e.at(pipeline.origin("aws.orchestrator")))?
     };
-    let assume = |b: &BucketRef| -> Result<SdkConfig> {
+    // `field`: where the bucket's role is set (`aws.store`; the audit bucket's is `audit`).
+    let assume = |b: &BucketRef, field: &str| -> Result<SdkConfig> {
         aws.assume_chain(
             Some((&orchestrator, settings.orchestrator.as_str())),
             &[hop(&settings, &actor, &name, &b.role, &session, &c.ci_tags)],
         )
+        .map_err(|e| e.at(pipeline.origin(&format!("{field}.role"))))
     };
     let bucket = |b: &BucketRef, config: &SdkConfig| {
         Bucket::new(aws.rt.clone(), config, &b.bucket, &b.prefix, b.role.as_str(), aws.custom_endpoint())
     };
-    let store_config = assume(&settings.store)?;
-    let (store, audit) = (bucket(&settings.store, &store_config), bucket(&settings.audit, &assume(&settings.audit)?));
+    let store_config = assume(&settings.store, "aws.store")?;
+    let (store, audit) = (bucket(&settings.store, &store_config), bucket(&settings.audit, &assume(&settings.audit, "audit")?));
     let trust = audit.under(TRUST_PREFIX);
     let gatekeeper_log = settings.gatekeeper.as_ref().map(|_| -> Box<dyn ferry_core::ports::AuditLog> {
         Box::new(ferry_core::storage::audit::Audit::new(

@@ -10,30 +10,11 @@ use aws_config::SdkConfig;
 use ferry_core::ids::RoleArn;
 use ferry_core::keys::PublicKey;
 use ferry_core::pipeline::{BucketRef, Pipeline, SigningKey};
+use ferry_core::preflight::Check;
 use ferry_core::{Error, Result};
-use serde::Serialize;
 
 use crate::chain::{Aws, Hop};
 use crate::error;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub check: String,
-    pub target: String,
-    pub ok: bool,
-    /// The resulting ARN, or what went wrong.
-    pub detail: String,
-    pub hints: Vec<String>,
-}
-
-impl Check {
-    fn from(check: &str, target: &str, r: Result<String>) -> Self {
-        match r {
-            Ok(detail) => Check { check: check.into(), target: target.into(), ok: true, detail, hints: Vec::new() },
-            Err(e) => Check { check: check.into(), target: target.into(), ok: false, detail: e.message, hints: e.hints },
-        }
-    }
-}
 
 struct Doctor<'a> {
     aws: &'a Aws,
@@ -63,7 +44,7 @@ impl Doctor<'_> {
             Ok((c, arn)) => (Some(c), Ok(arn)),
             Err(e) => (None, Err(e)),
         };
-        self.checks.push(Check::from(label, role.as_str(), result));
+        self.checks.push(Check::of(label, role.as_str(), result));
         config
     }
 
@@ -86,7 +67,7 @@ impl Doctor<'_> {
             error::map(error::Attempt { who: b.role.as_str(), action: "s3:ListBucket", resource: &url }, &e)
                 .hint("does the bucket exist in that account (see bootstrap/)?")
         });
-        self.checks.push(Check::from(label, &url, r));
+        self.checks.push(Check::of(label, &url, r));
     }
 }
 
@@ -97,7 +78,7 @@ pub fn doctor(pipeline: &Pipeline, pinned: Option<&PublicKey>) -> Result<Vec<Che
     let caller = aws.caller_arn(&aws.base);
     let mut d =
         Doctor { aws: &aws, pipeline, actor: caller.as_ref().map_or_else(|_| "unknown".to_owned(), Clone::clone), checks: Vec::new() };
-    d.checks.push(Check::from("caller identity", "sts:GetCallerIdentity", caller.clone()));
+    d.checks.push(Check::of("caller identity", "sts:GetCallerIdentity", caller.clone()));
     let Ok(caller) = caller else { return Ok(d.checks) };
     let Some(orch) = d.assume("orchestrator", (&aws.base, &caller), &settings.orchestrator, false) else { return Ok(d.checks) };
     let from = (&orch, settings.orchestrator.as_str());
@@ -154,7 +135,7 @@ pub fn doctor(pipeline: &Pipeline, pinned: Option<&PublicKey>) -> Result<Vec<Che
             }
         };
         let target = settings.gatekeeper.as_ref().map_or_else(|| "aws.gatekeeper".to_owned(), ToString::to_string);
-        d.checks.push(Check::from(&format!("protected stage `{}`: gatekeeper", stage.name), &target, probe));
+        d.checks.push(Check::of(&format!("protected stage `{}`: gatekeeper", stage.name), &target, probe));
     }
     if let SigningKey::Kms { key_arn, role, region } = &pipeline.signing.key
         && let Some(config) = d.assume("signer role", from, role, true)
@@ -174,7 +155,7 @@ pub fn doctor(pipeline: &Pipeline, pinned: Option<&PublicKey>) -> Result<Vec<Che
                 }
             }),
         };
-        d.checks.push(Check::from("KMS signing key", key_arn, r));
+        d.checks.push(Check::of("KMS signing key", key_arn, r));
     }
     Ok(d.checks)
 }

@@ -124,23 +124,27 @@ pub fn announce_secrets() {
 }
 
 /// GitHub's OIDC token endpoint and its request token, when the job may ask for a token.
+#[cfg(feature = "aws")]
 pub fn github_oidc_request() -> Option<(String, String)> {
     Some((var("ACTIONS_ID_TOKEN_REQUEST_URL")?, var("ACTIONS_ID_TOKEN_REQUEST_TOKEN")?))
 }
 
 /// The role to exchange the OIDC token for (the action's `role-to-assume`); default: the
 /// pipeline's orchestrator.
+#[cfg(feature = "aws")]
 pub fn web_identity_role() -> Option<String> {
     var("FERRY_ROLE_TO_ASSUME")
 }
 
 /// The audience of the OIDC token ferry asks GitHub for (the action's `audience`; default
 /// `sts.amazonaws.com`, what AWS's OIDC provider for GitHub expects).
+#[cfg(feature = "aws")]
 pub fn oidc_audience() -> String {
     var("FERRY_OIDC_AUDIENCE").unwrap_or_else(|| "sts.amazonaws.com".to_owned())
 }
 
 /// A session name for the CI run: the action's `role-session-name`, else `gh-RUN_ID-ATTEMPT`.
+#[cfg(feature = "aws")]
 pub fn ci_session_name() -> String {
     if let Some(name) = var("FERRY_ROLE_SESSION_NAME") {
         return name;
@@ -154,6 +158,7 @@ pub fn ci_session_name() -> String {
 
 /// Session tags describing the CI run, for CloudTrail in every account ferry enters:
 /// repository, workflow, run id, actor and commit (values reduced to what STS accepts).
+#[cfg(feature = "aws")]
 pub fn ci_tags() -> Vec<(String, String)> {
     let clean = |v: String| -> String {
         v.chars().map(|c| if c.is_alphanumeric() || " _.:/=+-@".contains(c) { c } else { '-' }).take(256).collect()
@@ -170,6 +175,7 @@ pub fn ci_tags() -> Vec<(String, String)> {
 }
 
 /// Credentials already in the environment (they win over an OIDC exchange).
+#[cfg(feature = "aws")]
 pub fn has_static_aws_credentials() -> bool {
     var("AWS_ACCESS_KEY_ID").is_some() || var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() || var("AWS_PROFILE").is_some()
 }

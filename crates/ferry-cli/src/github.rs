@@ -161,6 +161,9 @@ pub fn summary(command: &str, result: &Result<Report, Failure>) -> String {
         Ok(r) => &r.json,
         Err(Failure::Core(e)) => {
             let _ = writeln!(md, "### ❌ ferry {command} failed\n\n{}\n", e.message.replace('\n', " "));
+            if let Some(o) = &e.origin {
+                let _ = writeln!(md, "from `{}` at `{}:{}`\n", o.field, o.file, o.line);
+            }
             for h in &e.hints {
                 let _ = writeln!(md, "> {h}");
             }
@@ -230,13 +233,19 @@ pub fn summary(command: &str, result: &Result<Report, Failure>) -> String {
 }
 
 /// The annotation that says how the command ended, unless it simply succeeded: an error for
-/// every failure exit code (with ferry's message and hints), a notice for a promotion that
+/// every failure exit code (with ferry's message and hints, on the pipeline's line when a
+/// setting is what failed), a notice for a promotion that
 /// waits (exit 3 is not a failure, but it must not look like a silent success either).
 pub fn ending(command: &str, result: &Result<Report, Failure>, exit: Exit) -> Option<String> {
     let code = exit as u8;
     match result {
         Err(Failure::Diagnostics(_)) => None,
-        Err(Failure::Core(e)) => Some(format!("::error title=ferry {command} failed (exit {code})::{}\n", escape_data(&e.to_string()))),
+        Err(Failure::Core(e)) => {
+            // On the pipeline's line in the PR's files view when a setting is what failed.
+            let at =
+                e.origin.as_ref().map_or(String::new(), |o| format!("file={},line={},col={},", escape_property(&o.file), o.line, o.column));
+            Some(format!("::error {at}title=ferry {command} failed (exit {code})::{}\n", escape_data(&e.to_string())))
+        }
         Ok(_) if exit == Exit::Success => None,
         Ok(r) if exit == Exit::AwaitingApproval => {
             let outs = outputs(result, exit);

@@ -69,15 +69,21 @@ pub fn diagnostics_text(diags: &[Diagnostic]) -> String {
     crate::snippet::render(diags, crate::snippet::Style::new(false))
 }
 
+/// Colour on stderr when it is a terminal (and `NO_COLOR`/`FERRY_COLOR` allow).
+fn stderr_style() -> crate::snippet::Style {
+    crate::snippet::Style::new(crate::env::colour(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+}
+
 pub fn failure(format: OutputFormat, f: &Failure) -> Exit {
     let (exit, text, value) = match f {
         Failure::Core(e) => {
-            (Exit::from(e.kind), format!("error: {e}"), json!({"error": {"kind": e.kind, "message": e.message, "hints": e.hints}}))
+            let mut error = json!({"kind": e.kind, "message": e.message, "hints": e.hints});
+            if let Some(o) = &e.origin {
+                error["origin"] = json!(o);
+            }
+            (Exit::from(e.kind), crate::snippet::error(e, stderr_style()), json!({ "error": error }))
         }
-        Failure::Diagnostics(d) => {
-            let style = crate::snippet::Style::new(crate::env::colour(std::io::IsTerminal::is_terminal(&std::io::stderr())));
-            (Exit::Invalid, crate::snippet::render(d, style), json!({"valid": false, "diagnostics": d}))
-        }
+        Failure::Diagnostics(d) => (Exit::Invalid, crate::snippet::render(d, stderr_style()), json!({"valid": false, "diagnostics": d})),
     };
     eprintln!("{}", text.trim_end());
     if format == OutputFormat::Json {

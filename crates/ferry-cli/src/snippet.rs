@@ -1,11 +1,13 @@
 //! Diagnostics as people read them, like rustc's: the `file:line:column: field: message`
 //! line, then the source line with a caret under the value (or key) it is about, then the
-//! hint; in colour on a terminal (`NO_COLOR` turns it off, `FERRY_COLOR=always` on).
+//! hint; in colour on a terminal (`NO_COLOR` turns it off, `FERRY_COLOR=always` on). A runtime
+//! error that comes from a pipeline setting is shown the same way, under a `-->` line.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use ferry_core::yaml::Diagnostic;
+use ferry_core::{Error, Origin};
 
 /// ANSI styles, or none.
 #[derive(Clone, Copy)]
@@ -65,25 +67,51 @@ fn read_source(path: &std::path::Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// The source line `line` of `lines` with carets under the value at `column`, between gutters.
+fn snippet(out: &mut String, lines: Option<&Vec<String>>, line: usize, column: usize, style: Style) {
+    let Some(text) = lines.and_then(|l| l.get(line.checked_sub(1)?)) else { return };
+    let number = line.to_string();
+    let pad = " ".repeat(number.len());
+    let text = text.replace('\t', " ");
+    let indent = " ".repeat(column.saturating_sub(1));
+    let carets = "^".repeat(span(&text, column));
+    let _ = writeln!(out, "{pad} {}", style.gutter("|"));
+    let _ = writeln!(out, "{} {text}", style.gutter(&format!("{number} |")));
+    let _ = writeln!(out, "{pad} {} {indent}{}", style.gutter("|"), style.caret(&carets));
+}
+
+fn source_lines(file: &str) -> Option<Vec<String>> {
+    read_source(std::path::Path::new(file)).map(|s| s.lines().map(str::to_owned).collect())
+}
+
+/// Where a setting is written: the `--> file:line:column (field)` line and its snippet.
+pub fn origin(o: &Origin, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "  {} {o}", style.gutter("-->"));
+    snippet(&mut out, source_lines(&o.file).as_ref(), o.line, o.column, style);
+    out
+}
+
+/// A runtime error: its message, where the setting it comes from is written, its hints.
+pub fn error(e: &Error, style: Style) -> String {
+    let mut out = format!("{} {}\n", style.error("error:"), e.message);
+    if let Some(o) = &e.origin {
+        out.push_str(&origin(o, style));
+    }
+    for h in &e.hints {
+        let _ = writeln!(out, "  {} {h}", style.hint("hint:"));
+    }
+    out
+}
+
 /// Every diagnostic with its snippet, then the count.
 pub fn render(diags: &[Diagnostic], style: Style) -> String {
     let mut sources: HashMap<&str, Option<Vec<String>>> = HashMap::new();
     let mut out = String::new();
     for d in diags {
         let _ = writeln!(out, "{} {}:{}:{}: {}: {}", style.error("error:"), d.file, d.line, d.column, d.field, d.message);
-        let lines = sources
-            .entry(d.file.as_str())
-            .or_insert_with(|| read_source(std::path::Path::new(&d.file)).map(|s| s.lines().map(str::to_owned).collect()));
-        if let Some(text) = lines.as_ref().and_then(|l| l.get(d.line.checked_sub(1)?)) {
-            let number = d.line.to_string();
-            let pad = " ".repeat(number.len());
-            let text = text.replace('\t', " ");
-            let indent = " ".repeat(d.column.saturating_sub(1));
-            let carets = "^".repeat(span(&text, d.column));
-            let _ = writeln!(out, "{pad} {}", style.gutter("|"));
-            let _ = writeln!(out, "{} {text}", style.gutter(&format!("{number} |")));
-            let _ = writeln!(out, "{pad} {} {indent}{}", style.gutter("|"), style.caret(&carets));
-        }
+        let lines = sources.entry(d.file.as_str()).or_insert_with(|| source_lines(&d.file));
+        snippet(&mut out, lines.as_ref(), d.line, d.column, style);
         if let Some(hint) = &d.hint {
             let _ = writeln!(out, "  {} {hint}", style.hint("hint:"));
         }

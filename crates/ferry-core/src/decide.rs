@@ -27,6 +27,9 @@ pub struct Decision {
     pub comment: Option<String>,
     pub at: Timestamp,
     pub expires_at: Timestamp,
+    /// When the stage's deployment window next opens, if it is closed now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_opens: Option<crate::window::Opens>,
     /// The digest of the approval request decided on.
     pub request: Sha256Digest,
     /// Where the signed decision (a DSSE envelope) is stored.
@@ -242,10 +245,20 @@ pub fn decide(
         comment,
         at: now,
         expires_at: predicate.not_after,
+        window_opens: window_opens(pipeline, stage_name, now),
         request: digest,
         location,
         state,
     })
+}
+
+/// When the stage's windows (and freezes) next let a deploy start, unless they do now. Only a
+/// warning rides on it: a freeze file that cannot be read fails the promotion, not a decision.
+fn window_opens(pipeline: &Pipeline, stage: &StageName, now: Timestamp) -> Option<crate::window::Opens> {
+    let stage = pipeline.stage_or_error(stage).ok()?;
+    let (windows, freezes) = crate::promote::windows_of(pipeline, stage).ok()?;
+    let opens = crate::window::next_open(&windows, &freezes, now).ok()?;
+    (opens != crate::window::Opens::Now).then_some(opens)
 }
 
 /// Everything a person should see before approving or rejecting: what the release is, where
@@ -273,6 +286,9 @@ pub struct Summary {
     pub required: u32,
     /// When an approval given now would expire.
     pub approval_expires_at: Timestamp,
+    /// When the stage's deployment window next opens, if it is closed now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_opens: Option<crate::window::Opens>,
     /// A protected stage: a person confirms by typing its name.
     pub critical: bool,
     pub deploy: Vec<String>,
@@ -320,6 +336,7 @@ pub fn summary(
         approvals,
         required: policy.required,
         approval_expires_at: now.plus(policy.expires),
+        window_opens: window_opens(pipeline, stage_name, now),
         critical: pipeline.policy.protected_stages.contains(stage_name),
         deploy: request.as_ref().map_or_else(|| stage.deploy.iter().map(crate::pipeline::Action::summary).collect(), |r| r.deploy.clone()),
         change_sets: request.as_ref().map(|r| r.preview.clone()).unwrap_or_default(),

@@ -138,9 +138,14 @@ pub fn hash_file(path: &Path) -> Result<(Sha256Digest, u64)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, &e))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let task = format!("hashing {}", path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()));
-    let reader = Progress { inner: std::io::BufReader::new(file), task: &task, done: 0, total };
-    let result = hash_copy(reader, std::io::sink()).map_err(|e| Error::io("read", path, &e));
-    crate::hooks::progress_done(&task);
+    hash_reporting(std::io::BufReader::new(file), &task, total).map_err(|e| Error::io("read", path, &e))
+}
+
+/// Hashes what `reader` yields (`total` bytes expected), reporting progress as `task` (a bar
+/// on a terminal): hashing at build time, re-hashing before a promotion.
+pub fn hash_reporting(reader: impl Read, task: &str, total: u64) -> std::io::Result<(Sha256Digest, u64)> {
+    let result = hash_copy(Progress { inner: reader, task, done: 0, total }, std::io::sink());
+    crate::hooks::progress_done(task);
     result
 }
 

@@ -1,5 +1,6 @@
 //! The one error type of ferry's library crates: a kind (which decides the exit code), a
-//! message with the values involved in backticks, and `hint:` lines that say what to do.
+//! message with the values involved in backticks, `hint:` lines that say what to do, and —
+//! when a pipeline setting is what failed — where that setting is written.
 
 use std::fmt;
 
@@ -24,13 +25,32 @@ pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
     pub hints: Vec<String>,
+    /// The pipeline setting the failure comes from (a deploy action, a gate, the build
+    /// command, the signing key …), shown as `--> file:line:column` with the source line.
+    pub origin: Option<Origin>,
+}
+
+/// Where a pipeline setting is written: its file, line and column (1-based) and field path
+/// (`stages[1].deploy[0]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub field: String,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{} ({})", self.file, self.line, self.column, self.field)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), hints: Vec::new() }
+        Self { kind, message: message.into(), hints: Vec::new(), origin: None }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Invalid, message)
@@ -50,6 +70,15 @@ impl Error {
     #[must_use]
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hints.push(hint.into());
+        self
+    }
+    /// Says the failure comes from the setting at `origin` (a cause's own origin, set
+    /// closer to it, is kept).
+    #[must_use]
+    pub fn at(mut self, origin: Option<Origin>) -> Self {
+        if self.origin.is_none() {
+            self.origin = origin;
+        }
         self
     }
     /// An I/O failure on `path`, worded as "failed to WHAT `PATH`: CAUSE".

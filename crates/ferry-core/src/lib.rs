@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod placeholders;
 pub mod plan;
 pub mod ports;
+pub mod preflight;
 pub mod promote;
 pub mod release;
 pub mod rollback;
@@ -33,7 +34,7 @@ pub mod trust;
 pub mod window;
 pub mod yaml;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Origin, Result};
 
 /// The name a unit enum variant has in JSON (`StageStatus::AwaitingApproval` → `awaiting_approval`),
 /// so human output uses the same words as `--output json`.

@@ -202,12 +202,13 @@ impl Message {
 /// Sends `message` to every channel of `pipeline` that wants it; failures are retried with
 /// backoff, then audited, and never returned.
 pub fn notify(svc: &Services, pipeline: &Pipeline, actor: &Actor, message: &Message) {
-    for n in pipeline.notifications.iter().filter(|n| n.wants(message.event, &message.stage)) {
+    for (i, n) in pipeline.notifications.iter().enumerate().filter(|(_, n)| n.wants(message.event, &message.stage)) {
         let (attempts, result) = send_with_retries(svc, n, message);
         let (kind, details) = match &result {
             Ok(()) => (EventKind::NotificationSent, json!({"channel": n.describe(), "event": message.event, "attempts": attempts})),
             Err(e) => {
-                tracing::warn!("could not notify {}: {}", n.describe(), e.message);
+                let at = pipeline.origin(&format!("notifications[{i}]")).map_or(String::new(), |o| format!(" (set at {o})"));
+                tracing::warn!("could not notify {}{at}: {}", n.describe(), e.message);
                 (
                     EventKind::NotificationFailed,
                     json!({"channel": n.describe(), "event": message.event, "attempts": attempts, "error": e.message}),

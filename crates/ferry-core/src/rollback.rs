@@ -40,7 +40,7 @@ pub struct Guarded {
 pub fn promote(svc: &Services, pipeline: &Pipeline, pinned: &PublicKey, req: &Request) -> Result<Guarded> {
     let outcome = promote::promote(svc, pipeline, pinned, req)?;
     let rolls_back = pipeline.stage(&req.stage).is_some_and(|s| s.on_failure == OnFailure::Rollback) && !req.rollback;
-    let Outcome::PostDeployGateFailed { release, stage, gate } = &outcome else { return Ok(Guarded { outcome, rollback: None }) };
+    let Outcome::PostDeployGateFailed { release, stage, gate, .. } = &outcome else { return Ok(Guarded { outcome, rollback: None }) };
     if !rolls_back {
         return Ok(Guarded { outcome, rollback: None });
     }

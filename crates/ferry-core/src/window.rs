@@ -96,19 +96,64 @@ fn closed_reason(w: &Window, extra: &[Freeze], at: Timestamp) -> Result<Option<S
 /// Whether a deploy may start at `now` under `w` and the organization's `freezes`.
 pub fn check(w: &Window, freezes: &[Freeze], now: Timestamp) -> Result<Option<Closed>> {
     let Some(reason) = closed_reason(w, freezes, now)? else { return Ok(None) };
-    // The next open minute, searched in 5-minute steps over two weeks.
+    let next_allowed = first_open(std::slice::from_ref(&w), freezes, now)?;
+    Ok(Some(Closed { reason, next_allowed }))
+}
+
+/// The first 5-minute mark after `now`, within two weeks, at which every one of `windows`
+/// is open and no freeze is in force.
+fn first_open(windows: &[&Window], freezes: &[Freeze], now: Timestamp) -> Result<Option<Timestamp>> {
     let step = std::time::Duration::from_secs(300);
     let aligned = Timestamp::from_unix(now.unix_seconds() - now.unix_seconds().rem_euclid(300));
     let mut t = aligned.plus(step);
-    let mut next_allowed = None;
     for _ in 0..(14 * 24 * 12) {
-        if closed_reason(w, freezes, t)?.is_none() {
-            next_allowed = Some(t);
-            break;
+        if open_at(windows, freezes, t)? {
+            return Ok(Some(t));
         }
         t = t.plus(step);
     }
-    Ok(Some(Closed { reason, next_allowed }))
+    Ok(None)
+}
+
+fn open_at(windows: &[&Window], freezes: &[Freeze], at: Timestamp) -> Result<bool> {
+    if freezes.iter().any(|f| f.from <= at && at < f.to) {
+        return Ok(false);
+    }
+    for w in windows {
+        if closed_reason(w, &[], at)?.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// When a deploy may next start under a stage's windows and freezes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Opens {
+    Now,
+    At(Timestamp),
+    /// Not within the next two weeks.
+    Later,
+}
+
+/// When a deploy may next start under all of `windows` and `freezes`.
+pub fn next_open(windows: &[&Window], freezes: &[Freeze], now: Timestamp) -> Result<Opens> {
+    if open_at(windows, freezes, now)? {
+        return Ok(Opens::Now);
+    }
+    Ok(first_open(windows, freezes, now)?.map_or(Opens::Later, Opens::At))
+}
+
+impl Opens {
+    /// Whether something that expires at `expires` is gone before the window opens.
+    pub fn after(self, expires: Timestamp) -> bool {
+        match self {
+            Opens::Now => false,
+            Opens::At(t) => expires <= t,
+            Opens::Later => true,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +187,30 @@ mod tests {
         let c = check(&weekdays_9_to_16("UTC"), &[], at("2026-12-04T10:00:00Z")).unwrap().unwrap();
         assert!(c.reason.starts_with("fri is not a deployment day"), "{}", c.reason);
         assert_eq!(c.next_allowed, Some(at("2026-12-07T09:00:00Z")));
+    }
+
+    #[test]
+    fn an_approval_given_on_friday_for_a_mon_to_thu_window_expires_before_it_opens_unless_it_lasts() {
+        let w = weekdays_9_to_16("UTC");
+        let friday = at("2026-12-04T18:00:00Z");
+        let opens = next_open(&[&w], &[], friday).unwrap();
+        assert_eq!(opens, Opens::At(at("2026-12-07T09:00:00Z")));
+        let day = std::time::Duration::from_secs(24 * 3600);
+        assert!(opens.after(friday.plus(day)), "a 24h approval is gone by Monday 09:00");
+        assert!(!opens.after(friday.plus(day * 3)), "a 72h approval still stands then");
+        assert_eq!(next_open(&[&w], &[], at("2026-12-07T10:00:00Z")).unwrap(), Opens::Now);
+        assert!(!Opens::Now.after(friday), "an open window never outlives an approval");
+    }
+
+    #[test]
+    fn every_window_and_freeze_must_be_open_at_once() {
+        let mornings = Window { timezone: "UTC".into(), days: Vec::new(), hours: parse_hours("06:00-10:00"), freezes: Vec::new() };
+        let freeze = Freeze { from: at("2026-12-07T00:00:00Z"), to: at("2026-12-08T00:00:00Z"), reason: None };
+        // Friday 18:00: Mon–Thu 09–16 and every day 06–10 overlap 09–10 on Monday, frozen; Tuesday then.
+        let opens = next_open(&[&weekdays_9_to_16("UTC"), &mornings], &[freeze], at("2026-12-04T18:00:00Z")).unwrap();
+        assert_eq!(opens, Opens::At(at("2026-12-08T09:00:00Z")));
+        let never = Window { timezone: "UTC".into(), days: vec![5], hours: None, freezes: Vec::new() };
+        assert_eq!(next_open(&[&weekdays_9_to_16("UTC"), &never], &[], at("2026-12-04T18:00:00Z")).unwrap(), Opens::Later);
     }
 
     #[test]

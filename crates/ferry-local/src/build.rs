@@ -34,7 +34,8 @@ pub fn run_command(pipeline: &Pipeline, svc: &Services, actor: &Actor) -> Result
         clear_env: Vec::new(),
         stop: Some(svc.interrupt.clone()),
     };
-    let out = svc.exec.run(&spec)?;
+    let origin = || pipeline.origin("build.command");
+    let out = svc.exec.run(&spec).map_err(|e| e.at(origin()))?;
     if out.interrupted {
         let why = svc.interrupt.reason().unwrap_or_default();
         return Err(Error::failed(format!("build command `{command}` was stopped: {why}")).hint("nothing was stored; build again"));
@@ -44,7 +45,8 @@ pub fn run_command(pipeline: &Pipeline, svc: &Services, actor: &Actor) -> Result
             "build command `{command}` failed with exit code {}",
             out.exit_code.map_or("none".into(), |c| c.to_string())
         ))
-        .hint(format!("it ran in `{}`; see its output above", pipeline.working_dir().display())));
+        .hint(format!("it ran in `{}`; see its output above", pipeline.working_dir().display()))
+        .at(origin()));
     }
     Ok(())
 }
@@ -83,43 +85,48 @@ fn check_inside(name: &str, base: &Path, file: &Path) -> Result<()> {
 pub fn collect(pipeline: &Pipeline) -> Result<Vec<Found>> {
     let base = pipeline.working_dir();
     let mut out = Vec::new();
-    for decl in &pipeline.build.artifacts {
-        let files: Vec<(String, std::path::PathBuf)> = match &decl.source {
-            ArtifactSource::Path(p) => {
-                let file = base.join(p);
-                if std::fs::symlink_metadata(&file).is_err() {
-                    return Err(Error::failed(format!("artifact `{}`: `{}` was not found after the build", decl.name, file.display()))
-                        .hint(format!("the build must write `{p}` under `{}`", base.display())));
-                }
-                check_inside(&decl.name, &base, &file)?;
-                vec![(decl.name.clone(), file)]
-            }
-            ArtifactSource::Glob(g) => {
-                let pattern = base.join(g).to_string_lossy().into_owned();
-                let paths = glob::glob(&pattern).map_err(|e| Error::invalid(format!("artifact `{}`: bad glob `{g}`: {e}", decl.name)))?;
-                // Names are relative to the pattern's literal directory: `dist/config/*.json`
-                // yields `config/app.json` for an artifact named `config`.
-                let literal: std::path::PathBuf =
-                    Path::new(g).components().take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '['])).collect();
-                let literal = base.join(literal);
-                let mut files = Vec::new();
-                for p in paths {
-                    let p = p.map_err(|e| Error::failed(format!("artifact `{}`: {e}", decl.name)))?;
-                    let link = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
-                    if link || p.is_file() {
-                        check_inside(&decl.name, &base, &p)?;
-                        files.push((format!("{}/{}", decl.name, relative(&literal, &p)), p));
-                    }
-                }
-                if files.is_empty() {
-                    return Err(Error::failed(format!("artifact `{}`: glob `{g}` matched no files in `{}`", decl.name, base.display())));
-                }
-                files
-            }
-        };
+    for (i, decl) in pipeline.build.artifacts.iter().enumerate() {
+        let files = files_of(&base, decl).map_err(|e| e.at(pipeline.origin(&format!("build.artifacts[{i}]"))))?;
         for (name, file) in files {
             out.push(Found { name, path: relative(&base, &file), file });
         }
     }
     Ok(out)
+}
+
+/// The files artifact `decl` names under `base`, each with its name in the release.
+fn files_of(base: &Path, decl: &ferry_core::pipeline::ArtifactDecl) -> Result<Vec<(String, std::path::PathBuf)>> {
+    Ok(match &decl.source {
+        ArtifactSource::Path(p) => {
+            let file = base.join(p);
+            if std::fs::symlink_metadata(&file).is_err() {
+                return Err(Error::failed(format!("artifact `{}`: `{}` was not found after the build", decl.name, file.display()))
+                    .hint(format!("the build must write `{p}` under `{}`", base.display())));
+            }
+            check_inside(&decl.name, base, &file)?;
+            vec![(decl.name.clone(), file)]
+        }
+        ArtifactSource::Glob(g) => {
+            let pattern = base.join(g).to_string_lossy().into_owned();
+            let paths = glob::glob(&pattern).map_err(|e| Error::invalid(format!("artifact `{}`: bad glob `{g}`: {e}", decl.name)))?;
+            // Names are relative to the pattern's literal directory: `dist/config/*.json`
+            // yields `config/app.json` for an artifact named `config`.
+            let literal: std::path::PathBuf =
+                Path::new(g).components().take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '['])).collect();
+            let literal = base.join(literal);
+            let mut files = Vec::new();
+            for p in paths {
+                let p = p.map_err(|e| Error::failed(format!("artifact `{}`: {e}", decl.name)))?;
+                let link = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+                if link || p.is_file() {
+                    check_inside(&decl.name, base, &p)?;
+                    files.push((format!("{}/{}", decl.name, relative(&literal, &p)), p));
+                }
+            }
+            if files.is_empty() {
+                return Err(Error::failed(format!("artifact `{}`: glob `{g}` matched no files in `{}`", decl.name, base.display())));
+            }
+            files
+        }
+    })
 }

@@ -211,9 +211,10 @@ impl ObjectStore for FsObjects {
             Err(e) => return Err(Error::io("read", &path, &e)),
         };
         let src = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
+        let task = format!("verifying {}", dest.file_name().map_or_else(|| key.to_owned(), |n| n.to_string_lossy().into_owned()));
         let copied = std::thread::scope(|s| {
             let copy = s.spawn(|| std::fs::copy(&path, dest));
-            let hashed = hash_copy(std::io::BufReader::with_capacity(1 << 20, src), std::io::sink());
+            let hashed = ferry_core::digest::hash_reporting(std::io::BufReader::with_capacity(1 << 20, src), &task, before.0);
             let copied = copy.join().unwrap_or_else(|_| Err(std::io::Error::other("the copy thread panicked")));
             copied.and(hashed)
         });

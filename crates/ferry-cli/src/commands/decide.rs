@@ -7,8 +7,10 @@ use std::fmt::Write as _;
 
 use ferry_core::Error;
 use ferry_core::approval::{ApprovalState, Verdict};
+use ferry_core::clock::Timestamp;
 use ferry_core::decide::Summary;
 use ferry_core::ids::{Actor, ReleaseId, StageName};
+use ferry_core::window::Opens;
 use ferry_local::Home;
 use serde_json::json;
 
@@ -63,6 +65,9 @@ pub fn render(s: &Summary, verdict: Verdict) -> String {
     };
     let _ = writeln!(h, "  approvals     {approvals}");
     let _ = writeln!(h, "  expires       {} (an approval given now)", s.approval_expires_at);
+    if let Some(w) = expires_before_window(s.approval_expires_at, s.window_opens, &s.stage) {
+        let _ = writeln!(h, "  warning       {w}");
+    }
     for d in &s.deploy {
         let _ = writeln!(h, "  deploy        {d}");
     }
@@ -70,6 +75,19 @@ pub fn render(s: &Summary, verdict: Verdict) -> String {
         let _ = writeln!(h, "  change set    {c}");
     }
     h
+}
+
+/// Says so when an approval that expires at `expires` would be gone before `stage`'s
+/// deployment window next opens: it could never be used.
+fn expires_before_window(expires: Timestamp, opens: Option<Opens>, stage: &StageName) -> Option<String> {
+    let opens = opens.filter(|o| o.after(expires))?;
+    let when = match opens {
+        Opens::At(t) => format!("opens at {t}"),
+        _ => "does not open within two weeks".to_owned(),
+    };
+    Some(format!(
+        "an approval given now expires at {expires}, but the deployment window of `{stage}` {when}: it would expire unused; approve closer to the window (or lengthen `approval.expires`)"
+    ))
 }
 
 /// Asks the person at the terminal; without one, `--yes` is required.
@@ -146,6 +164,11 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
         "{} ({actor}) {verb} {release} for `{stage}`, signed with key {} (valid until {})",
         decision.approver, decision.keyid, decision.expires_at
     );
+    if decision.verdict == Verdict::Approve
+        && let Some(w) = expires_before_window(decision.expires_at, decision.window_opens, &stage)
+    {
+        let _ = writeln!(h, "warning: {w}");
+    }
     match &decision.state {
         ApprovalState::Approved { by } => {
             let _ = writeln!(

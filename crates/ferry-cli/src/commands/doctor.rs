@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use ferry_aws::doctor::Check;
 use ferry_core::pipeline::{Backend, Pipeline, SigningKey};
+use ferry_core::preflight::Check;
 use ferry_local::Home;
 use serde_json::json;
 
@@ -14,10 +14,7 @@ use crate::exit::Exit;
 use crate::output::{Failure, Report};
 
 fn local_checks(home: &Home, p: &Pipeline) -> Vec<Check> {
-    let check = |check: &str, target: String, r: Result<String, ferry_core::Error>| match r {
-        Ok(detail) => Check { check: check.into(), target, ok: true, detail, hints: Vec::new() },
-        Err(e) => Check { check: check.into(), target, ok: false, detail: e.message, hints: e.hints },
-    };
+    let check = |check: &str, target: String, r| Check::of(check, &target, r);
     let probe = home.root.join(".doctor-probe");
     let writable = ferry_local::fsutil::write_replace(&probe, b"ok").map(|()| {
         let _ = std::fs::remove_file(&probe);
@@ -50,7 +47,7 @@ pub fn doctor(home: &Home, path: &Path) -> Result<Report, Failure> {
         Backend::Local => local_checks(home, &p),
         Backend::Aws => {
             let pinned = ferry_local::keys::read_public_key(&p.public_key_path()).ok();
-            ferry_aws::doctor::doctor(&p, pinned.as_ref())?
+            super::aws::doctor(&p, pinned.as_ref())?
         }
     };
     let width = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);

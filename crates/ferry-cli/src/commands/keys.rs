@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use ferry_core::Error;
-use ferry_core::keys::{Algorithm, PublicKey};
+use ferry_core::keys::Algorithm;
 use ferry_local::Home;
 use ferry_local::fsutil;
 use serde_json::json;
@@ -32,19 +32,9 @@ fn write_export(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// The public key of a KMS key, fetched once with the current credentials (`kms:GetPublicKey`).
-fn kms_public_key(arn: &str) -> Result<PublicKey, Error> {
-    let region =
-        arn.split(':').nth(3).filter(|r| !r.is_empty()).ok_or_else(|| {
-            Error::invalid(format!("`{arn}` is not a KMS key ARN")).hint("expected `arn:aws:kms:REGION:ACCOUNT:key/KEY_ID`")
-        })?;
-    let aws = ferry_aws::chain::Aws::load(Some(region))?;
-    ferry_aws::kms::public_key(&aws, &aws.base, arn, "the current credentials")
-}
-
 pub fn export(home: &Home, name: &str, out: &Path, kms: Option<&str>) -> Result<Report, Failure> {
     let key = match kms {
-        Some(arn) => kms_public_key(arn)?,
+        Some(arn) => super::aws::kms_public_key(arn)?,
         None => home.keys().load(name)?.public_key(),
     };
     let pem_path = out.join(format!("{name}.pem"));

@@ -2,6 +2,7 @@
 //! returns a `Report`. Shared helpers load pipelines, keys and identifiers.
 
 mod audit;
+mod aws;
 mod decide;
 mod doctor;
 mod inspect;
@@ -102,26 +103,6 @@ pub fn load_pipeline(path: &Path) -> Result<Pipeline, Failure> {
     ferry_core::pipeline::load(path).map_err(Failure::Diagnostics)
 }
 
-/// In GitHub Actions with `id-token: write`: the OIDC token (audience `sts.amazonaws.com`, or
-/// the action's `audience`) ferry starts its role chain from, unless credentials are already in
-/// the environment.
-fn web_identity() -> Result<Option<ferry_aws::backend::WebIdentity>, Failure> {
-    let Some((url, request_token)) = env::github_oidc_request() else { return Ok(None) };
-    if env::has_static_aws_credentials() {
-        return Ok(None);
-    }
-    ferry_core::hooks::secret(&request_token);
-    // A new token each time the orchestrator session is renewed (GitHub's tokens are short-lived).
-    let audience = env::oidc_audience();
-    let tokens: ferry_aws::chain::TokenSource = std::sync::Arc::new(move || {
-        let token = ferry_local::http::github_oidc_token(&url, &request_token, &audience)?;
-        ferry_core::hooks::secret(&token);
-        Ok(token)
-    });
-    let role = env::web_identity_role().map(|r| parse_id(&r)).transpose()?;
-    Ok(Some(ferry_aws::backend::WebIdentity { tokens, role, session_name: env::ci_session_name() }))
-}
-
 /// A pipeline's backend, connected, and who is acting: on the local backend `FERRY_ACTOR` or
 /// the OS user; on AWS the STS caller identity.
 pub struct Ctx {
@@ -131,7 +112,8 @@ pub struct Ctx {
 
 enum Connected {
     Local(Box<Services>),
-    Aws(Box<ferry_aws::backend::AwsBackend>),
+    #[cfg(feature = "aws")]
+    Aws(Box<aws::AwsBackend>),
 }
 
 impl Ctx {
@@ -153,7 +135,7 @@ impl Ctx {
         for url in urls.values() {
             ferry_core::hooks::secret(url);
         }
-        let mut notifier = ferry_local::notify::WebhookNotifier::new(urls);
+        let notifier = ferry_local::notify::WebhookNotifier::new(urls);
         Ok(match p.backend {
             Backend::Local => {
                 let mut svc = home.services();
@@ -161,35 +143,14 @@ impl Ctx {
                 crate::junit::wrap(&mut svc.audit);
                 Ctx { backend: Connected::Local(Box::new(svc)), actor: env::actor()? }
             }
-            Backend::Aws => {
-                let c = ferry_aws::backend::Connect {
-                    purpose: purpose.to_owned(),
-                    work_dir: home.root.join("work"),
-                    host: ferry_local::liveness::host_name(),
-                    exec: Box::new(ferry_local::exec::ShellExecutor),
-                    http: Box::new(ferry_local::http::ReqwestProbe),
-                    notifier: Box::new(ferry_core::ports::NoNotifier),
-                    web_identity: web_identity()?,
-                    ci_tags: env::ci_tags(),
-                    audit_segment_size: home.audit_segment_size,
-                    after_write: home.after_write.clone(),
-                    clock: home.clock.clone(),
-                    interrupt: home.interrupt.clone(),
-                };
-                let mut b = ferry_aws::backend::connect(p, c)?;
-                notifier.ssm = Some(b.secret_reader());
-                notifier.sns = Some(b.topic_publisher());
-                notifier.codebuild = Some(b.build_starter());
-                b.services.notifier = Box::new(notifier);
-                crate::junit::wrap(&mut b.services.audit);
-                Ctx { actor: b.actor.clone(), backend: Connected::Aws(Box::new(b)) }
-            }
+            Backend::Aws => aws::connect(home, p, purpose, notifier)?,
         })
     }
 
     pub fn into_services(self) -> Services {
         match self.backend {
             Connected::Local(s) => *s,
+            #[cfg(feature = "aws")]
             Connected::Aws(b) => b.services,
         }
     }
@@ -197,6 +158,7 @@ impl Ctx {
     /// The gatekeeper's own log, on AWS with `aws.gatekeeper`.
     pub fn gatekeeper_log(&self) -> Option<&dyn ferry_core::ports::AuditLog> {
         match &self.backend {
+            #[cfg(feature = "aws")]
             Connected::Aws(b) => b.gatekeeper_log.as_deref(),
             Connected::Local(_) => None,
         }
@@ -205,6 +167,7 @@ impl Ctx {
     pub fn svc(&self) -> &Services {
         match &self.backend {
             Connected::Local(s) => s,
+            #[cfg(feature = "aws")]
             Connected::Aws(b) => &b.services,
         }
     }
@@ -213,31 +176,42 @@ impl Ctx {
     pub fn attest_with(&mut self, signer: Box<dyn Signer + Send + Sync>) {
         match &mut self.backend {
             Connected::Local(s) => s.attester = Some(signer),
+            #[cfg(feature = "aws")]
             Connected::Aws(b) => b.services.attester = Some(signer),
         }
     }
 
     /// Approver `name`'s KMS key as a signer, acting as the caller (never through the
     /// orchestrator), if the pipeline names one for them and the backend is AWS.
+    #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
     pub fn approver_signer(&self, p: &Pipeline, name: &str) -> Result<Option<Box<dyn Signer>>, Failure> {
-        let (Some(approver), Connected::Aws(b)) = (p.approver(name), &self.backend) else { return Ok(None) };
-        let Some(arn) = &approver.kms_key else { return Ok(None) };
-        let pinned = ferry_local::keys::read_public_key(&p.dir().join(&approver.public_key))?;
-        Ok(Some(Box::new(b.approver_signer(arn, &pinned)?)))
+        let Some(approver) = p.approver(name) else { return Ok(None) };
+        match &self.backend {
+            #[cfg(feature = "aws")]
+            Connected::Aws(b) => {
+                let Some(arn) = &approver.kms_key else { return Ok(None) };
+                let pinned = ferry_local::keys::read_public_key(&p.dir().join(&approver.public_key))
+                    .map_err(|e| e.at(p.origin(&format!("approvers.{name}.public_key"))))?;
+                Ok(Some(Box::new(b.approver_signer(arn, &pinned)?)))
+            }
+            Connected::Local(_) => Ok(None),
+        }
     }
 
     /// The pipeline's signer, checked against the pinned key so no unverifiable release is made.
     pub fn signer(&self, home: &Home, p: &Pipeline, pinned: &PublicKey) -> Result<Box<dyn Signer + Send + Sync>, Failure> {
         match (&p.signing.key, &self.backend) {
             (SigningKey::Local(name), _) => {
-                let key = home.keys().load(name)?;
+                let key = home.keys().load(name).map_err(|e| e.at(p.origin("signing.key")))?;
                 if &key.public_key() != pinned {
                     return Err(Error::invalid(format!("signing key `{name}` does not match the pinned public key `{}`", p.public_key_path().display()))
                         .hint("releases signed with it would never verify; export the right key with `ferry key export` or fix `signing` in the pipeline")
+                        .at(p.origin("signing.key"))
                         .into());
                 }
                 Ok(Box::new(key))
             }
+            #[cfg(feature = "aws")]
             (SigningKey::Kms { .. }, Connected::Aws(b)) => Ok(Box::new(b.signer(p, pinned)?)),
             (SigningKey::Kms { .. }, Connected::Local(_)) => Err(Error::invalid("KMS signing needs `backend: aws`").into()),
         }
@@ -264,7 +238,7 @@ pub fn files_under(dir: &Path) -> Result<Vec<std::path::PathBuf>, Failure> {
 }
 
 pub fn pinned_key(p: &Pipeline) -> Result<PublicKey, Failure> {
-    Ok(ferry_local::keys::read_public_key(&p.public_key_path())?)
+    Ok(ferry_local::keys::read_public_key(&p.public_key_path()).map_err(|e| e.at(p.origin("signing.public_key")))?)
 }
 
 pub fn parse_id<T: FromStr<Err = IdError>>(s: &str) -> Result<T, Failure> {

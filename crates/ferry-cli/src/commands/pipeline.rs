@@ -64,11 +64,11 @@ enum PinnedKey {
 
 fn pinned_key_problem(p: &ferry_core::pipeline::Pipeline) -> Option<PinnedKey> {
     let path = p.public_key_path();
-    let at = p.signing.public_key_at;
+    let at = p.origin("signing.public_key");
     let diag = |message: String, hint: String| ferry_core::yaml::Diagnostic {
         file: p.file.display().to_string(),
-        line: at.line,
-        column: at.column,
+        line: at.as_ref().map_or(0, |o| o.line),
+        column: at.as_ref().map_or(0, |o| o.column),
         field: "signing.public_key".into(),
         message,
         hint: Some(hint),

@@ -107,8 +107,12 @@ fn outcome_text(o: &Outcome) -> String {
             let next = next_allowed.map_or("not within the next two weeks".to_owned(), |t| t.to_string());
             format!("waiting: {release} may not enter `{stage}` now: {reason}\n  next allowed: {next}\n")
         }
-        Outcome::PostDeployGateFailed { release, stage, gate } => {
-            format!("failed: {release} was deployed to `{stage}` but a post-deploy gate failed: {gate}\n")
+        Outcome::PostDeployGateFailed { release, stage, gate, origin } => {
+            let mut h = format!("failed: {release} was deployed to `{stage}` but a post-deploy gate failed: {gate}\n");
+            if let Some(o) = origin {
+                h.push_str(&crate::snippet::origin(o, crate::snippet::Style::new(false)));
+            }
+            h
         }
         Outcome::AwaitingApproval { release, stage, have, need, eligible, excluded, approve_command } => {
             let mut h = format!("waiting: {release} needs approval to enter `{stage}` ({} of {need} approvals", have.len());

@@ -36,7 +36,7 @@ pub fn publish(home: &Home, path: &Path, role: Option<&str>) -> Result<Report, F
         Backend::Local => (home.services().trust, env::actor()?),
         Backend::Aws => {
             let role = role.map(parse_id).transpose()?;
-            ferry_aws::backend::trust_admin(&p, role.as_ref(), home.clock.clone())?
+            super::aws::trust_admin(&p, role.as_ref(), home.clock.clone())?
         }
     };
     let before = store.current(&p.name)?;

@@ -46,16 +46,19 @@ pub fn pinned(pipeline: &Pipeline) -> Result<Vec<signed::Approver>> {
         .approvers
         .iter()
         .map(|a| {
+            let origin = || pipeline.origin(&format!("approvers.{}.public_key", a.name));
             let path = pipeline.dir().join(&a.public_key);
             let pem = std::fs::read_to_string(&path).map_err(|e| {
-                Error::invalid(format!("approver `{}`: cannot read their public key `{}`: {e}", a.name, path.display())).hint(format!(
-                    "export it with `ferry key export --name {} --out {}`",
-                    a.name,
-                    path.parent().map_or(".".into(), |d| d.display().to_string())
-                ))
+                Error::invalid(format!("approver `{}`: cannot read their public key `{}`: {e}", a.name, path.display()))
+                    .hint(format!(
+                        "export it with `ferry key export --name {} --out {}`",
+                        a.name,
+                        path.parent().map_or(".".into(), |d| d.display().to_string())
+                    ))
+                    .at(origin())
             })?;
             let key = PublicKey::from_pem(&pem)
-                .map_err(|e| Error::invalid(format!("approver `{}`: `{}`: {}", a.name, path.display(), e.message)))?;
+                .map_err(|e| Error::invalid(format!("approver `{}`: `{}`: {}", a.name, path.display(), e.message)).at(origin()))?;
             Ok(signed::Approver { name: a.name.clone(), key, identities: a.identities.clone() })
         })
         .collect()

@@ -168,15 +168,13 @@ impl Cx {
         let mut capabilities = Vec::new();
         if let Some(list) = f.get("capabilities") {
             for (i, c) in self.seq(list, &f.path("capabilities")).iter().enumerate() {
-                match c.as_scalar() {
-                    Some(cap @ ("CAPABILITY_IAM" | "CAPABILITY_NAMED_IAM" | "CAPABILITY_AUTO_EXPAND")) => capabilities.push(cap.to_owned()),
-                    _ => self.error(
-                        c,
-                        &format!("{}[{i}]", f.path("capabilities")),
-                        format!("unknown capability {}", c.describe()),
-                        Some("CAPABILITY_IAM, CAPABILITY_NAMED_IAM or CAPABILITY_AUTO_EXPAND".into()),
-                    ),
-                }
+                const CAPABILITIES: [(&str, &str); 3] = [
+                    ("CAPABILITY_IAM", "CAPABILITY_IAM"),
+                    ("CAPABILITY_NAMED_IAM", "CAPABILITY_NAMED_IAM"),
+                    ("CAPABILITY_AUTO_EXPAND", "CAPABILITY_AUTO_EXPAND"),
+                ];
+                let field = format!("{}[{i}]", f.path("capabilities"));
+                capabilities.extend(self.one_of(c, &field, "capability", &CAPABILITIES).map(str::to_owned));
             }
         }
         Some(Action::CloudFormation { stack: stack?, template: template?, parameters, capabilities })

@@ -45,6 +45,8 @@ impl Cx {
         let shared =
             shared_cx.fields(&root, "", TOP).and_then(|f| f.get("approvers")).map(|n| shared_cx.approver_keys(n)).unwrap_or_default();
         self.diags.append(&mut shared_cx.diags);
+        // Where each shared approver is written: in the shared file.
+        self.origins.extend(shared_cx.origins.into_iter().filter(|(field, _)| field.starts_with("approvers.")));
         // Key paths in the shared file are relative to it.
         let base = std::path::Path::new(rel).parent().unwrap_or(std::path::Path::new(""));
         for mut a in shared {

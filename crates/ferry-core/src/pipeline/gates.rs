@@ -47,13 +47,9 @@ impl Cx {
     }
 
     pub(super) fn when(&mut self, f: &Fields<'_>) -> Option<When> {
-        match f.get("when").map(|n| (n, n.as_scalar())) {
-            None | Some((_, Some("before"))) => Some(When::Before),
-            Some((_, Some("after"))) => Some(When::After),
-            Some((n, _)) => {
-                self.error(n, &f.path("when"), format!("`when` is `before` or `after`, not {}", n.describe()), None);
-                None
-            }
+        match f.get("when") {
+            None => Some(When::Before),
+            Some(n) => self.one_of(n, &f.path("when"), "`when`", &[("before", When::Before), ("after", When::After)]),
         }
     }
 
@@ -138,12 +134,14 @@ impl Cx {
             for (i, d) in self.seq(list, &f.path("days")).iter().enumerate() {
                 match d.as_scalar().and_then(|s| crate::window::DAYS.iter().position(|x| *x == s.to_lowercase())) {
                     Some(day) => days.push(u8::try_from(day).unwrap_or(0)),
-                    None => self.error(
-                        d,
-                        &format!("{}[{i}]", f.path("days")),
-                        format!("unknown weekday {}", d.describe()),
-                        Some("use mon, tue, wed, thu, fri, sat, sun".into()),
-                    ),
+                    None => {
+                        let all = crate::window::DAYS.join(", ");
+                        let hint = match d.as_scalar().and_then(|s| super::reader::closest(&s.to_lowercase(), &crate::window::DAYS)) {
+                            Some(day) => format!("did you mean `{day}`? use {all}"),
+                            None => format!("use {all}"),
+                        };
+                        self.error(d, &format!("{}[{i}]", f.path("days")), format!("unknown weekday {}", d.describe()), Some(hint));
+                    }
                 }
             }
         }

@@ -185,17 +185,25 @@ impl Cx {
         {
             self.error(r, "aws.region", format!("region `{name}` is not allowed by the policy"), region_hint());
         }
-        if let Some(Kind::Seq(listed)) = policy_node.and_then(|n| child(n, "protected_stages")).map(|n| &n.kind) {
+        // Checked against every declared stage, even one with problems of its own; not at all
+        // when `stages` itself could not be read (that problem is reported already).
+        if let Some(Kind::Seq(listed)) = policy_node.and_then(|n| child(n, "protected_stages")).map(|n| &n.kind)
+            && let Some(declared) = self.stage_names.clone()
+        {
+            let known: Vec<&str> = declared.iter().map(String::as_str).collect();
             for (i, n) in listed.iter().enumerate() {
                 if let Some(name) = n.as_scalar()
-                    && !stages.iter().any(|s| s.name.as_str() == name)
+                    && !known.contains(&name)
                 {
-                    let hint = stages.iter().map(|s| s.name.to_string()).collect::<Vec<_>>().join(", ");
+                    let hint = match super::reader::closest(name, &known) {
+                        Some(s) => format!("did you mean `{s}`? stages: {}", known.join(", ")),
+                        None => format!("stages: {}", known.join(", ")),
+                    };
                     self.error(
                         n,
                         &format!("policy.protected_stages[{i}]"),
                         format!("protected stage `{name}` is not a stage of this pipeline"),
-                        Some(format!("stages: {hint}")),
+                        Some(hint),
                     );
                 }
             }

@@ -46,6 +46,31 @@ pub struct Pipeline {
     pub notifications: Vec<Notification>,
     /// The people who may approve, each with the key their approvals are signed with.
     pub approvers: Vec<ApproverKey>,
+    /// Where each setting is written, for the runtime errors that come from one.
+    #[serde(skip)]
+    pub origins: Origins,
+}
+
+/// Where each setting of a pipeline file is written, by field path (`stages[1].deploy[0]`).
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    at: BTreeMap<String, crate::Origin>,
+}
+
+impl Origins {
+    /// Where `field` is written — or, for a value not recorded on its own (an item of a list of
+    /// strings), the nearest setting that contains it.
+    pub fn of(&self, field: &str) -> Option<crate::Origin> {
+        let mut path = field;
+        // The whole file (`""`) is no setting.
+        while !path.is_empty() {
+            if let Some(o) = self.at.get(path) {
+                return Some(o.clone());
+            }
+            path = &path[..path.rfind(['.', '[']).unwrap_or(0)];
+        }
+        None
+    }
 }
 
 /// A person who may approve: a name, the public key their approvals must verify with, and who
@@ -70,6 +95,17 @@ impl ApproverKey {
 }
 
 impl Pipeline {
+    /// Where the setting `field` (`build.command`, `stages[1].gates[0]`) is written.
+    pub fn origin(&self, field: &str) -> Option<crate::Origin> {
+        self.origins.of(field)
+    }
+
+    /// Where stage `stage`'s setting `field` (`deploy[0]`, `gates[1]`) is written.
+    pub fn stage_origin(&self, stage: &StageName, field: &str) -> Option<crate::Origin> {
+        let i = self.stages.iter().position(|s| &s.name == stage)?;
+        self.origins.of(&format!("stages[{i}].{field}"))
+    }
+
     /// The approver named `name`, if the pipeline pins one.
     pub fn approver(&self, name: &str) -> Option<&ApproverKey> {
         self.approvers.iter().find(|a| a.name == name)
@@ -252,9 +288,6 @@ pub struct Signing {
     pub key: SigningKey,
     /// The pinned public key, relative to the pipeline file; verification trusts only this.
     pub public_key: PathBuf,
-    /// Where the file names it (for diagnostics about the key file).
-    #[serde(skip)]
-    pub public_key_at: crate::yaml::Pos,
 }
 
 #[derive(Debug, Clone, Serialize)]

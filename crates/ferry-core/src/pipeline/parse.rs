@@ -22,7 +22,7 @@ pub fn load_freeze_file(path: &Path) -> Result<Vec<Freeze>, Vec<Diagnostic>> {
     let source = read_source(path, "freeze file ")?;
     let file = path.display().to_string();
     let root = yaml::parse(&file, &source).map_err(|d| vec![d])?;
-    let mut cx = Cx { file, diags: Vec::new(), backend: None, images: Vec::new(), approvers: Vec::new() };
+    let mut cx = Cx::new(file, None);
     const KEYS: keys::Keys = &[("freezes", "Freeze periods: [{from, to, reason}].")];
     let freezes = cx.fields(&root, "", KEYS).and_then(|f| f.get("freezes")).map(|n| cx.freezes(n, "freezes")).unwrap_or_default();
     if cx.diags.is_empty() { Ok(freezes) } else { Err(cx.diags) }
@@ -32,7 +32,7 @@ pub fn load_freeze_file(path: &Path) -> Result<Vec<Freeze>, Vec<Diagnostic>> {
 pub fn parse_str(path: &Path, source: &str) -> Result<Pipeline, Vec<Diagnostic>> {
     let file = path.display().to_string();
     let root = yaml::parse(&file, source).map_err(|d| vec![d])?;
-    let mut cx = Cx { file, diags: Vec::new(), backend: None, images: Vec::new(), approvers: Vec::new() };
+    let mut cx = Cx::new(file, None);
     let pipeline = cx.pipeline(path, &root);
     match pipeline {
         Some(p) if cx.diags.is_empty() => Ok(p),
@@ -54,14 +54,7 @@ impl Cx {
         let name = self.required(&f, "name").and_then(|n| self.parsed::<PipelineName>(n, "name"));
         let backend = match f.get("backend") {
             None => Some(Backend::Local),
-            Some(n) => match n.as_scalar() {
-                Some("local") => Some(Backend::Local),
-                Some("aws") => Some(Backend::Aws),
-                _ => {
-                    self.error(n, "backend", format!("unknown backend {}", n.describe()), Some("use `local` or `aws`".into()));
-                    None
-                }
-            },
+            Some(n) => self.one_of(n, "backend", "backend", &[("local", Backend::Local), ("aws", Backend::Aws)]),
         };
         self.backend = backend;
         let (accounts, declared) = self.accounts(f.get("accounts"));
@@ -114,6 +107,7 @@ impl Cx {
             policy,
             notifications,
             approvers,
+            origins: Origins { at: std::mem::take(&mut self.origins) },
         })
     }
 
@@ -155,8 +149,7 @@ impl Cx {
                 None
             }
         };
-        let public_key_at = f.get("public_key").map(|n| n.pos).unwrap_or_default();
-        Some(Signing { key: key?, public_key: PathBuf::from(public_key?), public_key_at })
+        Some(Signing { key: key?, public_key: PathBuf::from(public_key?) })
     }
 
     fn relative_path(&mut self, node: &Node, field: &str) -> Option<String> {
@@ -247,6 +240,8 @@ impl Cx {
                 _ => None,
             })
             .collect();
+        let complete = matches!(node.kind, Kind::Seq(_)) && names.iter().all(Option::is_some);
+        self.stage_names = complete.then(|| names.iter().flatten().map(|(n, _)| n.to_string()).collect());
         let mut stages = Vec::new();
         let mut stage_nodes = Vec::new();
         let mut edges: Vec<(usize, usize, &Node)> = Vec::new();
@@ -278,6 +273,8 @@ impl Cx {
                         let field = format!("{}[{j}]", f.path("requires"));
                         let Some(req) = self.parsed::<StageName>(r, &field) else { continue };
                         match names.iter().position(|n| n.as_ref().is_some_and(|(m, _)| m == &req)) {
+                            // A stage without a readable name is reported already.
+                            None if !complete => {}
                             None => {
                                 let mut known: Vec<String> = Vec::new();
                                 for (n, _) in names.iter().flatten() {
@@ -308,13 +305,11 @@ impl Cx {
                 None => Vec::new(),
             };
             let tags = self.tags(f.get("tags"), &f.path("tags"));
-            let on_failure = match f.get("on_failure").map(|n| (n, n.as_scalar())) {
-                None | Some((_, Some("fail"))) => OnFailure::Fail,
-                Some((_, Some("rollback"))) => OnFailure::Rollback,
-                Some((n, _)) => {
-                    self.error(n, &f.path("on_failure"), format!("`on_failure` is `fail` or `rollback`, not {}", n.describe()), None);
-                    OnFailure::Fail
-                }
+            let on_failure = match f.get("on_failure") {
+                None => OnFailure::Fail,
+                Some(n) => self
+                    .one_of(n, &f.path("on_failure"), "`on_failure`", &[("fail", OnFailure::Fail), ("rollback", OnFailure::Rollback)])
+                    .unwrap_or_default(),
             };
             let ignore_org_freeze = f.get("ignore_org_freeze").and_then(|n| self.bool(n, &f.path("ignore_org_freeze"))).unwrap_or(false);
             if let (Some(name), Some((account_alias, account))) = (name, account) {
@@ -451,12 +446,17 @@ impl Cx {
             self.error(item, &format!("{path}.type"), "missing required key `type`".into(), Some(format!("supported types: {list}")));
             return None;
         };
-        let message = match t.as_scalar() {
+        let (message, hint) = match t.as_scalar() {
             Some(s) if supported.contains(&s) => return Some(s),
-            Some(s) if planned.contains(&s) => format!("type `{s}` is not available in this version of ferry"),
-            _ => format!("unknown type {}", t.describe()),
+            Some(s) if planned.contains(&s) => {
+                (format!("type `{s}` is not available in this version of ferry"), format!("supported types: {list}"))
+            }
+            s => match s.and_then(|s| super::reader::closest(s, supported)) {
+                Some(close) => (format!("unknown type {}", t.describe()), format!("did you mean `{close}`? supported types: {list}")),
+                None => (format!("unknown type {}", t.describe()), format!("supported types: {list}")),
+            },
         };
-        self.error(t, &format!("{path}.type"), message, Some(format!("supported types: {list}")));
+        self.error(t, &format!("{path}.type"), message, Some(hint));
         None
     }
 }

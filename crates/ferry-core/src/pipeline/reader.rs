@@ -18,6 +18,11 @@ pub(super) struct Cx {
     pub(super) images: Vec<String>,
     /// Names of the pinned approvers, for checking stages' approval lists.
     pub(super) approvers: Vec<String>,
+    /// Where each mapping and each of its values is written, by field path.
+    pub(super) origins: BTreeMap<String, crate::Origin>,
+    /// Every stage name the file declares, once `stages` is read — `None` if some stage has no
+    /// readable name (checks against the list would only repeat that problem).
+    pub(super) stage_names: Option<Vec<String>>,
 }
 
 /// The fields of one mapping, looked up by key.
@@ -37,6 +42,10 @@ impl<'a> Fields<'a> {
 }
 
 impl Cx {
+    pub(super) fn new(file: String, backend: Option<super::Backend>) -> Self {
+        Cx { file, diags: Vec::new(), backend, images: Vec::new(), approvers: Vec::new(), origins: BTreeMap::new(), stage_names: None }
+    }
+
     /// Reads a YAML file the pipeline names (`field`: the org policy, shared approvers) into a
     /// context of its own, whose problems the caller appends: `None` (with the problem said)
     /// if it cannot be read or parsed.
@@ -52,7 +61,7 @@ impl Cx {
             }
         };
         match crate::yaml::parse(&file, &source) {
-            Ok(root) => Some((Cx { file, diags: Vec::new(), backend: self.backend, images: Vec::new(), approvers: Vec::new() }, root)),
+            Ok(root) => Some((Cx::new(file, self.backend), root)),
             Err(d) => {
                 self.diags.push(d);
                 None
@@ -71,6 +80,12 @@ impl Cx {
         });
     }
 
+    /// Remembers where the setting `field` is written (`node`).
+    fn record(&mut self, field: String, node: &Node) {
+        let origin = crate::Origin { file: self.file.clone(), line: node.pos.line, column: node.pos.column, field: field.clone() };
+        self.origins.insert(field, origin);
+    }
+
     /// Checks `node` is a mapping with only `allowed` keys.
     pub(super) fn fields<'a>(&mut self, node: &'a Node, path: &str, allowed: Keys) -> Option<Fields<'a>> {
         let Kind::Map(entries) = &node.kind else {
@@ -78,12 +93,14 @@ impl Cx {
             return None;
         };
         let mut map = HashMap::new();
+        self.record(path.to_owned(), node);
         for (k, v) in entries {
             let Some(key) = k.as_scalar() else {
                 self.error(k, path, format!("expected a string key, found {}", k.describe()), None);
                 continue;
             };
             if allowed.iter().any(|(a, _)| *a == key) {
+                self.record(if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }, v);
                 map.insert(key, v);
             } else {
                 let known: Vec<&str> = allowed.iter().map(|(a, _)| *a).collect();

@@ -167,12 +167,13 @@ impl Promotion<'_> {
     pub(super) fn run_action(&self, i: usize, action: &Action, artifacts: &Materialized) -> Result<()> {
         let stage = &self.stage.name;
         let summary = action.summary();
+        let origin = || self.pipeline.stage_origin(stage, &format!("deploy[{i}]"));
         // Reaching the target account is checked first: if that fails, the action never started.
         if let Err(e) = self.svc.exec.prepare(&self.target()) {
             self.audit(EventKind::DeployFailed, json!({"action": i, "summary": summary, "detail": e.message, "started": false}))?;
             self.audit(EventKind::PromotionFailed, json!({"reason": format!("deploy action {i} could not start")}))?;
             self.step(Step::ActionNotStarted { index: i, detail: e.message.clone() })?;
-            return Err(e);
+            return Err(e.at(origin()));
         }
         let started = self.now();
         self.audit(EventKind::DeployStart, json!({"action": i, "type": action.kind(), "summary": summary}))?;
@@ -191,7 +192,8 @@ impl Promotion<'_> {
             Ok(())
         } else {
             Err(Error::failed(format!("deploy action {i} (`{summary}`) of stage `{stage}` failed: {detail}"))
-                .hint(format!("fix the cause, then retry with `{} --redeploy`", promote_command(self.pipeline, &self.req.release, stage))))
+                .hint(format!("fix the cause, then retry with `{} --redeploy`", promote_command(self.pipeline, &self.req.release, stage)))
+                .at(origin()))
         }
     }
 }

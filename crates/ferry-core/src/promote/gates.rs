@@ -6,22 +6,26 @@ use serde_json::json;
 use super::{Outcome, Promotion};
 use crate::audit::EventKind;
 use crate::error::{Error, Result};
-use crate::pipeline::{Gate, When, Window};
+use crate::pipeline::{Freeze, Gate, Pipeline, Stage, When, Window};
 use crate::ports::CommandSpec;
 use crate::state::Step;
+
+/// A stage's window gates, and the organization's freezes unless the stage opts out.
+pub(crate) fn windows_of<'a>(pipeline: &Pipeline, stage: &'a Stage) -> Result<(Vec<&'a Window>, Vec<Freeze>)> {
+    let org = match (&pipeline.policy.freeze_file, stage.ignore_org_freeze) {
+        (Some(file), false) => crate::pipeline::load_freeze_file(&pipeline.dir().join(file)).map_err(|d| {
+            Error::invalid(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")).hint("fix the organization's freeze file")
+        })?,
+        _ => Vec::new(),
+    };
+    Ok((stage.gates.iter().filter_map(|g| if let Gate::Window(w) = g { Some(w) } else { None }).collect(), org))
+}
 
 impl Promotion<'_> {
     /// The stage's windows, and the organization's freezes unless the stage opts out.
     pub(super) fn check_windows(&self) -> Result<Option<Outcome>> {
-        let org = match (&self.pipeline.policy.freeze_file, self.stage.ignore_org_freeze) {
-            (Some(file), false) => crate::pipeline::load_freeze_file(&self.pipeline.dir().join(file)).map_err(|d| {
-                Error::invalid(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")).hint("fix the organization's freeze file")
-            })?,
-            _ => Vec::new(),
-        };
+        let (mut windows, org) = windows_of(self.pipeline, self.stage)?;
         let always = Window { timezone: "UTC".into(), days: Vec::new(), hours: None, freezes: Vec::new() };
-        let mut windows: Vec<&Window> =
-            self.stage.gates.iter().filter_map(|g| if let Gate::Window(w) = g { Some(w) } else { None }).collect();
         if windows.is_empty() && !org.is_empty() {
             windows.push(&always);
         }
@@ -36,6 +40,11 @@ impl Promotion<'_> {
             self.audit(EventKind::GatePassed, json!({"gate": "window", "window": w.describe()}))?;
         }
         Ok(None)
+    }
+
+    /// Where gate `i` of the stage is written.
+    pub(super) fn gate_origin(&self, i: usize) -> Option<crate::Origin> {
+        self.pipeline.stage_origin(&self.stage.name, &format!("gates[{i}]"))
     }
 
     /// Runs gate `i` (command, http, alarm); a failure fails the promotion, recorded:
@@ -66,7 +75,7 @@ impl Promotion<'_> {
                         clear_env: Vec::new(),
                         stop: Some(self.stop.clone()),
                     };
-                    let out = self.svc.exec.run(&spec)?;
+                    let out = self.svc.exec.run(&spec).map_err(|e| e.at(self.gate_origin(i)))?;
                     let code = out.exit_code.map_or("none".into(), |c| c.to_string());
                     let details = json!({"exit_code": out.exit_code, "timed_out": out.timed_out, "output": out.output_tail});
                     (out.success, format!("exit code {code}"), details)

@@ -12,6 +12,7 @@
 mod actions;
 mod approvals;
 mod gates;
+pub(crate) use gates::windows_of;
 mod journal;
 mod lease;
 mod order;
@@ -88,6 +89,9 @@ pub enum Outcome {
         release: ReleaseId,
         stage: StageName,
         gate: String,
+        /// Where the gate is written.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        origin: Option<crate::Origin>,
     },
 }
 
@@ -276,7 +280,7 @@ impl Promotion<'_> {
                 }
                 StageStep::Gate(i) => {
                     if let Some(why) = self.run_gate(i)? {
-                        return Err(Error::failed(why));
+                        return Err(Error::failed(why).at(self.gate_origin(i)));
                     }
                 }
                 _ => {}
@@ -453,7 +457,8 @@ impl Promotion<'_> {
                         // Deployed, but not healthy: the promotion failed (the record names the
                         // gate, not an action); `rollback::promote` may roll back.
                         self.audit(EventKind::PromotionFailed, json!({"reason": why, "after_deploy": true}))?;
-                        return Ok(Outcome::PostDeployGateFailed { release: release.clone(), stage: stage.clone(), gate: why });
+                        let origin = self.gate_origin(i);
+                        return Ok(Outcome::PostDeployGateFailed { release: release.clone(), stage: stage.clone(), gate: why, origin });
                     }
                 }
                 StageStep::Record => {
