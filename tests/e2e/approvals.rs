@@ -347,3 +347,31 @@ fn status_shows_what_is_live_per_stage_partial_approvals_a_rejection_at_once_and
     assert_eq!(prod["awaiting_approval"], serde_json::json!([r2, r4]), "R5 was rejected: it waits for nothing");
     assert_eq!(json["releases"][0]["stages"][1]["status"], "rejected");
 }
+
+#[test]
+fn promote_can_wait_for_its_approvals_and_carries_on_when_they_land() {
+    let (p, id) = at_prod_gate(TWO_APPROVERS);
+    let waiting = p
+        .command("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", "prod", "--wait-for-approval", "2m"])
+        .env("FERRY_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    p.approve("alice", &id, "prod").expect(0);
+    p.approve("bob", &id, "prod").expect(0);
+    let r: crate::support::Run = waiting.wait_with_output().unwrap().into();
+    let r = r.expect(0);
+    assert!(r.stdout.contains(&format!("promoted {id} to `prod`")), "{}", r.stdout);
+    assert!(r.stderr.contains("`prod` waits for approval; looking again in 2s"), "it says it waits, and how long:\n{}", r.stderr);
+    assert!(p.deploys().iter().any(|d| d.starts_with("prod ")), "{:?}", p.deploys());
+    // Tried again only when there was news: at most once per decision, not at every look.
+    let asked = p.audit_kinds().iter().filter(|k| *k == "approval_pending").count();
+    assert!(asked <= 3, "{asked} approval_pending events: {:?}", p.audit_kinds());
+
+    // Without patience it answers at once; with too little it gives up, still waiting (exit 3).
+    let (p, id) = at_prod_gate(TWO_APPROVERS);
+    let r = p.ferry("deployer", &["promote", "pipeline.yaml", "--release", &id, "--to", "prod", "--wait-for-approval", "3s"]).expect(3);
+    assert!(r.stdout.contains("needs approval to enter `prod` (0 of 2 approvals"), "{}", r.stdout);
+}

@@ -95,7 +95,7 @@ pub enum Command {
     },
     /// Promote a stored release to one stage.
     #[command(
-        after_help = "Examples:\n  ferry promote pipelines/shop.yaml --release r1a2b3c4d5e6f7a8b --to staging\n  ferry promote pipelines/shop.yaml --release r1a2b3c4d5e6f7a8b --to prod --wait 10m"
+        after_help = "Examples:\n  ferry promote pipelines/shop.yaml --release r1a2b3c4d5e6f7a8b --to staging\n  ferry promote pipelines/shop.yaml --release r1a2b3c4d5e6f7a8b --to prod --wait 10m\n  ferry promote pipelines/shop.yaml --release r1a2b3c4d5e6f7a8b --to prod --wait-for-approval 15m"
     )]
     Promote {
         /// The pipeline file.
@@ -106,6 +106,11 @@ pub enum Command {
         /// The stage to promote to.
         #[arg(long = "to")]
         to: String,
+        /// Wait up to this long for the stage's approvals instead of exiting 3 at once: looks
+        /// for new decisions with backoff (2s, 4s, … at most 30s apart) and tries again when
+        /// one lands; for short waits.
+        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        wait_for_approval: Option<Duration>,
         #[command(flatten)]
         opts: PromoteOpts,
     },

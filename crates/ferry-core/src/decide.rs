@@ -256,7 +256,7 @@ pub fn decide(
 /// warning rides on it: a freeze file that cannot be read fails the promotion, not a decision.
 fn window_opens(pipeline: &Pipeline, stage: &StageName, now: Timestamp) -> Option<crate::window::Opens> {
     let stage = pipeline.stage_or_error(stage).ok()?;
-    let (windows, freezes) = crate::promote::windows_of(pipeline, stage).ok()?;
+    let (windows, freezes) = pipeline.windows_of(stage).ok()?;
     let opens = crate::window::next_open(&windows, &freezes, now).ok()?;
     (opens != crate::window::Opens::Now).then_some(opens)
 }

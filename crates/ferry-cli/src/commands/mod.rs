@@ -51,7 +51,9 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Doctor { pipeline } => doctor::doctor(&home, pipeline),
         Command::Bootstrap { pipeline, write } => pipeline::bootstrap(pipeline, write.as_deref()),
         Command::Build { pipeline } => release::build(&home, pipeline),
-        Command::Promote { pipeline, release, to, opts } => release::promote(&home, pipeline, release, to, opts),
+        Command::Promote { pipeline, release, to, wait_for_approval, opts } => {
+            release::promote(&home, pipeline, release, to, *wait_for_approval, opts)
+        }
         Command::Run { pipeline, release: id, opts } => release::run(&home, pipeline, id.as_deref(), opts),
         Command::Rollback { pipeline, stage, to, opts } => release::rollback(&home, pipeline, stage, to.as_deref(), opts),
         Command::Verify { pipeline, release } => release::verify(&home, pipeline, release),

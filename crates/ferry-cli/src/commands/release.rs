@@ -2,11 +2,14 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
-use ferry_core::audit::{Draft, EventKind};
+use ferry_core::audit::{Draft, EventFilter, EventKind};
+use ferry_core::clock::human;
 use ferry_core::ids::{Actor, ReleaseId, StageName};
 use ferry_core::manifest::{BuilderInfo, MANIFEST_VERSION, ReleaseManifest};
 use ferry_core::pipeline::Pipeline;
+use ferry_core::promote::patience::{Waiting, retry_while_waiting};
 use ferry_core::promote::{Outcome, Request};
 use ferry_core::release::{self, CreatedRelease};
 use ferry_core::rollback::{self, Guarded};
@@ -153,7 +156,14 @@ fn outcome_exit(o: &Outcome) -> Exit {
     }
 }
 
-pub fn promote(home: &Home, path: &Path, release: &str, to: &str, opts: &PromoteOpts) -> Result<Report, Failure> {
+pub fn promote(
+    home: &Home,
+    path: &Path,
+    release: &str,
+    to: &str,
+    wait_for_approval: Option<Duration>,
+    opts: &PromoteOpts,
+) -> Result<Report, Failure> {
     let p = load_pipeline(path)?;
     let (release, stage): (ReleaseId, StageName) = (parse_id(release)?, parse_id(to)?);
     let pinned = pinned_key(&p)?;
@@ -162,11 +172,26 @@ pub fn promote(home: &Home, path: &Path, release: &str, to: &str, opts: &Promote
     let signer = ctx.signer(home, &p, &pinned)?;
     ctx.attest_with(signer);
     let svc = ctx.svc();
-    let g = checkpointed(
-        svc,
-        svc.attester.as_deref().map(|s| s as _),
-        rollback::promote(svc, &p, &pinned, &request(&release, &stage, &ctx.actor, opts)),
-    )?;
+    let req = request(&release, &stage, &ctx.actor, opts);
+    let attempt = || checkpointed(svc, svc.attester.as_deref().map(|s| s as _), rollback::promote(svc, &p, &pinned, &req));
+    // News: a decision on (release, stage) recorded after this process's last event.
+    let news = || -> ferry_core::Result<bool> {
+        let filter = EventFilter {
+            release: Some(release.clone()),
+            stage: Some(stage.clone()),
+            pipeline: Some(p.name.clone()),
+            after: svc.audit.tail().map(|t| t.seq),
+        };
+        Ok(svc.audit.events(&filter)?.iter().any(|e| matches!(e.kind, EventKind::Approved | EventKind::Rejected)))
+    };
+    let waiting = Waiting {
+        waits: |g: &Guarded| matches!(g.outcome, Outcome::AwaitingApproval { .. }),
+        news,
+        before_pause: |pause: Duration, left: Duration| {
+            tracing::info!("`{stage}` waits for approval; looking again in {} ({} left)", human(pause), human(left));
+        },
+    };
+    let g = retry_while_waiting(svc.clock.as_ref(), &svc.interrupt, wait_for_approval.unwrap_or_default(), waiting, attempt)?;
     Ok(Report { human: guarded_text(&g), json: serde_json::to_value(&g).unwrap_or_default(), exit: outcome_exit(&g.outcome) })
 }
 

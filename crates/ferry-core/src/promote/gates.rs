@@ -5,26 +5,15 @@ use serde_json::json;
 
 use super::{Outcome, Promotion};
 use crate::audit::EventKind;
-use crate::error::{Error, Result};
-use crate::pipeline::{Freeze, Gate, Pipeline, Stage, When, Window};
+use crate::error::Result;
+use crate::pipeline::{Gate, When, Window};
 use crate::ports::CommandSpec;
 use crate::state::Step;
-
-/// A stage's window gates, and the organization's freezes unless the stage opts out.
-pub(crate) fn windows_of<'a>(pipeline: &Pipeline, stage: &'a Stage) -> Result<(Vec<&'a Window>, Vec<Freeze>)> {
-    let org = match (&pipeline.policy.freeze_file, stage.ignore_org_freeze) {
-        (Some(file), false) => crate::pipeline::load_freeze_file(&pipeline.dir().join(file)).map_err(|d| {
-            Error::invalid(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")).hint("fix the organization's freeze file")
-        })?,
-        _ => Vec::new(),
-    };
-    Ok((stage.gates.iter().filter_map(|g| if let Gate::Window(w) = g { Some(w) } else { None }).collect(), org))
-}
 
 impl Promotion<'_> {
     /// The stage's windows, and the organization's freezes unless the stage opts out.
     pub(super) fn check_windows(&self) -> Result<Option<Outcome>> {
-        let (mut windows, org) = windows_of(self.pipeline, self.stage)?;
+        let (mut windows, org) = self.pipeline.windows_of(self.stage)?;
         let always = Window { timezone: "UTC".into(), days: Vec::new(), hours: None, freezes: Vec::new() };
         if windows.is_empty() && !org.is_empty() {
             windows.push(&always);

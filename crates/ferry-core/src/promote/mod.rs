@@ -12,10 +12,10 @@
 mod actions;
 mod approvals;
 mod gates;
-pub(crate) use gates::windows_of;
 mod journal;
 mod lease;
 mod order;
+pub mod patience;
 mod reconcile;
 
 pub use lease::{MIN_LEASE, check_lease};
