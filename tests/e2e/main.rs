@@ -34,4 +34,5 @@ mod secrets;
 mod streams;
 mod support;
 mod trust;
+mod ui;
 mod validate;

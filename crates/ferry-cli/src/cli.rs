@@ -219,6 +219,21 @@ pub enum Command {
         after_help = "Examples:\n  ferry trust publish pipelines/shop-aws.yaml\n  ferry trust diff pipelines/shop-aws.yaml"
     )]
     Trust(TrustCommand),
+    /// Show pipelines, stages and releases as web pages, served on 127.0.0.1 (or exported).
+    #[command(after_help = "Examples:\n  ferry ui\n  ferry ui pipelines/shop.yaml --listen 127.0.0.1:8470\n  ferry ui --export site")]
+    Ui {
+        /// Pipeline files to show (default: pipelines/*.yaml).
+        pipelines: Vec<PathBuf>,
+        /// The loopback address and port to serve on (port 0: any free one).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Write the pages as static HTML into this new directory instead of serving them.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// How many of each pipeline's newest releases to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     #[command(after_help = "Example:\n  ferry completions bash > /etc/bash_completion.d/ferry")]
     Completions {
@@ -251,6 +266,7 @@ impl Command {
             Command::Key(_) => "key",
             Command::Trust(_) => "trust",
             Command::Completions { .. } => "completions",
+            Command::Ui { .. } => "ui",
         }
     }
 }

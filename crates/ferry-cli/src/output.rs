@@ -117,6 +117,11 @@ pub fn human_size(bytes: u64) -> String {
     format!("{value:.digits$} {}", UNITS[unit])
 }
 
+/// A line on stdout before the command's result, at once (`ferry ui`'s address).
+pub fn announce(text: &str) {
+    print_out(text.trim_end());
+}
+
 /// Text for the person at the terminal (stderr), outside the command's result.
 pub fn note(text: &str) {
     eprintln!("{}", text.trim_end());

@@ -99,6 +99,37 @@ fn too_deep(source: &str) -> Option<Pos> {
     None
 }
 
+/// A YAML syntax error as people fix it: where, what is wrong in plain words, and what to do
+/// (the parser's own words kept in parentheses). A tab in an indentation is pointed at where
+/// it is, which is often a line before the parser notices.
+fn explain(source: &str, at: Pos, info: &str) -> (Pos, String, Option<String>) {
+    let said = format!("(the YAML parser: {info})");
+    let tab = source.lines().enumerate().take(at.line + 1).find_map(|(i, l)| {
+        let indent = l.len() - l.trim_start_matches([' ', '\t']).len();
+        l[..indent].find('\t').map(|c| Pos { line: i + 1, column: c + 1 })
+    });
+    if let Some(pos) = tab.filter(|_| info.contains("tab")) {
+        let hint = "YAML indents with spaces only: replace the tab with spaces".to_owned();
+        return (pos, format!("a tab in the indentation {said}"), Some(hint));
+    }
+    let indentation = [
+        "did not find expected '-' indicator",
+        "did not find expected key",
+        "mapping values are not allowed",
+        "block sequence entries are not allowed",
+        "invalid indentation",
+    ];
+    if indentation.iter().any(|m| info.contains(m)) {
+        let hint = "the keys of one mapping start in the same column, and so do the `- ` of one list's items; indent with spaces, more than the key they belong to".to_owned();
+        return (at, format!("this line's indentation does not fit the lines above it {said}"), Some(hint));
+    }
+    if info.contains("quoted scalar") && info.contains("end of stream") {
+        let hint = "end the string with the quote it starts with".to_owned();
+        return (at, format!("a quoted string is never closed {said}"), Some(hint));
+    }
+    (at, format!("invalid YAML: {info}"), None)
+}
+
 /// Parses one YAML document. A syntax error (including a duplicate key) is one diagnostic.
 pub fn parse(file: &str, source: &str) -> Result<Node, Diagnostic> {
     if let Some(pos) = too_deep(source) {
@@ -114,13 +145,9 @@ pub fn parse(file: &str, source: &str) -> Result<Node, Diagnostic> {
     let mut parser = saphyr_parser::Parser::new_from_str(source);
     let mut loader: YamlLoader<'_, MarkedYamlOwned> = YamlLoader::default();
     loader.early_parse(false);
-    let syntax = |e: &saphyr::ScanError| Diagnostic {
-        file: file.to_owned(),
-        line: e.marker().line(),
-        column: e.marker().col() + 1,
-        field: "(yaml)".into(),
-        message: format!("invalid YAML: {}", e.info()),
-        hint: None,
+    let syntax = |e: &saphyr::ScanError| {
+        let (pos, message, hint) = explain(source, Pos { line: e.marker().line(), column: e.marker().col() + 1 }, e.info());
+        Diagnostic { file: file.to_owned(), line: pos.line, column: pos.column, field: "(yaml)".into(), message, hint }
     };
     parser.load(&mut loader, true).map_err(|e| syntax(&e))?;
     if let Some(e) = loader.error() {
@@ -172,6 +199,18 @@ mod tests {
         assert!(d.message.contains("nest more than 64 deep"), "{d:?}");
         let fine = format!("a:\n{}b\n", "- ".repeat(MAX_DEPTH - 1));
         assert!(parse("p.yaml", &fine).is_ok());
+    }
+
+    #[test]
+    fn syntax_errors_are_said_in_plain_words_where_they_are() {
+        let d = parse("p.yaml", "stages:\n  - name: a\n   account: dev\n").unwrap_err();
+        assert!(d.message.starts_with("this line's indentation does not fit the lines above it (the YAML parser: "), "{d:?}");
+        assert_eq!((d.line, d.column), (3, 4));
+        assert!(d.hint.as_deref().is_some_and(|h| h.contains("indent with spaces")), "{d:?}");
+        let d = parse("p.yaml", "version: 1\nname: shop\n\tstages: []\n").unwrap_err();
+        assert_eq!((d.line, d.column, d.message.starts_with("a tab in the indentation")), (3, 1, true), "{d:?}");
+        let d = parse("p.yaml", "name: \"shop\n").unwrap_err();
+        assert!(d.message.starts_with("a quoted string is never closed"), "{d:?}");
     }
 
     #[test]

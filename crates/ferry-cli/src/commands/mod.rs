@@ -10,6 +10,7 @@ mod keys;
 mod pipeline;
 mod release;
 mod trust;
+mod ui;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -41,7 +42,10 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         home.clock = std::sync::Arc::new(clock);
     }
     // Commands that run other processes and hold locks stop cleanly on SIGINT/SIGTERM.
-    if matches!(cli.command, Command::Build { .. } | Command::Promote { .. } | Command::Run { .. } | Command::Rollback { .. }) {
+    if matches!(
+        cli.command,
+        Command::Build { .. } | Command::Promote { .. } | Command::Run { .. } | Command::Rollback { .. } | Command::Ui { .. }
+    ) {
         home.interrupt = crate::signals::install();
     }
     match &cli.command {
@@ -61,6 +65,7 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Approve(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Approve),
         Command::Reject(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Reject),
         Command::Pending { pipelines } => inspect::pending(&home, pipelines),
+        Command::Ui { pipelines, listen, export, limit } => ui::ui(&home, pipelines, *listen, export.as_deref(), *limit),
         Command::Status { pipeline, release, limit } => inspect::status(&home, pipeline, release.as_deref(), *limit),
         Command::Audit(AuditCommand::Verify { bundle: Some(dir), .. }) => audit::verify_bundle(dir),
         Command::Audit(AuditCommand::Verify { pipeline, bundle: None }) => audit::audit_verify(&home, pipeline.as_deref()),

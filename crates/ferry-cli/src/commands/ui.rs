@@ -1,0 +1,76 @@
+//! `ferry ui`: the pipelines' pages served on 127.0.0.1 (ferry-ui), or exported as static
+//! HTML. The board it hands ferry-ui reads each pipeline file afresh on every view (an edit
+//! shows at once) and keeps one connection to each pipeline's backend for the whole session.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ferry_core::pipeline::Pipeline;
+use ferry_local::Home;
+use ferry_ui::{Board, Listed, View};
+use serde_json::json;
+
+use super::Ctx;
+use super::pipeline::pipeline_files;
+use crate::output::{Failure, Report};
+
+struct CliBoard<'a> {
+    home: &'a Home,
+    files: Vec<PathBuf>,
+    limit: usize,
+    connected: HashMap<String, Ctx>,
+}
+
+impl CliBoard<'_> {
+    /// The pipeline named `name`, read afresh from the first file that defines it.
+    fn find(&self, name: &str) -> Option<Pipeline> {
+        self.files.iter().filter_map(|f| ferry_core::pipeline::load(f).ok()).find(|p| p.name.as_str() == name)
+    }
+}
+
+impl Board for CliBoard<'_> {
+    /// The files that load (a broken one is left out, and said in the log).
+    fn pipelines(&self) -> Vec<Listed> {
+        self.files
+            .iter()
+            .filter_map(|f| match ferry_core::pipeline::load(f) {
+                Ok(p) => {
+                    Some(Listed { name: p.name.to_string(), file: f.display().to_string(), backend: ferry_core::wire_name(&p.backend) })
+                }
+                Err(d) => {
+                    tracing::warn!("`{}` is not shown: {} problem(s); `ferry validate {}` lists them", f.display(), d.len(), f.display());
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn view(&mut self, name: &str) -> ferry_core::Result<Option<View>> {
+        let Some(pipeline) = self.find(name) else { return Ok(None) };
+        if !self.connected.contains_key(name) {
+            let ctx = Ctx::connect(self.home, &pipeline, "ui").map_err(|f| match f {
+                Failure::Core(e) => e,
+                Failure::Diagnostics(d) => ferry_core::Error::invalid(format!("{} problem(s) in `{}`", d.len(), pipeline.file.display())),
+            })?;
+            self.connected.insert(name.to_owned(), ctx);
+        }
+        let Some(ctx) = self.connected.get(name) else { return Ok(None) };
+        let status = ferry_core::status::status(ctx.svc(), &pipeline, None, self.limit)?;
+        Ok(Some(View { pipeline, status }))
+    }
+}
+
+pub fn ui(home: &Home, files: &[PathBuf], listen: std::net::SocketAddr, export: Option<&Path>, limit: usize) -> Result<Report, Failure> {
+    let mut board = CliBoard { home, files: pipeline_files(files)?, limit, connected: HashMap::new() };
+    if let Some(dir) = export {
+        let written = ferry_ui::export(&mut board, dir)?;
+        let h = format!("wrote {} file(s) into {}; open {}\n", written.len(), dir.display(), dir.join("index.html").display());
+        let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        return Ok(Report::ok(h, json!({"exported": dir.display().to_string(), "files": files})));
+    }
+    let server = ferry_ui::Server::bind(listen)?;
+    // The address with its token, for the person who started it (as Jupyter prints its own).
+    crate::output::announce(&format!("ferry ui: open {}\n(stop with Ctrl-C)", server.url()));
+    server.serve(&mut board, &home.interrupt)?;
+    Ok(Report::ok("ferry ui stopped\n".to_owned(), json!({"stopped": true})))
+}

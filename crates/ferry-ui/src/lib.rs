@@ -1,0 +1,23 @@
+//! `ferry ui`: what the command line's `status` says, as pages people look at — a pipeline's
+//! stages as cards (what is live, what waits for whom, until when, locks, windows) and its
+//! releases as rows with a cell per stage — served on 127.0.0.1 behind a per-launch token, or
+//! written once as static HTML (`--export`). Server-rendered: the pages read without
+//! JavaScript; a few lines of it refresh them in place.
+//!
+//! The crate knows nothing of backends: the command line hands it a `Board` that loads a
+//! pipeline's view through whichever backend the pipeline uses.
+
+mod html;
+mod pages;
+mod server;
+
+pub use pages::{Listed, View};
+pub use server::{Server, export};
+
+/// Where the pages come from: the pipelines on show and, by name, one's current view.
+pub trait Board {
+    /// The pipelines on show, in order.
+    fn pipelines(&self) -> Vec<Listed>;
+    /// The pipeline named `name` as it stands now, or `None` if it is not on show.
+    fn view(&mut self, name: &str) -> ferry_core::Result<Option<View>>;
+}

@@ -1,0 +1,316 @@
+//! The server on 127.0.0.1, and the static export. Every request is checked before it is
+//! routed: its `Host` must be this server's own loopback address (no DNS rebinding), an
+//! `Origin` if sent must be this server (no other site's page may ask), and it must carry the
+//! per-launch token — in the URL the command printed (answered with a redirect that moves it
+//! into a same-site, HTTP-only cookie) or in that cookie. Anything else is refused with 403 and
+//! touches nothing. Pages are sent with a content security policy that allows only this
+//! server's own style sheet and script, and never cached.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferry_core::Error;
+use ferry_core::clock::Stop;
+
+use crate::Board;
+use crate::pages::{self, Links};
+
+const COOKIE: &str = "ferry_ui";
+const SECURITY_HEADERS: [(&str, &str); 5] = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+    ("X-Frame-Options", "DENY"),
+];
+
+/// A request as the handler sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    fn path(&self) -> &str {
+        self.url.split_once('?').map_or(self.url.as_str(), |(p, _)| p)
+    }
+    fn query(&self, key: &str) -> Option<&str> {
+        let (_, q) = self.url.split_once('?')?;
+        q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.header("Cookie")?.split(';').filter_map(|c| c.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+/// A response as the handler makes it.
+#[derive(Debug, Clone)]
+pub(crate) struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    fn new(status: u16, content_type: &str, body: String) -> Self {
+        let mut headers: Vec<(String, String)> = SECURITY_HEADERS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        headers.push(("Content-Type".into(), content_type.to_owned()));
+        Response { status, headers, body }
+    }
+    fn html(status: u16, body: String) -> Self {
+        Self::new(status, "text/html; charset=utf-8", body)
+    }
+    fn refused(why: &str) -> Self {
+        let body = crate::html::page(
+            "Refused",
+            &[("ferry".into(), None)],
+            &format!(
+                "<h1>Refused</h1>\n<p>{}</p>\n<p>Open the address <code>ferry ui</code> printed when it started.</p>\n",
+                crate::html::esc(why)
+            ),
+            None,
+            "/assets",
+        );
+        Self::html(403, body)
+    }
+    fn not_found() -> Self {
+        Self::html(404, crate::html::page("Not found", &[("ferry".into(), Some("/".into()))], "<h1>Not found</h1>\n", None, "/assets"))
+    }
+}
+
+/// Equal strings, compared in time that does not depend on where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn random_token() -> String {
+    use rand_core::RngCore as _;
+    let mut bytes = [0u8; 24];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+pub struct Server {
+    http: tiny_http::Server,
+    port: u16,
+    token: String,
+}
+
+impl Server {
+    /// Listens on `addr` (a loopback address; port 0 picks a free one).
+    pub fn bind(addr: std::net::SocketAddr) -> ferry_core::Result<Server> {
+        if !addr.ip().is_loopback() {
+            return Err(Error::invalid(format!("`ferry ui` listens on a loopback address only, not `{addr}`"))
+                .hint("use --listen 127.0.0.1:PORT (reach it from elsewhere through an SSH tunnel)"));
+        }
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| Error::failed(format!("cannot listen on `{addr}`: {e}")))?;
+        let port = listener.local_addr().map_err(|e| Error::failed(e.to_string()))?.port();
+        let http = tiny_http::Server::from_listener(listener, None).map_err(|e| Error::failed(format!("cannot serve on `{addr}`: {e}")))?;
+        Ok(Server { http, port, token: random_token() })
+    }
+
+    /// The address to open: the index, with the token.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/?token={}", self.port, self.token)
+    }
+
+    /// Answers requests until `stop` is raised (SIGINT/SIGTERM).
+    pub fn serve(&self, board: &mut dyn Board, stop: &Stop) -> ferry_core::Result<()> {
+        while !stop.is_raised() {
+            let Some(rq) =
+                self.http.recv_timeout(Duration::from_millis(200)).map_err(|e| Error::failed(format!("the web server failed: {e}")))?
+            else {
+                continue;
+            };
+            let req = Request {
+                method: rq.method().as_str().to_owned(),
+                url: rq.url().to_owned(),
+                headers: rq.headers().iter().map(|h| (h.field.as_str().as_str().to_owned(), h.value.as_str().to_owned())).collect(),
+            };
+            let resp = self.handle(&req, board);
+            tracing::debug!(method = %req.method, path = %req.path(), status = resp.status, "ui request");
+            let mut out = tiny_http::Response::from_string(resp.body).with_status_code(resp.status);
+            for (k, v) in &resp.headers {
+                if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+                    out.add_header(h);
+                }
+            }
+            if let Err(e) = rq.respond(out) {
+                tracing::debug!("a ui response was not delivered: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Why `req` may not be answered, if it may not.
+    fn refusal(&self, req: &Request) -> Option<&'static str> {
+        let port = self.port;
+        let hosts = [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")];
+        let Some(host) = req.header("Host").filter(|h| hosts.iter().any(|ok| ok == h)) else {
+            return Some("this server answers only requests addressed to its own loopback address (the Host header)");
+        };
+        if let Some(origin) = req.header("Origin")
+            && origin != format!("http://{host}")
+        {
+            return Some("a page of another site may not use this server (the Origin header)");
+        }
+        None
+    }
+
+    pub(crate) fn handle(&self, req: &Request, board: &mut dyn Board) -> Response {
+        if let Some(why) = self.refusal(req) {
+            return Response::refused(why);
+        }
+        // The style sheet and the script are the same for everyone, and carry nothing.
+        match (req.method.as_str(), req.path()) {
+            ("GET", "/assets/ui.css") => return Response::new(200, "text/css; charset=utf-8", crate::html::CSS.to_owned()),
+            ("GET", "/assets/live.js") => return Response::new(200, "text/javascript; charset=utf-8", crate::html::JS.to_owned()),
+            _ => {}
+        }
+        if let Some(t) = req.query("token") {
+            if !same(t, &self.token) {
+                return Response::refused("the token in this address is not this server's");
+            }
+            // Into a cookie, and out of the address bar and the browser's history.
+            let mut r = Response::html(303, String::new());
+            r.headers.push(("Location".into(), req.path().to_owned()));
+            r.headers.push(("Set-Cookie".into(), format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", self.token)));
+            return r;
+        }
+        if !req.cookie(COOKIE).is_some_and(|c| same(c, &self.token)) {
+            return Response::refused("this request does not carry the token of this server");
+        }
+        if req.method != "GET" && req.method != "HEAD" {
+            return Response::html(
+                405,
+                crate::html::page("Not allowed", &[("ferry".into(), Some("/".into()))], "<h1>Method not allowed</h1>\n", None, "/assets"),
+            );
+        }
+        route(req, board)
+    }
+}
+
+fn route(req: &Request, board: &mut dyn Board) -> Response {
+    let path = req.path();
+    if path == "/" {
+        return Response::html(200, pages::index(&board.pipelines(), Links::Live));
+    }
+    let Some(name) = path.strip_prefix("/p/").filter(|n| !n.is_empty() && !n.contains('/')) else { return Response::not_found() };
+    match board.view(name) {
+        Ok(Some(view)) if req.query("part") == Some("main") => Response::html(200, pages::pipeline_main(&view)),
+        Ok(Some(view)) => Response::html(200, pages::pipeline(&view, Links::Live)),
+        Ok(None) => Response::not_found(),
+        Err(e) => Response::html(
+            500,
+            crate::html::page(
+                "Error",
+                &[("ferry".into(), Some("/".into()))],
+                &format!("<h1>Cannot show `{}`</h1>\n<p>{}</p>\n", crate::html::esc(name), crate::html::esc(&e.to_string())),
+                None,
+                "/assets",
+            ),
+        ),
+    }
+}
+
+/// Writes every page, as it stands now, as static HTML into the new directory `dir` (with its
+/// style sheet and script): `index.html` and one `p-NAME.html` per pipeline.
+pub fn export(board: &mut dyn Board, dir: &Path) -> ferry_core::Result<Vec<PathBuf>> {
+    if dir.exists() {
+        return Err(Error::invalid(format!("`{}` already exists", dir.display())).hint("export into a new directory"));
+    }
+    let write = |path: PathBuf, text: &str| -> ferry_core::Result<PathBuf> {
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, &e))?;
+        Ok(path)
+    };
+    let assets = dir.join("assets");
+    std::fs::create_dir_all(&assets).map_err(|e| Error::io("create", &assets, &e))?;
+    let mut written = vec![write(assets.join("ui.css"), crate::html::CSS)?, write(assets.join("live.js"), crate::html::JS)?];
+    let listed = board.pipelines();
+    written.push(write(dir.join("index.html"), &pages::index(&listed, Links::Static))?);
+    for l in &listed {
+        if let Some(view) = board.view(&l.name)? {
+            written.push(write(dir.join(format!("p-{}.html", l.name)), &pages::pipeline(&view, Links::Static))?);
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Empty;
+    impl Board for Empty {
+        fn pipelines(&self) -> Vec<crate::Listed> {
+            Vec::new()
+        }
+        fn view(&mut self, _: &str) -> ferry_core::Result<Option<crate::View>> {
+            Ok(None)
+        }
+    }
+
+    fn server() -> Server {
+        Server::bind("127.0.0.1:0".parse().unwrap()).unwrap()
+    }
+
+    fn get(s: &Server, url: &str, headers: &[(&str, &str)]) -> Response {
+        let mut h: Vec<(String, String)> = vec![("Host".into(), format!("127.0.0.1:{}", s.port))];
+        h.extend(headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        s.handle(&Request { method: "GET".into(), url: url.into(), headers: h }, &mut Empty)
+    }
+
+    #[test]
+    fn the_token_moves_into_a_strict_cookie_and_then_opens_the_pages() {
+        let s = server();
+        let r = get(&s, &format!("/?token={}", s.token), &[]);
+        assert_eq!(r.status, 303);
+        let cookie = r.headers.iter().find(|(k, _)| k == "Set-Cookie").map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(cookie, format!("ferry_ui={}; Path=/; HttpOnly; SameSite=Strict", s.token));
+        let ok = get(&s, "/", &[("Cookie", &format!("other=1; ferry_ui={}", s.token))]);
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        assert!(ok.headers.iter().any(|(k, v)| k == "Content-Security-Policy" && v.starts_with("default-src 'none'")));
+    }
+
+    #[test]
+    fn without_the_token_from_another_host_or_origin_it_is_refused() {
+        let s = server();
+        let cookie = format!("ferry_ui={}", s.token);
+        assert_eq!(get(&s, "/", &[]).status, 403, "no token");
+        assert_eq!(get(&s, "/?token=0123", &[]).status, 403, "a wrong token");
+        assert_eq!(get(&s, "/", &[("Cookie", "ferry_ui=guess")]).status, 403, "a wrong cookie");
+        assert_eq!(get(&s, "/", &[("Cookie", &cookie), ("Origin", "http://evil.example")]).status, 403, "a foreign origin");
+        let rebound = s.handle(
+            &Request {
+                method: "GET".into(),
+                url: "/".into(),
+                headers: vec![("Host".into(), "evil.example".into()), ("Cookie".into(), cookie.clone())],
+            },
+            &mut Empty,
+        );
+        assert_eq!(rebound.status, 403, "a rebound DNS name");
+        let posted = s.handle(
+            &Request {
+                method: "POST".into(),
+                url: "/".into(),
+                headers: vec![("Host".into(), format!("localhost:{}", s.port)), ("Cookie".into(), cookie)],
+            },
+            &mut Empty,
+        );
+        assert_eq!(posted.status, 405, "nothing is written through this server yet");
+    }
+
+    #[test]
+    fn only_a_loopback_address_is_listened_on() {
+        let e = Server::bind("0.0.0.0:0".parse().unwrap()).err().unwrap();
+        assert!(e.message.contains("loopback address only"), "{e:?}");
+    }
+}

@@ -1,0 +1,138 @@
+//! `ferry ui`: a pipeline's stages and releases as pages on 127.0.0.1, opened only with the
+//! per-launch token it prints, refused (403, nothing recorded) to requests without it, from
+//! another Host or Origin; and the same pages exported as static files.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+
+use crate::support::{Project, TWO_APPROVERS, pipeline};
+
+/// A running `ferry ui`, stopped when dropped.
+struct Ui {
+    child: Child,
+    port: u16,
+    token: String,
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Ui {
+    fn start(p: &Project) -> Ui {
+        let mut child = p.command("viewer", &["ui", "pipeline.yaml"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("ferry ui: open ").unwrap_or_else(|| panic!("no address printed: {line:?}")).to_owned();
+        let rest = url.strip_prefix("http://127.0.0.1:").unwrap();
+        let (port, token) = rest.split_once("/?token=").unwrap();
+        Ui { child, port: port.parse().unwrap(), token: token.to_owned() }
+    }
+
+    /// One HTTP/1.1 request, `extra` header lines included (each ending in `\r\n`).
+    fn request(&self, method: &str, path: &str, extra: &str) -> Answer {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(s, "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n{extra}\r\n").unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        Answer { status, head: head.to_owned(), body: body.to_owned() }
+    }
+
+    fn host(&self) -> String {
+        format!("Host: 127.0.0.1:{}\r\n", self.port)
+    }
+
+    fn get(&self, path: &str) -> Answer {
+        self.request("GET", path, &format!("{}Cookie: ferry_ui={}\r\n", self.host(), self.token))
+    }
+}
+
+/// A project with one release live in staging and waiting for prod's two approvals.
+fn waiting_for_prod() -> (Project, String) {
+    let p = Project::new(&pipeline(TWO_APPROVERS));
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    p.promote("deployer", &id, "prod").expect(3);
+    (p, id)
+}
+
+#[test]
+fn the_pipeline_page_shows_what_is_live_and_who_prod_waits_for() {
+    let (p, id) = waiting_for_prod();
+    let ui = Ui::start(&p);
+    let first = ui.request("GET", &format!("/?token={}", ui.token), &ui.host());
+    assert_eq!(first.status, 303, "{}", first.head);
+    assert!(first.head.contains(&format!("Set-Cookie: ferry_ui={}; Path=/; HttpOnly; SameSite=Strict", ui.token)), "{}", first.head);
+
+    let index = ui.get("/");
+    assert_eq!(index.status, 200);
+    assert!(index.body.contains("<a href=\"/p/shop\">shop</a>"), "{}", index.body);
+    let page = ui.get("/p/shop");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.head.contains("Content-Security-Policy: default-src 'none'"), "{}", page.head);
+    assert!(page.body.contains(&format!("live: <span class=\"id\">{id}</span>")), "staging's live release:\n{}", page.body);
+    assert!(
+        page.body.contains("<article class=\"card waiting\" aria-labelledby=\"stage-1\"><h2 id=\"stage-1\">prod</h2>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("0 of 2 approvals; may approve: alice, bob, carol"), "{}", page.body);
+    let part = ui.get("/p/shop?part=main");
+    assert!(part.body.starts_with("<h1>shop"), "the part that refreshes in place: {}", part.body);
+    assert_eq!(ui.get("/p/nothing").status, 404);
+    assert_eq!(ui.get("/assets/ui.css").status, 200);
+}
+
+#[test]
+fn requests_without_the_token_or_from_elsewhere_are_refused_and_record_nothing() {
+    let (p, _) = waiting_for_prod();
+    let before = p.audit_events().len();
+    let ui = Ui::start(&p);
+    let cookie = format!("Cookie: ferry_ui={}\r\n", ui.token);
+    for (what, method, path, headers) in [
+        ("no token", "GET", "/p/shop".to_owned(), ui.host()),
+        ("a wrong token", "GET", "/?token=00".to_owned(), ui.host()),
+        ("another site's page", "GET", "/p/shop".to_owned(), format!("{}{cookie}Origin: http://evil.example\r\n", ui.host())),
+        ("a rebound DNS name", "GET", "/p/shop".to_owned(), format!("Host: evil.example:{}\r\n{cookie}", ui.port)),
+        ("a form from another site", "POST", "/p/shop".to_owned(), format!("{}{cookie}Origin: https://evil.example\r\n", ui.host())),
+    ] {
+        let a = ui.request(method, &path, &headers);
+        assert_eq!(a.status, 403, "{what}: {}", a.head);
+        assert!(!a.body.contains("shop"), "{what}: nothing of the pipeline is shown: {}", a.body);
+    }
+    assert_eq!(p.audit_events().len(), before, "nothing was recorded");
+
+    // Stopped by SIGTERM, it exits by itself.
+    let mut ui = ui;
+    assert!(std::process::Command::new("kill").args(["-TERM", &ui.child.id().to_string()]).status().unwrap().success());
+    let status = ui.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_pages_export_as_static_files_with_relative_links() {
+    let (p, id) = waiting_for_prod();
+    let r = p.ferry("viewer", &["ui", "pipeline.yaml", "--export", "site"]).expect(0);
+    assert!(r.stdout.contains("wrote 4 file(s) into site"), "{}", r.stdout);
+    let index = std::fs::read_to_string(p.path("site/index.html")).unwrap();
+    assert!(index.contains("<a href=\"p-shop.html\">shop</a>"), "{index}");
+    let page = std::fs::read_to_string(p.path("site/p-shop.html")).unwrap();
+    assert!(page.contains(&format!("<span class=\"id\">{id}</span>")) && page.contains("0 of 2 approvals"), "{page}");
+    assert!(page.contains("<link rel=\"stylesheet\" href=\"assets/ui.css\">") && !page.contains("live.js"), "static: no refresh");
+    assert!(p.path("site/assets/ui.css").is_file());
+    // Never over an existing directory.
+    let again = p.ferry("viewer", &["ui", "pipeline.yaml", "--export", "site"]).expect(2);
+    assert!(again.stderr.contains("`site` already exists"), "{}", again.stderr);
+}
