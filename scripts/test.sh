@@ -38,7 +38,9 @@ if sdk="$(grep -E '^(ferry-aws|aws-config|aws-sdk-|aws-smithy-)' <<<"$tree")"; t
   echo "$sdk" | sort -u >&2
   exit 1
 fi
-cargo clippy -p ferry-cli --no-default-features --locked -- -D warnings
+# The whole workspace, so dependencies keep the features the step above built them with and
+# only ferry-cli is checked again (its tests reach ferry-aws as a dev-dependency).
+cargo clippy --workspace --all-targets --no-default-features --locked -- -D warnings
 
 step "time through the clock port; no import circles (scripts/check-structure.py)"
 python3 scripts/check-structure.py

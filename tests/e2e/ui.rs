@@ -82,7 +82,7 @@ fn the_pipeline_page_shows_what_is_live_and_who_prod_waits_for() {
     let page = ui.get("/p/shop");
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.head.contains("Content-Security-Policy: default-src 'none'"), "{}", page.head);
-    assert!(page.body.contains(&format!("live: <span class=\"id\">{id}</span>")), "staging's live release:\n{}", page.body);
+    assert!(page.body.contains(&format!("live: <a class=\"id\" href=\"/p/shop/r/{id}\">{id}</a>")), "staging's live release:\n{}", page.body);
     assert!(
         page.body.contains("<article class=\"card waiting\" aria-labelledby=\"stage-1\"><h2 id=\"stage-1\">prod</h2>"),
         "{}",
@@ -125,14 +125,50 @@ fn requests_without_the_token_or_from_elsewhere_are_refused_and_record_nothing()
 fn the_pages_export_as_static_files_with_relative_links() {
     let (p, id) = waiting_for_prod();
     let r = p.ferry("viewer", &["ui", "pipeline.yaml", "--export", "site"]).expect(0);
-    assert!(r.stdout.contains("wrote 4 file(s) into site"), "{}", r.stdout);
+    assert!(r.stdout.contains("wrote 5 file(s) into site"), "{}", r.stdout);
+    assert!(p.path(&format!("site/p-shop-{id}.html")).is_file(), "each release shown has its page");
     let index = std::fs::read_to_string(p.path("site/index.html")).unwrap();
     assert!(index.contains("<a href=\"p-shop.html\">shop</a>"), "{index}");
     let page = std::fs::read_to_string(p.path("site/p-shop.html")).unwrap();
-    assert!(page.contains(&format!("<span class=\"id\">{id}</span>")) && page.contains("0 of 2 approvals"), "{page}");
+    assert!(page.contains(&format!("<a class=\"id\" href=\"p-shop-{id}.html\">{id}</a>")) && page.contains("0 of 2 approvals"), "{page}");
     assert!(page.contains("<link rel=\"stylesheet\" href=\"assets/ui.css\">") && !page.contains("live.js"), "static: no refresh");
     assert!(p.path("site/assets/ui.css").is_file());
     // Never over an existing directory.
     let again = p.ferry("viewer", &["ui", "pipeline.yaml", "--export", "site"]).expect(2);
     assert!(again.stderr.contains("`site` already exists"), "{}", again.stderr);
+}
+
+#[test]
+fn a_release_page_shows_digests_the_verified_signature_and_a_forged_approval_as_invalid() {
+    let (p, id) = waiting_for_prod();
+    let dir = p.home().join(format!("store/approvals/shop/{id}/prod"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("0-alice-forged.json"), format!(r#"{{"actor": "alice", "verdict": "approve", "release": "{id}"}}"#)).unwrap();
+    let ui = Ui::start(&p);
+    let page = ui.get("/p/shop");
+    assert!(
+        page.body.contains(&format!("<a class=\"id\" href=\"/p/shop/r/{id}\">{id}</a>")),
+        "release ids link to their pages:\n{}",
+        page.body
+    );
+    let r = ui.get(&format!("/p/shop/r/{id}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let manifest = p.manifest(&id);
+    let sha = manifest["artifacts"][0]["sha256"].as_str().unwrap();
+    assert!(r.body.contains(&format!("<code>{sha}</code>")), "the artifact's digest:\n{}", r.body);
+    assert!(
+        r.body.contains("signature and digests: <span class=\"state s-succeeded\">✓ valid</span> signed with the pinned key"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("<span class=\"state s-failed\">✗ not counted</span>") && r.body.contains("0-alice-forged.json"), "{}", r.body);
+    assert!(r.body.contains("0 of 2 approvals"), "the forgery counts for nothing:\n{}", r.body);
+    assert!(
+        r.body.contains("deployment attestation: <span class=\"state s-succeeded\">✓ valid</span>"),
+        "staging's success is attested:\n{}",
+        r.body
+    );
+    assert!(r.body.contains("<code>approval_pending</code> in <strong>prod</strong> by deployer"), "the audit timeline:\n{}", r.body);
+    assert_eq!(ui.get("/p/shop/r/r0000000000000000").status, 404);
+    assert_eq!(ui.get("/p/shop/r/not-an-id").status, 404);
 }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod clock;
 pub mod decide;
+pub mod detail;
 pub mod digest;
 pub mod error;
 pub mod evidence;

@@ -1,6 +1,7 @@
 //! `ferry ui`: what the command line's `status` says, as pages people look at — a pipeline's
-//! stages as cards (what is live, what waits for whom, until when, locks, windows) and its
-//! releases as rows with a cell per stage — served on 127.0.0.1 behind a per-launch token, or
+//! stages as cards (what is live, what waits for whom, until when, locks, windows), its
+//! releases as rows with a cell per stage, and each release in detail (verification, manifest,
+//! provenance, the signed evidence per stage, its audit timeline) — served on 127.0.0.1 behind a per-launch token, or
 //! written once as static HTML (`--export`). Server-rendered: the pages read without
 //! JavaScript; a few lines of it refresh them in place.
 //!
@@ -9,9 +10,10 @@
 
 mod html;
 mod pages;
+mod release;
 mod server;
 
-pub use pages::{Listed, View};
+pub use pages::{Listed, ReleaseView, View};
 pub use server::{Server, export};
 
 /// Where the pages come from: the pipelines on show and, by name, one's current view.
@@ -20,4 +22,6 @@ pub trait Board {
     fn pipelines(&self) -> Vec<Listed>;
     /// The pipeline named `name` as it stands now, or `None` if it is not on show.
     fn view(&mut self, name: &str) -> ferry_core::Result<Option<View>>;
+    /// Release `id` of pipeline `name` in detail (verified now), or `None` if there is none.
+    fn release(&mut self, name: &str, id: &str) -> ferry_core::Result<Option<ReleaseView>>;
 }

@@ -27,6 +27,13 @@ pub struct View {
     pub status: Status,
 }
 
+/// A release in detail, with the pipeline it belongs to.
+#[derive(Debug, Clone)]
+pub struct ReleaseView {
+    pub pipeline: Pipeline,
+    pub detail: ferry_core::detail::ReleaseDetail,
+}
+
 /// Where links point: the live server's routes, or the files of a static export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Links {
@@ -45,6 +52,12 @@ impl Links {
         match self {
             Links::Live => format!("/p/{name}"),
             Links::Static => format!("p-{name}.html"),
+        }
+    }
+    pub fn release(self, name: &str, id: &str) -> String {
+        match self {
+            Links::Live => format!("/p/{name}/r/{id}"),
+            Links::Static => format!("p-{name}-{id}.html"),
         }
     }
     /// The part of a pipeline's page that refreshes in place (live only).
@@ -88,7 +101,12 @@ pub fn index(pipelines: &[Listed], links: Links) -> String {
 pub fn pipeline(view: &View, links: Links) -> String {
     let name = view.pipeline.name.to_string();
     let trail = [("ferry".to_owned(), Some(links.index())), (name.clone(), None)];
-    crate::html::page(&name, &trail, &pipeline_main(view), links.refresh(&name).as_deref(), links.assets())
+    crate::html::page(&name, &trail, &pipeline_main(view, links), links.refresh(&name).as_deref(), links.assets())
+}
+
+/// A release id linking to its page.
+fn release_link(links: Links, pipeline: &str, id: &str) -> String {
+    format!("<a class=\"id\" href=\"{}\">{}</a>", esc(&links.release(pipeline, id)), esc(id))
 }
 
 /// What a waiting release needs, from its stage line: `1 of 2 approvals (alice); may approve:
@@ -112,8 +130,9 @@ fn waiting_text(r: &ReleaseStatus, stage: &str) -> Option<String> {
 }
 
 /// The part of a pipeline's page that refreshes: stage cards, then the releases.
-pub fn pipeline_main(view: &View) -> String {
+pub fn pipeline_main(view: &View, links: Links) -> String {
     let (p, st) = (&view.pipeline, &view.status);
+    let name = p.name.to_string();
     let mut h = String::new();
     let _ =
         writeln!(h, "<h1>{} <span class=\"muted\">({} backend)</span></h1>", esc(p.name.as_str()), esc(&ferry_core::wire_name(&p.backend)));
@@ -144,12 +163,12 @@ pub fn pipeline_main(view: &View) -> String {
         match summary.and_then(|s| s.live.as_ref().map(|l| (l, s.live_since))) {
             Some((live, since)) => {
                 let since = since.map(|t| format!(" <span class=\"muted\">since {}</span>", esc(&t.to_string()))).unwrap_or_default();
-                let _ = write!(h, "<p>live: <span class=\"id\">{}</span>{since}</p>", esc(live.as_str()));
+                let _ = write!(h, "<p>live: {}{since}</p>", release_link(links, &name, live.as_str()));
             }
             None => h.push_str("<p class=\"muted\">live: nothing deployed yet</p>"),
         }
         for (id, need) in &waiting {
-            let _ = write!(h, "<p><span class=\"state s-awaiting_approval\">waiting</span> <span class=\"id\">{}</span>", esc(id));
+            let _ = write!(h, "<p><span class=\"state s-awaiting_approval\">waiting</span> {}", release_link(links, &name, id));
             if let Some(need) = need {
                 let _ = write!(h, ": {need}");
             }
@@ -194,8 +213,8 @@ pub fn pipeline_main(view: &View) -> String {
             .unwrap_or_default();
         let _ = write!(
             h,
-            "<tr><th scope=\"row\"><span class=\"id\">{}</span></th><td>{} <span class=\"muted\">by {}</span>{commit}</td>",
-            esc(r.release.as_str()),
+            "<tr><th scope=\"row\">{}</th><td>{} <span class=\"muted\">by {}</span>{commit}</td>",
+            release_link(links, &name, r.release.as_str()),
             esc(&r.built_at.to_string()),
             esc(r.builder.as_str())
         );

@@ -203,10 +203,22 @@ fn route(req: &Request, board: &mut dyn Board) -> Response {
     if path == "/" {
         return Response::html(200, pages::index(&board.pipelines(), Links::Live));
     }
-    let Some(name) = path.strip_prefix("/p/").filter(|n| !n.is_empty() && !n.contains('/')) else { return Response::not_found() };
-    match board.view(name) {
-        Ok(Some(view)) if req.query("part") == Some("main") => Response::html(200, pages::pipeline_main(&view)),
-        Ok(Some(view)) => Response::html(200, pages::pipeline(&view, Links::Live)),
+    let Some(rest) = path.strip_prefix("/p/") else { return Response::not_found() };
+    let shown = match rest.split('/').collect::<Vec<_>>()[..] {
+        [name, "r", id] if !name.is_empty() && !id.is_empty() => {
+            board.release(name, id).map(|r| r.map(|r| Response::html(200, crate::release::page(&r.pipeline, &r.detail, Links::Live))))
+        }
+        [name] if !name.is_empty() => board.view(name).map(|v| {
+            v.map(|view| match req.query("part") {
+                Some("main") => Response::html(200, pages::pipeline_main(&view, Links::Live)),
+                _ => Response::html(200, pages::pipeline(&view, Links::Live)),
+            })
+        }),
+        _ => return Response::not_found(),
+    };
+    let name = rest.split('/').next().unwrap_or_default();
+    match shown {
+        Ok(Some(r)) => r,
         Ok(None) => Response::not_found(),
         Err(e) => Response::html(
             500,
@@ -222,7 +234,8 @@ fn route(req: &Request, board: &mut dyn Board) -> Response {
 }
 
 /// Writes every page, as it stands now, as static HTML into the new directory `dir` (with its
-/// style sheet and script): `index.html` and one `p-NAME.html` per pipeline.
+/// style sheet and script): `index.html`, one `p-NAME.html` per pipeline and one
+/// `p-NAME-RELEASE.html` per release it shows.
 pub fn export(board: &mut dyn Board, dir: &Path) -> ferry_core::Result<Vec<PathBuf>> {
     if dir.exists() {
         return Err(Error::invalid(format!("`{}` already exists", dir.display())).hint("export into a new directory"));
@@ -237,8 +250,13 @@ pub fn export(board: &mut dyn Board, dir: &Path) -> ferry_core::Result<Vec<PathB
     let listed = board.pipelines();
     written.push(write(dir.join("index.html"), &pages::index(&listed, Links::Static))?);
     for l in &listed {
-        if let Some(view) = board.view(&l.name)? {
-            written.push(write(dir.join(format!("p-{}.html", l.name)), &pages::pipeline(&view, Links::Static))?);
+        let Some(view) = board.view(&l.name)? else { continue };
+        written.push(write(dir.join(format!("p-{}.html", l.name)), &pages::pipeline(&view, Links::Static))?);
+        for r in &view.status.releases {
+            if let Some(rv) = board.release(&l.name, r.release.as_str())? {
+                let file = dir.join(Links::Static.release(&l.name, r.release.as_str()));
+                written.push(write(file, &crate::release::page(&rv.pipeline, &rv.detail, Links::Static))?);
+            }
         }
     }
     Ok(written)
@@ -254,6 +272,9 @@ mod tests {
             Vec::new()
         }
         fn view(&mut self, _: &str) -> ferry_core::Result<Option<crate::View>> {
+            Ok(None)
+        }
+        fn release(&mut self, _: &str, _: &str) -> ferry_core::Result<Option<crate::ReleaseView>> {
             Ok(None)
         }
     }

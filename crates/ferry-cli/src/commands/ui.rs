@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_core::pipeline::Pipeline;
 use ferry_local::Home;
-use ferry_ui::{Board, Listed, View};
+use ferry_ui::{Board, Listed, ReleaseView, View};
 use serde_json::json;
 
 use super::Ctx;
@@ -21,10 +21,25 @@ struct CliBoard<'a> {
     connected: HashMap<String, Ctx>,
 }
 
+fn core_error(f: Failure) -> ferry_core::Error {
+    match f {
+        Failure::Core(e) => e,
+        Failure::Diagnostics(d) => ferry_core::Error::invalid(format!("{} problem(s) in the pipeline file", d.len())),
+    }
+}
+
 impl CliBoard<'_> {
-    /// The pipeline named `name`, read afresh from the first file that defines it.
-    fn find(&self, name: &str) -> Option<Pipeline> {
-        self.files.iter().filter_map(|f| ferry_core::pipeline::load(f).ok()).find(|p| p.name.as_str() == name)
+    /// The pipeline named `name`, read afresh from the first file that defines it, and its
+    /// backend (connected once for the session).
+    fn connect(&mut self, name: &str) -> ferry_core::Result<Option<(Pipeline, &Ctx)>> {
+        let Some(pipeline) = self.files.iter().filter_map(|f| ferry_core::pipeline::load(f).ok()).find(|p| p.name.as_str() == name) else {
+            return Ok(None);
+        };
+        if !self.connected.contains_key(name) {
+            let ctx = Ctx::connect(self.home, &pipeline, "ui").map_err(core_error)?;
+            self.connected.insert(name.to_owned(), ctx);
+        }
+        Ok(self.connected.get(name).map(|ctx| (pipeline, ctx)))
     }
 }
 
@@ -46,17 +61,18 @@ impl Board for CliBoard<'_> {
     }
 
     fn view(&mut self, name: &str) -> ferry_core::Result<Option<View>> {
-        let Some(pipeline) = self.find(name) else { return Ok(None) };
-        if !self.connected.contains_key(name) {
-            let ctx = Ctx::connect(self.home, &pipeline, "ui").map_err(|f| match f {
-                Failure::Core(e) => e,
-                Failure::Diagnostics(d) => ferry_core::Error::invalid(format!("{} problem(s) in `{}`", d.len(), pipeline.file.display())),
-            })?;
-            self.connected.insert(name.to_owned(), ctx);
-        }
-        let Some(ctx) = self.connected.get(name) else { return Ok(None) };
-        let status = ferry_core::status::status(ctx.svc(), &pipeline, None, self.limit)?;
+        let limit = self.limit;
+        let Some((pipeline, ctx)) = self.connect(name)? else { return Ok(None) };
+        let status = ferry_core::status::status(ctx.svc(), &pipeline, None, limit)?;
         Ok(Some(View { pipeline, status }))
+    }
+
+    fn release(&mut self, name: &str, id: &str) -> ferry_core::Result<Option<ReleaseView>> {
+        let Ok(id) = id.parse::<ferry_core::ids::ReleaseId>() else { return Ok(None) };
+        let Some((pipeline, ctx)) = self.connect(name)? else { return Ok(None) };
+        let pinned = super::pinned_key(&pipeline).map_err(core_error)?;
+        let detail = ferry_core::detail::release_detail(ctx.svc(), &pipeline, &pinned, &id)?;
+        Ok(detail.map(|detail| ReleaseView { pipeline, detail }))
     }
 }
 

@@ -124,7 +124,7 @@ pub struct Decision {
 }
 
 /// A record that does not count, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Refused {
     /// Which record (its key in the store).
     pub record: String,
