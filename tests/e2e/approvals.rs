@@ -358,7 +358,12 @@ fn promote_can_wait_for_its_approvals_and_carries_on_when_they_land() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // Once it has tried and found prod waiting (its own `approval_pending`), the approvals land.
+    let start = std::time::Instant::now();
+    while p.audit_kinds().iter().filter(|k| *k == "approval_pending").count() < 2 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "the waiting promotion never tried");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     p.approve("alice", &id, "prod").expect(0);
     p.approve("bob", &id, "prod").expect(0);
     let r: crate::support::Run = waiting.wait_with_output().unwrap().into();

@@ -82,7 +82,11 @@ fn the_pipeline_page_shows_what_is_live_and_who_prod_waits_for() {
     let page = ui.get("/p/shop");
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.head.contains("Content-Security-Policy: default-src 'none'"), "{}", page.head);
-    assert!(page.body.contains(&format!("live: <a class=\"id\" href=\"/p/shop/r/{id}\">{id}</a>")), "staging's live release:\n{}", page.body);
+    assert!(
+        page.body.contains(&format!("live: <a class=\"id\" href=\"/p/shop/r/{id}\">{id}</a>")),
+        "staging's live release:\n{}",
+        page.body
+    );
     assert!(
         page.body.contains("<article class=\"card waiting\" aria-labelledby=\"stage-1\"><h2 id=\"stage-1\">prod</h2>"),
         "{}",

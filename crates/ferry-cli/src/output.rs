@@ -94,29 +94,6 @@ pub fn failure(format: OutputFormat, f: &Failure) -> Exit {
     exit
 }
 
-/// A size as people read it: `812 B`, `4.0 KiB`, `1.5 MiB`, `2.25 GiB` (JSON keeps the bytes).
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    let digits = if value < 10.0 {
-        2
-    } else if value < 100.0 {
-        1
-    } else {
-        0
-    };
-    format!("{value:.digits$} {}", UNITS[unit])
-}
-
 /// A line on stdout before the command's result, at once (`ferry ui`'s address).
 pub fn announce(text: &str) {
     print_out(text.trim_end());
@@ -139,19 +116,4 @@ pub fn ask(question: &str) -> Option<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).ok()?;
     Some(line.trim().to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_size;
-
-    #[test]
-    fn sizes_are_read_in_binary_units() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(1024), "1.00 KiB");
-        assert_eq!(human_size(1536 * 1024), "1.50 MiB");
-        assert_eq!(human_size(500 * 1024 * 1024), "500 MiB");
-        assert_eq!(human_size(3 * 1024 * 1024 * 1024 + 1024 * 1024 * 256), "3.25 GiB");
-    }
 }

@@ -12,22 +12,6 @@ use ferry_core::pipeline::Pipeline;
 use crate::html::esc;
 use crate::pages::Links;
 
-/// A size as people read it: `812 B`, `4.00 KiB`, `1.50 MiB`.
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.2} {}", UNITS[unit])
-}
-
 fn check(c: &Check) -> String {
     match c {
         Check::Valid { detail } => format!("<span class=\"state s-succeeded\">✓ valid</span> {}", esc(detail)),
@@ -77,7 +61,7 @@ fn main(d: &ReleaseDetail) -> String {
                 "<tr><th scope=\"row\">{}</th><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>",
                 esc(&a.name),
                 esc(a.sha256.as_str()),
-                size(a.size),
+                ferry_core::human_size(a.size),
                 esc(&a.path)
             );
         }
@@ -175,13 +159,4 @@ fn main(d: &ReleaseDetail) -> String {
     }
     h.push_str("</ol>\n");
     h
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes_read_in_binary_units() {
-        assert_eq!(super::size(812), "812 B");
-        assert_eq!(super::size(1536 * 1024), "1.50 MiB");
-    }
 }

@@ -32,7 +32,7 @@ pub fn render(s: &Summary, verdict: Verdict) -> String {
     let _ = writeln!(h, "  manifest      sha256 {}", s.manifest_sha256);
     let _ = writeln!(h, "  signature     verified with the pinned key {}", s.signed_by);
     for a in &s.artifacts {
-        let _ = writeln!(h, "  artifact      {}  sha256 {}  ({})", a.name, a.sha256, output::human_size(a.size));
+        let _ = writeln!(h, "  artifact      {}  sha256 {}  ({})", a.name, a.sha256, ferry_core::human_size(a.size));
     }
     for i in &s.images {
         let _ = writeln!(h, "  image         {}  {}", i.name, i.reference());

@@ -64,7 +64,7 @@ fn build_release(ctx: &Ctx, signer: &dyn ferry_core::attestation::Signer, p: &Pi
 fn built_text(r: &CreatedRelease) -> String {
     let mut h = format!("built release {} (manifest sha256 {})\n", r.release, r.manifest_sha256);
     for a in &r.manifest.artifacts {
-        let _ = writeln!(h, "  {}  {}  {}", a.sha256, a.name, crate::output::human_size(a.size));
+        let _ = writeln!(h, "  {}  {}  {}", a.sha256, a.name, ferry_core::human_size(a.size));
     }
     for i in &r.manifest.images {
         let _ = writeln!(h, "  image {}  {}", i.name, i.reference());
