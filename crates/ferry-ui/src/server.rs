@@ -235,31 +235,44 @@ fn route(req: &Request, board: &mut dyn Board) -> Response {
 
 /// Writes every page, as it stands now, as static HTML into the new directory `dir` (with its
 /// style sheet and script): `index.html`, one `p-NAME.html` per pipeline and one
-/// `p-NAME-RELEASE.html` per release it shows.
+/// `p-NAME-RELEASE.html` per release it shows. All or nothing: the pages are made first, then
+/// written beside `dir` and moved into place, so a failure leaves no half-written export.
 pub fn export(board: &mut dyn Board, dir: &Path) -> ferry_core::Result<Vec<PathBuf>> {
     if dir.exists() {
         return Err(Error::invalid(format!("`{}` already exists", dir.display())).hint("export into a new directory"));
     }
-    let write = |path: PathBuf, text: &str| -> ferry_core::Result<PathBuf> {
-        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, &e))?;
-        Ok(path)
-    };
-    let assets = dir.join("assets");
-    std::fs::create_dir_all(&assets).map_err(|e| Error::io("create", &assets, &e))?;
-    let mut written = vec![write(assets.join("ui.css"), crate::html::CSS)?, write(assets.join("live.js"), crate::html::JS)?];
+    let mut files: Vec<(String, String)> =
+        vec![("assets/ui.css".into(), crate::html::CSS.into()), ("assets/live.js".into(), crate::html::JS.into())];
     let listed = board.pipelines();
-    written.push(write(dir.join("index.html"), &pages::index(&listed, Links::Static))?);
+    files.push(("index.html".into(), pages::index(&listed, Links::Static)));
     for l in &listed {
         let Some(view) = board.view(&l.name)? else { continue };
-        written.push(write(dir.join(format!("p-{}.html", l.name)), &pages::pipeline(&view, Links::Static))?);
+        files.push((Links::Static.pipeline(&l.name), pages::pipeline(&view, Links::Static)));
         for r in &view.status.releases {
             if let Some(rv) = board.release(&l.name, r.release.as_str())? {
-                let file = dir.join(Links::Static.release(&l.name, r.release.as_str()));
-                written.push(write(file, &crate::release::page(&rv.pipeline, &rv.detail, Links::Static))?);
+                files.push((
+                    Links::Static.release(&l.name, r.release.as_str()),
+                    crate::release::page(&rv.pipeline, &rv.detail, Links::Static),
+                ));
             }
         }
     }
-    Ok(written)
+    let name = dir.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    let staging = dir.with_file_name(format!(".{name}.{}.partial", random_token()));
+    let written = (|| -> ferry_core::Result<()> {
+        let assets = staging.join("assets");
+        std::fs::create_dir_all(&assets).map_err(|e| Error::io("create", &assets, &e))?;
+        for (rel, text) in &files {
+            let path = staging.join(rel);
+            std::fs::write(&path, text).map_err(|e| Error::io("write", &path, &e))?;
+        }
+        std::fs::rename(&staging, dir).map_err(|e| Error::io("move into place", dir, &e))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    Ok(files.iter().map(|(rel, _)| dir.join(rel)).collect())
 }
 
 #[cfg(test)]
