@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (the Python venv
-# with securesystemslib, in-toto, jsonschema, moto, cfn-lint and zizmor), then formatting, lints,
+# with securesystemslib, in-toto, jsonschema, moto, cfn-lint and zizmor; chromium and
+# playwright-core for the browser tests of `ferry ui`), then formatting, lints,
 # the dependency rule of ferry-core, and every unit and end-to-end test (the AWS ones
 # against moto servers the tests start on 127.0.0.1). `.ci/run` runs exactly this.
 set -euo pipefail
@@ -13,7 +14,7 @@ if command -v rustup >/dev/null; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 
-step "test venv (.venv)"
+step "test environment (.venv, chromium, playwright-core)"
 bash scripts/setup-test-env.sh
 
 step "cargo fmt --check"

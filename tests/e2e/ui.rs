@@ -9,10 +9,12 @@ use std::process::{Child, Stdio};
 use crate::support::{Project, TWO_APPROVERS, pipeline};
 
 /// A running `ferry ui`, stopped when dropped.
-struct Ui {
+pub struct Ui {
     child: Child,
     port: u16,
     token: String,
+    /// The address it printed, token included.
+    pub url: String,
 }
 
 impl Drop for Ui {
@@ -22,7 +24,7 @@ impl Drop for Ui {
     }
 }
 
-struct Answer {
+pub struct Answer {
     status: u16,
     head: String,
     body: String,
@@ -30,19 +32,34 @@ struct Answer {
 
 impl Ui {
     fn start(p: &Project) -> Ui {
-        let mut child = p.command("viewer", &["ui", "pipeline.yaml"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        Ui::start_as(p, "viewer")
+    }
+
+    /// `ferry ui` as `actor` (an approver decides as themselves).
+    pub fn start_as(p: &Project, actor: &str) -> Ui {
+        let mut child = p.command(actor, &["ui", "pipeline.yaml"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url = line.trim().strip_prefix("ferry ui: open ").unwrap_or_else(|| panic!("no address printed: {line:?}")).to_owned();
         let rest = url.strip_prefix("http://127.0.0.1:").unwrap();
         let (port, token) = rest.split_once("/?token=").unwrap();
-        Ui { child, port: port.parse().unwrap(), token: token.to_owned() }
+        Ui { child, port: port.parse().unwrap(), token: token.to_owned(), url }
     }
 
     /// One HTTP/1.1 request, `extra` header lines included (each ending in `\r\n`).
     fn request(&self, method: &str, path: &str, extra: &str) -> Answer {
+        self.send(method, path, extra, "")
+    }
+
+    /// A request with a body (a form: `application/x-www-form-urlencoded`).
+    fn send(&self, method: &str, path: &str, extra: &str, body: &str) -> Answer {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(s, "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n{extra}\r\n").unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+            body.len()
+        )
+        .unwrap();
         let mut raw = String::new();
         s.read_to_string(&mut raw).unwrap();
         let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
@@ -129,7 +146,7 @@ fn requests_without_the_token_or_from_elsewhere_are_refused_and_record_nothing()
 fn the_pages_export_as_static_files_with_relative_links() {
     let (p, id) = waiting_for_prod();
     let r = p.ferry("viewer", &["ui", "pipeline.yaml", "--export", "site"]).expect(0);
-    assert!(r.stdout.contains("wrote 5 file(s) into site"), "{}", r.stdout);
+    assert!(r.stdout.contains("wrote 6 file(s) into site"), "{}", r.stdout);
     assert!(p.path(&format!("site/p-shop-{id}.html")).is_file(), "each release shown has its page");
     let index = std::fs::read_to_string(p.path("site/index.html")).unwrap();
     assert!(index.contains("<a href=\"p-shop.html\">shop</a>"), "{index}");
@@ -175,4 +192,72 @@ fn a_release_page_shows_digests_the_verified_signature_and_a_forged_approval_as_
     assert!(r.body.contains("<code>approval_pending</code> in <strong>prod</strong> by deployer"), "the audit timeline:\n{}", r.body);
     assert_eq!(ui.get("/p/shop/r/r0000000000000000").status, 404);
     assert_eq!(ui.get("/p/shop/r/not-an-id").status, 404);
+}
+
+/// The CSRF token the decision page's form carries.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF token in the form:\n{page}")) + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+#[test]
+fn an_approver_decides_from_the_page_only_with_its_csrf_token_and_the_protected_stage_typed() {
+    let p = Project::new(&pipeline(TWO_APPROVERS).replace("stages:\n", "policy:\n  protected_stages: [prod]\nstages:\n"));
+    p.ferry("admin", &["trust", "publish", "pipeline.yaml"]).expect(0);
+    let id = p.build();
+    p.promote("deployer", &id, "staging").expect(0);
+    p.promote("deployer", &id, "prod").expect(3);
+    let ui = Ui::start_as(&p, "alice");
+    let path = format!("/p/shop/r/{id}/s/prod");
+    let page = ui.get(&path);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("You are <strong>alice</strong>, deciding as approver <strong>alice</strong>"), "{}", page.body);
+    assert!(
+        page.body.contains("<label for=\"confirm\"><strong>prod</strong> is a protected stage: type its name to confirm</label>"),
+        "{}",
+        page.body
+    );
+    let csrf = csrf_of(&page.body);
+    let (events, decisions) = (p.audit_events().len(), || p.home().join(format!("store/approvals/shop/{id}/prod")));
+    let recorded = || std::fs::read_dir(decisions()).map(|d| d.count()).unwrap_or(0);
+
+    let cookie = format!("Cookie: ferry_ui={}\r\n", ui.token);
+    let origin = format!("Origin: http://127.0.0.1:{}\r\n", ui.port);
+    let form = format!("csrf={csrf}&verdict=approve&confirm=prod");
+    for (what, headers, body) in [
+        ("no token", format!("{}{origin}", ui.host()), form.clone()),
+        ("a foreign Origin", format!("{}{cookie}Origin: http://evil.example\r\n", ui.host()), form.clone()),
+        ("no Origin", format!("{}{cookie}", ui.host()), form.clone()),
+        ("no CSRF token", format!("{}{cookie}{origin}", ui.host()), "verdict=approve&confirm=prod".to_owned()),
+        (
+            "another launch's CSRF token",
+            format!("{}{cookie}{origin}", ui.host()),
+            format!("csrf={}&verdict=approve&confirm=prod", "0".repeat(48)),
+        ),
+    ] {
+        let a = ui.send("POST", &path, &headers, &body);
+        assert_eq!(a.status, 403, "{what}: {}", a.body);
+    }
+    assert_eq!((p.audit_events().len(), recorded()), (events, 0), "a refused form records nothing, not even in the audit log");
+
+    // The protected stage's name not typed: nothing recorded.
+    let sent = |body: &str| ui.send("POST", &path, &format!("{}{cookie}{origin}", ui.host()), body);
+    let untyped = sent(&format!("csrf={csrf}&verdict=approve&confirm=staging"));
+    assert_eq!(untyped.status, 422, "{}", untyped.body);
+    assert!(untyped.body.contains("`prod` is a protected stage and its name was not typed to confirm"), "{}", untyped.body);
+    assert_eq!(recorded(), 0);
+
+    let done = sent(&format!("csrf={csrf}&verdict=approve&confirm=prod&comment=checked+the+change+set"));
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains(&format!("alice approved <span class=\"id\">{id}</span> for <strong>prod</strong>")), "{}", done.body);
+    assert!(done.body.contains("1 of 2 approvals so far (alice)"), "{}", done.body);
+    assert_eq!(recorded(), 1);
+    // Exactly the record `ferry approve` writes: bob's from the command line completes it.
+    let approved = p.audit_events().into_iter().find(|e| e["kind"] == "approved").expect("audited");
+    assert_eq!((approved["actor"].as_str(), approved["details"]["comment"].as_str()), (Some("alice"), Some("checked the change set")));
+    let again = sent(&form);
+    assert_eq!(again.status, 422);
+    assert!(again.body.contains("`alice` has already approved"), "{}", again.body);
+    p.approve("bob", &id, "prod").expect(0);
+    p.promote("deployer", &id, "prod").expect(0);
 }

@@ -308,8 +308,16 @@ pub fn summary(
     stage_name: &StageName,
     actor: &Actor,
 ) -> Result<(Summary, release::Verified)> {
-    let (stage, policy) = approval_stage(pipeline, stage_name)?;
+    approval_stage(pipeline, stage_name)?;
     let verified = release::verify_audited(svc, pipeline, release_id, pinned, actor, &format!("approval for {stage_name}"), None)?;
+    Ok((summary_of(svc, pipeline, &verified, stage_name)?, verified))
+}
+
+/// The summary of a release already verified (`release::verify`): for a page that shows it
+/// before anyone decides, without writing to the audit log.
+pub fn summary_of(svc: &Services, pipeline: &Pipeline, verified: &release::Verified, stage_name: &StageName) -> Result<Summary> {
+    let (stage, policy) = approval_stage(pipeline, stage_name)?;
+    let release_id = &verified.release;
     let (record, request) = request_of(svc, pipeline, release_id, stage_name)?;
     let parties =
         Parties { builder: Some(verified.manifest.builder.actor.clone()), requester: record.as_ref().map(|r| r.requested_by.clone()) };
@@ -317,7 +325,7 @@ pub fn summary(
     let (approvals, _) = standing(svc, pipeline, release_id, &verified.manifest_sha256, stage_name, digest.as_ref(), &parties)?;
     let now = svc.clock.now();
     let m = verified.manifest.clone();
-    let summary = Summary {
+    Ok(Summary {
         pipeline: pipeline.name.clone(),
         stage: stage_name.clone(),
         account: stage.account.clone(),
@@ -341,6 +349,11 @@ pub fn summary(
         deploy: request.as_ref().map_or_else(|| stage.deploy.iter().map(crate::pipeline::Action::summary).collect(), |r| r.deploy.clone()),
         change_sets: request.as_ref().map(|r| r.preview.clone()).unwrap_or_default(),
         request: digest,
-    };
-    Ok((summary, verified))
+    })
+}
+
+/// Whether what a person typed confirms `s`: a protected stage's name, exactly; for any other
+/// stage the act of deciding is the confirmation.
+pub fn confirmed(s: &Summary, typed: Option<&str>) -> bool {
+    !s.critical || typed.is_some_and(|t| t.trim() == s.stage.as_str())
 }

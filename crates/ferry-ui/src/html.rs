@@ -19,11 +19,12 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// The style sheet and the script, served at `ASSETS/ui.css` and `ASSETS/live.js` (and
+/// The style sheet, the script and the icon, served at `ASSETS/ui.css` and `ASSETS/live.js` (and
 /// written beside an export): no inline code, so the pages' content security policy can
 /// forbid all of it.
 pub const CSS: &str = include_str!("../assets/ui.css");
 pub const JS: &str = include_str!("../assets/live.js");
+pub const ICON: &str = include_str!("../assets/icon.svg");
 
 /// A whole page: `title`, the trail of links back (`(label, href)`, the last one the page
 /// itself), and `main`, the part that refreshes in place from `refresh` (when live).
@@ -31,7 +32,7 @@ pub fn page(title: &str, trail: &[(String, Option<String>)], main: &str, refresh
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{} — ferry</title>\n<link rel=\"stylesheet\" href=\"{assets}/ui.css\">\n</head>\n<body>\n<header><nav aria-label=\"Breadcrumb\"><ol>",
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{} — ferry</title>\n<link rel=\"stylesheet\" href=\"{assets}/ui.css\">\n<link rel=\"icon\" href=\"{assets}/icon.svg\" type=\"image/svg+xml\">\n</head>\n<body>\n<header><nav aria-label=\"Breadcrumb\"><ol>",
         esc(title)
     );
     for (label, href) in trail {

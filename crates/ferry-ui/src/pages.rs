@@ -60,6 +60,10 @@ impl Links {
             Links::Static => format!("p-{name}-{id}.html"),
         }
     }
+    /// The page to approve or reject `id` for `stage` from (live only: an export decides nothing).
+    pub fn decide(self, name: &str, id: &str, stage: &str) -> Option<String> {
+        (self == Links::Live).then(|| format!("/p/{name}/r/{id}/s/{stage}"))
+    }
     /// The part of a pipeline's page that refreshes in place (live only).
     pub fn refresh(self, name: &str) -> Option<String> {
         (self == Links::Live).then(|| format!("/p/{name}?part=main"))
@@ -125,8 +129,19 @@ fn waiting_text(r: &ReleaseStatus, stage: &str) -> Option<String> {
             }
             Some(t)
         }
+        Some(ApprovalState::Approved { by }) if line.status == "awaiting_approval" => {
+            Some(format!("approved by {}; the next promotion carries it on", names(by)))
+        }
         _ => None,
     }
+}
+
+/// Whether the approvals `r` waits for in `stage` are all there: it is approved, and only
+/// the promotion is still to run.
+fn approved(r: &ReleaseStatus, stage: &str) -> bool {
+    r.stages.iter().any(|s| {
+        s.stage.as_str() == stage && s.status == "awaiting_approval" && matches!(s.approvals, Some(ApprovalState::Approved { .. }))
+    })
 }
 
 /// The part of a pipeline's page that refreshes: stage cards, then the releases.
@@ -139,13 +154,14 @@ pub fn pipeline_main(view: &View, links: Links) -> String {
     h.push_str("<ol class=\"stages\" aria-label=\"Stages, in order\">\n");
     for (i, stage) in p.stages.iter().enumerate() {
         let summary = st.stages.iter().find(|s| s.stage == stage.name);
-        let waiting: Vec<(String, Option<String>)> = summary
+        let waiting: Vec<(String, Option<String>, bool)> = summary
             .map(|s| {
                 s.awaiting_approval
                     .iter()
                     .map(|id| {
-                        let need = st.releases.iter().find(|r| &r.release == id).and_then(|r| waiting_text(r, stage.name.as_str()));
-                        (id.to_string(), need)
+                        let r = st.releases.iter().find(|r| &r.release == id);
+                        let need = r.and_then(|r| waiting_text(r, stage.name.as_str()));
+                        (id.to_string(), need, r.is_some_and(|r| approved(r, stage.name.as_str())))
                     })
                     .collect()
             })
@@ -167,10 +183,18 @@ pub fn pipeline_main(view: &View, links: Links) -> String {
             }
             None => h.push_str("<p class=\"muted\">live: nothing deployed yet</p>"),
         }
-        for (id, need) in &waiting {
-            let _ = write!(h, "<p><span class=\"state s-awaiting_approval\">waiting</span> {}", release_link(links, &name, id));
+        for (id, need, approved) in &waiting {
+            let badge = if *approved {
+                "<span class=\"state s-approved\">approved</span>"
+            } else {
+                "<span class=\"state s-awaiting_approval\">waiting</span>"
+            };
+            let _ = write!(h, "<p>{badge} {}", release_link(links, &name, id));
             if let Some(need) = need {
                 let _ = write!(h, ": {need}");
+            }
+            if let Some(href) = links.decide(&name, id, stage.name.as_str()).filter(|_| !approved) {
+                let _ = write!(h, " <a class=\"act\" href=\"{}\">review and decide</a>", esc(&href));
             }
             h.push_str("</p>");
         }
@@ -220,7 +244,10 @@ pub fn pipeline_main(view: &View, links: Links) -> String {
         );
         for stage in &p.stages {
             let line = r.stages.iter().find(|s| s.stage == stage.name);
-            let status = line.map_or("not_started", |l| l.status.as_str());
+            let status = match line.map_or("not_started", |l| l.status.as_str()) {
+                "awaiting_approval" if approved(r, stage.name.as_str()) => "approved",
+                s => s,
+            };
             let _ = write!(h, "<td><span class=\"state s-{}\">{}</span>", esc(status), esc(&words(status)));
             if let Some(need) = waiting_text(r, stage.name.as_str()) {
                 let _ = write!(h, "<br><span class=\"muted\">{need}</span>");

@@ -45,10 +45,10 @@ pub fn page(p: &Pipeline, d: &ReleaseDetail, links: Links) -> String {
     let name = p.name.to_string();
     let id = d.release.to_string();
     let trail = [("ferry".to_owned(), Some(links.index())), (name.clone(), Some(links.pipeline(&name))), (id.clone(), None)];
-    crate::html::page(&format!("{id} of {name}"), &trail, &main(d), None, links.assets())
+    crate::html::page(&format!("{id} of {name}"), &trail, &main(p, d, links), None, links.assets())
 }
 
-fn main(d: &ReleaseDetail) -> String {
+fn main(p: &Pipeline, d: &ReleaseDetail, links: Links) -> String {
     let mut h = String::new();
     let _ = writeln!(h, "<h1>Release <span class=\"id\">{}</span></h1>", esc(d.release.as_str()));
     let _ = writeln!(h, "<p>signature and digests: {}</p>", check(&d.verification));
@@ -119,6 +119,11 @@ fn main(d: &ReleaseDetail) -> String {
         match &s.approvals {
             Some(a) => h.push_str(&approvals(a)),
             None => h.push_str("<span class=\"muted\">—</span>"),
+        }
+        if let (Some(ApprovalState::Pending { .. }), Some(href)) =
+            (&s.approvals, links.decide(p.name.as_str(), d.release.as_str(), s.stage.as_str()))
+        {
+            let _ = write!(h, "<br><a class=\"act\" href=\"{}\">review and decide</a>", esc(&href));
         }
         if !s.refused.is_empty() {
             h.push_str("<ul class=\"plain\">");

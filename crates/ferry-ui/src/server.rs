@@ -2,9 +2,11 @@
 //! routed: its `Host` must be this server's own loopback address (no DNS rebinding), an
 //! `Origin` if sent must be this server (no other site's page may ask), and it must carry the
 //! per-launch token — in the URL the command printed (answered with a redirect that moves it
-//! into a same-site, HTTP-only cookie) or in that cookie. Anything else is refused with 403 and
-//! touches nothing. Pages are sent with a content security policy that allows only this
-//! server's own style sheet and script, and never cached.
+//! into a same-site, HTTP-only cookie) or in that cookie. A form sent to it (a decision) must
+//! also come from this server's own page (an `Origin`, and the same one) and carry the
+//! per-launch CSRF token the page's form holds. Anything else is refused with 403 and touches
+//! nothing. Pages are sent with a content security policy that allows only this server's own
+//! style sheet and script, and never cached.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,7 +24,8 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
         "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
+    // Not `no-referrer`: browsers then send `Origin: null` with a form, which the check refuses.
+    ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
     ("X-Frame-Options", "DENY"),
 ];
@@ -33,7 +36,11 @@ pub(crate) struct Request {
     pub method: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
+
+/// The most a form may send.
+const MAX_BODY: u64 = 16 * 1024;
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
@@ -45,6 +52,10 @@ impl Request {
     fn query(&self, key: &str) -> Option<&str> {
         let (_, q) = self.url.split_once('?')?;
         q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+    /// The fields of a form sent as `application/x-www-form-urlencoded`.
+    fn form(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(&self.body).into_owned().collect()
     }
     fn cookie(&self, name: &str) -> Option<&str> {
         self.header("Cookie")?.split(';').filter_map(|c| c.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
@@ -102,6 +113,8 @@ pub struct Server {
     http: tiny_http::Server,
     port: u16,
     token: String,
+    /// Carried by every form this server's pages hold, required with every form sent.
+    csrf: String,
 }
 
 impl Server {
@@ -114,7 +127,7 @@ impl Server {
         let listener = std::net::TcpListener::bind(addr).map_err(|e| Error::failed(format!("cannot listen on `{addr}`: {e}")))?;
         let port = listener.local_addr().map_err(|e| Error::failed(e.to_string()))?.port();
         let http = tiny_http::Server::from_listener(listener, None).map_err(|e| Error::failed(format!("cannot serve on `{addr}`: {e}")))?;
-        Ok(Server { http, port, token: random_token() })
+        Ok(Server { http, port, token: random_token(), csrf: random_token() })
     }
 
     /// The address to open: the index, with the token.
@@ -125,17 +138,42 @@ impl Server {
     /// Answers requests until `stop` is raised (SIGINT/SIGTERM).
     pub fn serve(&self, board: &mut dyn Board, stop: &Stop) -> ferry_core::Result<()> {
         while !stop.is_raised() {
-            let Some(rq) =
+            let Some(mut rq) =
                 self.http.recv_timeout(Duration::from_millis(200)).map_err(|e| Error::failed(format!("the web server failed: {e}")))?
             else {
                 continue;
             };
+            let mut body = Vec::new();
+            let read = std::io::Read::read_to_end(&mut std::io::Read::take(rq.as_reader(), MAX_BODY + 1), &mut body);
             let req = Request {
                 method: rq.method().as_str().to_owned(),
                 url: rq.url().to_owned(),
                 headers: rq.headers().iter().map(|h| (h.field.as_str().as_str().to_owned(), h.value.as_str().to_owned())).collect(),
+                body,
             };
-            let resp = self.handle(&req, board);
+            let resp = match read {
+                Ok(n) if n as u64 > MAX_BODY => Response::html(
+                    413,
+                    crate::html::page(
+                        "Too large",
+                        &[("ferry".into(), Some("/".into()))],
+                        "<h1>The form sent too much</h1>\n",
+                        None,
+                        "/assets",
+                    ),
+                ),
+                Ok(_) => self.handle(&req, board),
+                Err(e) => Response::html(
+                    400,
+                    crate::html::page(
+                        "Bad request",
+                        &[("ferry".into(), Some("/".into()))],
+                        &format!("<h1>The request could not be read</h1>\n<p>{}</p>\n", crate::html::esc(&e.to_string())),
+                        None,
+                        "/assets",
+                    ),
+                ),
+            };
             tracing::debug!(method = %req.method, path = %req.path(), status = resp.status, "ui request");
             let mut out = tiny_http::Response::from_string(resp.body).with_status_code(resp.status);
             for (k, v) in &resp.headers {
@@ -173,6 +211,7 @@ impl Server {
         match (req.method.as_str(), req.path()) {
             ("GET", "/assets/ui.css") => return Response::new(200, "text/css; charset=utf-8", crate::html::CSS.to_owned()),
             ("GET", "/assets/live.js") => return Response::new(200, "text/javascript; charset=utf-8", crate::html::JS.to_owned()),
+            ("GET", "/assets/icon.svg") => return Response::new(200, "image/svg+xml", crate::html::ICON.to_owned()),
             _ => {}
         }
         if let Some(t) = req.query("token") {
@@ -188,23 +227,57 @@ impl Server {
         if !req.cookie(COOKIE).is_some_and(|c| same(c, &self.token)) {
             return Response::refused("this request does not carry the token of this server");
         }
-        if req.method != "GET" && req.method != "HEAD" {
-            return Response::html(
+        match req.method.as_str() {
+            "GET" | "HEAD" => route(req, board, &self.csrf),
+            "POST" => self.post(req, board),
+            _ => Response::html(
                 405,
                 crate::html::page("Not allowed", &[("ferry".into(), Some("/".into()))], "<h1>Method not allowed</h1>\n", None, "/assets"),
-            );
+            ),
         }
-        route(req, board)
+    }
+
+    /// A form sent from one of this server's pages: a decision.
+    fn post(&self, req: &Request, board: &mut dyn Board) -> Response {
+        // `refusal` has checked an Origin sent is this server; a form must send one.
+        if req.header("Origin").is_none() {
+            return Response::refused("a form must come from this server's own page (the Origin header)");
+        }
+        let fields = req.form();
+        if !fields.iter().any(|(k, v)| k == "csrf" && same(v, &self.csrf)) {
+            return Response::refused("this form does not carry this server's CSRF token: open the page again and decide there");
+        }
+        let Some(rest) = req.path().strip_prefix("/p/") else { return Response::not_found() };
+        let [name, "r", id, "s", stage] = rest.split('/').collect::<Vec<_>>()[..] else { return Response::not_found() };
+        let Some(form) = crate::decision::DecisionForm::from_fields(&fields) else {
+            return Response::html(
+                400,
+                crate::html::page(
+                    "Bad request",
+                    &[("ferry".into(), Some("/".into()))],
+                    "<h1>Say approve or reject</h1>\n",
+                    None,
+                    "/assets",
+                ),
+            );
+        };
+        match board.decide(name, id, stage, &form) {
+            Ok(d) => Response::html(200, crate::decision::recorded(name, &d, id, stage)),
+            Err(e) => Response::html(422, crate::decision::not_recorded(&e, req.path())),
+        }
     }
 }
 
-fn route(req: &Request, board: &mut dyn Board) -> Response {
+fn route(req: &Request, board: &mut dyn Board, csrf: &str) -> Response {
     let path = req.path();
     if path == "/" {
         return Response::html(200, pages::index(&board.pipelines(), Links::Live));
     }
     let Some(rest) = path.strip_prefix("/p/") else { return Response::not_found() };
     let shown = match rest.split('/').collect::<Vec<_>>()[..] {
+        [name, "r", id, "s", stage] if !name.is_empty() => {
+            board.asking(name, id, stage).map(|a| a.map(|a| Response::html(200, crate::decision::page(&a, csrf))))
+        }
         [name, "r", id] if !name.is_empty() && !id.is_empty() => {
             board.release(name, id).map(|r| r.map(|r| Response::html(200, crate::release::page(&r.pipeline, &r.detail, Links::Live))))
         }
@@ -221,7 +294,7 @@ fn route(req: &Request, board: &mut dyn Board) -> Response {
         Ok(Some(r)) => r,
         Ok(None) => Response::not_found(),
         Err(e) => Response::html(
-            500,
+            if matches!(e.kind, ferry_core::ErrorKind::Verification | ferry_core::ErrorKind::Invalid) { 422 } else { 500 },
             crate::html::page(
                 "Error",
                 &[("ferry".into(), Some("/".into()))],
@@ -241,8 +314,11 @@ pub fn export(board: &mut dyn Board, dir: &Path) -> ferry_core::Result<Vec<PathB
     if dir.exists() {
         return Err(Error::invalid(format!("`{}` already exists", dir.display())).hint("export into a new directory"));
     }
-    let mut files: Vec<(String, String)> =
-        vec![("assets/ui.css".into(), crate::html::CSS.into()), ("assets/live.js".into(), crate::html::JS.into())];
+    let mut files: Vec<(String, String)> = vec![
+        ("assets/ui.css".into(), crate::html::CSS.into()),
+        ("assets/live.js".into(), crate::html::JS.into()),
+        ("assets/icon.svg".into(), crate::html::ICON.into()),
+    ];
     let listed = board.pipelines();
     files.push(("index.html".into(), pages::index(&listed, Links::Static)));
     for l in &listed {
@@ -279,7 +355,11 @@ pub fn export(board: &mut dyn Board, dir: &Path) -> ferry_core::Result<Vec<PathB
 mod tests {
     use super::*;
 
-    struct Empty;
+    /// No pipelines; a decision sent to it is counted, and refused.
+    #[derive(Default)]
+    struct Empty {
+        decided: Vec<crate::DecisionForm>,
+    }
     impl Board for Empty {
         fn pipelines(&self) -> Vec<crate::Listed> {
             Vec::new()
@@ -290,6 +370,13 @@ mod tests {
         fn release(&mut self, _: &str, _: &str) -> ferry_core::Result<Option<crate::ReleaseView>> {
             Ok(None)
         }
+        fn asking(&mut self, _: &str, _: &str, _: &str) -> ferry_core::Result<Option<crate::Asking>> {
+            Ok(None)
+        }
+        fn decide(&mut self, _: &str, _: &str, _: &str, form: &crate::DecisionForm) -> ferry_core::Result<ferry_core::decide::Decision> {
+            self.decided.push(form.clone());
+            Err(Error::invalid("no such release").hint("try another"))
+        }
     }
 
     fn server() -> Server {
@@ -299,7 +386,13 @@ mod tests {
     fn get(s: &Server, url: &str, headers: &[(&str, &str)]) -> Response {
         let mut h: Vec<(String, String)> = vec![("Host".into(), format!("127.0.0.1:{}", s.port))];
         h.extend(headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        s.handle(&Request { method: "GET".into(), url: url.into(), headers: h }, &mut Empty)
+        s.handle(&Request { method: "GET".into(), url: url.into(), headers: h, body: Vec::new() }, &mut Empty::default())
+    }
+
+    fn post(s: &Server, board: &mut Empty, url: &str, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut h: Vec<(String, String)> = vec![("Host".into(), format!("127.0.0.1:{}", s.port))];
+        h.extend(headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        s.handle(&Request { method: "POST".into(), url: url.into(), headers: h, body: body.as_bytes().to_vec() }, board)
     }
 
     #[test]
@@ -327,19 +420,54 @@ mod tests {
                 method: "GET".into(),
                 url: "/".into(),
                 headers: vec![("Host".into(), "evil.example".into()), ("Cookie".into(), cookie.clone())],
+                body: Vec::new(),
             },
-            &mut Empty,
+            &mut Empty::default(),
         );
         assert_eq!(rebound.status, 403, "a rebound DNS name");
-        let posted = s.handle(
-            &Request {
-                method: "POST".into(),
-                url: "/".into(),
-                headers: vec![("Host".into(), format!("localhost:{}", s.port)), ("Cookie".into(), cookie)],
-            },
-            &mut Empty,
+    }
+
+    #[test]
+    fn a_decision_needs_the_token_this_servers_origin_and_its_csrf_token() {
+        let s = server();
+        let mut board = Empty::default();
+        let (cookie, origin) = (format!("ferry_ui={}", s.token), format!("http://127.0.0.1:{}", s.port));
+        let url = "/p/shop/r/r-1/s/prod";
+        let good = format!("csrf={}&verdict=approve&confirm=prod", s.csrf);
+        let refused = [
+            ("no token", post(&s, &mut board, url, &[("Origin", &origin)], &good)),
+            ("no Origin", post(&s, &mut board, url, &[("Cookie", &cookie)], &good)),
+            ("a foreign Origin", post(&s, &mut board, url, &[("Cookie", &cookie), ("Origin", "http://evil.example")], &good)),
+            ("Origin null", post(&s, &mut board, url, &[("Cookie", &cookie), ("Origin", "null")], &good)),
+            ("no CSRF token", post(&s, &mut board, url, &[("Cookie", &cookie), ("Origin", &origin)], "verdict=approve&confirm=prod")),
+            (
+                "the session token as CSRF token",
+                post(&s, &mut board, url, &[("Cookie", &cookie), ("Origin", &origin)], &format!("csrf={}&verdict=approve", s.token)),
+            ),
+        ];
+        for (what, r) in refused {
+            assert_eq!(r.status, 403, "{what}: {}", r.body);
+        }
+        assert!(board.decided.is_empty(), "a refused form reached the board: {:?}", board.decided);
+        let sent = post(&s, &mut board, url, &[("Cookie", &cookie), ("Origin", &origin)], &good);
+        assert_eq!(sent.status, 422, "the board's refusal is shown: {}", sent.body);
+        assert!(
+            sent.body.contains("Nothing was recorded") && sent.body.contains("no such release") && sent.body.contains("try another"),
+            "{}",
+            sent.body
         );
-        assert_eq!(posted.status, 405, "nothing is written through this server yet");
+        assert_eq!(board.decided.len(), 1);
+        assert_eq!(board.decided[0].typed.as_deref(), Some("prod"));
+        let other = s.handle(
+            &Request {
+                method: "PUT".into(),
+                url: url.into(),
+                headers: vec![("Host".into(), format!("localhost:{}", s.port)), ("Cookie".into(), cookie)],
+                body: Vec::new(),
+            },
+            &mut board,
+        );
+        assert_eq!(other.status, 405);
     }
 
     #[test]

@@ -8,8 +8,11 @@ use std::fmt::Write as _;
 use ferry_core::Error;
 use ferry_core::approval::{ApprovalState, Verdict};
 use ferry_core::clock::Timestamp;
-use ferry_core::decide::Summary;
+use ferry_core::decide::{Decision, DecisionRequest, Summary};
 use ferry_core::ids::{Actor, ReleaseId, StageName};
+use ferry_core::keys::PublicKey;
+use ferry_core::pipeline::Pipeline;
+use ferry_core::release::Verified;
 use ferry_core::window::Opens;
 use ferry_local::Home;
 use serde_json::json;
@@ -112,6 +115,46 @@ fn confirm(s: &Summary, verdict: Verdict, text: &str) -> Result<(), Failure> {
     }
 }
 
+/// Signs `req` with the approver's own key and records it on the `verified` release (`ferry
+/// approve`, and the web page's form): the key from this machine's key store, else the
+/// approver's KMS key with the caller's own credentials. The log is checkpointed after it
+/// where this machine holds the pipeline's key.
+pub fn record(
+    home: &Home,
+    ctx: &Ctx,
+    p: &Pipeline,
+    pinned: &PublicKey,
+    verified: &Verified,
+    req: &DecisionRequest,
+) -> Result<Decision, Failure> {
+    let svc = ctx.svc();
+    // The approver's own key signs: from this machine's key store, else their KMS key (with the
+    // caller's own credentials, which only that person's key policy lets sign).
+    let name = req.approver.clone().or_else(|| ferry_core::approval::approver_for(p, &req.actor).ok().map(|a| a.name.clone()));
+    let signer: Option<Box<dyn ferry_core::attestation::Signer>> = match name.as_deref() {
+        None => None,
+        Some(n) => match home.keys().load(n) {
+            Ok(k) => Some(Box::new(k)),
+            // A KMS key this identity may not use is refused, and audited as such.
+            Err(_) => ctx.approver_signer(p, n).inspect_err(|f| {
+                if let Failure::Core(e) = f
+                    && let Err(a) = ferry_core::decide::refused(svc, p, req, Some(n), e)
+                {
+                    tracing::warn!("could not audit the refusal: {}", a.message);
+                }
+            })?,
+        },
+    };
+    let decided = ferry_core::decide::decide(svc, p, pinned, verified, req, signer.as_deref());
+    // The log after the decision (or its refusal), checkpointed with the pipeline's key where
+    // this machine can sign with it; otherwise the next promotion's checkpoint covers it.
+    match ctx.signer(home, p, pinned) {
+        Ok(s) => super::release::checkpointed(svc, Some(s.as_ref() as &dyn ferry_core::attestation::Signer), ()),
+        Err(_) => tracing::info!("the pipeline's key is not at hand: the next promotion's checkpoint covers this decision"),
+    }
+    Ok(decided?)
+}
+
 pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failure> {
     let p = load_pipeline(&d.pipeline)?;
     let (release, stage): (ReleaseId, StageName) = (parse_id(&d.release)?, parse_id(&d.stage)?);
@@ -124,7 +167,7 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
     if !d.yes {
         confirm(&summary, verdict, &shown)?;
     }
-    let req = ferry_core::decide::DecisionRequest {
+    let req = DecisionRequest {
         release: release.clone(),
         stage: stage.clone(),
         actor: actor.clone(),
@@ -132,31 +175,7 @@ pub fn decide(home: &Home, d: &Decide, verdict: Verdict) -> Result<Report, Failu
         verdict,
         comment: d.comment.clone(),
     };
-    // The approver's own key signs: from this machine's key store, else their KMS key (with the
-    // caller's own credentials, which only that person's key policy lets sign).
-    let name = d.approver.clone().or_else(|| ferry_core::approval::approver_for(&p, &actor).ok().map(|a| a.name.clone()));
-    let signer: Option<Box<dyn ferry_core::attestation::Signer>> = match name.as_deref() {
-        None => None,
-        Some(n) => match home.keys().load(n) {
-            Ok(k) => Some(Box::new(k)),
-            // A KMS key this identity may not use is refused, and audited as such.
-            Err(_) => ctx.approver_signer(&p, n).inspect_err(|f| {
-                if let Failure::Core(e) = f
-                    && let Err(a) = ferry_core::decide::refused(svc, &p, &req, Some(n), e)
-                {
-                    tracing::warn!("could not audit the refusal: {}", a.message);
-                }
-            })?,
-        },
-    };
-    let decided = ferry_core::decide::decide(svc, &p, &pinned, &verified, &req, signer.as_deref());
-    // The log after the decision (or its refusal), checkpointed with the pipeline's key where
-    // this machine can sign with it; otherwise the next promotion's checkpoint covers it.
-    match ctx.signer(home, &p, &pinned) {
-        Ok(s) => super::release::checkpointed(svc, Some(s.as_ref() as &dyn ferry_core::attestation::Signer), ()),
-        Err(_) => tracing::info!("the pipeline's key is not at hand: the next promotion's checkpoint covers this decision"),
-    }
-    let decision = decided?;
+    let decision = record(home, &ctx, &p, &pinned, &verified, &req)?;
     let verb = if verdict == Verdict::Approve { "approved" } else { "rejected" };
     let mut h = if d.yes { shown } else { String::new() };
     let _ = writeln!(

@@ -1,13 +1,18 @@
 //! `ferry ui`: the pipelines' pages served on 127.0.0.1 (ferry-ui), or exported as static
 //! HTML. The board it hands ferry-ui reads each pipeline file afresh on every view (an edit
-//! shows at once) and keeps one connection to each pipeline's backend for the whole session.
+//! shows at once) and keeps one connection to each pipeline's backend for the whole session,
+//! as the person who started it: their decisions are signed with their own approver key and
+//! recorded exactly as `ferry approve` records them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use ferry_core::decide::{Decision, DecisionRequest};
+use ferry_core::ids::{ReleaseId, StageName};
 use ferry_core::pipeline::Pipeline;
+use ferry_core::{Error, ErrorKind};
 use ferry_local::Home;
-use ferry_ui::{Board, Listed, ReleaseView, View};
+use ferry_ui::{Asking, Board, DecisionForm, Listed, ReleaseView, View};
 use serde_json::json;
 
 use super::Ctx;
@@ -73,6 +78,41 @@ impl Board for CliBoard<'_> {
         let pinned = super::pinned_key(&pipeline).map_err(core_error)?;
         let detail = ferry_core::detail::release_detail(ctx.svc(), &pipeline, &pinned, &id)?;
         Ok(detail.map(|detail| ReleaseView { pipeline, detail }))
+    }
+
+    fn asking(&mut self, name: &str, id: &str, stage: &str) -> ferry_core::Result<Option<Asking>> {
+        let (Ok(id), Ok(stage)) = (id.parse::<ReleaseId>(), stage.parse::<StageName>()) else { return Ok(None) };
+        let Some((pipeline, ctx)) = self.connect(name)? else { return Ok(None) };
+        if pipeline.stage(&stage).and_then(|s| s.approval.as_ref()).is_none() {
+            return Ok(None);
+        }
+        let pinned = super::pinned_key(&pipeline).map_err(core_error)?;
+        // Verified, not audited: looking writes nothing; deciding verifies again, audited.
+        let verified = match ferry_core::release::verify(ctx.svc(), &id, &pinned, None) {
+            Err(e) if e.kind == ErrorKind::Invalid && ctx.svc().store.get_release(&id).is_err() => return Ok(None),
+            v => v?,
+        };
+        let summary = ferry_core::decide::summary_of(ctx.svc(), &pipeline, &verified, &stage)?;
+        let approver = ferry_core::approval::approver_for(&pipeline, &ctx.actor).map(|a| a.name.clone()).map_err(|e| e.message);
+        Ok(Some(Asking { summary, viewer: ctx.actor.clone(), approver, pipeline }))
+    }
+
+    fn decide(&mut self, name: &str, id: &str, stage: &str, form: &DecisionForm) -> ferry_core::Result<Decision> {
+        let release: ReleaseId = id.parse().map_err(|e: ferry_core::ids::IdError| Error::invalid(e.to_string()))?;
+        let stage: StageName = stage.parse().map_err(|e: ferry_core::ids::IdError| Error::invalid(e.to_string()))?;
+        let home = self.home;
+        let Some((pipeline, ctx)) = self.connect(name)? else {
+            return Err(Error::invalid(format!("no pipeline `{name}` is on show")));
+        };
+        let pinned = super::pinned_key(&pipeline).map_err(core_error)?;
+        let actor = ctx.actor.clone();
+        let (summary, verified) = ferry_core::decide::summary(ctx.svc(), &pipeline, &pinned, &release, &stage, &actor)?;
+        if !ferry_core::decide::confirmed(&summary, form.typed.as_deref()) {
+            return Err(Error::invalid(format!("`{stage}` is a protected stage and its name was not typed to confirm"))
+                .hint(format!("type `{stage}` in the confirmation field")));
+        }
+        let req = DecisionRequest { release, stage, actor, approver: None, verdict: form.verdict, comment: form.comment.clone() };
+        super::decide::record(home, ctx, &pipeline, &pinned, &verified, &req).map_err(core_error)
     }
 }
 
