@@ -112,6 +112,18 @@ async function decide(browser) {
   const live = await board.getByRole('row', { name: new RegExp(`^${ids.prod}`) }).innerText();
   assert.doesNotMatch(live, /carries it on/, `a release already deployed is not waiting: ${live}`);
   await shoot(board, 'pipeline-approved');
+
+  // The audit page: the chain verified, alice's approval found by filtering.
+  await board.getByRole('link', { name: 'Audit log' }).click();
+  assert.match(await board.locator('main').innerText(), /✓ intact/);
+  await board.getByLabel('actor', { exact: true }).fill('alice');
+  await board.getByLabel('kind', { exact: true }).selectOption('approved');
+  await board.getByRole('button', { name: 'Filter' }).click();
+  await board.waitForURL(/actor=alice/);
+  const audit = await board.locator('main').innerText();
+  assert.match(audit, /\b2 of \d+ events/, `alice approved two releases: ${audit}`);
+  assert.match(audit, /approved\s+alice/, audit);
+  await shoot(board, 'audit');
 }
 
 async function look(browser, urls) {

@@ -105,11 +105,16 @@ fn an_exported_site_loads_in_the_browser_without_an_error() {
     let (p, [_, waiting, _]) = three_releases();
     p.ferry("viewer", &["ui", "pipeline.yaml", "--export", "site"]).expect(0);
     let url = |f: &str| format!("file://{}", p.path(&format!("site/{f}")).display());
-    let seen = browser("export", &["look", &url("index.html"), &url("p-shop.html"), &url(&format!("p-shop-{waiting}.html"))], &[]);
+    let seen = browser(
+        "export",
+        &["look", &url("index.html"), &url("p-shop.html"), &url(&format!("p-shop-{waiting}.html")), &url("p-shop-audit.html")],
+        &[],
+    );
     let pages: Vec<serde_json::Value> = seen.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(pages.len(), 3, "{seen}");
+    assert_eq!(pages.len(), 4, "{seen}");
     assert!(pages[1]["text"].as_str().unwrap().contains("0 of 2 approvals"), "{seen}");
     let release = pages[2]["text"].as_str().unwrap();
     assert!(release.contains("✓ valid") && release.contains("✗ not counted"), "{release}");
     assert!(!release.contains("review and decide"), "an export decides nothing: {release}");
+    assert!(pages[3]["text"].as_str().unwrap().contains("✓ intact"), "{seen}");
 }

@@ -146,7 +146,7 @@ fn requests_without_the_token_or_from_elsewhere_are_refused_and_record_nothing()
 fn the_pages_export_as_static_files_with_relative_links() {
     let (p, id) = waiting_for_prod();
     let r = p.ferry("viewer", &["ui", "pipeline.yaml", "--export", "site"]).expect(0);
-    assert!(r.stdout.contains("wrote 6 file(s) into site"), "{}", r.stdout);
+    assert!(r.stdout.contains("wrote 7 file(s) into site"), "{}", r.stdout);
     assert!(p.path(&format!("site/p-shop-{id}.html")).is_file(), "each release shown has its page");
     let index = std::fs::read_to_string(p.path("site/index.html")).unwrap();
     assert!(index.contains("<a href=\"p-shop.html\">shop</a>"), "{index}");
@@ -260,4 +260,34 @@ fn an_approver_decides_from_the_page_only_with_its_csrf_token_and_the_protected_
     assert!(again.body.contains("`alice` has already approved"), "{}", again.body);
     p.approve("bob", &id, "prod").expect(0);
     p.promote("deployer", &id, "prod").expect(0);
+}
+
+#[test]
+fn the_audit_page_proves_the_chain_and_filters_events_by_release_stage_actor_and_kind() {
+    let (p, id) = waiting_for_prod();
+    let ui = Ui::start(&p);
+    let all = ui.get("/p/shop/audit");
+    assert_eq!(all.status, 200, "{}", all.body);
+    let n = p.audit_events().len();
+    assert!(all.body.contains(&format!("✓ intact</span> {n} events, every one hashed and linked")), "{}", all.body);
+    assert!(all.body.contains("signed checkpoints, each verified with the pipeline's pinned key"), "{}", all.body);
+    assert!(all.body.contains(&format!("<caption>{n} of {n} events, newest first</caption>")), "{}", all.body);
+    assert!(all.body.contains("<option>approval_pending</option>"), "the kinds the log holds: {}", all.body);
+
+    let rows = |body: &str| body.matches("<tr><td>").count();
+    let by_deployer_in_prod = ui.get("/p/shop/audit?actor=deployer&stage=prod&kind=approval_pending&release=");
+    assert_eq!(rows(&by_deployer_in_prod.body), 1, "{}", by_deployer_in_prod.body);
+    assert!(by_deployer_in_prod.body.contains("<option selected>approval_pending</option>"), "the filter stays filled in");
+    let of_release = ui.get(&format!("/p/shop/audit?release={id}"));
+    let with_release = p.audit_events().iter().filter(|e| e["release"] == id.as_str()).count();
+    assert_eq!(rows(&of_release.body), with_release, "{}", of_release.body);
+    assert_eq!(rows(&ui.get("/p/shop/audit?actor=nobody").body), 0);
+
+    // An edited event: the page says where the chain breaks.
+    p.unbatch_audit();
+    let f = p.home().join("audit/events/00000000/000000000002.json");
+    let text = std::fs::read_to_string(&f).unwrap().replace("\"actor\":\"builder\"", "\"actor\":\"someone\"");
+    std::fs::write(&f, text).unwrap();
+    let broken = ui.get("/p/shop/audit");
+    assert!(broken.body.contains("✗ NOT intact</span> the first bad event is #2: event 2 does not match its own hash"), "{}", broken.body);
 }

@@ -60,6 +60,12 @@ impl Links {
             Links::Static => format!("p-{name}-{id}.html"),
         }
     }
+    pub fn audit(self, name: &str) -> String {
+        match self {
+            Links::Live => format!("/p/{name}/audit"),
+            Links::Static => format!("p-{name}-audit.html"),
+        }
+    }
     /// The page to approve or reject `id` for `stage` from (live only: an export decides nothing).
     pub fn decide(self, name: &str, id: &str, stage: &str) -> Option<String> {
         (self == Links::Live).then(|| format!("/p/{name}/r/{id}/s/{stage}"))
@@ -151,6 +157,7 @@ pub fn pipeline_main(view: &View, links: Links) -> String {
     let mut h = String::new();
     let _ =
         writeln!(h, "<h1>{} <span class=\"muted\">({} backend)</span></h1>", esc(p.name.as_str()), esc(&ferry_core::wire_name(&p.backend)));
+    let _ = writeln!(h, "<p><a href=\"{}\">Audit log</a></p>", esc(&links.audit(&name)));
     h.push_str("<ol class=\"stages\" aria-label=\"Stages, in order\">\n");
     for (i, stage) in p.stages.iter().enumerate() {
         let summary = st.stages.iter().find(|s| s.stage == stage.name);

@@ -53,6 +53,11 @@ impl Request {
         let (_, q) = self.url.split_once('?')?;
         q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
     }
+    /// The fields of the query string.
+    fn query_fields(&self) -> Vec<(String, String)> {
+        let q = self.url.split_once('?').map_or("", |(_, q)| q);
+        form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    }
     /// The fields of a form sent as `application/x-www-form-urlencoded`.
     fn form(&self) -> Vec<(String, String)> {
         form_urlencoded::parse(&self.body).into_owned().collect()
@@ -281,6 +286,10 @@ fn route(req: &Request, board: &mut dyn Board, csrf: &str) -> Response {
         [name, "r", id] if !name.is_empty() && !id.is_empty() => {
             board.release(name, id).map(|r| r.map(|r| Response::html(200, crate::release::page(&r.pipeline, &r.detail, Links::Live))))
         }
+        [name, "audit"] if !name.is_empty() => {
+            let q = crate::audit::AuditQuery::from_fields(&req.query_fields());
+            board.audit(name).map(|a| a.map(|a| Response::html(200, crate::audit::page(&a, &q, Links::Live))))
+        }
         [name] if !name.is_empty() => board.view(name).map(|v| {
             v.map(|view| match req.query("part") {
                 Some("main") => Response::html(200, pages::pipeline_main(&view, Links::Live)),
@@ -324,6 +333,9 @@ pub fn export(board: &mut dyn Board, dir: &Path) -> ferry_core::Result<Vec<PathB
     for l in &listed {
         let Some(view) = board.view(&l.name)? else { continue };
         files.push((Links::Static.pipeline(&l.name), pages::pipeline(&view, Links::Static)));
+        if let Some(a) = board.audit(&l.name)? {
+            files.push((Links::Static.audit(&l.name), crate::audit::page(&a, &crate::audit::AuditQuery::default(), Links::Static)));
+        }
         for r in &view.status.releases {
             if let Some(rv) = board.release(&l.name, r.release.as_str())? {
                 files.push((
@@ -368,6 +380,9 @@ mod tests {
             Ok(None)
         }
         fn release(&mut self, _: &str, _: &str) -> ferry_core::Result<Option<crate::ReleaseView>> {
+            Ok(None)
+        }
+        fn audit(&mut self, _: &str) -> ferry_core::Result<Option<crate::AuditView>> {
             Ok(None)
         }
         fn asking(&mut self, _: &str, _: &str, _: &str) -> ferry_core::Result<Option<crate::Asking>> {

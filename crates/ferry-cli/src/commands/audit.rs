@@ -18,7 +18,7 @@ use crate::output::{Failure, Report};
 
 /// The root a pipeline's evidence is judged by: the published one (what the automation cannot
 /// change), else the pipeline file's; and which it is, in words.
-fn trust_root(svc: &Services, p: &Pipeline) -> Result<(TrustRoot, String), Failure> {
+pub(crate) fn trust_root(svc: &Services, p: &Pipeline) -> Result<(TrustRoot, String), Failure> {
     Ok(match svc.trust.current(&p.name)? {
         Some(published) => {
             let from_file = TrustRoot::of(p, &pinned_key(p)?)?;

@@ -12,7 +12,7 @@ use ferry_core::ids::{ReleaseId, StageName};
 use ferry_core::pipeline::Pipeline;
 use ferry_core::{Error, ErrorKind};
 use ferry_local::Home;
-use ferry_ui::{Asking, Board, DecisionForm, Listed, ReleaseView, View};
+use ferry_ui::{Asking, AuditView, Board, DecisionForm, Listed, ReleaseView, View};
 use serde_json::json;
 
 use super::Ctx;
@@ -78,6 +78,26 @@ impl Board for CliBoard<'_> {
         let pinned = super::pinned_key(&pipeline).map_err(core_error)?;
         let detail = ferry_core::detail::release_detail(ctx.svc(), &pipeline, &pinned, &id)?;
         Ok(detail.map(|detail| ReleaseView { pipeline, detail }))
+    }
+
+    fn audit(&mut self, name: &str) -> ferry_core::Result<Option<AuditView>> {
+        let Some((pipeline, ctx)) = self.connect(name)? else { return Ok(None) };
+        let svc = ctx.svc();
+        // Checkpoints checked with the key of the root the pipeline is judged by, as `ferry
+        // audit verify --pipeline` does.
+        let (root, _) = super::audit::trust_root(svc, &pipeline).map_err(core_error)?;
+        let key = root.release_keys()?.into_iter().next().ok_or_else(|| Error::invalid("the trust root pins no release key"))?;
+        let report = svc.audit.verify(Some(&key))?;
+        let filter = ferry_core::audit::EventFilter { pipeline: Some(pipeline.name.clone()), ..Default::default() };
+        // A broken chain cannot be read as events; the page then shows only where it breaks.
+        let events = match svc.audit.events(&filter) {
+            Err(e) if report.first_bad.is_some() => {
+                tracing::debug!("the events are not listed: {}", e.message);
+                Vec::new()
+            }
+            events => events?,
+        };
+        Ok(Some(AuditView { location: svc.audit.location(), report, events, pipeline }))
     }
 
     fn asking(&mut self, name: &str, id: &str, stage: &str) -> ferry_core::Result<Option<Asking>> {
