@@ -11,7 +11,7 @@ use ferry_core::yaml::{Kind, parse};
 use crate::support::{FERRY, Run, repo_root, yaml_field as field};
 
 /// The `run:` script of the action's step named `name`.
-fn step_script(name: &str) -> String {
+pub(crate) fn step_script(name: &str) -> String {
     let doc = parse("action.yml", &std::fs::read_to_string(repo_root().join("action.yml")).unwrap()).unwrap();
     let Kind::Seq(steps) = field(&field(&doc, "runs").unwrap(), "steps").unwrap().kind else { panic!("steps") };
     let step = steps.iter().find(|s| field(s, "name").and_then(|n| n.as_scalar().map(str::to_owned)).as_deref() == Some(name)).unwrap();

@@ -291,3 +291,34 @@ fn the_audit_page_proves_the_chain_and_filters_events_by_release_stage_actor_and
     let broken = ui.get("/p/shop/audit");
     assert!(broken.body.contains("✗ NOT intact</span> the first bad event is #2: event 2 does not match its own hash"), "{}", broken.body);
 }
+
+#[test]
+fn the_actions_export_step_writes_the_web_view_and_links_it_from_the_job_summary() {
+    let (p, id) = waiting_for_prod();
+    let script = crate::install::step_script("Export the web view");
+    let runner_temp = p.path("runner-temp");
+    std::fs::create_dir_all(runner_temp.join("ferry-bin")).unwrap();
+    std::os::unix::fs::symlink(crate::support::FERRY, runner_temp.join("ferry-bin/ferry")).unwrap();
+    let step = |dir: &str, link: &str| -> crate::support::Run {
+        let mut bash = p.bash("ci", &script);
+        bash.env("RUNNER_TEMP", &runner_temp)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", p.path("summary.md"))
+            .env("FERRY_PIPELINE", "pipeline.yaml")
+            .env("FERRY_UI_EXPORT", dir)
+            .env("FERRY_UI_LINK", link);
+        bash.output().unwrap().into()
+    };
+    step("web-view", "").expect(0);
+    assert!(p.path(&format!("web-view/p-shop-{id}.html")).is_file());
+    let summary = std::fs::read_to_string(p.path("summary.md")).unwrap();
+    assert!(summary.contains("### ferry web view\n\n4 pages exported to `web-view`: open `web-view/index.html`"), "{summary}");
+
+    step("published", "https://releases.example.com/shop/").expect(0);
+    let summary = std::fs::read_to_string(p.path("summary.md")).unwrap();
+    assert!(summary.contains("[Open the web view](https://releases.example.com/shop/) — 4 pages exported from `published`"), "{summary}");
+    // Nothing that could end the link or run script is linked; nothing is written.
+    let bad = step("evil", "javascript:alert(1)").expect(2);
+    assert!(bad.stderr.contains("is not an https:// address"), "{}", bad.stderr);
+    assert!(!p.path("evil").exists());
+}

@@ -219,8 +219,11 @@ pub enum Command {
         after_help = "Examples:\n  ferry trust publish pipelines/shop-aws.yaml\n  ferry trust diff pipelines/shop-aws.yaml"
     )]
     Trust(TrustCommand),
-    /// Show pipelines, stages and releases as web pages, served on 127.0.0.1 (or exported).
-    #[command(after_help = "Examples:\n  ferry ui\n  ferry ui pipelines/shop.yaml --listen 127.0.0.1:8470\n  ferry ui --export site")]
+    /// Show pipelines, stages, releases and the audit log as web pages on 127.0.0.1, where an
+    /// approver also approves or rejects (signed with their own key); or export them.
+    #[command(
+        after_help = "Examples:\n  ferry ui\n  ferry ui pipelines/shop.yaml --listen 127.0.0.1:8470\n  ferry ui --export site --link https://releases.example.com/shop/"
+    )]
     Ui {
         /// Pipeline files to show (default: pipelines/*.yaml).
         pipelines: Vec<PathBuf>,
@@ -230,6 +233,10 @@ pub enum Command {
         /// Write the pages as static HTML into this new directory instead of serving them.
         #[arg(long, value_name = "DIR")]
         export: Option<PathBuf>,
+        /// Where the export will be published (an S3 static site, say): linked from the GitHub
+        /// job summary. With --export only; an https:// address.
+        #[arg(long, value_name = "URL", requires = "export")]
+        link: Option<String>,
         /// How many of each pipeline's newest releases to show.
         #[arg(long, default_value_t = 50)]
         limit: usize,

@@ -177,6 +177,19 @@ pub fn summary(command: &str, result: &Result<Report, Failure>) -> String {
             return md;
         }
     };
+    // `ferry ui --export`: where the web view is, linked when it has an address.
+    if let Some(dir) = json["exported"].as_str() {
+        let _ = writeln!(md, "### ferry web view\n");
+        match json["link"].as_str() {
+            Some(url) => {
+                let _ = writeln!(md, "[Open the web view]({url}) — {} pages exported from `{dir}`\n", json["pages"]);
+            }
+            None => {
+                let _ = writeln!(md, "{} pages exported to `{dir}`: open `{dir}/index.html`\n", json["pages"]);
+            }
+        }
+        return md;
+    }
     let release = json["release"].as_str().or_else(|| json["outcome"].is_string().then(|| json["release"].as_str()).flatten());
     let _ = writeln!(md, "### ferry {command}{}\n", release.map(|r| format!(": release `{r}`")).unwrap_or_default());
     if let Some(d) = json["manifest_sha256"].as_str() {

@@ -65,7 +65,9 @@ pub fn dispatch(cli: &Cli) -> Result<Report, Failure> {
         Command::Approve(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Approve),
         Command::Reject(d) => decide::decide(&home, d, ferry_core::approval::Verdict::Reject),
         Command::Pending { pipelines } => inspect::pending(&home, pipelines),
-        Command::Ui { pipelines, listen, export, limit } => ui::ui(&home, pipelines, *listen, export.as_deref(), *limit),
+        Command::Ui { pipelines, listen, export, link, limit } => {
+            ui::ui(&home, pipelines, *listen, export.as_deref().map(|dir| (dir, link.as_deref())), *limit)
+        }
         Command::Status { pipeline, release, limit } => inspect::status(&home, pipeline, release.as_deref(), *limit),
         Command::Audit(AuditCommand::Verify { bundle: Some(dir), .. }) => audit::verify_bundle(dir),
         Command::Audit(AuditCommand::Verify { pipeline, bundle: None }) => audit::audit_verify(&home, pipeline.as_deref()),

@@ -136,13 +136,32 @@ impl Board for CliBoard<'_> {
     }
 }
 
-pub fn ui(home: &Home, files: &[PathBuf], listen: std::net::SocketAddr, export: Option<&Path>, limit: usize) -> Result<Report, Failure> {
+/// An address the job summary may link to: https, and nothing that could end the link.
+fn checked_link(link: &str) -> Result<&str, Failure> {
+    if link.starts_with("https://") && !link.chars().any(|c| c.is_whitespace() || matches!(c, '(' | ')' | '[' | ']' | '<' | '>' | '"')) {
+        return Ok(link);
+    }
+    Err(Error::invalid(format!("`--link {link}` is not an https:// address"))
+        .hint("pass the address the export is published at, e.g. --link https://releases.example.com/shop/")
+        .into())
+}
+
+/// `export`: the directory to write the pages into, and the address they will be published at.
+pub fn ui(
+    home: &Home,
+    files: &[PathBuf],
+    listen: std::net::SocketAddr,
+    export: Option<(&Path, Option<&str>)>,
+    limit: usize,
+) -> Result<Report, Failure> {
     let mut board = CliBoard { home, files: pipeline_files(files)?, limit, connected: HashMap::new() };
-    if let Some(dir) = export {
+    if let Some((dir, link)) = export {
+        let link = link.map(checked_link).transpose()?;
         let written = ferry_ui::export(&mut board, dir)?;
         let h = format!("wrote {} file(s) into {}; open {}\n", written.len(), dir.display(), dir.join("index.html").display());
         let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        return Ok(Report::ok(h, json!({"exported": dir.display().to_string(), "files": files})));
+        let pages = written.iter().filter(|p| p.extension().is_some_and(|e| e == "html")).count();
+        return Ok(Report::ok(h, json!({"exported": dir.display().to_string(), "pages": pages, "files": files, "link": link})));
     }
     let server = ferry_ui::Server::bind(listen)?;
     // The address with its token, for the person who started it (as Jupyter prints its own).
