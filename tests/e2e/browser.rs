@@ -118,3 +118,35 @@ fn an_exported_site_loads_in_the_browser_without_an_error() {
     assert!(!release.contains("review and decide"), "an export decides nothing: {release}");
     assert!(pages[3]["text"].as_str().unwrap().contains("✓ intact"), "{seen}");
 }
+
+#[test]
+fn the_pipeline_page_renders_against_the_aws_backend() {
+    use crate::aws::{AwsWorld, TOOLING};
+    use std::io::BufRead as _;
+    let w = AwsWorld::new();
+    w.write_project("");
+    let ci = w.role(TOOLING, "ci", "github-run-1");
+    let id = w.at_prod_gate(&ci);
+    // Alice's own session: the pages read through it, and she would sign as herself.
+    let alice = w.role(TOOLING, "release-approvers", "alice");
+    let mut child = w.command(&alice, &["ui", "pipeline.yaml"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("ferry ui: open ").unwrap_or_else(|| panic!("no address printed: {line:?}")).to_owned();
+    let root = url.split("/?token=").next().unwrap().to_owned();
+    let seen = browser("aws", &["look", &url, &format!("{root}/p/shop"), &format!("{root}/p/shop/r/{id}/s/prod")], &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let pages: Vec<serde_json::Value> = seen.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let text = |i: usize| pages[i]["text"].as_str().unwrap().to_owned();
+    assert!(text(0).contains("shop (aws backend"), "{seen}");
+    let pipeline = text(1);
+    assert!(pipeline.contains(&format!("live: {id}")), "staging's live release: {pipeline}");
+    assert!(pipeline.contains(&format!("waiting {id}: 0 of 2 approvals")), "{pipeline}");
+    let deciding = text(2);
+    assert!(deciding.contains("✓ verified with the pinned key"), "{deciding}");
+    assert!(
+        deciding.contains(&format!("You are arn:aws:sts::{TOOLING}:assumed-role/release-approvers/alice, deciding as approver alice")),
+        "{deciding}"
+    );
+}
