@@ -97,8 +97,14 @@ impl Response {
         );
         Self::html(403, body)
     }
+    /// A short page: `heading`, then `text` (escaped) if any, with the way back to the index.
+    fn message(status: u16, title: &str, heading: &str, text: Option<&str>) -> Self {
+        let text = text.map(|t| format!("<p>{}</p>\n", crate::html::esc(t))).unwrap_or_default();
+        let main = format!("<h1>{}</h1>\n{text}", crate::html::esc(heading));
+        Self::html(status, crate::html::page(title, &[("ferry".into(), Some("/".into()))], &main, None, "/assets"))
+    }
     fn not_found() -> Self {
-        Self::html(404, crate::html::page("Not found", &[("ferry".into(), Some("/".into()))], "<h1>Not found</h1>\n", None, "/assets"))
+        Self::message(404, "Not found", "Not found", None)
     }
 }
 
@@ -157,27 +163,9 @@ impl Server {
                 body,
             };
             let resp = match read {
-                Ok(n) if n as u64 > MAX_BODY => Response::html(
-                    413,
-                    crate::html::page(
-                        "Too large",
-                        &[("ferry".into(), Some("/".into()))],
-                        "<h1>The form sent too much</h1>\n",
-                        None,
-                        "/assets",
-                    ),
-                ),
+                Ok(n) if n as u64 > MAX_BODY => Response::message(413, "Too large", "The form sent too much", None),
                 Ok(_) => self.handle(&req, board),
-                Err(e) => Response::html(
-                    400,
-                    crate::html::page(
-                        "Bad request",
-                        &[("ferry".into(), Some("/".into()))],
-                        &format!("<h1>The request could not be read</h1>\n<p>{}</p>\n", crate::html::esc(&e.to_string())),
-                        None,
-                        "/assets",
-                    ),
-                ),
+                Err(e) => Response::message(400, "Bad request", "The request could not be read", Some(&e.to_string())),
             };
             tracing::debug!(method = %req.method, path = %req.path(), status = resp.status, "ui request");
             let mut out = tiny_http::Response::from_string(resp.body).with_status_code(resp.status);
@@ -235,10 +223,7 @@ impl Server {
         match req.method.as_str() {
             "GET" | "HEAD" => route(req, board, &self.csrf),
             "POST" => self.post(req, board),
-            _ => Response::html(
-                405,
-                crate::html::page("Not allowed", &[("ferry".into(), Some("/".into()))], "<h1>Method not allowed</h1>\n", None, "/assets"),
-            ),
+            _ => Response::message(405, "Not allowed", "Method not allowed", None),
         }
     }
 
@@ -255,16 +240,7 @@ impl Server {
         let Some(rest) = req.path().strip_prefix("/p/") else { return Response::not_found() };
         let [name, "r", id, "s", stage] = rest.split('/').collect::<Vec<_>>()[..] else { return Response::not_found() };
         let Some(form) = crate::decision::DecisionForm::from_fields(&fields) else {
-            return Response::html(
-                400,
-                crate::html::page(
-                    "Bad request",
-                    &[("ferry".into(), Some("/".into()))],
-                    "<h1>Say approve or reject</h1>\n",
-                    None,
-                    "/assets",
-                ),
-            );
+            return Response::message(400, "Bad request", "Say approve or reject", None);
         };
         match board.decide(name, id, stage, &form) {
             Ok(d) => Response::html(200, crate::decision::recorded(name, &d, id, stage)),
@@ -302,15 +278,11 @@ fn route(req: &Request, board: &mut dyn Board, csrf: &str) -> Response {
     match shown {
         Ok(Some(r)) => r,
         Ok(None) => Response::not_found(),
-        Err(e) => Response::html(
+        Err(e) => Response::message(
             if matches!(e.kind, ferry_core::ErrorKind::Verification | ferry_core::ErrorKind::Invalid) { 422 } else { 500 },
-            crate::html::page(
-                "Error",
-                &[("ferry".into(), Some("/".into()))],
-                &format!("<h1>Cannot show `{}`</h1>\n<p>{}</p>\n", crate::html::esc(name), crate::html::esc(&e.to_string())),
-                None,
-                "/assets",
-            ),
+            "Error",
+            &format!("Cannot show `{name}`"),
+            Some(&e.to_string()),
         ),
     }
 }
