@@ -124,6 +124,16 @@ async function decide(browser) {
   assert.match(audit, /\b2 of \d+ events/, `alice approved two releases: ${audit}`);
   assert.match(audit, /approved\s+alice/, audit);
   await shoot(board, 'audit');
+
+  // Another site's page posting a rejection to alice's server: refused, nothing recorded (the
+  // Rust side checks the log).
+  const evil = await alice.newPage();
+  const target = new URL(`/p/shop/r/${ids.waiting}/s/prod`, env('FERRY_UI_ALICE')).href;
+  await evil.setContent(`<form method="post" action="${target}"><input name="verdict" value="reject"><input name="confirm" value="prod"><button>win a prize</button></form>`);
+  const answer = evil.waitForResponse((r) => r.url() === target && r.request().method() === 'POST');
+  await evil.getByRole('button', { name: 'win a prize' }).click();
+  assert.equal((await answer).status(), 403, 'a form from another site was answered');
+  await shoot(evil, 'forged-form-refused');
 }
 
 async function look(browser, urls) {

@@ -97,6 +97,7 @@ fn approvers_see_what_is_live_check_the_evidence_and_approve_until_the_page_says
         .map(|e| e["actor"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(approved, ["alice", "bob"]);
+    assert!(!p.audit_kinds().iter().any(|k| k == "rejected" || k == "approval_refused"), "the other site's form recorded something");
     p.promote("deployer", &waiting, "prod").expect(0);
 }
 

@@ -322,3 +322,20 @@ fn the_actions_export_step_writes_the_web_view_and_links_it_from_the_job_summary
     assert!(bad.stderr.contains("is not an https:// address"), "{}", bad.stderr);
     assert!(!p.path("evil").exists());
 }
+
+#[test]
+fn a_rejection_from_the_page_is_signed_with_its_comment_and_ends_the_stage() {
+    let (p, id) = waiting_for_prod();
+    let ui = Ui::start_as(&p, "bob");
+    let path = format!("/p/shop/r/{id}/s/prod");
+    let csrf = csrf_of(&ui.get(&path).body);
+    let headers = format!("{}Cookie: ferry_ui={}\r\nOrigin: http://127.0.0.1:{}\r\n", ui.host(), ui.token, ui.port);
+    let done = ui.send("POST", &path, &headers, &format!("csrf={csrf}&verdict=reject&comment=the+migration+is+not+reversible"));
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains(&format!("bob rejected <span class=\"id\">{id}</span> for <strong>prod</strong>")), "{}", done.body);
+    let rejected = p.audit_events().into_iter().find(|e| e["kind"] == "rejected").expect("audited");
+    assert_eq!((rejected["actor"].as_str(), rejected["details"]["comment"].as_str()), (Some("bob"), Some("the migration is not reversible")));
+    let page = ui.get("/p/shop");
+    assert!(page.body.contains("<span class=\"state s-rejected\">rejected</span>"), "{}", page.body);
+    p.promote("deployer", &id, "prod").expect(1);
+}
