@@ -334,7 +334,10 @@ fn a_rejection_from_the_page_is_signed_with_its_comment_and_ends_the_stage() {
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains(&format!("bob rejected <span class=\"id\">{id}</span> for <strong>prod</strong>")), "{}", done.body);
     let rejected = p.audit_events().into_iter().find(|e| e["kind"] == "rejected").expect("audited");
-    assert_eq!((rejected["actor"].as_str(), rejected["details"]["comment"].as_str()), (Some("bob"), Some("the migration is not reversible")));
+    assert_eq!(
+        (rejected["actor"].as_str(), rejected["details"]["comment"].as_str()),
+        (Some("bob"), Some("the migration is not reversible"))
+    );
     let page = ui.get("/p/shop");
     assert!(page.body.contains("<span class=\"state s-rejected\">rejected</span>"), "{}", page.body);
     p.promote("deployer", &id, "prod").expect(1);
