@@ -29,6 +29,11 @@ pub(crate) fn trust_root(svc: &Services, p: &Pipeline) -> Result<(TrustRoot, Str
     })
 }
 
+/// The key a pipeline's signed checkpoints are checked with: its root's release key.
+pub(crate) fn checkpoint_key(root: &TrustRoot) -> ferry_core::Result<ferry_core::keys::PublicKey> {
+    root.release_keys()?.into_iter().next().ok_or_else(|| ferry_core::Error::invalid("the trust root pins no release key"))
+}
+
 /// A published root, in words.
 fn published_root(p: &ferry_core::trust::Published) -> String {
     format!("the trust root published by {} (serial {})", p.published_by, p.serial)
@@ -67,8 +72,7 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
             gatekeeper = ctx.gatekeeper_log().map(gatekeeper_summary).transpose()?;
             let svc = ctx.svc();
             let (root, judged_by) = trust_root(svc, &p)?;
-            let key =
-                root.release_keys()?.into_iter().next().ok_or_else(|| ferry_core::Error::invalid("the trust root pins no release key"))?;
+            let key = checkpoint_key(&root)?;
             let report = svc.audit.verify(Some(&key))?;
             let evidence = match report.first_bad {
                 None if report.events > 0 => Evidence::Pipeline(

@@ -86,7 +86,7 @@ impl Board for CliBoard<'_> {
         // Checkpoints checked with the key of the root the pipeline is judged by, as `ferry
         // audit verify --pipeline` does.
         let (root, _) = super::audit::trust_root(svc, &pipeline).map_err(core_error)?;
-        let key = root.release_keys()?.into_iter().next().ok_or_else(|| Error::invalid("the trust root pins no release key"))?;
+        let key = super::audit::checkpoint_key(&root)?;
         let report = svc.audit.verify(Some(&key))?;
         let filter = ferry_core::audit::EventFilter { pipeline: Some(pipeline.name.clone()), ..Default::default() };
         // A broken chain cannot be read as events; the page then shows only where it breaks.
