@@ -21,7 +21,8 @@ venv() {
 }
 
 # The browser tests of `ferry ui` (tests/e2e/browser.rs): Debian's chromium, driven by
-# playwright-core from the lock file in tests/browser (no browser download, no build step).
+# playwright-core, and html-validate for its pages, from the lock file in tests/browser (no
+# browser download, no build step).
 browser() {
   if ! command -v chromium >/dev/null; then
     local sudo=""
@@ -36,7 +37,8 @@ browser() {
   fi
   npm ci --prefix tests/browser --no-audit --no-fund --silent
   cp "$lock" "$marker"
-  echo "browser test driver ready: playwright-core $(node -p 'require("./tests/browser/node_modules/playwright-core/package.json").version')" >&2
+  local v='require("./tests/browser/node_modules/NAME/package.json").version'
+  echo "browser test driver ready: playwright-core $(node -p "${v/NAME/playwright-core}"), html-validate $(node -p "${v/NAME/html-validate}")" >&2
 }
 
 venv

@@ -1,14 +1,15 @@
 //! `ferry ui` in a real browser (Debian's chromium, headless, driven by playwright-core from
 //! tests/browser/ui.mjs): what a release manager sees and clicks — the stage cards and what is
 //! live in each, a release's evidence, approving as alice then bob with the page turning to
-//! "approved" by itself — and an export that loads without an error. Screenshots of every
-//! page go to `target/tmp/browser/<test>/`.
+//! "approved" by itself — an export that loads without an error, and every kind of page valid
+//! HTML by an independent validator (html-validate, tests/browser/validate.mjs). Screenshots of
+//! every page go to `target/tmp/browser/<test>/`.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use crate::support::{Project, TWO_APPROVERS, pipeline, repo_root};
-use crate::ui::Ui;
+use crate::ui::{Ui, csrf_of};
 
 /// A pipeline of three stages, dev → staging → prod, prod protected and needing two approvals.
 fn three_stages() -> String {
@@ -44,6 +45,15 @@ fn browser(test: &str, args: &[&str], env: &[(&str, String)]) -> String {
     }
     eprintln!("screenshots: {}", shots.display());
     stdout
+}
+
+/// html-validate's verdict on each file (tests/browser/validate.mjs, its recommended rules):
+/// whether all are valid, and its report, a JSON line a file.
+fn validate(files: &[PathBuf]) -> (bool, String) {
+    let out = Command::new("node").arg(repo_root().join("tests/browser/validate.mjs")).args(files).output().expect("run node");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(report.lines().count(), files.len(), "a verdict a file:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), report)
 }
 
 /// Three releases: the oldest live in prod, the next live in staging and waiting for prod's
@@ -118,6 +128,53 @@ fn an_exported_site_loads_in_the_browser_without_an_error() {
     assert!(release.contains("✓ valid") && release.contains("✗ not counted"), "{release}");
     assert!(!release.contains("review and decide"), "an export decides nothing: {release}");
     assert!(pages[3]["text"].as_str().unwrap().contains("✓ intact"), "{seen}");
+}
+
+#[test]
+fn every_kind_of_page_is_valid_html_by_an_independent_validator() {
+    let (p, [_, waiting, _]) = three_releases();
+    p.ferry("viewer", &["ui", "pipeline.yaml", "--export", "site"]).expect(0);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(p.path("site"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|e| e == "html"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 6, "index, pipeline, audit and a page a release: {files:?}");
+    // The pages only the live server shows: the decision form, what it says after a decision
+    // that was refused and one that was recorded, a filtered audit log, and its short answers.
+    let ui = Ui::start_as(&p, "alice");
+    let decide = format!("/p/shop/r/{waiting}/s/prod");
+    let (_, form) = ui.fetch("GET", &decide, "");
+    let csrf = csrf_of(&form);
+    let live = [
+        ("pipeline", 200, ui.fetch("GET", "/p/shop", "")),
+        ("release", 200, ui.fetch("GET", &format!("/p/shop/r/{waiting}"), "")),
+        ("decide", 200, (200, form.clone())),
+        ("not-recorded", 422, ui.fetch("POST", &decide, &format!("csrf={csrf}&verdict=approve&confirm=staging"))),
+        ("recorded", 200, ui.fetch("POST", &decide, &format!("csrf={csrf}&verdict=approve&confirm=prod&comment=ok"))),
+        ("audit-filtered", 200, ui.fetch("GET", "/p/shop/audit?actor=alice&kind=approved", "")),
+        ("not-found", 404, ui.fetch("GET", "/p/shop/r/r0000000000000000", "")),
+        ("refused", 403, ui.fetch("POST", &decide, "verdict=approve&confirm=prod")),
+    ];
+    for (name, want, (status, body)) in live {
+        assert_eq!(status, want, "{name}: {body}");
+        let f = p.path(&format!("site/live-{name}.html"));
+        std::fs::write(&f, body).unwrap();
+        files.push(f);
+    }
+    let (valid, report) = validate(&files);
+    assert!(valid, "html-validate found problems:\n{report}");
+
+    // The validator does refuse what is not valid: an image without its text, a duplicate id.
+    let bad = p.path("bad.html");
+    std::fs::write(
+        &bad,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><title>x</title></head><body><main><h1 id=\"a\">x</h1><p id=\"a\">y</p><img src=\"a.png\"></main></body></html>\n",
+    )
+    .unwrap();
+    let (valid, report) = validate(&[bad]);
+    assert!(!valid && report.contains("no-dup-id") && report.contains("wcag/h37"), "{report}");
 }
 
 #[test]

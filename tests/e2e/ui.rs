@@ -74,6 +74,14 @@ impl Ui {
     fn get(&self, path: &str) -> Answer {
         self.request("GET", path, &format!("{}Cookie: ferry_ui={}\r\n", self.host(), self.token))
     }
+
+    /// What a browser holding the token gets for `method path` (a form `body` for POST): the
+    /// status and the page.
+    pub fn fetch(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let headers = format!("{}Cookie: ferry_ui={}\r\nOrigin: http://127.0.0.1:{}\r\n", self.host(), self.token, self.port);
+        let a = self.send(method, path, &headers, body);
+        (a.status, a.body)
+    }
 }
 
 /// A project with one release live in staging and waiting for prod's two approvals.
@@ -195,7 +203,7 @@ fn a_release_page_shows_digests_the_verified_signature_and_a_forged_approval_as_
 }
 
 /// The CSRF token the decision page's form carries.
-fn csrf_of(page: &str) -> String {
+pub fn csrf_of(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF token in the form:\n{page}")) + 19;
     page[at..].split('"').next().unwrap().to_owned()
 }

@@ -91,7 +91,7 @@ fn filters(v: &AuditView, q: &AuditQuery, links: Links) -> String {
     for (name, value) in [("release", &q.release), ("stage", &q.stage), ("actor", &q.actor)] {
         let _ = writeln!(
             h,
-            "<p><label for=\"f-{name}\">{name}</label><br><input id=\"f-{name}\" name=\"{name}\" value=\"{}\"></p>",
+            "<p><label for=\"f-{name}\">{name}</label><br><input type=\"text\" id=\"f-{name}\" name=\"{name}\" value=\"{}\"></p>",
             esc(value)
         );
     }

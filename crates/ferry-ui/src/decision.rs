@@ -160,7 +160,7 @@ pub fn page(a: &Asking, csrf: &str) -> String {
             if s.critical {
                 let _ = writeln!(
                     h,
-                    "<p><label for=\"confirm\"><strong>{0}</strong> is a protected stage: type its name to confirm</label><br><input id=\"confirm\" name=\"confirm\" required autocomplete=\"off\" spellcheck=\"false\" pattern=\"{0}\"></p>",
+                    "<p><label for=\"confirm\"><strong>{0}</strong> is a protected stage: type its name to confirm</label><br><input type=\"text\" id=\"confirm\" name=\"confirm\" required autocomplete=\"off\" spellcheck=\"false\" pattern=\"{0}\"></p>",
                     esc(s.stage.as_str())
                 );
             }

@@ -32,7 +32,7 @@ pub fn page(title: &str, trail: &[(String, Option<String>)], main: &str, refresh
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{} — ferry</title>\n<link rel=\"stylesheet\" href=\"{assets}/ui.css\">\n<link rel=\"icon\" href=\"{assets}/icon.svg\" type=\"image/svg+xml\">\n</head>\n<body>\n<header><nav aria-label=\"Breadcrumb\"><ol>",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{} — ferry</title>\n<link rel=\"stylesheet\" href=\"{assets}/ui.css\">\n<link rel=\"icon\" href=\"{assets}/icon.svg\" type=\"image/svg+xml\">\n</head>\n<body>\n<header><nav aria-label=\"Breadcrumb\"><ol>",
         esc(title)
     );
     for (label, href) in trail {
