@@ -352,7 +352,9 @@ fn build_staging_prod_across_six_accounts_with_kms_signing_and_two_assumed_role_
     assert!(verified["events"].as_u64().unwrap() > 20);
     // A KMS-signed checkpoint after each command that decided something: the build, four
     // promotions and three decisions (the builder's refused one included).
-    assert_eq!(verified["checkpoints"], serde_json::json!({"count": 8, "verified": true}));
+    let cps = &verified["checkpoints"];
+    assert_eq!((cps["count"].as_u64(), cps["verified"].as_bool()), (Some(8), Some(true)), "{cps}");
+    assert_eq!(cps["newest"]["seq"], verified["events"], "the last promotion's checkpoint vouches for the whole log: {cps}");
     assert_eq!(verified["evidence"]["problems"], serde_json::json!([]));
     let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
     let approvers: Vec<&str> =

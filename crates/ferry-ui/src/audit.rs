@@ -73,10 +73,15 @@ fn verdict(v: &AuditView) -> String {
             );
         }
     }
-    let checked = if r.checkpoints.verified {
-        format!("{} signed checkpoints, each verified with the pipeline's pinned key", r.checkpoints.count)
-    } else {
-        format!("{} signed checkpoints, not checked", r.checkpoints.count)
+    let checked = match (&r.checkpoints.newest, r.checkpoints.verified) {
+        (Some(c), true) => format!(
+            "{} signed checkpoints, each verified with the pipeline's pinned key; the newest vouches for events #1–#{}, signed {}",
+            r.checkpoints.count,
+            c.seq,
+            esc(&c.at.to_string())
+        ),
+        (None, true) => format!("{} signed checkpoints, each verified with the pipeline's pinned key", r.checkpoints.count),
+        (_, false) => format!("{} signed checkpoints, not checked", r.checkpoints.count),
     };
     let _ = writeln!(h, "<p>{checked}. <span class=\"muted\">Kept at <code>{}</code>.</span></p>", esc(&v.location));
     h

@@ -120,7 +120,8 @@ pub fn audit_verify(home: &Home, pipeline: Option<&Path>) -> Result<Report, Fail
     }
     let head = report.head.as_ref().map(ToString::to_string).unwrap_or_else(|| "(empty)".into());
     let cps = if report.checkpoints.verified {
-        format!("{n} signed checkpoints verified")
+        let newest = report.checkpoints.newest.as_ref().map(|c| format!(" (the newest vouches for events 1..={} as of {})", c.seq, c.at));
+        format!("{n} signed checkpoints verified{}", newest.unwrap_or_default())
     } else {
         format!("{n} signed checkpoints not checked (pass --pipeline to check them with its pinned key)")
     };

@@ -40,6 +40,9 @@ pub struct CheckpointCount {
     pub count: u64,
     /// Whether they were checked (with the pipeline's pinned key).
     pub verified: bool,
+    /// The newest checkpoint that verified (the furthest position of the log a signature
+    /// vouches for); `None` when none was checked.
+    pub newest: Option<super::Checkpoint>,
 }
 
 /// One run of consecutive positions, checked on its own.

@@ -30,23 +30,29 @@ pub fn checkpoint(last: &Tail, signer: &dyn crate::attestation::Signer, at: Time
 
 /// Checks the checkpoint stored for position `seq`: it must verify with `key` and name an
 /// event that is still there (`hash_at`, the hash the log holds at `seq`) with the same hash.
-pub fn check_checkpoint(seq: u64, envelope: &[u8], key: &crate::keys::PublicKey, hash_at: Option<&Sha256Digest>) -> Option<ChainProblem> {
+/// Returns what it vouches for.
+pub fn check_checkpoint(
+    seq: u64,
+    envelope: &[u8],
+    key: &crate::keys::PublicKey,
+    hash_at: Option<&Sha256Digest>,
+) -> std::result::Result<Checkpoint, ChainProblem> {
     let verified = crate::attestation::Envelope::from_bytes(envelope)
         .and_then(|env| env.verify_payload(key, CHECKPOINT_TYPE))
         .and_then(|v| serde_json::from_value::<Checkpoint>(v).map_err(|e| Error::verification(format!("malformed checkpoint: {e}"))));
     let c = match verified {
         Ok(c) if c.seq == seq => c,
-        Ok(c) => return Some(ChainProblem { seq, problem: format!("the checkpoint stored at {seq} is for event {}", c.seq) }),
-        Err(e) => return Some(ChainProblem { seq, problem: format!("checkpoint at event {seq} does not verify: {}", e.message) }),
+        Ok(c) => return Err(ChainProblem { seq, problem: format!("the checkpoint stored at {seq} is for event {}", c.seq) }),
+        Err(e) => return Err(ChainProblem { seq, problem: format!("checkpoint at event {seq} does not verify: {}", e.message) }),
     };
     match hash_at {
-        None => Some(ChainProblem {
+        None => Err(ChainProblem {
             seq,
             problem: format!("a signed checkpoint says the log had {seq} events; event {seq} is gone: the log was truncated"),
         }),
         Some(h) if h != &c.head => {
-            Some(ChainProblem { seq, problem: format!("event {seq} differs from the signed checkpoint: the log was rewritten") })
+            Err(ChainProblem { seq, problem: format!("event {seq} differs from the signed checkpoint: the log was rewritten") })
         }
-        Some(_) => None,
+        Some(_) => Ok(c),
     }
 }

@@ -259,9 +259,8 @@ pub fn verify(files: &Files) -> Result<BundleReport> {
     match (index.checkpoint, files.get("checkpoint.dsse.json")) {
         (Some(seq), Some(envelope)) => {
             let hash = run.hashes.iter().find(|(s, _)| *s == seq).map(|(_, h)| h.clone());
-            let checked = super::any_key(&keys, |k| match crate::audit::check_checkpoint(seq, envelope, k, hash.as_ref()) {
-                None => Ok(()),
-                Some(p) => Err(Error::verification(p.problem)),
+            let checked = super::any_key(&keys, |k| {
+                crate::audit::check_checkpoint(seq, envelope, k, hash.as_ref()).map(|_| ()).map_err(|p| Error::verification(p.problem))
             });
             if let Err(e) = checked {
                 problems.push(e.message);

@@ -173,7 +173,7 @@ impl Audit {
             .into_iter()
             .filter_map(|k| k.strip_prefix("checkpoints/")?.strip_suffix(".dsse.json")?.parse().ok().map(|s| (s, k.clone())))
             .collect();
-        let count = CheckpointCount { count: checkpoints.len() as u64, verified: key.is_some() };
+        let count = CheckpointCount { count: checkpoints.len() as u64, verified: key.is_some(), newest: None };
         let mut report = AuditReport { events: 0, head: None, first_bad: None, checkpoints: count, sealed_segments: 0, unsealed_events: 0 };
         let Some(layout) = self.layout(false)? else { return Ok(report) };
         let k = layout.segment_size;
@@ -220,9 +220,14 @@ impl Audit {
                 let envelopes = with_retries(self.clock.as_ref(), || self.objects.get_many(&keys))?;
                 for ((seq, _), env) in batch.iter().zip(envelopes) {
                     let bytes = env.map(|o| o.bytes).unwrap_or_default();
-                    if let Some(p) = check_checkpoint(*seq, &bytes, key, hashes.get(seq)) {
-                        report.first_bad = Some(p);
-                        return Ok(report);
+                    match check_checkpoint(*seq, &bytes, key, hashes.get(seq)) {
+                        Ok(c) if report.checkpoints.newest.as_ref().is_none_or(|n| n.seq < c.seq) => report.checkpoints.newest = Some(c),
+                        Ok(_) => {}
+                        Err(p) => {
+                            report.first_bad = Some(p);
+                            report.checkpoints.newest = None;
+                            return Ok(report);
+                        }
                     }
                 }
             }
