@@ -94,6 +94,11 @@ async function decide(browser) {
   await board.goto(new URL('/p/shop', env('FERRY_UI_ALICE')).href);
   assert.match(await card(board, 'prod').innerText(), /1 of 2 approvals \(alice\)/);
   await board.evaluate(() => { window.ferryNotReloaded = true; });
+  // …and the release's page, in another tab.
+  const detail = watch(await alice.newPage(), 'alice release');
+  await detail.goto(new URL(`/p/shop/r/${ids.waiting}`, env('FERRY_UI_ALICE')).href);
+  assert.match(await detail.getByRole('row', { name: /^prod/ }).innerText(), /1 of 2 approvals \(alice\)/);
+  await detail.evaluate(() => { window.ferryNotReloaded = true; });
 
   const bob = await browser.newContext({ viewport: { width: 390, height: 844 } });
   const bobPage = watch(await bob.newPage(), 'bob');
@@ -105,13 +110,18 @@ async function decide(browser) {
   assert.match(await bobPage.locator('main').innerText(), /Approvals: approved by alice, bob/);
   await shoot(bobPage, 'approved-by-bob-phone');
 
-  // Alice's page turns to "approved" by itself.
+  // Alice's pages turn to "approved" by themselves.
   await card(board, 'prod').locator('.state', { hasText: /^approved$/ }).waitFor({ timeout: 20000 });
   assert.equal(await board.evaluate(() => window.ferryNotReloaded), true, 'the page was reloaded rather than updated');
   assert.match(await card(board, 'prod').innerText(), /approved by alice, bob/);
   const live = await board.getByRole('row', { name: new RegExp(`^${ids.prod}`) }).innerText();
   assert.doesNotMatch(live, /carries it on/, `a release already deployed is not waiting: ${live}`);
   await shoot(board, 'pipeline-approved');
+  const prodNow = detail.getByRole('row', { name: /^prod/ });
+  await prodNow.locator('.state', { hasText: /^approved$/ }).waitFor({ timeout: 20000 });
+  assert.equal(await detail.evaluate(() => window.ferryNotReloaded), true, 'the release page was reloaded rather than updated');
+  assert.match(await prodNow.innerText(), /approved by alice, bob/);
+  await shoot(detail, 'release-approved');
 
   // The audit page: the chain verified, alice's approval found by filtering.
   await board.getByRole('link', { name: 'Audit log' }).click();

@@ -162,6 +162,8 @@ fn the_pages_export_as_static_files_with_relative_links() {
     assert!(page.contains(&format!("<a class=\"id\" href=\"p-shop-{id}.html\">{id}</a>")) && page.contains("0 of 2 approvals"), "{page}");
     assert!(page.contains("<link rel=\"stylesheet\" href=\"assets/ui.css\">") && !page.contains("live.js"), "static: no refresh");
     assert!(p.path("site/assets/ui.css").is_file());
+    let release = std::fs::read_to_string(p.path(&format!("site/p-shop-{id}.html"))).unwrap();
+    assert!(release.contains("<main>") && !release.contains("live.js"), "static: no refresh");
     // Never over an existing directory.
     let again = p.ferry("viewer", &["ui", "pipeline.yaml", "--export", "site"]).expect(2);
     assert!(again.stderr.contains("`site` already exists"), "{}", again.stderr);
@@ -198,6 +200,10 @@ fn a_release_page_shows_digests_the_verified_signature_and_a_forged_approval_as_
         r.body
     );
     assert!(r.body.contains("<code>approval_pending</code> in <strong>prod</strong> by deployer"), "the audit timeline:\n{}", r.body);
+    // Like the pipeline's page, it refreshes in place (an approver waits on it).
+    assert!(r.body.contains(&format!("<main id=\"live\" data-refresh=\"/p/shop/r/{id}?part=main\"")), "{}", r.body);
+    let part = ui.get(&format!("/p/shop/r/{id}?part=main"));
+    assert!(part.body.starts_with("<h1>Release") && part.body.contains("0 of 2 approvals"), "{}", part.body);
     assert_eq!(ui.get("/p/shop/r/r0000000000000000").status, 404);
     assert_eq!(ui.get("/p/shop/r/not-an-id").status, 404);
 }
@@ -278,7 +284,13 @@ fn the_audit_page_proves_the_chain_and_filters_events_by_release_stage_actor_and
     assert_eq!(all.status, 200, "{}", all.body);
     let n = p.audit_events().len();
     assert!(all.body.contains(&format!("✓ intact</span> {n} events, every one hashed and linked")), "{}", all.body);
-    assert!(all.body.contains("signed checkpoints, each verified with the pipeline's pinned key"), "{}", all.body);
+    assert!(
+        all.body.contains(&format!(
+            "signed checkpoints, each verified with the pipeline's pinned key; the newest vouches for events #1–#{n}, signed "
+        )),
+        "{}",
+        all.body
+    );
     assert!(all.body.contains(&format!("<caption>{n} of {n} events, newest first</caption>")), "{}", all.body);
     assert!(all.body.contains("<option>approval_pending</option>"), "the kinds the log holds: {}", all.body);
 

@@ -70,9 +70,10 @@ impl Links {
     pub fn decide(self, name: &str, id: &str, stage: &str) -> Option<String> {
         (self == Links::Live).then(|| format!("/p/{name}/r/{id}/s/{stage}"))
     }
-    /// The part of a pipeline's page that refreshes in place (live only).
-    pub fn refresh(self, name: &str) -> Option<String> {
-        (self == Links::Live).then(|| format!("/p/{name}?part=main"))
+    /// The part of a page at `page` (a pipeline's or a release's) that refreshes in place
+    /// (live only).
+    pub fn refresh(self, page: &str) -> Option<String> {
+        (self == Links::Live).then(|| format!("{page}?part=main"))
     }
     pub fn assets(self) -> &'static str {
         match self {
@@ -111,7 +112,7 @@ pub fn index(pipelines: &[Listed], links: Links) -> String {
 pub fn pipeline(view: &View, links: Links) -> String {
     let name = view.pipeline.name.to_string();
     let trail = [("ferry".to_owned(), Some(links.index())), (name.clone(), None)];
-    crate::html::page(&name, &trail, &pipeline_main(view, links), links.refresh(&name).as_deref(), links.assets())
+    crate::html::page(&name, &trail, &pipeline_main(view, links), links.refresh(&links.pipeline(&name)).as_deref(), links.assets())
 }
 
 /// A release id linking to its page.

@@ -45,10 +45,12 @@ pub fn page(p: &Pipeline, d: &ReleaseDetail, links: Links) -> String {
     let name = p.name.to_string();
     let id = d.release.to_string();
     let trail = [("ferry".to_owned(), Some(links.index())), (name.clone(), Some(links.pipeline(&name))), (id.clone(), None)];
-    crate::html::page(&format!("{id} of {name}"), &trail, &main(p, d, links), None, links.assets())
+    let refresh = links.refresh(&links.release(&name, &id));
+    crate::html::page(&format!("{id} of {name}"), &trail, &main(p, d, links), refresh.as_deref(), links.assets())
 }
 
-fn main(p: &Pipeline, d: &ReleaseDetail, links: Links) -> String {
+/// The part of a release's page that refreshes in place: everything below the trail.
+pub fn main(p: &Pipeline, d: &ReleaseDetail, links: Links) -> String {
     let mut h = String::new();
     let _ = writeln!(h, "<h1>Release <span class=\"id\">{}</span></h1>", esc(d.release.as_str()));
     let _ = writeln!(h, "<p>signature and digests: {}</p>", check(&d.verification));

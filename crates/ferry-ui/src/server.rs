@@ -259,9 +259,12 @@ fn route(req: &Request, board: &mut dyn Board, csrf: &str) -> Response {
         [name, "r", id, "s", stage] if !name.is_empty() => {
             board.asking(name, id, stage).map(|a| a.map(|a| Response::html(200, crate::decision::page(&a, csrf))))
         }
-        [name, "r", id] if !name.is_empty() && !id.is_empty() => {
-            board.release(name, id).map(|r| r.map(|r| Response::html(200, crate::release::page(&r.pipeline, &r.detail, Links::Live))))
-        }
+        [name, "r", id] if !name.is_empty() && !id.is_empty() => board.release(name, id).map(|r| {
+            r.map(|r| match req.query("part") {
+                Some("main") => Response::html(200, crate::release::main(&r.pipeline, &r.detail, Links::Live)),
+                _ => Response::html(200, crate::release::page(&r.pipeline, &r.detail, Links::Live)),
+            })
+        }),
         [name, "audit"] if !name.is_empty() => {
             let q = crate::audit::AuditQuery::from_fields(&req.query_fields());
             board.audit(name).map(|a| a.map(|a| Response::html(200, crate::audit::page(&a, &q, Links::Live))))
