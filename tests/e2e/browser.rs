@@ -178,23 +178,18 @@ fn every_kind_of_page_is_valid_html_by_an_independent_validator() {
 }
 
 #[test]
-fn the_pipeline_page_renders_against_the_aws_backend() {
+fn the_pipeline_page_renders_against_the_aws_backend_and_an_approver_approves_from_it_through_her_own_session() {
     use crate::aws::{AwsWorld, TOOLING};
-    use std::io::BufRead as _;
     let w = AwsWorld::new();
     w.write_project("");
     let ci = w.role(TOOLING, "ci", "github-run-1");
     let id = w.at_prod_gate(&ci);
-    // Alice's own session: the pages read through it, and she would sign as herself.
+    // Alice's own session: the pages read through it, and she signs as herself.
     let alice = w.role(TOOLING, "release-approvers", "alice");
-    let mut child = w.command(&alice, &["ui", "pipeline.yaml"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("ferry ui: open ").unwrap_or_else(|| panic!("no address printed: {line:?}")).to_owned();
-    let root = url.split("/?token=").next().unwrap().to_owned();
-    let seen = browser("aws", &["look", &url, &format!("{root}/p/shop"), &format!("{root}/p/shop/r/{id}/s/prod")], &[]);
-    let _ = child.kill();
-    let _ = child.wait();
+    let ui = Ui::attach(w.command(&alice, &["ui", "pipeline.yaml"]));
+    let root = ui.url.split("/?token=").next().unwrap().to_owned();
+    let decide = format!("/p/shop/r/{id}/s/prod");
+    let seen = browser("aws", &["look", &ui.url, &format!("{root}/p/shop"), &format!("{root}{decide}")], &[]);
     let pages: Vec<serde_json::Value> = seen.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let text = |i: usize| pages[i]["text"].as_str().unwrap().to_owned();
     assert!(text(0).contains("shop (aws backend"), "{seen}");
@@ -207,4 +202,25 @@ fn the_pipeline_page_renders_against_the_aws_backend() {
         deciding.contains(&format!("You are arn:aws:sts::{TOOLING}:assumed-role/release-approvers/alice, deciding as approver alice")),
         "{deciding}"
     );
+
+    // Approving from the page records, through her session and with her own key, the
+    // record `ferry approve` writes; bob's from the command line completes it.
+    let (_, form) = ui.fetch("GET", &decide, "");
+    let (status, done) = ui.fetch("POST", &decide, &format!("csrf={}&verdict=approve&comment=from+the+page", csrf_of(&form)));
+    assert_eq!(status, 200, "{done}");
+    assert!(done.contains("1 of 2 approvals so far (alice)"), "{done}");
+    let bob = w.role(TOOLING, "release-approvers", "bob");
+    let second = w.ferry(&bob, &["approve", "pipeline.yaml", "--release", &id, "--stage", "prod", "--yes"]).expect(0);
+    assert!(second.stdout.contains("approvals complete"), "{}", second.stdout);
+    w.ferry(&ci, &["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(0);
+    let shown = w.ferry(&ci, &["audit", "show", "--pipeline", "pipeline.yaml", "--output", "json"]).expect(0).json();
+    let approved: Vec<&serde_json::Value> = shown["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "approved").collect();
+    assert_eq!(approved.len(), 2, "{approved:?}");
+    let first = approved[0];
+    assert_eq!(first["actor"].as_str(), Some(format!("arn:aws:sts::{TOOLING}:assumed-role/release-approvers/alice").as_str()), "{first}");
+    assert_eq!((first["details"]["approver"].as_str(), first["details"]["comment"].as_str()), (Some("alice"), Some("from the page")));
+    assert_eq!(approved[1]["details"]["approver"].as_str(), Some("bob"), "{approved:?}");
+    // The two were signed with the approvers' own keys, not one shared key.
+    assert_ne!(approved[0]["details"]["keyid"], approved[1]["details"]["keyid"], "{approved:?}");
+    w.ferry(&ci, &["audit", "verify", "--pipeline", "pipeline.yaml"]).expect(0);
 }

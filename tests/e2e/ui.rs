@@ -37,7 +37,12 @@ impl Ui {
 
     /// `ferry ui` as `actor` (an approver decides as themselves).
     pub fn start_as(p: &Project, actor: &str) -> Ui {
-        let mut child = p.command(actor, &["ui", "pipeline.yaml"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        Ui::attach(p.command(actor, &["ui", "pipeline.yaml"]))
+    }
+
+    /// Starts `ferry ui` as `command` says (a backend, an identity) and reads its address.
+    pub fn attach(mut command: std::process::Command) -> Ui {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url = line.trim().strip_prefix("ferry ui: open ").unwrap_or_else(|| panic!("no address printed: {line:?}")).to_owned();
