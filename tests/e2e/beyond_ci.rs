@@ -161,3 +161,59 @@ fn only_the_trust_admin_publishes_a_trust_root_and_ci_can_neither_overwrite_it_n
     std::fs::write(e.dir.path().join("pipeline.yaml"), honest).unwrap();
     e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
 }
+
+#[test]
+fn from_the_web_view_only_the_approver_session_signs_with_her_kms_key_even_where_ci_claims_her_identity() {
+    let e = Enforced::new(false);
+    approved_by_alice(&e, "");
+    // CI controls the pipeline file in its own checkout: it adds its identity to alice's
+    // there (alice's checkout keeps the reviewed file).
+    // (The set-up's users live in moto's default account.)
+    let ci_arn = "arn:aws:iam::123456789012:user/ci";
+    let yaml = std::fs::read_to_string(e.dir.path().join("pipeline.yaml"))
+        .unwrap()
+        .replace("assumed-role/release-approvers/alice\"]", &format!("assumed-role/release-approvers/alice\", \"{ci_arn}\"]"));
+    std::fs::write(e.dir.path().join("ci.yaml"), yaml).unwrap();
+    let id = e.ferry(&["build", "pipeline.yaml", "--output", "json"]).expect(0).json()["release"].as_str().unwrap().to_owned();
+    e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "staging"]).expect(0);
+    e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(3);
+    let decide = format!("/p/shop/r/{id}/s/prod");
+
+    // CI's own `ferry ui` offers it alice's form; submitting it cannot sign with her key.
+    let ci_ui = crate::ui::Ui::attach(e.command_with(&e.env, &["ui", "ci.yaml"]));
+    let (status, form) = ci_ui.fetch("GET", &decide, "");
+    assert_eq!(status, 200, "{form}");
+    assert!(form.contains(&format!("You are <strong>{ci_arn}</strong>, deciding as approver <strong>alice</strong>")), "{form}");
+    let body = format!("csrf={}&verdict=approve&comment=ci", crate::ui::csrf_of(&form));
+    let (status, refused) = ci_ui.fetch("POST", &decide, &body);
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.contains("access denied") && refused.contains("kms:"), "{refused}");
+    drop(ci_ui);
+    let log = e.ferry(&["audit", "show", "--pipeline", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
+    let events = log["events"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["kind"] == "approval_refused" && e["details"]["approver"] == "alice"), "{events:?}");
+    assert!(!events.iter().any(|e| e["kind"] == "approved"), "{events:?}");
+
+    // Alice's `ferry ui`, in her own session, signs the same form with her KMS key.
+    let alice = as_identity(&e, &e.setup["alice_session"]);
+    let her_ui = crate::ui::Ui::attach(e.command_with(&alice, &["ui", "pipeline.yaml"]));
+    let (_, form) = her_ui.fetch("GET", &decide, "");
+    let (status, done) =
+        her_ui.fetch("POST", &decide, &format!("csrf={}&verdict=approve&comment=from+the+page", crate::ui::csrf_of(&form)));
+    assert_eq!(status, 200, "{done}");
+    drop(her_ui);
+    // The gate passes on her signature (the deploy then stops at prod's role, which the
+    // orchestrator may not assume in this world).
+    e.ferry(&["promote", "pipeline.yaml", "--release", &id, "--to", "prod"]).expect(1);
+    let log = e.ferry(&["audit", "show", "--pipeline", "pipeline.yaml", "--release", &id, "--output", "json"]).expect(0).json();
+    let events = log["events"].as_array().unwrap();
+    let approved: Vec<_> = events.iter().filter(|e| e["kind"] == "approved").collect();
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert_eq!(approved[0]["details"]["comment"], "from the page");
+    assert_eq!(
+        approved[0]["details"]["keyid"],
+        ferry_core::keys::PublicKey::from_spki_der(&base64_decode(e.setup["alice_public_key_der"].as_str().unwrap())).unwrap().keyid()
+    );
+    let gate = events.iter().rfind(|e| e["kind"] == "gate_passed" && e["details"]["gate"] == "approval").cloned();
+    assert_eq!(gate.expect("the approval gate passed")["details"]["approved_by"], serde_json::json!(["alice"]));
+}

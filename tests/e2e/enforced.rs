@@ -78,12 +78,18 @@ audit: {{account: security, bucket: {audit}, prefix: shop}}
 
     /// `ferry ARGS` with `env` (another identity's credentials) instead of CI's.
     pub(crate) fn ferry_with(&self, env: &BTreeMap<String, String>, args: &[&str]) -> Run {
+        self.command_with(env, args).output().unwrap().into()
+    }
+
+    /// The command `ferry_with` runs, for one that keeps running (`ferry ui`).
+    pub(crate) fn command_with(&self, env: &BTreeMap<String, String>, args: &[&str]) -> std::process::Command {
         let mut c = std::process::Command::new(FERRY);
         c.args(args).current_dir(self.dir.path()).env("FERRY_HOME", self.dir.path().join("home")).env("FERRY_LOG", "warn");
         for v in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "FERRY_ACTOR", "FERRY_OUTPUT"] {
             c.env_remove(v);
         }
-        c.envs(env).output().unwrap().into()
+        c.envs(env);
+        c
     }
 
     /// Keys in the store bucket, read with the (unrestricted) setup identity after switching
