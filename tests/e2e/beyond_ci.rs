@@ -8,6 +8,7 @@ use aws_credential_types::Credentials;
 
 use crate::aws::{ARTIFACTS, DEV, SECURITY, STAGING, TOOLING};
 use crate::enforced::{Enforced, base64_decode};
+use crate::ui::{Ui, csrf_of};
 
 /// `config` with static credentials.
 pub(crate) fn with_creds(config: &SdkConfig, id: &str, secret: &str, token: Option<String>) -> SdkConfig {
@@ -166,9 +167,9 @@ fn only_the_trust_admin_publishes_a_trust_root_and_ci_can_neither_overwrite_it_n
 fn from_the_web_view_only_the_approver_session_signs_with_her_kms_key_even_where_ci_claims_her_identity() {
     let e = Enforced::new(false);
     approved_by_alice(&e, "");
-    // CI controls the pipeline file in its own checkout: it adds its identity to alice's
-    // there (alice's checkout keeps the reviewed file).
-    // (The set-up's users live in moto's default account.)
+    // CI controls the pipeline file in its own checkout: it adds its identity (a user of
+    // moto's default account, as the set-up makes it) to alice's there; alice's checkout
+    // keeps the reviewed file.
     let ci_arn = "arn:aws:iam::123456789012:user/ci";
     let yaml = std::fs::read_to_string(e.dir.path().join("pipeline.yaml"))
         .unwrap()
@@ -180,11 +181,11 @@ fn from_the_web_view_only_the_approver_session_signs_with_her_kms_key_even_where
     let decide = format!("/p/shop/r/{id}/s/prod");
 
     // CI's own `ferry ui` offers it alice's form; submitting it cannot sign with her key.
-    let ci_ui = crate::ui::Ui::attach(e.command_with(&e.env, &["ui", "ci.yaml"]));
+    let ci_ui = Ui::attach(e.command_with(&e.env, &["ui", "ci.yaml"]));
     let (status, form) = ci_ui.fetch("GET", &decide, "");
     assert_eq!(status, 200, "{form}");
     assert!(form.contains(&format!("You are <strong>{ci_arn}</strong>, deciding as approver <strong>alice</strong>")), "{form}");
-    let body = format!("csrf={}&verdict=approve&comment=ci", crate::ui::csrf_of(&form));
+    let body = format!("csrf={}&verdict=approve&comment=ci", csrf_of(&form));
     let (status, refused) = ci_ui.fetch("POST", &decide, &body);
     assert_eq!(status, 422, "{refused}");
     assert!(refused.contains("access denied") && refused.contains("kms:"), "{refused}");
@@ -196,10 +197,9 @@ fn from_the_web_view_only_the_approver_session_signs_with_her_kms_key_even_where
 
     // Alice's `ferry ui`, in her own session, signs the same form with her KMS key.
     let alice = as_identity(&e, &e.setup["alice_session"]);
-    let her_ui = crate::ui::Ui::attach(e.command_with(&alice, &["ui", "pipeline.yaml"]));
+    let her_ui = Ui::attach(e.command_with(&alice, &["ui", "pipeline.yaml"]));
     let (_, form) = her_ui.fetch("GET", &decide, "");
-    let (status, done) =
-        her_ui.fetch("POST", &decide, &format!("csrf={}&verdict=approve&comment=from+the+page", crate::ui::csrf_of(&form)));
+    let (status, done) = her_ui.fetch("POST", &decide, &format!("csrf={}&verdict=approve&comment=from+the+page", csrf_of(&form)));
     assert_eq!(status, 200, "{done}");
     drop(her_ui);
     // The gate passes on her signature (the deploy then stops at prod's role, which the

@@ -150,7 +150,7 @@ fn every_kind_of_page_is_valid_html_by_an_independent_validator() {
     let live = [
         ("pipeline", 200, ui.fetch("GET", "/p/shop", "")),
         ("release", 200, ui.fetch("GET", &format!("/p/shop/r/{waiting}"), "")),
-        ("decide", 200, (200, form.clone())),
+        ("decide", 200, (200, form)),
         ("not-recorded", 422, ui.fetch("POST", &decide, &format!("csrf={csrf}&verdict=approve&confirm=staging"))),
         ("recorded", 200, ui.fetch("POST", &decide, &format!("csrf={csrf}&verdict=approve&confirm=prod&comment=ok"))),
         ("audit-filtered", 200, ui.fetch("GET", "/p/shop/audit?actor=alice&kind=approved", "")),
